@@ -1,0 +1,62 @@
+//! The response body type every answer uses, on both the project path and the platform path.
+//!
+//! A closed enum rather than a boxed body: a mock answer is a `Bytes` handed to hyper as is,
+//! with no allocation for the body wrapper. Platform answers (axum) keep axum's own body.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+
+/// A response body: whole bytes (the hot path), nothing, or a platform (axum) body.
+pub enum Body {
+    /// The whole body in one buffer; `None` once it has been sent.
+    Full(Option<Bytes>),
+    /// A body from the platform API.
+    Axum(axum::body::Body),
+}
+
+impl Body {
+    pub fn full(bytes: Bytes) -> Self {
+        if bytes.is_empty() {
+            Body::Full(None)
+        } else {
+            Body::Full(Some(bytes))
+        }
+    }
+
+    pub fn empty() -> Self {
+        Body::Full(None)
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Axum(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(bytes) => bytes.is_none(),
+            Body::Axum(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Body::Full(None) => SizeHint::with_exact(0),
+            Body::Axum(body) => body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! The one table of error codes, and the one place an error becomes an HTTP answer.
+//!
+//! Every error Switchyard sends is `{"error": {"code", "message", "request_id"}}` (plus
+//! `details` for validation failures). Each layer has its own `thiserror` enum and maps into
+//! an [`ApiError`]; the JSON body is written only by [`render`], at the edge, where the
+//! request id is known. `docs/errors.md` lists the same rows as [`Code::ALL`], and a test
+//! checks that the two agree. A released code never changes meaning.
+
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::Body;
+
+macro_rules! codes {
+    ($($variant:ident => ($name:literal, $status:ident, $meaning:literal),)*) => {
+        /// Every error code Switchyard answers with: its name, HTTP status and meaning.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code { $($variant,)* }
+
+        impl Code {
+            /// All codes, in the order `docs/errors.md` lists them.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            /// The snake_case string sent in `error.code`.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$variant => $name,)* }
+            }
+
+            /// The HTTP status this code is always sent with.
+            pub fn status(self) -> StatusCode {
+                match self { $(Code::$variant => StatusCode::$status,)* }
+            }
+
+            /// One sentence on what the code means, as documented.
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$variant => $meaning,)* }
+            }
+        }
+    };
+}
+
+codes! {
+    BadRequest => ("bad_request", BAD_REQUEST, "The request is malformed: a bad query string, header or path."),
+    MalformedJson => ("malformed_json", BAD_REQUEST, "The body is not well-formed JSON (or form data)."),
+    Unauthorized => ("unauthorized", UNAUTHORIZED, "No valid bearer token was given, or it expired or was revoked."),
+    InvalidCredentials => ("invalid_credentials", UNAUTHORIZED, "Unknown user or wrong password (the same answer for both)."),
+    Forbidden => ("forbidden", FORBIDDEN, "The caller may not touch this resource (not its owner, not an admin)."),
+    RegistrationClosed => ("registration_closed", FORBIDDEN, "This instance does not allow self-registration; an admin must create the account."),
+    NotFound => ("not_found", NOT_FOUND, "No route or resource at this path."),
+    ProjectNotFound => ("project_not_found", NOT_FOUND, "No such project."),
+    EndpointNotFound => ("endpoint_not_found", NOT_FOUND, "No endpoint with this id in the project."),
+    TokenNotFound => ("token_not_found", NOT_FOUND, "No API token with this id belongs to the caller."),
+    MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The path exists but not for this method; `Allow` lists the methods it takes."),
+    UsernameTaken => ("username_taken", CONFLICT, "A user with this name exists."),
+    ProjectExists => ("project_exists", CONFLICT, "The owner already has a project with this name."),
+    RouteConflict => ("route_conflict", CONFLICT, "Another endpoint of the project has the same method and path."),
+    EndpointExists => ("endpoint_exists", CONFLICT, "An endpoint with this id exists in the project."),
+    RevisionMismatch => ("revision_mismatch", PRECONDITION_FAILED, "`If-Match` named a revision that is no longer current."),
+    PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The body is larger than the configured limit."),
+    UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body's content type is not one this route takes."),
+    ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "The body or parameters are well-formed but wrong; `details` names each bad field."),
+    Internal => ("internal", INTERNAL_SERVER_ERROR, "An unexpected failure inside Switchyard; the cause is logged with the request id."),
+    ProjectUnavailable => ("project_unavailable", SERVICE_UNAVAILABLE, "The project's stored definition could not be compiled; fix it through the admin API."),
+    StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store did not answer; the request can be retried."),
+}
+
+/// One bad field of a 422 answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// Where the problem is, as a dotted path into the body (`endpoints[2].path`).
+    pub field: String,
+    /// What is wrong, as a sentence.
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error on its way to becoming an HTTP answer: a code, a message safe to show the
+/// caller, optional field details and headers (such as `Allow`).
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    /// A header the answer must carry, such as `Allow` on a 405 or `WWW-Authenticate`.
+    pub header: Option<Box<(HeaderName, HeaderValue)>>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            header: None,
+        }
+    }
+
+    /// A 422 naming each bad field.
+    pub fn validation(details: Vec<FieldError>) -> Self {
+        let message = match details.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        ApiError {
+            code: Code::ValidationFailed,
+            message,
+            details,
+            header: None,
+        }
+    }
+
+    /// A 500 whose cause is logged here, once, and never shown to the caller.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(Code::Internal, "internal error")
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(Code::NotFound, "no route matches this path")
+    }
+
+    pub fn method_not_allowed(allow: &str) -> Self {
+        let mut error = ApiError::new(
+            Code::MethodNotAllowed,
+            format!("this path takes only {allow}"),
+        );
+        error.header = HeaderValue::from_str(allow)
+            .ok()
+            .map(|v| Box::new((header::ALLOW, v)));
+        error
+    }
+
+    /// A 401 that tells the client to send a bearer token.
+    pub fn unauthorized(code: Code, message: impl Into<String>) -> Self {
+        let mut error = ApiError::new(code, message);
+        error.header = Some(Box::new((
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        )));
+        error
+    }
+
+    /// The error to send for a bare status from a lower layer that wrote no body.
+    pub fn from_status(status: StatusCode) -> Self {
+        let code = match status {
+            StatusCode::BAD_REQUEST => Code::BadRequest,
+            StatusCode::UNAUTHORIZED => Code::Unauthorized,
+            StatusCode::FORBIDDEN => Code::Forbidden,
+            StatusCode::NOT_FOUND => Code::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => Code::ValidationFailed,
+            StatusCode::SERVICE_UNAVAILABLE => Code::StoreUnavailable,
+            _ => Code::Internal,
+        };
+        ApiError::new(
+            code,
+            status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase(),
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+struct Inner<'a> {
+    code: &'static str,
+    message: &'a str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    details: &'a [FieldError],
+}
+
+/// Writes the documented JSON error answer. This is the only function that does.
+pub fn render(error: &ApiError, request_id: &str) -> http::Response<Body> {
+    let envelope = Envelope {
+        error: Inner {
+            code: error.code.as_str(),
+            message: &error.message,
+            request_id,
+            details: &error.details,
+        },
+    };
+    // Serialising plain strings into a Vec cannot fail; the fallback keeps that promise
+    // without a panic path.
+    let bytes = serde_json::to_vec(&envelope).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = http::Response::new(Body::full(Bytes::from(bytes)));
+    *response.status_mut() = error.code.status();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(extra) = &error.header {
+        let (name, value) = &**extra;
+        headers.insert(name.clone(), value.clone());
+    }
+    response
+}
+
+/// Platform handlers return `Err(ApiError)`; axum turns it into a response that carries the
+/// error in its extensions, and the edge (`server`) renders it with the request id.
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let mut response = axum::response::Response::new(axum::body::Body::empty());
+        *response.status_mut() = self.code.status();
+        response.extensions_mut().insert(Pending(self));
+        response
+    }
+}
+
+/// An [`ApiError`] not yet rendered, riding in a response's extensions to the edge.
+#[derive(Debug, Clone)]
+pub struct Pending(pub ApiError);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            let name = code.as_str();
+            assert!(seen.insert(name), "duplicate code {name}");
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name} is not snake_case"
+            );
+            assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn render_writes_the_documented_envelope() {
+        let error = ApiError::validation(vec![FieldError::new("path", "must start with /")]);
+        let response = render(&error, "req-1");
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let Body::Full(Some(bytes)) = response.into_body() else {
+            panic!("error bodies are full");
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["error"]["code"], "validation_failed");
+        assert_eq!(value["error"]["request_id"], "req-1");
+        assert_eq!(value["error"]["details"][0]["field"], "path");
+    }
+}

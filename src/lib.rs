@@ -1,0 +1,23 @@
+//! Switchyard: many small HTTP APIs in one fast binary, changed at runtime.
+//!
+//! Modules in reading order: how a node starts (`cli`, `config`, `server`), how a request
+//! is answered (`routing`, `handlers`, `body`), how a change is made (`platform`, `changes`,
+//! `store`), and the vocabulary all of them share (`model`, `accounts`, `error`).
+//! See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod server;
+
+pub(crate) mod body;
+pub(crate) mod handlers;
+pub(crate) mod routing;
+
+pub(crate) mod changes;
+pub(crate) mod demo;
+pub(crate) mod platform;
+pub mod store;
+
+pub(crate) mod accounts;
+pub mod error;
+pub(crate) mod model;

@@ -1,0 +1,584 @@
+//! Domain types and their validation: users, projects, endpoints and mock responses.
+//!
+//! `model` knows what a valid definition is and nothing of where it is stored or how it is
+//! served: no IO, no HTTP server, no SQL. Definitions arrive as JSON from the admin API (and
+//! later from project folders); [`EndpointSpec::validate`] and friends return every problem as
+//! a [`FieldError`] naming the field, so the caller can answer 422 with all of them at once.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::FieldError;
+use crate::routing::template::Template;
+
+/// Root path segments the platform owns; no user, project or mount may take them.
+pub const RESERVED_NAMES: &[&str] = &[
+    "health", "ready", "stats", "metrics", "docs", "redoc", "auth", "admin", "ui", "api", "static",
+    "assets",
+];
+
+/// The platform's root paths that are not plain names (`/openapi.json`).
+pub const RESERVED_FILES: &[&str] = &["openapi.json", "favicon.ico", "robots.txt"];
+
+/// Is this first path segment one the platform answers itself?
+pub fn is_reserved_root(segment: &str) -> bool {
+    RESERVED_NAMES.contains(&segment) || RESERVED_FILES.contains(&segment)
+}
+
+fn check_name(value: &str, max: usize, what: &str) -> Result<(), String> {
+    if value.is_empty() || value.len() > max {
+        return Err(format!("{what} must be 1 to {max} characters long"));
+    }
+    let mut chars = value.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !first_ok || !rest_ok {
+        return Err(format!(
+            "{what} may use only a-z, 0-9, '_' and '-', and must start with a letter or digit"
+        ));
+    }
+    if RESERVED_NAMES.contains(&value) {
+        return Err(format!("`{value}` is reserved by the platform"));
+    }
+    Ok(())
+}
+
+/// User names: 1–32 characters of `[a-z0-9][a-z0-9_-]*`, not a reserved root name.
+pub fn check_username(value: &str) -> Result<(), String> {
+    check_name(value, 32, "a user name")
+}
+
+/// Project names: 1–64 characters of `[a-z0-9][a-z0-9_-]*`, not a reserved root name.
+pub fn check_project_name(value: &str) -> Result<(), String> {
+    check_name(value, 64, "a project name")
+}
+
+/// Passwords: 8 to 1024 characters (the upper bound keeps hashing cost bounded).
+pub fn check_password(value: &str) -> Result<(), String> {
+    let len = value.chars().count();
+    if !(8..=1024).contains(&len) {
+        return Err("a password must be 8 to 1024 characters long".into());
+    }
+    Ok(())
+}
+
+/// A user's role on the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Role> {
+        match value {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            _ => None,
+        }
+    }
+}
+
+/// A project's mode: `production` hides its generated docs (later issue); routes work alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Development => "development",
+            Mode::Production => "production",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Mode> {
+        match value {
+            "development" => Some(Mode::Development),
+            "production" => Some(Mode::Production),
+            _ => None,
+        }
+    }
+}
+
+/// A project as the node holds it: settings, revision and endpoints, in priority order.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The store's key for the project.
+    pub id: i64,
+    pub owner: String,
+    pub name: String,
+    pub description: String,
+    pub mode: Mode,
+    /// Starts at 1 and grows by one with every committed change.
+    pub revision: i64,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Endpoints in the order they were added; `Arc` so a change copies pointers, not
+    /// definitions.
+    pub endpoints: Vec<Arc<Endpoint>>,
+}
+
+impl Project {
+    /// Where the project is mounted, e.g. `/alice/demo`.
+    pub fn mount(&self) -> String {
+        format!("/{}/{}", self.owner, self.name)
+    }
+
+    /// The key of the route table: the mount without its leading slash.
+    pub fn mount_key(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    pub fn endpoint(&self, id: &str) -> Option<&Arc<Endpoint>> {
+        self.endpoints.iter().find(|e| e.id == id)
+    }
+}
+
+/// A stored endpoint: its id, its validated definition and its parsed path template
+/// (parsed once here, so recompiling a project never parses unchanged paths again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Endpoint {
+    pub id: String,
+    pub spec: EndpointSpec,
+    pub template: Template,
+}
+
+impl Endpoint {
+    /// Pairs a definition with its id, parsing the path.
+    pub fn new(
+        id: String,
+        spec: EndpointSpec,
+    ) -> Result<Endpoint, crate::routing::template::TemplateError> {
+        let template = Template::parse(&spec.path)?;
+        Ok(Endpoint { id, spec, template })
+    }
+}
+
+/// The method an endpoint answers: one HTTP method, or any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodSpec {
+    Any,
+    One(http::Method),
+}
+
+impl MethodSpec {
+    pub fn parse(value: &str) -> Result<MethodSpec, String> {
+        if value.eq_ignore_ascii_case("any") {
+            return Ok(MethodSpec::Any);
+        }
+        let upper = value.to_ascii_uppercase();
+        if upper.is_empty()
+            || upper.len() > 32
+            || !upper
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b == b'-' || b == b'_')
+        {
+            return Err(format!("`{value}` is not an HTTP method (or ANY)"));
+        }
+        http::Method::from_bytes(upper.as_bytes())
+            .map(MethodSpec::One)
+            .map_err(|_| format!("`{value}` is not an HTTP method (or ANY)"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            MethodSpec::Any => "ANY",
+            MethodSpec::One(method) => method.as_str(),
+        }
+    }
+}
+
+impl Serialize for MethodSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MethodSpec {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        MethodSpec::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An endpoint definition as users write it (admin API JSON, later project manifests).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSpec {
+    /// Chosen by the client (stable ids for `push`), or generated when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub method: MethodSpec,
+    pub path: String,
+    pub response: MockSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// A header value, or several for repeatable headers such as `set-cookie`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HeaderValues {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl HeaderValues {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let slice: &[String] = match self {
+            HeaderValues::One(one) => std::slice::from_ref(one),
+            HeaderValues::Many(many) => many,
+        };
+        slice.iter().map(String::as_str)
+    }
+}
+
+/// A mock response: a status, headers and at most one kind of body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockSpec {
+    #[serde(default = "default_status")]
+    pub status: u16,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, HeaderValues>,
+    /// A JSON document sent as `application/json`; `null` is a valid document here.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub json: Option<serde_json::Value>,
+    /// A literal text body, sent as `text/plain; charset=utf-8` unless a header says otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Binary bodies, base64 (standard alphabet), sent as `application/octet-stream`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+    /// Wait this long before answering (at most [`MAX_DELAY_MS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+/// Distinguishes `"json": null` (a null document) from an absent field.
+fn present<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(deserializer).map(Some)
+}
+
+/// The longest `delay_ms` a mock may ask for: five minutes.
+pub const MAX_DELAY_MS: u64 = 300_000;
+/// The most headers one mock response may set.
+pub const MAX_HEADERS: usize = 64;
+/// Headers that frame the connection or the body; hyper sets them, a mock may not.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
+
+/// Endpoint ids chosen by clients: 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn check_endpoint_id(id: &str) -> Result<(), String> {
+    if id.is_empty()
+        || id.len() > 64
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(
+            "an endpoint id must be 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A fresh endpoint id: time-ordered, so listing by id follows creation.
+pub fn new_endpoint_id() -> String {
+    format!("ep_{}", uuid::Uuid::now_v7().simple())
+}
+
+impl EndpointSpec {
+    /// Every problem of this definition, each naming its field under `prefix`
+    /// (`""` for a lone endpoint, `endpoints[3].` inside a project).
+    pub fn validate(&self, prefix: &str) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        let field = |name: &str| format!("{prefix}{name}");
+        if let Some(id) = &self.id
+            && let Err(message) = check_endpoint_id(id)
+        {
+            errors.push(FieldError::new(field("id"), message));
+        }
+        if let Err(error) = Template::parse(&self.path) {
+            errors.push(FieldError::new(field("path"), error.to_string()));
+        }
+        if let Some(summary) = &self.summary
+            && summary.len() > 1024
+        {
+            errors.push(FieldError::new(
+                field("summary"),
+                "must be at most 1024 bytes",
+            ));
+        }
+        if let Some(description) = &self.description
+            && description.len() > 65_536
+        {
+            errors.push(FieldError::new(
+                field("description"),
+                "must be at most 65536 bytes",
+            ));
+        }
+        if self.tags.len() > 32 || self.tags.iter().any(|t| t.is_empty() || t.len() > 64) {
+            errors.push(FieldError::new(
+                field("tags"),
+                "at most 32 tags of 1 to 64 bytes each",
+            ));
+        }
+        self.response
+            .validate(&format!("{prefix}response."), &mut errors);
+        errors
+    }
+}
+
+impl MockSpec {
+    fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
+        let field = |name: &str| format!("{prefix}{name}");
+        if !(200..=599).contains(&self.status) {
+            errors.push(FieldError::new(
+                field("status"),
+                "must be an HTTP status from 200 to 599",
+            ));
+        }
+        let bodies = [
+            self.json.is_some(),
+            self.body.is_some(),
+            self.body_base64.is_some(),
+        ];
+        let has_body = bodies.iter().any(|b| *b);
+        if bodies.iter().filter(|b| **b).count() > 1 {
+            errors.push(FieldError::new(
+                field("body"),
+                "give at most one of `json`, `body` and `body_base64`",
+            ));
+        }
+        if has_body && matches!(self.status, 204 | 304) {
+            errors.push(FieldError::new(
+                field("status"),
+                format!("a {} response cannot have a body", self.status),
+            ));
+        }
+        if let Some(encoded) = &self.body_base64
+            && base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .is_err()
+        {
+            errors.push(FieldError::new(
+                field("body_base64"),
+                "is not valid base64 (standard alphabet, padded)",
+            ));
+        }
+        if self.delay_ms.is_some_and(|d| d > MAX_DELAY_MS) {
+            errors.push(FieldError::new(
+                field("delay_ms"),
+                format!("must be at most {MAX_DELAY_MS}"),
+            ));
+        }
+        let count: usize = self.headers.values().map(|v| v.iter().count()).sum();
+        if count > MAX_HEADERS {
+            errors.push(FieldError::new(
+                field("headers"),
+                format!("at most {MAX_HEADERS} header values"),
+            ));
+        }
+        for (name, values) in &self.headers {
+            let at = field(&format!("headers.{name}"));
+            match http::HeaderName::from_bytes(name.as_bytes()) {
+                Err(_) => errors.push(FieldError::new(at, "is not a valid header name")),
+                Ok(header) if FORBIDDEN_HEADERS.contains(&header.as_str()) => {
+                    errors.push(FieldError::new(
+                        at,
+                        "is set by the server from the body and may not be given",
+                    ))
+                }
+                Ok(_) => {
+                    if values
+                        .iter()
+                        .any(|v| http::HeaderValue::from_str(v).is_err())
+                    {
+                        errors.push(FieldError::new(
+                            at,
+                            "has a value with characters not allowed in a header",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Project settings as the admin API takes them on create and patch.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettings {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub mode: Option<Mode>,
+}
+
+impl ProjectSettings {
+    pub fn validate(&self, errors: &mut Vec<FieldError>) {
+        if let Some(name) = &self.name
+            && let Err(message) = check_project_name(name)
+        {
+            errors.push(FieldError::new("name", message));
+        }
+        if let Some(description) = &self.description
+            && description.len() > 4096
+        {
+            errors.push(FieldError::new("description", "must be at most 4096 bytes"));
+        }
+    }
+}
+
+/// A whole project definition, as `PUT /admin/projects/{owner}/{name}` replaces it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectDefinition {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub endpoints: Vec<EndpointSpec>,
+    /// Accepted so that a GET answer can be sent back as a PUT unchanged; ignored.
+    #[serde(default, rename = "revision")]
+    pub _revision: Option<serde_json::Value>,
+}
+
+/// The most endpoints one project may hold.
+pub const MAX_ENDPOINTS: usize = 200_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_documented_rules() {
+        assert!(check_username("alice").is_ok());
+        assert!(check_username("a1_-x").is_ok());
+        assert!(check_username("0").is_ok());
+        assert!(check_username("").is_err());
+        assert!(check_username("Alice").is_err());
+        assert!(check_username("-alice").is_err());
+        assert!(check_username("_a").is_err());
+        assert!(check_username("al ice").is_err());
+        assert!(check_username("admin").is_err());
+        assert!(check_username(&"a".repeat(32)).is_ok());
+        assert!(check_username(&"a".repeat(33)).is_err());
+        assert!(check_project_name(&"a".repeat(64)).is_ok());
+        assert!(check_project_name(&"a".repeat(65)).is_err());
+        assert!(check_username("ü").is_err());
+    }
+
+    #[test]
+    fn methods_parse_case_insensitively_and_any_is_special() {
+        assert_eq!(
+            MethodSpec::parse("get").unwrap(),
+            MethodSpec::One(http::Method::GET)
+        );
+        assert_eq!(MethodSpec::parse("Any").unwrap(), MethodSpec::Any);
+        assert_eq!(MethodSpec::parse("purge").unwrap().as_str(), "PURGE");
+        assert!(MethodSpec::parse("").is_err());
+        assert!(MethodSpec::parse("GE T").is_err());
+        assert!(MethodSpec::parse("G{").is_err());
+    }
+
+    fn spec(json: serde_json::Value) -> EndpointSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn json_null_is_a_body_and_absent_is_none() {
+        let with_null =
+            spec(serde_json::json!({"method": "GET", "path": "/", "response": {"json": null}}));
+        assert_eq!(with_null.response.json, Some(serde_json::Value::Null));
+        let without = spec(serde_json::json!({"method": "GET", "path": "/", "response": {}}));
+        assert_eq!(without.response.json, None);
+        assert_eq!(without.response.status, 200);
+    }
+
+    #[test]
+    fn validation_names_every_bad_field() {
+        let bad = spec(serde_json::json!({
+            "method": "GET", "path": "items", "id": "bad id",
+            "response": {"status": 99, "json": 1, "body": "x", "delay_ms": 999999999,
+                         "headers": {"content-length": "3", "x ok": "v", "x-fine": "a\u{1}"}}
+        }));
+        let fields: Vec<String> = bad.validate("").into_iter().map(|e| e.field).collect();
+        for expected in [
+            "id",
+            "path",
+            "response.status",
+            "response.body",
+            "response.delay_ms",
+            "response.headers.content-length",
+            "response.headers.x ok",
+            "response.headers.x-fine",
+        ] {
+            assert!(
+                fields.iter().any(|f| f == expected),
+                "{expected} missing from {fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_body_statuses_refuse_a_body() {
+        let bad = spec(
+            serde_json::json!({"method": "GET", "path": "/", "response": {"status": 204, "body": "x"}}),
+        );
+        assert_eq!(bad.validate("")[0].field, "response.status");
+        let fine =
+            spec(serde_json::json!({"method": "GET", "path": "/", "response": {"status": 204}}));
+        assert!(fine.validate("").is_empty());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let result: Result<EndpointSpec, _> = serde_json::from_value(
+            serde_json::json!({"method": "GET", "path": "/", "respose": {}}),
+        );
+        assert!(result.is_err());
+    }
+}

@@ -1,0 +1,165 @@
+//! The platform API: accounts (`/auth`), management (`/admin`) and health (`/health`,
+//! `/ready`), served by axum on the reserved root paths.
+//!
+//! This is the one route list of the platform. Handlers return `Result<_, ApiError>`; the
+//! JSON error body is written at the edge (`server`), which knows the request id. Every
+//! change goes through `changes`; reads of projects come from the live route table, which
+//! is the node's copy of the last committed revisions. Nothing here runs for requests to
+//! projects.
+
+mod admin;
+mod auth;
+pub mod extract;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::accounts::{AccountError, Accounts};
+use crate::changes::{ChangeError, Changes};
+use crate::config::Registration;
+use crate::error::{ApiError, Code};
+use crate::store::StoreError;
+
+/// The settings the platform API reads.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub registration: Registration,
+    pub admin_body_limit: usize,
+}
+
+/// What every platform handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Accounts,
+    pub changes: Arc<Changes>,
+    pub config: Arc<PlatformConfig>,
+}
+
+/// The platform's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route(
+            "/auth/tokens",
+            get(auth::list_tokens).post(auth::create_token),
+        )
+        .route(
+            "/auth/tokens/{id}",
+            axum::routing::delete(auth::delete_token),
+        )
+        .route(
+            "/admin/projects",
+            get(admin::list_projects).post(admin::create_project),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}",
+            get(admin::get_project)
+                .put(admin::replace_project)
+                .patch(admin::update_project)
+                .delete(admin::delete_project),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/endpoints",
+            get(admin::list_endpoints).post(admin::create_endpoint),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/endpoints/{id}",
+            get(admin::get_endpoint)
+                .put(admin::replace_endpoint)
+                .patch(admin::patch_endpoint)
+                .delete(admin::delete_endpoint),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/changes",
+            get(admin::list_changes),
+        )
+        .fallback(fallback)
+        .with_state(state)
+}
+
+async fn root() -> impl IntoResponse {
+    axum::Json(json!({
+        "service": "switchyard",
+        "version": env!("CARGO_PKG_VERSION"),
+        "health": "/health",
+        "auth": "/auth/register",
+        "admin": "/admin/projects",
+    }))
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    state.accounts.store().ping().await.map_err(|error| {
+        tracing::warn!(%error, "store does not answer");
+        ApiError::new(Code::StoreUnavailable, "the store does not answer")
+    })?;
+    Ok(axum::Json(json!({"status": "ready"})))
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found()
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::UsernameTaken => ApiError::new(Code::UsernameTaken, error.to_string()),
+            StoreError::ProjectExists => ApiError::new(Code::ProjectExists, error.to_string()),
+            StoreError::RevisionConflict { .. } => {
+                ApiError::new(Code::RevisionMismatch, error.to_string())
+            }
+            StoreError::NotFound => ApiError::new(Code::NotFound, error.to_string()),
+            error if error.is_unavailable() => {
+                tracing::error!(%error, "store unavailable");
+                ApiError::new(
+                    Code::StoreUnavailable,
+                    "the store does not answer; try again",
+                )
+            }
+            error => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::InvalidCredentials => {
+                ApiError::unauthorized(Code::InvalidCredentials, error.to_string())
+            }
+            AccountError::Store(store) => store.into(),
+            AccountError::Hash(_) => ApiError::internal(&error),
+        }
+    }
+}
+
+impl From<ChangeError> for ApiError {
+    fn from(error: ChangeError) -> Self {
+        let message = error.to_string();
+        match error {
+            ChangeError::ProjectNotFound(_) => ApiError::new(Code::ProjectNotFound, message),
+            ChangeError::EndpointNotFound(_) => ApiError::new(Code::EndpointNotFound, message),
+            ChangeError::EndpointExists(_) => ApiError::new(Code::EndpointExists, message),
+            ChangeError::ProjectExists(_) => ApiError::new(Code::ProjectExists, message),
+            ChangeError::RevisionMismatch { .. } => ApiError::new(Code::RevisionMismatch, message),
+            ChangeError::Invalid(details) => ApiError::validation(details),
+            ChangeError::RouteConflict(_) => ApiError::new(Code::RouteConflict, message),
+            ChangeError::Unavailable(_) => ApiError::new(Code::ProjectUnavailable, message),
+            ChangeError::Store(store) => store.into(),
+        }
+    }
+}

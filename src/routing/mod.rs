@@ -1,0 +1,235 @@
+//! The compiled, immutable route table and its atomic swap.
+//!
+//! A [`RouteTable`] maps mounts (`alice/demo`) to [`CompiledProject`]s; each compiled project
+//! holds its definition, one compiled [`Handler`] per endpoint and a [`matcher::Router`] from
+//! paths to endpoint indices. The whole table sits behind one `ArcSwap` in [`Routes`]: the
+//! request path does one `load`, takes no lock and never awaits; the change path builds a new
+//! project off to the side and publishes a new table with one `store`.
+//!
+//! `routing` knows nothing of the store or of HTTP servers: it is handed definitions and
+//! answers lookups.
+
+pub(crate) mod matcher;
+pub(crate) mod template;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::handlers::Handler;
+use crate::model::{MethodSpec, Project};
+use crate::store::LoadedProject;
+use matcher::{Lookup, RouteMethod, Router, RouterBuilder};
+
+/// Why a project could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error(
+        "endpoint `{endpoint}` ({method} {path}) has the same method and path as endpoint `{existing}`"
+    )]
+    Conflict {
+        endpoint: String,
+        existing: String,
+        method: String,
+        path: String,
+    },
+}
+
+/// A project ready to serve: its definition, its handlers and its router.
+pub struct CompiledProject {
+    pub def: Arc<Project>,
+    /// One handler per endpoint, parallel to `def.endpoints`.
+    pub handlers: Vec<Arc<Handler>>,
+    /// From project-relative path to an index into `handlers`; an error when the stored
+    /// definition does not compile, in which case the project answers 503.
+    pub router: Result<Router<u32>, Arc<str>>,
+}
+
+impl CompiledProject {
+    /// Compiles `def` with the handlers already built for its endpoints (parallel vectors).
+    pub fn build(
+        def: Arc<Project>,
+        handlers: Vec<Arc<Handler>>,
+    ) -> Result<CompiledProject, CompileError> {
+        let router = build_router(&def)?;
+        Ok(CompiledProject {
+            def,
+            handlers,
+            router: Ok(router),
+        })
+    }
+
+    /// A project whose definition could not be compiled: it is mounted and answers 503.
+    pub fn broken(def: Arc<Project>, error: &dyn std::fmt::Display) -> CompiledProject {
+        CompiledProject {
+            def,
+            handlers: Vec::new(),
+            router: Err(error.to_string().into()),
+        }
+    }
+
+    /// Compiles every handler and the router, as a project is loaded at start; a failure
+    /// gives a broken project rather than an error, so one bad project never stops the node.
+    pub fn load(def: Project) -> CompiledProject {
+        let def = Arc::new(def);
+        let handlers: Result<Vec<_>, _> = def
+            .endpoints
+            .iter()
+            .map(|e| Handler::compile(&e.spec).map(Arc::new))
+            .collect();
+        let result = handlers.map_err(|e| e.to_string()).and_then(|handlers| {
+            CompiledProject::build(def.clone(), handlers).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(project) => project,
+            Err(error) => {
+                tracing::error!(project = %def.mount(), %error, "project does not compile; serving 503");
+                CompiledProject::broken(def, &error)
+            }
+        }
+    }
+
+    /// Finds the endpoint for a project-relative path (`""` means `/`).
+    pub fn lookup<'r, 'p>(&'r self, method: &http::Method, path: &'p str) -> ProjectLookup<'r, 'p> {
+        let router = match &self.router {
+            Ok(router) => router,
+            Err(error) => return ProjectLookup::Unavailable(error),
+        };
+        let path = if path.is_empty() { "/" } else { path };
+        match router.lookup(method, path) {
+            Lookup::Found(found) => match self.handlers.get(*found.value as usize) {
+                Some(handler) => ProjectLookup::Found {
+                    handler,
+                    params: found.params,
+                },
+                None => ProjectLookup::NotFound,
+            },
+            Lookup::MethodNotAllowed { allow } => ProjectLookup::MethodNotAllowed(allow),
+            Lookup::NotFound => ProjectLookup::NotFound,
+        }
+    }
+}
+
+/// What a lookup inside one project found.
+pub enum ProjectLookup<'r, 'p> {
+    Found {
+        handler: &'r Arc<Handler>,
+        #[allow(dead_code)]
+        params: matcher::Params<'r, 'p>,
+    },
+    MethodNotAllowed(&'r str),
+    NotFound,
+    Unavailable(&'r str),
+}
+
+fn build_router(def: &Project) -> Result<Router<u32>, CompileError> {
+    let mut builder = RouterBuilder::new();
+    for (index, endpoint) in def.endpoints.iter().enumerate() {
+        let method = match &endpoint.spec.method {
+            MethodSpec::Any => RouteMethod::Any,
+            MethodSpec::One(method) => RouteMethod::Method(method.clone()),
+        };
+        // Indices fit in u32: a project holds at most model::MAX_ENDPOINTS endpoints.
+        let value = u32::try_from(index).unwrap_or(u32::MAX);
+        builder
+            .insert(method, &endpoint.template, value)
+            .map_err(|conflict| {
+                let existing = def
+                    .endpoints
+                    .get(conflict.existing)
+                    .map(|e| e.id.clone())
+                    .unwrap_or_default();
+                CompileError::Conflict {
+                    endpoint: endpoint.id.clone(),
+                    existing,
+                    method: endpoint.spec.method.as_str().to_owned(),
+                    path: endpoint.spec.path.clone(),
+                }
+            })?;
+    }
+    Ok(builder.build())
+}
+
+/// Mounts to compiled projects. Immutable: a change makes a new table.
+#[derive(Default, Clone)]
+pub struct RouteTable {
+    mounts: HashMap<Arc<str>, Arc<CompiledProject>>,
+}
+
+impl RouteTable {
+    /// Splits `/owner/project/rest` into the project mounted there and the project-relative
+    /// rest (`/rest`, or `""`). Costs one hash lookup, whatever the number of projects.
+    pub fn resolve<'p>(&self, path: &'p str) -> Option<(&Arc<CompiledProject>, &'p str)> {
+        let trimmed = path.strip_prefix('/')?;
+        let owner_end = trimmed.find('/')?;
+        let after_owner = &trimmed[owner_end + 1..];
+        let key_len = owner_end + 1 + after_owner.find('/').unwrap_or(after_owner.len());
+        let (key, rest) = trimmed.split_at(key_len);
+        self.mounts.get(key).map(|project| (project, rest))
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Arc<CompiledProject>> {
+        self.mounts.get(key)
+    }
+
+    pub fn projects(&self) -> impl Iterator<Item = &Arc<CompiledProject>> {
+        self.mounts.values()
+    }
+}
+
+/// The live route table: read by every request, replaced by every change.
+pub struct Routes {
+    current: ArcSwap<RouteTable>,
+}
+
+impl Routes {
+    pub fn new(table: RouteTable) -> Routes {
+        Routes {
+            current: ArcSwap::from_pointee(table),
+        }
+    }
+
+    /// Builds the table from every stored project, as at start. A project the store could
+    /// not read whole is mounted broken (503) rather than served partly.
+    pub fn from_loaded(projects: Vec<LoadedProject>) -> Routes {
+        let mounts = projects
+            .into_iter()
+            .map(|loaded| {
+                let key = Arc::from(loaded.project.mount_key());
+                let compiled = match loaded.problem {
+                    None => CompiledProject::load(loaded.project),
+                    Some(problem) => {
+                        tracing::error!(project = %loaded.project.mount(), %problem, "project cannot be read; serving 503");
+                        CompiledProject::broken(Arc::new(loaded.project), &problem)
+                    }
+                };
+                (key, Arc::new(compiled))
+            })
+            .collect();
+        Routes::new(RouteTable { mounts })
+    }
+
+    /// The table as it is now; hold the guard only for synchronous work.
+    pub fn load(&self) -> arc_swap::Guard<Arc<RouteTable>> {
+        self.current.load()
+    }
+
+    /// Publishes a table in which `remove` (if any) is unmounted and `insert` (if any) is
+    /// mounted, in one atomic store. Callers serialise changes (see `changes`), so there is
+    /// no lost update between the load and the store.
+    pub fn publish(&self, remove: Option<&str>, insert: Option<Arc<CompiledProject>>) {
+        let mut table = RouteTable::clone(&self.current.load());
+        if let Some(key) = remove {
+            table.mounts.remove(key);
+        }
+        if let Some(project) = insert {
+            table
+                .mounts
+                .insert(Arc::from(project.def.mount_key()), project);
+        }
+        self.current.store(Arc::new(table));
+    }
+}

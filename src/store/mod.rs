@@ -1,0 +1,213 @@
+//! The store: the durable home of users, tokens, projects, endpoints and change history.
+//!
+//! [`Store`] is the one interface every caller uses; [`sqlite::SqliteStore`] is the embedded
+//! implementation (PostgreSQL follows in a later issue behind the same trait, so callers
+//! never name a backend). This module is the only home of SQL. It validates nothing: callers
+//! hand it definitions `model` has already checked. It is never called on the request path.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::model::{Endpoint, Mode, Project, Role};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user with this name exists")]
+    UsernameTaken,
+    #[error("the owner already has a project with this name")]
+    ProjectExists,
+    #[error("the project changed since revision {expected}")]
+    RevisionConflict { expected: i64 },
+    #[error("no such record")]
+    NotFound,
+    #[error("unsupported database url `{0}`")]
+    UnsupportedUrl(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Is this a failure to reach the database at all (as opposed to a refused operation)?
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database(
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+            )
+        )
+    }
+}
+
+/// A stored user.
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// Login sessions and long-lived API tokens share one table and one lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    Api,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Session => "session",
+            TokenKind::Api => "api",
+        }
+    }
+}
+
+/// A stored token: never the secret itself, only its SHA-256.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub kind: TokenKind,
+    pub name: String,
+    pub hash: Vec<u8>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// A project as created: everything but the store's id and revision.
+#[derive(Debug, Clone)]
+pub struct NewProject<'a> {
+    pub owner_id: i64,
+    pub owner: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub mode: Mode,
+    pub endpoints: &'a [Arc<Endpoint>],
+    pub now: i64,
+}
+
+/// What one change does to a project's endpoints.
+#[derive(Debug, Clone, Copy)]
+pub enum EndpointOps<'a> {
+    /// Settings only.
+    None,
+    /// Add this endpoint at the end, or replace the one with its id in place.
+    Upsert(&'a Endpoint),
+    Delete(&'a str),
+    /// Replace every endpoint by these, in this order.
+    ReplaceAll(&'a [Arc<Endpoint>]),
+}
+
+/// One change to one project, committed in one transaction as revision `base_revision + 1`.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    pub project_id: i64,
+    /// The revision the change was made against; the commit fails if it is not current.
+    pub base_revision: i64,
+    /// The project's settings after the change.
+    pub name: &'a str,
+    pub description: &'a str,
+    pub mode: Mode,
+    pub endpoints: EndpointOps<'a>,
+    /// Who made the change, for the change history.
+    pub actor_id: Option<i64>,
+    /// One line for the change history (`add GET /hello`).
+    pub summary: &'a str,
+    pub now: i64,
+}
+
+/// One line of a project's change history.
+#[derive(Debug, Clone)]
+pub struct ChangeRecord {
+    pub revision: i64,
+    pub at: i64,
+    /// The user name of who made it, if the user still exists.
+    pub actor: Option<String>,
+    pub summary: String,
+}
+
+/// A project read back at start: its definition, and what was wrong with it if anything.
+/// Endpoints that cannot be read are left out and named in `problem`; the project then
+/// answers 503 until a change fixes it, and the rows are kept, never dropped.
+#[derive(Debug)]
+pub struct LoadedProject {
+    pub project: Project,
+    pub problem: Option<String>,
+}
+
+/// The durable store. Every method is one transaction.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does (for `/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Waits for open work and closes the connections.
+    async fn close(&self);
+
+    /// Creates a user. With `role: None` the first user of the instance becomes admin and
+    /// every later one a user, decided inside the same transaction.
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Option<Role>,
+        now: i64,
+    ) -> Result<UserRecord, StoreError>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// The user and token for a token hash, if the token exists and has not expired.
+    async fn token_owner(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<(UserRecord, TokenRecord)>, StoreError>;
+    async fn list_tokens(
+        &self,
+        user_id: i64,
+        kind: TokenKind,
+    ) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Deletes one of the user's tokens; false if there was none with that id.
+    async fn delete_token(&self, user_id: i64, token_id: &str) -> Result<bool, StoreError>;
+    async fn delete_token_by_hash(&self, hash: &[u8]) -> Result<bool, StoreError>;
+    /// Drops expired tokens (housekeeping; expired ones are refused anyway).
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Every project with its endpoints, as at start.
+    async fn load_projects(&self) -> Result<Vec<LoadedProject>, StoreError>;
+    /// Creates a project at revision 1 and returns its id.
+    async fn create_project(
+        &self,
+        project: &NewProject<'_>,
+        actor_id: Option<i64>,
+    ) -> Result<i64, StoreError>;
+    /// Applies one change and returns the new revision.
+    async fn commit(&self, commit: &Commit<'_>) -> Result<i64, StoreError>;
+    async fn delete_project(&self, project_id: i64) -> Result<(), StoreError>;
+    /// The newest `limit` changes of a project, newest first.
+    async fn list_changes(
+        &self,
+        project_id: i64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+}
+
+/// Opens the store a `--db` URL names, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::UnsupportedUrl(format!(
+            "{url}: this build stores in SQLite only (PostgreSQL support is planned)"
+        )));
+    }
+    let store = sqlite::SqliteStore::open(url).await?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,460 @@
+//! The embedded SQLite store: one file, WAL journal, versioned migrations.
+//!
+//! Durability: WAL with `synchronous=NORMAL` makes every committed transaction survive a
+//! crash of the process (`kill -9`); `?sync=full` in the URL also survives power loss, at
+//! the cost of an fsync per commit. Queries are parameterised; nothing is string-built.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    ChangeRecord, Commit, EndpointOps, LoadedProject, NewProject, Store, StoreError, TokenKind,
+    TokenRecord, UserRecord,
+};
+use crate::model::{Endpoint, EndpointSpec, Mode, Project, Role};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) and migrates the database at `url`: `sqlite://PATH`,
+    /// `sqlite:PATH` or a plain file path; `?sync=full` asks for an fsync per commit.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let (base, full_sync) = match url.split_once('?') {
+            Some((base, "sync=full")) => (base, true),
+            Some((base, "sync=normal")) => (base, false),
+            Some(_) => {
+                return Err(StoreError::UnsupportedUrl(format!(
+                    "{url}: the only option is ?sync=full|normal"
+                )));
+            }
+            None => (url, false),
+        };
+        let url = if base.starts_with("sqlite:") {
+            base.to_owned()
+        } else {
+            format!("sqlite://{base}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::UnsupportedUrl(format!("{url}: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+fn role_from(value: &str) -> Result<Role, StoreError> {
+    Role::parse(value).ok_or_else(|| StoreError::Corrupt(format!("unknown role `{value}`")))
+}
+
+fn user_from(row: &sqlx::sqlite::SqliteRow) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        role: role_from(row.try_get("role")?)?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn token_from(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreError> {
+    let kind = match row.try_get::<&str, _>("kind")? {
+        "session" => TokenKind::Session,
+        "api" => TokenKind::Api,
+        other => return Err(StoreError::Corrupt(format!("unknown token kind `{other}`"))),
+    };
+    Ok(TokenRecord {
+        id: row.try_get("token_id")?,
+        user_id: row.try_get("user_id")?,
+        kind,
+        name: row.try_get("name")?,
+        hash: row.try_get("hash")?,
+        created_at: row.try_get("token_created_at")?,
+        expires_at: row.try_get("expires_at")?,
+    })
+}
+
+/// The stored form of a definition: the spec without its id (the id is its own column).
+fn definition_json(endpoint: &Endpoint) -> Result<String, StoreError> {
+    let mut spec = endpoint.spec.clone();
+    spec.id = None;
+    serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+async fn insert_endpoint(
+    tx: &mut Transaction<'_, Sqlite>,
+    project_id: i64,
+    endpoint: &Endpoint,
+    position: Option<i64>,
+) -> Result<(), StoreError> {
+    let definition = definition_json(endpoint)?;
+    sqlx::query(
+        "INSERT INTO endpoints (project_id, id, position, definition)
+         VALUES (?1, ?2,
+                 COALESCE(?3, (SELECT COALESCE(MAX(position), 0) + 1 FROM endpoints WHERE project_id = ?1)),
+                 ?4)
+         ON CONFLICT (project_id, id) DO UPDATE SET definition = excluded.definition",
+    )
+    .bind(project_id)
+    .bind(&endpoint.id)
+    .bind(position)
+    .bind(definition)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+const TOKEN_COLUMNS: &str = "t.id AS token_id, t.user_id, t.kind, t.name, t.hash, t.created_at AS token_created_at, t.expires_at";
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        role: Option<Role>,
+        now: i64,
+    ) -> Result<UserRecord, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO users (username, password_hash, role, created_at)
+             VALUES (?1, ?2,
+                     COALESCE(?3, CASE WHEN EXISTS (SELECT 1 FROM users) THEN 'user' ELSE 'admin' END),
+                     ?4)
+             RETURNING id, username, password_hash, role, created_at",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(role.map(Role::as_str))
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => user_from(&row),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::UsernameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, username, password_hash, role, created_at FROM users WHERE username = ?1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tokens (id, user_id, kind, name, hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&token.id)
+        .bind(token.user_id)
+        .bind(token.kind.as_str())
+        .bind(&token.name)
+        .bind(&token.hash)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token_owner(
+        &self,
+        hash: &[u8],
+        now: i64,
+    ) -> Result<Option<(UserRecord, TokenRecord)>, StoreError> {
+        let sql = format!(
+            "SELECT u.id, u.username, u.password_hash, u.role, u.created_at, {TOKEN_COLUMNS}
+             FROM tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.hash = ?1 AND (t.expires_at IS NULL OR t.expires_at > ?2)"
+        );
+        let row = sqlx::query(&sql)
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => Ok(Some((user_from(&row)?, token_from(&row)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn list_tokens(
+        &self,
+        user_id: i64,
+        kind: TokenKind,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens t WHERE t.user_id = ?1 AND t.kind = ?2 ORDER BY t.created_at, t.id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(kind.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from).collect()
+    }
+
+    async fn delete_token(&self, user_id: i64, token_id: &str) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM tokens WHERE user_id = ?1 AND id = ?2 AND kind = 'api'")
+                .bind(user_id)
+                .bind(token_id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_token_by_hash(&self, hash: &[u8]) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM tokens WHERE hash = ?1")
+            .bind(hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn purge_expired_tokens(&self, now: i64) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at <= ?1")
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn load_projects(&self) -> Result<Vec<LoadedProject>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT p.id, u.username, p.name, p.description, p.mode, p.revision, p.created_at, p.updated_at
+             FROM projects p JOIN users u ON u.id = p.owner_id ORDER BY p.id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut projects = Vec::with_capacity(rows.len());
+        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let mode: String = row.try_get("mode")?;
+            let project = Project {
+                id: row.try_get("id")?,
+                owner: row.try_get("username")?,
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                mode: Mode::parse(&mode)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown mode `{mode}`")))?,
+                revision: row.try_get("revision")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                endpoints: Vec::new(),
+            };
+            by_id.insert(project.id, projects.len());
+            projects.push(LoadedProject {
+                project,
+                problem: None,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT project_id, id, definition FROM endpoints ORDER BY project_id, position",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let project_id: i64 = row.try_get("project_id")?;
+            let id: String = row.try_get("id")?;
+            let definition: &str = row.try_get("definition")?;
+            let Some(loaded) = by_id.get(&project_id).and_then(|i| projects.get_mut(*i)) else {
+                continue;
+            };
+            let parsed = serde_json::from_str::<EndpointSpec>(definition)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| Endpoint::new(id.clone(), spec).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(endpoint) => loaded.project.endpoints.push(Arc::new(endpoint)),
+                Err(error) => {
+                    let note = format!("endpoint `{id}` cannot be read: {error}");
+                    loaded.problem = Some(match loaded.problem.take() {
+                        Some(before) => format!("{before}; {note}"),
+                        None => note,
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(projects)
+    }
+
+    async fn create_project(
+        &self,
+        project: &NewProject<'_>,
+        actor_id: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5) RETURNING id",
+        )
+        .bind(project.owner_id)
+        .bind(project.name)
+        .bind(project.description)
+        .bind(project.mode.as_str())
+        .bind(project.now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(row) => row.try_get("id")?,
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::ProjectExists),
+            Err(e) => return Err(e.into()),
+        };
+        for (position, endpoint) in project.endpoints.iter().enumerate() {
+            insert_endpoint(&mut tx, id, endpoint, Some(position as i64 + 1)).await?;
+        }
+        sqlx::query("INSERT INTO changes (project_id, revision, at, actor_id, summary) VALUES (?1, 1, ?2, ?3, 'create project')")
+            .bind(id)
+            .bind(project.now)
+            .bind(actor_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn commit(&self, commit: &Commit<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6
+             WHERE id = ?1 AND revision = ?2 RETURNING revision",
+        )
+        .bind(commit.project_id)
+        .bind(commit.base_revision)
+        .bind(commit.name)
+        .bind(commit.description)
+        .bind(commit.mode.as_str())
+        .bind(commit.now)
+        .fetch_optional(&mut *tx)
+        .await;
+        let revision: i64 = match updated {
+            Ok(Some(row)) => row.try_get("revision")?,
+            Ok(None) => {
+                return Err(StoreError::RevisionConflict {
+                    expected: commit.base_revision,
+                });
+            }
+            Err(e) if is_unique_violation(&e) => return Err(StoreError::ProjectExists),
+            Err(e) => return Err(e.into()),
+        };
+        match commit.endpoints {
+            EndpointOps::None => {}
+            EndpointOps::Upsert(endpoint) => {
+                insert_endpoint(&mut tx, commit.project_id, endpoint, None).await?
+            }
+            EndpointOps::Delete(id) => {
+                sqlx::query("DELETE FROM endpoints WHERE project_id = ?1 AND id = ?2")
+                    .bind(commit.project_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            EndpointOps::ReplaceAll(endpoints) => {
+                sqlx::query("DELETE FROM endpoints WHERE project_id = ?1")
+                    .bind(commit.project_id)
+                    .execute(&mut *tx)
+                    .await?;
+                for (position, endpoint) in endpoints.iter().enumerate() {
+                    insert_endpoint(
+                        &mut tx,
+                        commit.project_id,
+                        endpoint,
+                        Some(position as i64 + 1),
+                    )
+                    .await?;
+                }
+            }
+        }
+        sqlx::query("INSERT INTO changes (project_id, revision, at, actor_id, summary) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .bind(commit.project_id)
+            .bind(revision)
+            .bind(commit.now)
+            .bind(commit.actor_id)
+            .bind(commit.summary)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(revision)
+    }
+
+    async fn delete_project(&self, project_id: i64) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM projects WHERE id = ?1")
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_changes(
+        &self,
+        project_id: i64,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.revision, c.at, u.username, c.summary
+             FROM changes c LEFT JOIN users u ON u.id = c.actor_id
+             WHERE c.project_id = ?1 ORDER BY c.revision DESC LIMIT ?2",
+        )
+        .bind(project_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChangeRecord {
+                    revision: row.try_get("revision")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("username")?,
+                    summary: row.try_get("summary")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,318 @@
+//! The one way tests start Switchyard: the real server on 127.0.0.1:0 with a fresh SQLite
+//! file in a temporary directory, spoken to over plain HTTP.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use switchyard::config::Config;
+use switchyard::server::{self, Server};
+use tempfile::TempDir;
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    pub config: Config,
+    server: Option<Server>,
+}
+
+/// A registered, logged-in user.
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub password: String,
+    pub token: String,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Starts a server with default settings on a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server after `adjust` has changed the default settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = Config::new(db_url(&dir.path().join("switchyard.db")));
+    config.port = 0;
+    config.shutdown_timeout = std::time::Duration::from_secs(2);
+    adjust(&mut config);
+    start_in(dir, config).await
+}
+
+pub fn db_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+async fn start_in(dir: TempDir, config: Config) -> TestApp {
+    let server = server::start(config.clone()).await.expect("server starts");
+    TestApp {
+        addr: server.addr(),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client"),
+        dir,
+        config,
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("switchyard.db")
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(mut self) -> TestApp {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        let mut config = self.config.clone();
+        config.port = 0;
+        start_in(self.dir, config).await
+    }
+
+    /// Stops the server gracefully and hands back its directory, database included.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+        self.dir
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Sends `method path` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn register(&self, name: &str, password: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/auth/register",
+            None,
+            Some(&json!({"username": name, "password": password})),
+        )
+        .await
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/auth/login",
+            None,
+            Some(&json!({"username": name, "password": password})),
+        )
+        .await
+    }
+
+    /// Registers `name` and logs in.
+    pub async fn user(&self, name: &str) -> User {
+        let response = self.register(name, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "register {name}");
+        let response = self.login(name, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK, "login {name}");
+        let body: Value = response.json().await.expect("login body");
+        User {
+            name: name.to_owned(),
+            password: PASSWORD.to_owned(),
+            token: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+        }
+    }
+
+    pub async fn create_project(&self, user: &User, name: &str) -> Response {
+        self.call(
+            Method::POST,
+            "/admin/projects",
+            Some(&user.token),
+            Some(&json!({"name": name})),
+        )
+        .await
+    }
+
+    /// Adds an endpoint to `owner/project` and returns the answer.
+    pub async fn post_endpoint(&self, user: &User, project: &str, endpoint: &Value) -> Response {
+        self.call(
+            Method::POST,
+            &format!("/admin/projects/{project}/endpoints"),
+            Some(&user.token),
+            Some(endpoint),
+        )
+        .await
+    }
+
+    /// Adds `GET path` answering `json` and returns the endpoint's id.
+    pub async fn add_json_endpoint(
+        &self,
+        user: &User,
+        project: &str,
+        path: &str,
+        json: Value,
+    ) -> String {
+        let response = self
+            .post_endpoint(
+                user,
+                project,
+                &json!({"method": "GET", "path": path, "response": {"json": json}}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.expect("endpoint body");
+        body["id"].as_str().expect("id").to_owned()
+    }
+}
+
+/// Reads a JSON body, failing the test with the text when it is not JSON.
+pub async fn json_body(response: Response) -> Value {
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// Asserts the documented error format and code, and returns the body.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status");
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .expect("x-request-id on every answer")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let body = json_body(response).await;
+    assert_eq!(body["error"]["code"], code, "code in {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "message in {body}"
+    );
+    assert_eq!(
+        body["error"]["request_id"], request_id,
+        "request id in {body}"
+    );
+    body
+}
+
+/// The value of header `name`, failing the test when it is absent or not text.
+pub fn header(response: &Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .unwrap_or_else(|| panic!("no `{name}` header"))
+        .to_str()
+        .expect("header text")
+        .to_owned()
+}
+
+impl TestApp {
+    /// Sends `method path` with an optional bearer token, extra headers and a raw body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Sends a JSON body with one extra header, such as `If-Match`.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        header: (&str, &str),
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header(header.0, header.1);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Creates `user`'s project `name`, asserting 201, and returns its body.
+    pub async fn project(&self, user: &User, name: &str) -> Value {
+        let response = self.create_project(user, name).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "create {name}");
+        json_body(response).await
+    }
+
+    /// Reads project `owner/name` as `user`, asserting 200.
+    pub async fn read_project(&self, user: &User, key: &str) -> Value {
+        let response = self
+            .call(
+                Method::GET,
+                &format!("/admin/projects/{key}"),
+                Some(&user.token),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "read {key}");
+        json_body(response).await
+    }
+
+    /// The current revision of project `owner/name`, as `user` reads it.
+    pub async fn revision(&self, user: &User, key: &str) -> i64 {
+        self.read_project(user, key).await["revision"]
+            .as_i64()
+            .expect("revision")
+    }
+
+    /// GETs `path` and returns its status and body text.
+    pub async fn fetch(&self, path: &str) -> (StatusCode, String) {
+        let response = self.get(path).await;
+        let status = response.status();
+        (status, response.text().await.expect("body"))
+    }
+}

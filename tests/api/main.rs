@@ -1,0 +1,27 @@
+//! Black-box tests of the real server over HTTP. One binary; one file per feature.
+//! Every test starts its own server through `helpers::spawn_app()` (port 0, fresh SQLite).
+//!
+//! Where new tests go:
+//! - `health`: /health, /ready, root, request ids.
+//! - `accounts`: register, login, logout, me, API tokens, registration modes, admin bootstrap.
+//! - `projects`: project create/list/read/update/replace/delete and ownership.
+//! - `endpoints`: endpoint CRUD through the admin API and what the project then serves.
+//! - `routing`: the request path: templates, 404/405, HEAD, trailing slashes, mock responses.
+//! - `revisions`: revisions, ETag, If-Match, dry runs, change history.
+//! - `errors`: malformed, invalid, oversized and mistyped input.
+//! - `swap`: changes under load: no failed request, never a mixed answer.
+//! - `durability`: restart, kill -9 right after an acknowledged change.
+//! - `docs`: docs/errors.md and the committed --help agree with the code.
+
+mod helpers;
+
+mod accounts;
+mod docs;
+mod durability;
+mod endpoints;
+mod errors;
+mod health;
+mod projects;
+mod revisions;
+mod routing;
+mod swap;
