@@ -186,16 +186,21 @@ fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Arc<Handler>, Ch
     })
 }
 
-fn compile(
-    project: Project,
-    handlers: Vec<Arc<Handler>>,
-) -> Result<Arc<CompiledProject>, ChangeError> {
-    match CompiledProject::build(Arc::new(project), handlers) {
-        Ok(compiled) => Ok(Arc::new(compiled)),
-        Err(error @ CompileError::Conflict { .. }) => {
-            Err(ChangeError::RouteConflict(error.to_string()))
-        }
-    }
+fn compile(project: Project, handlers: Vec<Arc<Handler>>) -> Result<CompiledProject, ChangeError> {
+    CompiledProject::build(Arc::new(project), handlers).map_err(
+        |error @ CompileError::Conflict { .. }| ChangeError::RouteConflict(error.to_string()),
+    )
+}
+
+/// The same compiled project, its definition carrying the id the store gave it.
+fn with_store_id(compiled: CompiledProject, id: i64) -> Arc<CompiledProject> {
+    let mut def = Arc::unwrap_or_clone(compiled.def);
+    def.id = id;
+    Arc::new(CompiledProject {
+        def: Arc::new(def),
+        handlers: compiled.handlers,
+        router: compiled.router,
+    })
 }
 
 /// The handlers of a live project, recompiled if it was loaded broken.
@@ -409,14 +414,15 @@ impl Changes {
         }];
         diff.extend(endpoints_diff(&[], &project.endpoints));
         // Compile first: a conflict must refuse the change before anything is written.
-        let compiled = compile(project.clone(), handlers.clone())?;
+        let compiled = compile(project, handlers)?;
         if dry_run {
             return Ok(Outcome {
-                project: compiled,
+                project: Arc::new(compiled),
                 diff,
                 dry_run,
             });
         }
+        let project = &compiled.def;
         let id = self
             .store
             .create_project(
@@ -436,8 +442,8 @@ impl Changes {
                 StoreError::ProjectExists => ChangeError::ProjectExists(project.name.clone()),
                 other => ChangeError::Store(other),
             })?;
-        project.id = id;
-        let compiled = compile(project, handlers)?;
+        // The store's id is known only now; the router and handlers stay as compiled.
+        let compiled = with_store_id(compiled, id);
         self.routes.publish(None, Some(compiled.clone()));
         Ok(Outcome {
             project: compiled,
@@ -575,8 +581,8 @@ impl Changes {
             let spec: EndpointSpec =
                 serde_path_to_error::deserialize(document).map_err(|error| {
                     let path = error.path().to_string();
-                    ChangeError::Invalid(vec![FieldError::new(
-                        path,
+                    ChangeError::Invalid(vec![FieldError::from_serde(
+                        &path,
                         error.into_inner().to_string(),
                     )])
                 })?;
@@ -709,7 +715,7 @@ impl Changes {
         let now = now_ms();
         project.revision = current.def.revision + 1;
         project.updated_at = now;
-        let compiled = compile(project, handlers)?;
+        let compiled = Arc::new(compile(project, handlers)?);
         if dry_run {
             return Ok(Outcome {
                 project: compiled,
@@ -750,5 +756,119 @@ impl Changes {
             diff,
             dry_run,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        // The examples of RFC 7386, section 3.
+        let cases = [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (
+                json!({"a": "b", "b": "c"}),
+                json!({"a": null}),
+                json!({"b": "c"}),
+            ),
+            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
+            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+            (
+                json!({}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
+        ];
+        for (mut target, patch, expected) in cases {
+            merge_patch(&mut target, patch.clone());
+            assert_eq!(target, expected, "patch {patch}");
+        }
+    }
+
+    fn endpoint(id: &str, path: &str, status: u16) -> Arc<Endpoint> {
+        let spec: EndpointSpec = serde_json::from_value(json!({
+            "method": "GET", "path": path, "response": {"status": status}
+        }))
+        .unwrap();
+        Arc::new(Endpoint::new(id.into(), spec).unwrap())
+    }
+
+    #[test]
+    fn endpoint_diffs_name_adds_changes_and_removals() {
+        let before = vec![
+            endpoint("a", "/a", 200),
+            endpoint("b", "/b", 200),
+            endpoint("c", "/c", 200),
+        ];
+        let after = vec![
+            endpoint("a", "/a", 200),
+            endpoint("b", "/b", 500),
+            endpoint("d", "/d", 200),
+        ];
+        let diff = endpoints_diff(&before, &after);
+        let ops: Vec<(&str, &str)> = diff
+            .iter()
+            .map(|d| (d.op, d.id.as_deref().unwrap()))
+            .collect();
+        assert_eq!(ops, [("change", "b"), ("add", "d"), ("remove", "c")]);
+        assert_eq!(diff[0].detail, "GET /b");
+        assert!(endpoints_diff(&before, &before).is_empty());
+    }
+
+    #[test]
+    fn duplicate_ids_in_a_whole_project_are_refused_by_field() {
+        let spec = |path: &str| -> EndpointSpec {
+            serde_json::from_value(
+                json!({"id": "same", "method": "GET", "path": path, "response": {}}),
+            )
+            .unwrap()
+        };
+        let Err(ChangeError::Invalid(errors)) = prepare_all(vec![spec("/a"), spec("/b")], None)
+        else {
+            panic!("duplicate ids must be refused");
+        };
+        assert_eq!(errors[0].field, "endpoints[1].id");
+    }
+
+    #[test]
+    fn summaries_shorten_long_diffs() {
+        let many: Vec<Arc<Endpoint>> = (0..5)
+            .map(|i| endpoint(&format!("e{i}"), &format!("/{i}"), 200))
+            .collect();
+        let summary = summary_of(&endpoints_diff(&[], &many));
+        assert!(summary.ends_with("; and 2 more"), "{summary}");
+        assert_eq!(summary_of(&[]), "no change");
     }
 }

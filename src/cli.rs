@@ -75,6 +75,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_ADMIN_BODY_LIMIT", hide_env_values = true, default_value = "1MiB", value_parser = parse_size)]
     pub admin_body_limit: usize,
 
+    /// Largest request body a project endpoint takes (e.g. 16MiB); larger ones get 413.
+    #[arg(long, env = "SWITCHYARD_BODY_LIMIT", hide_env_values = true, default_value = "16MiB", value_parser = parse_size)]
+    pub body_limit: usize,
+
     /// How long a login session lasts (e.g. 24h, 30m).
     #[arg(long, env = "SWITCHYARD_SESSION_TTL", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
@@ -113,6 +117,7 @@ impl ServeArgs {
             registration: self.registration,
             admin: Config::admin_from(self.admin_user.clone(), self.admin_password.clone())?,
             admin_body_limit: self.admin_body_limit,
+            body_limit: self.body_limit as u64,
             session_ttl: self.session_ttl,
             shutdown_timeout: self.shutdown_timeout,
         };

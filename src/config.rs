@@ -37,6 +37,8 @@ pub struct Config {
     pub admin: Option<AdminBootstrap>,
     /// The largest body the platform API reads.
     pub admin_body_limit: usize,
+    /// The largest request body a project endpoint takes.
+    pub body_limit: u64,
     /// How long a login session lasts.
     pub session_ttl: Duration,
     /// How long shutdown waits for in-flight requests.
@@ -67,6 +69,7 @@ impl Config {
             registration: Registration::Open,
             admin: None,
             admin_body_limit: 1024 * 1024,
+            body_limit: 16 * 1024 * 1024,
             session_ttl: Duration::from_secs(24 * 3600),
             shutdown_timeout: Duration::from_secs(10),
         }

@@ -81,6 +81,24 @@ impl FieldError {
             message: message.into(),
         }
     }
+
+    /// A field error from serde: `path` is where `serde_path_to_error` stopped (`.` for the
+    /// top level). serde reports a missing field at its parent, so its own name is added,
+    /// and an error about the whole document names `body`.
+    pub fn from_serde(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let parent = if path == "." { "" } else { path };
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next());
+        let field = match (parent, missing) {
+            ("", Some(name)) => name.to_owned(),
+            (parent, Some(name)) => format!("{parent}.{name}"),
+            ("", None) => "body".to_owned(),
+            (parent, None) => parent.to_owned(),
+        };
+        FieldError { field, message }
+    }
 }
 
 /// An error on its way to becoming an HTTP answer: a code, a message safe to show the
@@ -253,6 +271,18 @@ mod tests {
             );
             assert!(code.status().is_client_error() || code.status().is_server_error());
         }
+    }
+
+    #[test]
+    fn serde_errors_name_the_field_even_when_it_is_missing() {
+        let at = |path: &str, message: &str| FieldError::from_serde(path, message).field;
+        assert_eq!(at(".", "missing field `name`"), "name");
+        assert_eq!(
+            at("endpoints[0]", "missing field `path`"),
+            "endpoints[0].path"
+        );
+        assert_eq!(at("response.status", "invalid type"), "response.status");
+        assert_eq!(at(".", "invalid type: string, expected struct"), "body");
     }
 
     #[test]

@@ -481,9 +481,6 @@ pub struct ProjectDefinition {
     pub mode: Option<Mode>,
     #[serde(default)]
     pub endpoints: Vec<EndpointSpec>,
-    /// Accepted so that a GET answer can be sent back as a PUT unchanged; ignored.
-    #[serde(default, rename = "revision")]
-    pub _revision: Option<serde_json::Value>,
 }
 
 /// The most endpoints one project may hold.
@@ -580,5 +577,62 @@ mod tests {
             serde_json::json!({"method": "GET", "path": "/", "respose": {}}),
         );
         assert!(result.is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn name_checks_never_panic_and_accept_exactly_the_documented_form(value in "\\PC{0,40}") {
+            let documented = !value.is_empty()
+                && value.len() <= 32
+                && value.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+                && !RESERVED_NAMES.contains(&value.as_str());
+            proptest::prop_assert_eq!(check_username(&value).is_ok(), documented);
+        }
+
+        #[test]
+        fn generated_names_of_the_documented_form_are_accepted(value in "[a-z0-9][a-z0-9_-]{0,31}") {
+            proptest::prop_assume!(!RESERVED_NAMES.contains(&value.as_str()));
+            proptest::prop_assert!(check_username(&value).is_ok());
+            proptest::prop_assert!(check_project_name(&value).is_ok());
+        }
+
+        #[test]
+        fn method_parsing_never_panics_and_round_trips(value in "\\PC{0,40}") {
+            if let Ok(method) = MethodSpec::parse(&value) {
+                proptest::prop_assert_eq!(MethodSpec::parse(method.as_str()).unwrap(), method);
+            }
+        }
+
+        #[test]
+        fn endpoint_validation_never_panics_on_arbitrary_json(
+            path in "\\PC{0,30}",
+            status in 0u16..1000,
+            header in "\\PC{0,12}",
+            value in "\\PC{0,12}",
+            base64 in "\\PC{0,12}",
+        ) {
+            let spec = EndpointSpec {
+                id: None,
+                method: MethodSpec::Any,
+                path,
+                response: MockSpec {
+                    status,
+                    headers: BTreeMap::from([(header, HeaderValues::One(value))]),
+                    json: None,
+                    body: None,
+                    body_base64: Some(base64),
+                    delay_ms: None,
+                },
+                summary: None,
+                description: None,
+                tags: Vec::new(),
+            };
+            let errors = spec.validate("");
+            // A definition that validates must also compile into a handler.
+            if errors.is_empty() {
+                proptest::prop_assert!(crate::handlers::Handler::compile(&spec).is_ok());
+            }
+        }
     }
 }

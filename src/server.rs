@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -66,6 +68,7 @@ const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id
 struct App {
     routes: Arc<Routes>,
     platform: axum::Router,
+    body_limit: u64,
 }
 
 /// A running node.
@@ -169,6 +172,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let app = Arc::new(App {
         routes,
         platform: platform::router(state),
+        body_limit: config.body_limit,
     });
     let addr = SocketAddr::new(config.listen, config.port);
     let listener = TcpListener::bind(addr)
@@ -308,7 +312,15 @@ impl App {
             request.extensions_mut().insert(RequestId(id.clone()));
             return self.platform(request, id).await;
         }
-        match self.project(&request) {
+        let reply = self.project(&request);
+        // Mock answers do not depend on the body, but it must be read so that the
+        // connection can carry the next request; a body over the limit is refused.
+        if !request.body().is_end_stream()
+            && let Err(error) = drain(request.into_body(), self.body_limit).await
+        {
+            return error::render(&error, id_str(id));
+        }
+        match reply {
             Ok(Reply::Now(response)) => response,
             Ok(Reply::After(delay, response)) => {
                 tokio::time::sleep(delay).await;
@@ -356,14 +368,40 @@ impl App {
         if (status.is_client_error() || status.is_server_error()) && bare {
             // A layer below us answered with a bare status (axum's 405 for a known path);
             // give it our format, keeping `Allow`.
-            let mut error = ApiError::from_status(status);
-            if let Some(allow) = response.headers().get(http::header::ALLOW) {
-                error.header = Some(Box::new((http::header::ALLOW, allow.clone())));
-            }
+            let allow = response
+                .headers()
+                .get(http::header::ALLOW)
+                .and_then(|v| v.to_str().ok());
+            let error = match allow {
+                Some(allow) if status == http::StatusCode::METHOD_NOT_ALLOWED => {
+                    ApiError::method_not_allowed(allow)
+                }
+                _ => ApiError::from_status(status),
+            };
             return error::render(&error, id_str(id));
         }
         response.map(Body::Axum)
     }
+}
+
+/// Reads and discards a request body, refusing one longer than `limit`.
+async fn drain(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(Code::BadRequest, format!("could not read the body: {e}"))
+        })?;
+        if let Some(data) = frame.data_ref() {
+            total += data.len() as u64;
+            if total > limit {
+                return Err(ApiError::new(
+                    Code::PayloadTooLarge,
+                    format!("the body is larger than the limit of {limit} bytes"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The request id, in request extensions for platform handlers that log it.

@@ -4,7 +4,8 @@
 //! with the project's new revision in the body and as `ETag`, honours `If-Match`, and with
 //! `?dry_run=true` answers what it would do instead of doing it. A caller touches only its
 //! own projects unless it is an admin; asking about someone else's project is 403 whether
-//! or not it exists, so names do not leak.
+//! or not it exists, so names do not leak. Bodies are read as JSON values first and given
+//! their shape only after the ownership check, so a stranger learns nothing from a 422.
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::extract::{DryRun, IfMatch, Json, Path, Query};
+use super::extract::{DryRun, IfMatch, Json, Path, Query, from_value};
 use crate::accounts::Principal;
 use crate::changes::{Actor, Outcome, SettingsEdit, Target, Upsert};
 use crate::error::{ApiError, Code, FieldError};
@@ -116,6 +117,29 @@ fn project_json(project: &CompiledProject, with_endpoints: bool) -> Value {
         value["endpoints"] = Value::Array(endpoints);
     }
     value
+}
+
+/// Fields of a project answer that a client cannot set; a `PUT` ignores them, so what a
+/// `GET` answered can be sent back as is.
+const PROJECT_READ_ONLY: &[&str] = &[
+    "owner",
+    "mount",
+    "revision",
+    "endpoints_count",
+    "status",
+    "problem",
+    "created_at",
+    "updated_at",
+];
+/// The same for endpoint answers.
+const ENDPOINT_READ_ONLY: &[&str] = &["url", "revision"];
+
+fn strip_read_only(value: &mut Value, keys: &[&str]) {
+    if let Value::Object(map) = value {
+        for key in keys {
+            map.remove(*key);
+        }
+    }
 }
 
 fn etag(revision: i64) -> HeaderValue {
@@ -270,9 +294,10 @@ pub(super) async fn update_project(
     Path((owner, name)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
-    Json(settings): Json<ProjectSettings>,
+    Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     live_project(&state, &principal, &owner, &name)?;
+    let settings: ProjectSettings = from_value(body)?;
     let mut errors = Vec::new();
     settings.validate(&mut errors);
     if !errors.is_empty() {
@@ -304,9 +329,16 @@ pub(super) async fn replace_project(
     Path((owner, name)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
-    Json(definition): Json<ProjectDefinition>,
+    Json(mut body): Json<Value>,
 ) -> Result<Response, ApiError> {
     authorize(&principal, &owner)?;
+    strip_read_only(&mut body, PROJECT_READ_ONLY);
+    if let Some(Value::Array(endpoints)) = body.get_mut("endpoints") {
+        for endpoint in endpoints {
+            strip_read_only(endpoint, ENDPOINT_READ_ONLY);
+        }
+    }
+    let definition: ProjectDefinition = from_value(body)?;
     let mut errors = Vec::new();
     if let Err(message) = check_project_name(&name) {
         errors.push(FieldError::new("name", message));
@@ -426,9 +458,10 @@ pub(super) async fn create_endpoint(
     Path((owner, name)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
-    Json(spec): Json<EndpointSpec>,
+    Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     live_project(&state, &principal, &owner, &name)?;
+    let spec: EndpointSpec = from_value(body)?;
     let key = format!("{owner}/{name}");
     let outcome = state
         .changes
@@ -481,9 +514,11 @@ pub(super) async fn replace_endpoint(
     Path((owner, name, id)): Path<(String, String, String)>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
-    Json(spec): Json<EndpointSpec>,
+    Json(mut body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
+    strip_read_only(&mut body, ENDPOINT_READ_ONLY);
+    let spec: EndpointSpec = from_value(body)?;
     let existed = project.def.endpoint(&id).is_some();
     let outcome = state
         .changes

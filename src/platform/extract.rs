@@ -84,9 +84,13 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
-                ApiError::validation(vec![FieldError::new(
-                    field,
+                // serde stops at the first wrong field, maybe before a syntax error further
+                // on; a body that is not JSON at all is 400 whatever its shape.
+                if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                    return malformed(&syntax);
+                }
+                ApiError::validation(vec![FieldError::from_serde(
+                    &path,
                     strip_position(&inner.to_string()),
                 )])
             }
@@ -104,6 +108,17 @@ fn malformed(error: &serde_json::Error) -> ApiError {
     )
 }
 
+/// Deserialises an already parsed JSON value, naming the bad field on failure (422).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        ApiError::validation(vec![FieldError::from_serde(
+            &path,
+            strip_position(&error.into_inner().to_string()),
+        )])
+    })
+}
+
 /// serde's messages end in "at line 1 column 42", which means nothing for a field error.
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
@@ -116,8 +131,10 @@ fn parse_form<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." { "body".to_owned() } else { path };
-        ApiError::validation(vec![FieldError::new(field, error.into_inner().to_string())])
+        ApiError::validation(vec![FieldError::from_serde(
+            &path,
+            error.into_inner().to_string(),
+        )])
     })
 }
 

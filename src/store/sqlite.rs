@@ -458,3 +458,128 @@ impl Store for SqliteStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    fn endpoint(id: &str, path: &str) -> Arc<Endpoint> {
+        let spec: EndpointSpec = serde_json::from_value(
+            serde_json::json!({"method": "GET", "path": path, "response": {}}),
+        )
+        .unwrap();
+        Arc::new(Endpoint::new(id.into(), spec).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_first_user_is_admin_and_names_are_unique() {
+        let (_dir, store) = store().await;
+        let first = store.create_user("a", "h", None, 1).await.unwrap();
+        let second = store.create_user("b", "h", None, 1).await.unwrap();
+        assert_eq!((first.role, second.role), (Role::Admin, Role::User));
+        assert!(matches!(
+            store.create_user("a", "h", None, 1).await,
+            Err(StoreError::UsernameTaken)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_commit_on_a_stale_revision_is_refused_and_writes_nothing() {
+        let (_dir, store) = store().await;
+        let owner = store.create_user("a", "h", None, 1).await.unwrap();
+        let endpoints = [endpoint("one", "/one")];
+        let project = NewProject {
+            owner_id: owner.id,
+            owner: "a",
+            name: "p",
+            description: "",
+            mode: Mode::Development,
+            endpoints: &endpoints,
+            now: 1,
+        };
+        let id = store
+            .create_project(&project, Some(owner.id))
+            .await
+            .unwrap();
+        let added = endpoint("two", "/two");
+        let commit = Commit {
+            project_id: id,
+            base_revision: 1,
+            name: "p",
+            description: "",
+            mode: Mode::Development,
+            endpoints: EndpointOps::Upsert(&added),
+            actor_id: Some(owner.id),
+            summary: "add two",
+            now: 2,
+        };
+        assert_eq!(store.commit(&commit).await.unwrap(), 2);
+        // A second writer that also started from revision 1 must not apply.
+        let stale = Commit {
+            endpoints: EndpointOps::Delete("one"),
+            ..commit
+        };
+        assert!(matches!(
+            store.commit(&stale).await,
+            Err(StoreError::RevisionConflict { expected: 1 })
+        ));
+        let loaded = store.load_projects().await.unwrap();
+        let ids: Vec<&str> = loaded[0]
+            .project
+            .endpoints
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(ids, ["one", "two"], "in insertion order, nothing deleted");
+        assert_eq!(loaded[0].project.revision, 2);
+        let history = store.list_changes(id, 10).await.unwrap();
+        let summaries: Vec<&str> = history.iter().map(|c| c.summary.as_str()).collect();
+        assert_eq!(summaries, ["add two", "create project"]);
+    }
+
+    #[tokio::test]
+    async fn replacing_an_endpoint_keeps_its_place() {
+        let (_dir, store) = store().await;
+        let owner = store.create_user("a", "h", None, 1).await.unwrap();
+        let endpoints = [endpoint("x", "/x"), endpoint("y", "/y")];
+        let project = NewProject {
+            owner_id: owner.id,
+            owner: "a",
+            name: "p",
+            description: "",
+            mode: Mode::Development,
+            endpoints: &endpoints,
+            now: 1,
+        };
+        let id = store.create_project(&project, None).await.unwrap();
+        let changed = endpoint("x", "/x-changed");
+        let commit = Commit {
+            project_id: id,
+            base_revision: 1,
+            name: "p",
+            description: "",
+            mode: Mode::Development,
+            endpoints: EndpointOps::Upsert(&changed),
+            actor_id: None,
+            summary: "change x",
+            now: 2,
+        };
+        store.commit(&commit).await.unwrap();
+        let loaded = store.load_projects().await.unwrap();
+        let paths: Vec<&str> = loaded[0]
+            .project
+            .endpoints
+            .iter()
+            .map(|e| e.spec.path.as_str())
+            .collect();
+        assert_eq!(paths, ["/x-changed", "/y"]);
+    }
+}

@@ -4,7 +4,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchyard::config::{AdminBootstrap, Registration};
 
-use crate::helpers::{PASSWORD, TestApp, assert_error, header, json_body, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PASSWORD, TestApp, assert_error, header, json_body, spawn_app, spawn_app_with,
+};
 
 async fn register_form(app: &TestApp, form: &str) -> reqwest::Response {
     app.send(
@@ -82,7 +84,12 @@ async fn bad_user_names_are_422_naming_the_username() {
         "ålice",
     ] {
         let response = app.register(name, PASSWORD).await;
-        let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let body = assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(body["error"]["details"][0]["field"], "username", "{name:?}");
     }
 }
@@ -102,7 +109,12 @@ async fn bad_passwords_are_422_naming_the_password() {
     let too_long = "p".repeat(1025);
     for password in ["", "short", "7chars!", too_long.as_str()] {
         let response = app.register("alice", password).await;
-        let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let body = assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(body["error"]["details"][0]["field"], "password");
     }
     assert_eq!(
@@ -115,7 +127,12 @@ async fn bad_passwords_are_422_naming_the_password() {
 async fn a_bad_name_and_a_bad_password_are_both_named() {
     let app = spawn_app().await;
     let response = app.register("Bad Name", "x").await;
-    let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     let fields: Vec<&str> = body["error"]["details"]
         .as_array()
         .expect("details")
@@ -177,7 +194,12 @@ async fn login_with_another_grant_type_is_422() {
             Some(&json!({"username": "alice", "password": PASSWORD, "grant_type": "client_credentials"})),
         )
         .await;
-    let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["error"]["details"][0]["field"], "grant_type");
 }
 
@@ -197,7 +219,7 @@ async fn unknown_user_and_wrong_password_get_the_same_401() {
 async fn logout_ends_the_token() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let other = json_body(app.login("alice", PASSWORD).await).await;
+    let other = json_body(app.login(&alice.name, &alice.password).await).await;
     let other = other["access_token"].as_str().expect("token").to_owned();
     let response = app
         .call(Method::POST, "/auth/logout", Some(&alice.token), None)
@@ -231,7 +253,9 @@ async fn me_tells_who_i_am_with_my_projects() {
     app.project(&bob, "zeta").await;
     app.project(&bob, "alpha").await;
     app.project(&alice, "mine").await;
-    let me = app.call(Method::GET, "/auth/me", Some(&bob.token), None).await;
+    let me = app
+        .call(Method::GET, "/auth/me", Some(&bob.token), None)
+        .await;
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(
         json_body(me).await,
@@ -373,17 +397,35 @@ async fn deleting_someone_elses_or_an_unknown_token_is_404() {
 async fn token_lifetimes_are_validated() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    for expires_in in [json!(0), json!(10 * 365 * 24 * 3600 + 1), json!(-1), json!("soon")] {
+    for expires_in in [
+        json!(0),
+        json!(10 * 365 * 24 * 3600 + 1),
+        json!(-1),
+        json!("soon"),
+    ] {
         let response = new_token(
             &app,
             &alice.token,
             &json!({"name": "ci", "expires_in": expires_in}),
         )
         .await;
-        let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-        assert_eq!(body["error"]["details"][0]["field"], "expires_in", "{expires_in}");
+        let body = assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(
+            body["error"]["details"][0]["field"], "expires_in",
+            "{expires_in}"
+        );
     }
-    let response = new_token(&app, &alice.token, &json!({"name": "ci", "expires_in": 3600})).await;
+    let response = new_token(
+        &app,
+        &alice.token,
+        &json!({"name": "ci", "expires_in": 3600}),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let body = json_body(response).await;
     assert!(body["expires_at"].is_string(), "{body}");
@@ -396,7 +438,12 @@ async fn a_token_needs_a_name() {
     let too_long = "n".repeat(65);
     for body in [json!({"name": "   "}), json!({"name": too_long}), json!({})] {
         let response = new_token(&app, &alice.token, &body).await;
-        let error = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let error = assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(error["error"]["details"][0]["field"], "name", "{body}");
     }
 }
@@ -579,7 +626,12 @@ async fn an_unknown_role_is_422() {
             Some(&json!({"username": "ops", "password": PASSWORD, "role": "root"})),
         )
         .await;
-    let body = assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
     assert_eq!(body["error"]["details"][0]["field"], "role");
 }
 
@@ -595,4 +647,38 @@ async fn registering_with_a_bad_token_is_401_not_anonymous() {
         )
         .await;
     assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn sessions_and_api_tokens_expire() {
+    let app = spawn_app_with(|c| c.session_ttl = std::time::Duration::from_secs(1)).await;
+    let alice = app.user("alice").await;
+    let created = json_body(
+        new_token(
+            &app,
+            &alice.token,
+            &json!({"name": "brief", "expires_in": 1}),
+        )
+        .await,
+    )
+    .await;
+    let api = created["token"].as_str().expect("token").to_owned();
+    let login = json_body(app.login("alice", PASSWORD).await).await;
+    assert_eq!(login["expires_in"], 1);
+    let session = login["access_token"].as_str().expect("token").to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    for token in [&session, &api] {
+        let me = app.call(Method::GET, "/auth/me", Some(token), None).await;
+        assert_error(me, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
+    let fresh = json_body(app.login("alice", PASSWORD).await).await;
+    let fresh = fresh["access_token"].as_str().expect("token");
+    let list = app
+        .call(Method::GET, "/auth/tokens", Some(fresh), None)
+        .await;
+    assert_eq!(
+        json_body(list).await,
+        json!({"tokens": []}),
+        "expired tokens are not listed"
+    );
 }

@@ -283,3 +283,70 @@ async fn a_stored_project_that_does_not_compile_is_served_as_503_and_can_be_fixe
     assert_eq!(served.json::<Value>().await.unwrap(), json!("back"));
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_url(&dir.path().join("term.db"));
+    let mut process = start_binary(&db).await;
+    let client = reqwest::Client::new();
+    let base = process.base.clone();
+    client
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"username": "dave", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let login: Value = client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": "dave", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let project = json!({"name": "slow", "endpoints": [
+        {"method": "GET", "path": "/wait", "response": {"json": "done", "delay_ms": 1500}}
+    ]});
+    let created = client
+        .post(format!("{base}/admin/projects"))
+        .bearer_auth(&token)
+        .json(&project)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        let url = format!("{base}/dave/slow/wait");
+        async move { client.get(url).send().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = process.child.id().expect("a pid").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(answer.json::<Value>().await.unwrap(), json!("done"));
+    let status = tokio::time::timeout(Duration::from_secs(15), process.child.wait())
+        .await
+        .expect("the process exits after draining")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+    // A fresh client cannot connect any more.
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/health"))
+        .send()
+        .await;
+    assert!(refused.is_err(), "the listener is closed");
+}

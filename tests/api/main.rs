@@ -8,14 +8,17 @@
 //! - `endpoints`: endpoint CRUD through the admin API and what the project then serves.
 //! - `routing`: the request path: templates, 404/405, HEAD, trailing slashes, mock responses.
 //! - `revisions`: revisions, ETag, If-Match, dry runs, change history.
+//! - `bodies`: request bodies sent to project endpoints.
 //! - `errors`: malformed, invalid, oversized and mistyped input.
 //! - `swap`: changes under load: no failed request, never a mixed answer.
-//! - `durability`: restart, kill -9 right after an acknowledged change.
+//! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
+//!   stored projects.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
 mod helpers;
 
 mod accounts;
+mod bodies;
 mod docs;
 mod durability;
 mod endpoints;

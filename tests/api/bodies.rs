@@ -1,0 +1,79 @@
+//! Request bodies sent to project endpoints: read (so connections are reused) and bounded.
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{assert_error, spawn_app_with};
+
+#[tokio::test]
+async fn a_body_sent_to_a_mock_is_read_and_the_connection_reused() {
+    let app = spawn_app_with(|c| c.body_limit = 64 * 1024).await;
+    let alice = app.user("alice").await;
+    app.create_project(&alice, "p").await;
+    app.post_endpoint(
+        &alice,
+        "alice/p",
+        &json!({"method": "POST", "path": "/in", "response": {"status": 202, "json": {"ok": true}}}),
+    )
+    .await;
+    // Two requests with bodies on one raw connection: the second is answered only if the
+    // server read the first body through instead of closing the connection.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let body = vec![b'x'; 60_000];
+    let mut wire = Vec::new();
+    for _ in 0..2 {
+        wire.extend_from_slice(
+            format!(
+                "POST /alice/p/in HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        wire.extend_from_slice(&body);
+    }
+    stream.write_all(&wire).await.unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while count(&seen, b"HTTP/1.1 202") < 2 {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("the second answer arrives")
+                .unwrap();
+        assert!(
+            read > 0,
+            "the connection was closed after {} answers",
+            count(&seen, b"HTTP/1.1 202")
+        );
+        seen.extend_from_slice(&buffer[..read]);
+    }
+}
+
+fn count(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_gets_413() {
+    let app = spawn_app_with(|c| c.body_limit = 1024).await;
+    let alice = app.user("alice").await;
+    app.create_project(&alice, "p").await;
+    app.post_endpoint(
+        &alice,
+        "alice/p",
+        &json!({"method": "POST", "path": "/in", "response": {"json": 1}}),
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("/alice/p/in"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
