@@ -22,7 +22,7 @@ use crate::handlers::Handler;
 use crate::model::{
     Endpoint, EndpointSpec, MAX_ENDPOINTS, Mode, Project, ProjectDefinition, new_endpoint_id,
 };
-use crate::routing::{CompileError, CompiledProject, Routes};
+use crate::routing::{CompileError, CompiledProject, Routes, retire};
 use crate::store::{Commit, EndpointOps, NewProject, Store, StoreError};
 
 /// Why a change was refused. Nothing was written when one of these is returned.
@@ -444,7 +444,7 @@ impl Changes {
             })?;
         // The store's id is known only now; the router and handlers stay as compiled.
         let compiled = with_store_id(compiled, id);
-        self.routes.publish(None, Some(compiled.clone()));
+        retire(self.routes.publish(None, Some(compiled.clone())));
         Ok(Outcome {
             project: compiled,
             diff,
@@ -651,7 +651,7 @@ impl Changes {
         }];
         if !dry_run {
             self.store.delete_project(current.def.id).await?;
-            self.routes.publish(Some(target.key), None);
+            retire(self.routes.publish(Some(target.key), None));
         }
         Ok(Outcome {
             project: current,
@@ -749,8 +749,10 @@ impl Changes {
                 StoreError::ProjectExists => ChangeError::ProjectExists(def.name.clone()),
                 other => ChangeError::Store(other),
             })?;
-        self.routes
+        let replaced = self
+            .routes
             .publish(renamed.then_some(target.key), Some(compiled.clone()));
+        retire((replaced, current));
         Ok(Outcome {
             project: compiled,
             diff,

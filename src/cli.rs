@@ -87,7 +87,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; 1 runs everything on one thread).
     #[arg(long, env = "SWITCHYARD_WORKERS", hide_env_values = true)]
     pub workers: Option<usize>,
 
@@ -152,11 +152,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // One worker means one core: a current-thread runtime serves it without the
+    // work-stealing machinery a multi-thread runtime pays for on every wake-up.
+    let mut runtime = match args.workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers.max(1));
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     runtime.enable_all();
-    if let Some(workers) = args.workers {
-        runtime.worker_threads(workers.max(1));
-    }
     let runtime = runtime.build().context("starting the async runtime")?;
     runtime.block_on(async {
         let server = server::start(config).await?;

@@ -1,7 +1,7 @@
 //! Switchyard: many small HTTP APIs in one fast binary, changed at runtime.
 //!
 //! Modules in reading order: how a node starts (`cli`, `config`, `server`), how a request
-//! is answered (`routing`, `handlers`, `body`), how a change is made (`platform`, `changes`,
+//! is answered (`routing`, `handlers`, `body`, `observe`), how a change is made (`platform`, `changes`,
 //! `store`), and the vocabulary all of them share (`model`, `accounts`, `error`).
 //! See ARCHITECTURE.md for the map.
 
@@ -11,6 +11,7 @@ pub mod server;
 
 pub(crate) mod body;
 pub(crate) mod handlers;
+pub(crate) mod observe;
 pub(crate) mod routing;
 
 pub(crate) mod changes;

@@ -25,8 +25,7 @@ use http::{HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -39,6 +38,7 @@ use crate::demo::{self, DemoInfo};
 use crate::error::{self, ApiError, Code, Pending};
 use crate::handlers::Reply;
 use crate::model::{Role, is_reserved_root};
+use crate::observe;
 use crate::platform::{self, AppState, PlatformConfig};
 use crate::routing::{ProjectLookup, Routes};
 use crate::store::{self, Store, StoreError};
@@ -61,8 +61,6 @@ pub enum ServerError {
         source: std::io::Error,
     },
 }
-
-const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The state every request reaches.
 struct App {
@@ -151,6 +149,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let projects = loaded.len();
     let endpoints = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let routes = Arc::new(Routes::from_loaded(loaded));
+    release_freed_memory();
     let changes = Arc::new(Changes::new(store.clone(), routes.clone()));
     let demo = if config.demo {
         Some(
@@ -225,7 +224,10 @@ async fn serve(
     store: Arc<dyn Store>,
     shutdown_timeout: Duration,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: detecting HTTP/2 prior knowledge on every connection costs each request
+    // a wrapped read path, and no client of the foundation speaks h2c.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.keep_alive(true);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -247,8 +249,8 @@ async fn serve(
             let app = app.clone();
             async move { Ok::<_, Infallible>(app.handle(request).await) }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
@@ -265,28 +267,9 @@ async fn serve(
     store.close().await;
 }
 
-/// The request id to use: the caller's if it is a sane token, else a new UUIDv7.
-fn request_id(request: &Request<Incoming>) -> HeaderValue {
-    if let Some(given) = request.headers().get(&REQUEST_ID) {
-        let bytes = given.as_bytes();
-        if !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic()) {
-            return given.clone();
-        }
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let ts = uuid::Timestamp::from_unix(uuid::NoContext, now.as_secs(), now.subsec_nanos());
-    let mut buffer = uuid::Uuid::encode_buffer();
-    let text = uuid::Uuid::new_v7(ts)
-        .hyphenated()
-        .encode_lower(&mut buffer);
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))
-}
-
 impl App {
     async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
-        let id = request_id(&request);
+        let id = observe::request_id(request.headers());
         let guarded = std::panic::AssertUnwindSafe(self.dispatch(request, &id)).catch_unwind();
         let mut response = match guarded.await {
             Ok(response) => response,
@@ -298,7 +281,7 @@ impl App {
                 )
             }
         };
-        response.headers_mut().insert(REQUEST_ID, id);
+        response.headers_mut().insert(observe::REQUEST_ID, id);
         response
     }
 
@@ -381,6 +364,17 @@ impl App {
             return error::render(&error, id_str(id));
         }
         response.map(Body::Axum)
+    }
+}
+
+/// Hands memory freed after loading (parsed rows, temporary strings) back to the OS, so that
+/// idle RSS reflects what the node keeps, not the peak of reading the store.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers from us and
+    // is safe to call at any time from any thread.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -34,13 +34,18 @@
 //!
 //! Lookup cost depends on the path's length and on how many *pattern* siblings it has to try
 //! at each level, never on the number of static routes; each tree node is visited at most
-//! once per lookup, because the node at depth `d` always consumes the `d`-th segment. Static
-//! keys are hashed with std's keyed SipHash so that tenants cannot craft colliding route
-//! sets. Captures live in a [`SmallVec`] that only spills to the heap for more than
+//! once per lookup, because the node at depth `d` always consumes the `d`-th segment. The
+//! static children of all nodes with more than one share a single open-addressed table keyed
+//! by `(node, segment)` and hashed with foldhash under a random per-router seed, so that
+//! tenants cannot craft colliding route sets; static keys are slices of one shared string.
+//! Building therefore allocates a few growing buffers rather than a map and a string per
+//! node, which keeps the rebuild on every project change, and dropping the old tree, cheap.
+//! Captures live in a [`SmallVec`] that only spills to the heap for more than
 //! [`INLINE_PARAMS`] parameters.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
 
 use http::Method;
 use smallvec::SmallVec;
@@ -87,87 +92,131 @@ fn common_slot(method: &Method) -> Option<usize> {
     COMMON.iter().position(|common| common == method)
 }
 
+/// Stands for "no node", "no route" or "no method table" wherever an id is stored as `u32`.
+/// Ids are `u32` rather than `usize` so that nodes and method tables stay small: a project's
+/// tree is rebuilt on every change, so its size is build and drop time as much as memory.
+const NONE: u32 = u32::MAX;
+
+/// Turns a length into the id of the next element. A tree with `u32::MAX` nodes would not
+/// fit in memory, so saturating to [`NONE`] only makes a route unreachable, never misrouted
+/// and never a panic.
+fn next_id(len: usize) -> u32 {
+    u32::try_from(len).unwrap_or(NONE)
+}
+
+/// The element `id` refers to, or `None` for [`NONE`].
+fn get<T>(items: &[T], id: u32) -> Option<&T> {
+    items.get(usize::try_from(id).ok()?)
+}
+
+fn get_mut<T>(items: &mut [T], id: u32) -> Option<&mut T> {
+    items.get_mut(usize::try_from(id).ok()?)
+}
+
 /// The routes ending at one node, by method. Values are indexes into `Router::routes`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slots {
-    common: [Option<usize>; 9],
-    any: Option<usize>,
-    /// Extension methods such as `PURGE`; rare and few, so a vec beats a map.
-    extensions: Vec<(Method, usize)>,
-    /// Precomputed `Allow` header value, filled in by `build`.
-    allow: Box<str>,
+    common: [u32; 9],
+    any: u32,
+    /// Index into `Tree::allows`, filled in by `build`; nearly every table shares the same
+    /// few values (`GET, HEAD` above all), so they are stored once per tree.
+    allow: u32,
+    /// Extension methods such as `PURGE`; rare and few, so a slice beats a map, and a boxed
+    /// slice keeps the common, empty case to two words without an allocation.
+    extensions: Box<[(Method, u32)]>,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots {
+            common: [NONE; 9],
+            any: NONE,
+            allow: NONE,
+            extensions: Box::default(),
+        }
+    }
 }
 
 impl Slots {
-    fn slot_mut(&mut self, method: &RouteMethod) -> Option<&mut Option<usize>> {
-        match method {
-            RouteMethod::Any => Some(&mut self.any),
-            RouteMethod::Method(method) => match common_slot(method) {
-                Some(slot) => self.common.get_mut(slot),
-                None => None,
-            },
-        }
-    }
-
     /// Registers route `index` for `method`, or reports the route already there.
-    fn claim(&mut self, method: RouteMethod, index: usize) -> Result<(), Conflict> {
+    fn claim(&mut self, method: RouteMethod, index: u32) -> Result<(), Conflict> {
         let existing = match &method {
             RouteMethod::Any => self.any,
             RouteMethod::Method(method) => self.exact(method),
         };
-        if let Some(existing) = existing {
-            return Err(Conflict { existing });
+        if existing != NONE {
+            return Err(Conflict {
+                existing: existing as usize,
+            });
         }
-        match self.slot_mut(&method) {
-            Some(slot) => *slot = Some(index),
-            None => {
-                // Only extension methods lack a fixed slot.
-                if let RouteMethod::Method(method) = method {
-                    self.extensions.push((method, index));
+        match method {
+            RouteMethod::Any => self.any = index,
+            RouteMethod::Method(method) => match common_slot(&method) {
+                Some(slot) => {
+                    if let Some(entry) = self.common.get_mut(slot) {
+                        *entry = index;
+                    }
                 }
-            }
+                None => {
+                    // Rebuilding the slice costs O(extensions), which stay a handful.
+                    let mut extensions = std::mem::take(&mut self.extensions).into_vec();
+                    extensions.push((method, index));
+                    self.extensions = extensions.into_boxed_slice();
+                }
+            },
         }
         Ok(())
     }
 
-    fn exact(&self, method: &Method) -> Option<usize> {
+    fn exact(&self, method: &Method) -> u32 {
         match common_slot(method) {
-            Some(slot) => self.common.get(slot).copied().flatten(),
+            Some(slot) => self.common.get(slot).copied().unwrap_or(NONE),
             None => self
                 .extensions
                 .iter()
                 .find(|(ext, _)| ext == method)
-                .map(|&(_, route)| route),
+                .map_or(NONE, |&(_, route)| route),
         }
     }
 
     /// Exact method, then GET for HEAD, then ANY.
-    fn pick(&self, method: &Method) -> Option<usize> {
-        self.exact(method)
-            .or_else(|| {
-                if *method == Method::HEAD {
-                    self.common.get(GET_SLOT).copied().flatten()
-                } else {
-                    None
-                }
-            })
-            .or(self.any)
+    fn pick(&self, method: &Method) -> Option<u32> {
+        let mut found = self.exact(method);
+        if found == NONE && *method == Method::HEAD {
+            found = self.common.get(GET_SLOT).copied().unwrap_or(NONE);
+        }
+        if found == NONE {
+            found = self.any;
+        }
+        (found != NONE).then_some(found)
     }
 
-    fn compute_allow(&mut self) {
-        let mut allow = String::new();
-        let has_get = matches!(self.common.get(GET_SLOT), Some(Some(_)));
+    /// Bit `i` is set when `COMMON[i]` belongs in `Allow`. HEAD is always served by GET, so
+    /// clients must be told it is allowed whenever GET is.
+    fn allow_mask(&self) -> usize {
+        let has_get = self
+            .common
+            .get(GET_SLOT)
+            .is_some_and(|&route| route != NONE);
+        let mut mask = 0;
+        for (slot, &route) in self.common.iter().enumerate() {
+            if route != NONE || (slot == HEAD_SLOT && has_get) {
+                mask |= 1 << slot;
+            }
+        }
+        mask
+    }
+
+    fn write_allow(&self, mask: usize, allow: &mut String) {
+        allow.clear();
         for (slot, method) in COMMON.iter().enumerate() {
-            let present = matches!(self.common.get(slot), Some(Some(_)));
-            // HEAD is always served by GET, so clients must be told it is allowed.
-            if present || (slot == HEAD_SLOT && has_get) {
-                push_method(&mut allow, method.as_str());
+            if mask & (1 << slot) != 0 {
+                push_method(allow, method.as_str());
             }
         }
         for (method, _) in &self.extensions {
-            push_method(&mut allow, method.as_str());
+            push_method(allow, method.as_str());
         }
-        self.allow = allow.into_boxed_str();
     }
 }
 
@@ -182,10 +231,12 @@ fn push_method(allow: &mut String, method: &str) {
 #[derive(Debug)]
 struct PatternEdge {
     lits: Box<[Box<str>]>,
-    literal_bytes: usize,
+    /// The node this edge leaves; `build` groups edges by it.
+    parent: u32,
+    child: u32,
     /// Insertion index of the first route that used this pattern, the last tie-breaker.
-    first_route: usize,
-    child: usize,
+    first_route: u32,
+    literal_bytes: u32,
 }
 
 impl PatternEdge {
@@ -194,58 +245,207 @@ impl PatternEdge {
     }
 }
 
+/// Where a static key lives in `Tree::keys`. Keys are slices of one shared string rather than
+/// a `Box<str>` each, so that building and dropping a tree of static routes allocates and
+/// frees a few buffers instead of one per route.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    start: u32,
+    len: u32,
+}
+
+impl Key {
+    fn matches(self, keys: &str, segment: &str) -> bool {
+        let start = self.start as usize;
+        start
+            .checked_add(self.len as usize)
+            .and_then(|end| keys.as_bytes().get(start..end))
+            == Some(segment.as_bytes())
+    }
+}
+
 /// Static children of a node. Most nodes below a parameter have a single static child
-/// (`/users/{id}/posts`), so that case is one string comparison and no hash table; two or
-/// more children always go through a hash table, so lookup never scans siblings.
-#[derive(Debug, Default)]
+/// (`/users/{id}/posts`), so that case is one string comparison and no hash; two or more
+/// children live in the tree-wide [`StaticTable`], so lookup never scans siblings.
+#[derive(Debug, Default, Clone, Copy)]
 enum Statics {
     #[default]
     Empty,
-    One(Box<str>, usize),
-    Many(HashMap<Box<str>, usize>),
+    One(Key, u32),
+    Many,
 }
 
-impl Statics {
-    fn get(&self, segment: &str) -> Option<usize> {
-        match self {
-            Statics::Empty => None,
-            Statics::One(text, child) => (**text == *segment).then_some(*child),
-            Statics::Many(map) => map.get(segment).copied(),
-        }
-    }
-
-    /// Returns the child for `text`, registering `fresh` as that child if there is none.
-    fn get_or_insert(&mut self, text: &str, fresh: usize) -> usize {
-        if let Some(existing) = self.get(text) {
-            return existing;
-        }
-        *self = match std::mem::take(self) {
-            Statics::Empty => Statics::One(text.into(), fresh),
-            Statics::One(other, child) => {
-                Statics::Many(HashMap::from([(other, child), (text.into(), fresh)]))
-            }
-            Statics::Many(mut map) => {
-                map.insert(text.into(), fresh);
-                Statics::Many(map)
-            }
-        };
-        fresh
-    }
+/// A static child kept in [`StaticTable`].
+#[derive(Debug, Clone, Copy)]
+struct StaticEdge {
+    parent: u32,
+    key: Key,
+    child: u32,
 }
 
-/// One tree node, reached by consuming one path segment per level. Children are indexes
-/// into `Tree::nodes`, and method tables indexes into `Tree::slots`.
+/// Every static edge of nodes with more than one, in one open-addressed hash table keyed by
+/// `(parent, segment)`. One flat table instead of a map per node means no per-node
+/// allocation, growth or hashing state, and a tree of many static routes is a few big
+/// buffers. Keys are hashed with foldhash under a random per-table seed, so that tenants
+/// cannot craft route sets that collide.
 #[derive(Debug, Default)]
+struct StaticTable {
+    hasher: foldhash::fast::RandomState,
+    /// Power-of-two many buckets, at most half full so that probe sequences stay short: a
+    /// hash tag (the high half of the hash, which the bucket position does not use) and an
+    /// index into `edges`, or [`NONE`] for an empty bucket.
+    buckets: Vec<(u32, u32)>,
+    edges: Vec<StaticEdge>,
+}
+
+/// Where a probe for a key ended: at the matching edge, or at the empty bucket it would take.
+enum Probe {
+    Found(u32),
+    Vacant(usize),
+    /// Only a table without buckets, or a bug, gets here.
+    Full,
+}
+
+impl StaticTable {
+    fn hash(&self, parent: u32, segment: &str) -> u64 {
+        self.hasher.hash_one((parent, segment))
+    }
+
+    fn probe(&self, keys: &str, parent: u32, segment: &str, hash: u64) -> Probe {
+        let Some(mask) = self.buckets.len().checked_sub(1) else {
+            return Probe::Full;
+        };
+        let tag = (hash >> 32) as u32;
+        // Truncating the hash is fine: only the low bits pick the bucket.
+        let mut at = hash as usize & mask;
+        // The table is never full, so an empty bucket always ends the probe; the bound only
+        // makes sure that even a bug could not loop forever.
+        for _ in 0..self.buckets.len() {
+            let Some(&(bucket_tag, edge)) = self.buckets.get(at) else {
+                break;
+            };
+            if edge == NONE {
+                return Probe::Vacant(at);
+            }
+            if bucket_tag == tag
+                && let Some(found) = get(&self.edges, edge)
+                && found.parent == parent
+                && found.key.matches(keys, segment)
+            {
+                return Probe::Found(found.child);
+            }
+            at = (at + 1) & mask;
+        }
+        Probe::Full
+    }
+
+    fn get(&self, keys: &str, parent: u32, segment: &str) -> Option<u32> {
+        match self.probe(keys, parent, segment, self.hash(parent, segment)) {
+            Probe::Found(child) => Some(child),
+            Probe::Vacant(_) | Probe::Full => None,
+        }
+    }
+
+    /// Adds an edge that is not in the table yet.
+    fn insert(&mut self, keys: &str, edge: StaticEdge) {
+        self.reserve(keys, self.edges.len().saturating_add(1));
+        let Some(segment) = keys.get(edge.key.start as usize..) else {
+            return;
+        };
+        let Some(segment) = segment.get(..edge.key.len as usize) else {
+            return;
+        };
+        let hash = self.hash(edge.parent, segment);
+        if let Probe::Vacant(at) = self.probe(keys, edge.parent, segment, hash)
+            && let Some(bucket) = self.buckets.get_mut(at)
+        {
+            *bucket = ((hash >> 32) as u32, next_id(self.edges.len()));
+            self.edges.push(edge);
+        }
+    }
+
+    /// Makes room for `edges` edges without exceeding half load, rehashing if needed.
+    fn reserve(&mut self, keys: &str, edges: usize) {
+        let wanted = edges.saturating_mul(2).max(16).next_power_of_two();
+        if wanted > self.buckets.len() {
+            self.resize(keys, wanted);
+        }
+        let _ = self
+            .edges
+            .try_reserve(edges.saturating_sub(self.edges.len()));
+    }
+
+    /// Rebuilds the buckets with `len` (a power of two, more than twice the edges) slots.
+    fn resize(&mut self, keys: &str, len: usize) {
+        let mut buckets = Vec::new();
+        if buckets.try_reserve_exact(len).is_err() {
+            return;
+        }
+        buckets.resize(len, (0, NONE));
+        let mask = len - 1;
+        for (index, edge) in self.edges.iter().enumerate() {
+            let start = edge.key.start as usize;
+            let Some(segment) = start
+                .checked_add(edge.key.len as usize)
+                .and_then(|end| keys.get(start..end))
+            else {
+                continue;
+            };
+            let hash = self.hash(edge.parent, segment);
+            let mut at = hash as usize & mask;
+            while let Some(bucket) = buckets.get_mut(at) {
+                if bucket.1 == NONE {
+                    *bucket = ((hash >> 32) as u32, next_id(index));
+                    break;
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        self.buckets = buckets;
+    }
+
+    /// Gives back memory reserved for routes that never came.
+    fn shrink(&mut self, keys: &str) {
+        self.edges.shrink_to_fit();
+        let fitting = self
+            .edges
+            .len()
+            .saturating_mul(2)
+            .max(16)
+            .next_power_of_two();
+        // Halving only when a quarter full or less avoids a rehash for ordinary slack.
+        if self.buckets.len() > fitting.saturating_mul(2) {
+            self.resize(keys, fitting);
+        }
+    }
+}
+
+/// One tree node, reached by consuming one path segment per level. Children are ids of
+/// `Tree::nodes`, method tables ids of `Tree::slots`, and [`NONE`] means there is none.
+#[derive(Debug)]
 struct Node {
     statics: Statics,
-    /// Pattern children; put in priority order by `build`.
-    patterns: Vec<PatternEdge>,
+    /// Pattern children are `Tree::patterns[patterns.0..patterns.1]`, in priority order;
+    /// filled in by `build`.
+    patterns: (u32, u32),
     /// The child for a segment that is one bare `{x}`.
-    param: Option<usize>,
+    param: u32,
     /// Routes whose template ends exactly at this node.
-    end: Option<usize>,
+    end: u32,
     /// Routes whose template ends with `{*rest}` right below this node.
-    tail: Option<usize>,
+    tail: u32,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Node {
+            statics: Statics::Empty,
+            patterns: (0, 0),
+            param: NONE,
+            end: NONE,
+            tail: NONE,
+        }
+    }
 }
 
 /// The part of the router that does not depend on the value type, so the walk is compiled
@@ -254,6 +454,13 @@ struct Node {
 struct Tree {
     nodes: Vec<Node>,
     slots: Vec<Slots>,
+    /// Pattern edges of all nodes, grouped by parent and in priority order after `build`.
+    patterns: Vec<PatternEdge>,
+    statics: StaticTable,
+    /// The text of every static key, back to back; see [`Key`].
+    keys: String,
+    /// The distinct `Allow` values, which `Slots::allow` indexes.
+    allows: Vec<Box<str>>,
 }
 
 impl Tree {
@@ -261,45 +468,116 @@ impl Tree {
         Tree {
             nodes: vec![Node::default()],
             slots: Vec::new(),
+            patterns: Vec::new(),
+            statics: StaticTable::default(),
+            keys: String::new(),
+            allows: Vec::new(),
         }
+    }
+
+    /// Reserves room for `routes` routes of one static segment each, the common case.
+    /// Reserving is only a hint, so failing to reserve is ignored rather than reported.
+    fn reserve(&mut self, routes: usize) {
+        let _ = self.nodes.try_reserve(routes);
+        let _ = self.slots.try_reserve(routes);
+        // Guesses a typical static key of eight bytes.
+        let _ = self.keys.try_reserve(routes.saturating_mul(8));
+        self.statics.reserve(&self.keys, routes);
     }
 
     // The builder helpers below only ever see ids this tree handed out, so the `None`
     // branches cannot run; they exist so that even a bug could not turn into a panic.
 
-    fn static_child(&mut self, parent: usize, text: &str) -> usize {
-        let fresh = self.nodes.len();
-        let child = match self.nodes.get_mut(parent) {
-            Some(node) => node.statics.get_or_insert(text, fresh),
-            None => fresh,
+    fn static_child(&mut self, parent: u32, text: &str) -> u32 {
+        let fresh = next_id(self.nodes.len());
+        let Some(node) = get(&self.nodes, parent) else {
+            return fresh;
+        };
+        let statics = node.statics;
+        let child = match statics {
+            Statics::Empty => {
+                let key = self.push_key(text);
+                self.set_statics(parent, Statics::One(key, fresh));
+                fresh
+            }
+            Statics::One(key, child) if key.matches(&self.keys, text) => child,
+            Statics::One(key, child) => {
+                let new_key = self.push_key(text);
+                self.statics
+                    .insert(&self.keys, StaticEdge { parent, key, child });
+                self.statics.insert(
+                    &self.keys,
+                    StaticEdge {
+                        parent,
+                        key: new_key,
+                        child: fresh,
+                    },
+                );
+                self.set_statics(parent, Statics::Many);
+                fresh
+            }
+            Statics::Many => match self.statics.get(&self.keys, parent, text) {
+                Some(child) => child,
+                None => {
+                    let key = self.push_key(text);
+                    self.statics.insert(
+                        &self.keys,
+                        StaticEdge {
+                            parent,
+                            key,
+                            child: fresh,
+                        },
+                    );
+                    fresh
+                }
+            },
         };
         self.adopt(child, fresh)
     }
 
-    fn param_child(&mut self, parent: usize) -> usize {
-        let fresh = self.nodes.len();
-        let child = match self.nodes.get_mut(parent) {
-            Some(node) => *node.param.get_or_insert(fresh),
-            None => fresh,
+    fn push_key(&mut self, text: &str) -> Key {
+        let key = Key {
+            start: next_id(self.keys.len()),
+            len: next_id(text.len()),
         };
-        self.adopt(child, fresh)
+        self.keys.push_str(text);
+        key
     }
 
-    fn pattern_child(&mut self, parent: usize, lits: &[Box<str>], first_route: usize) -> usize {
-        let child = self.nodes.len();
-        if let Some(node) = self.nodes.get_mut(parent) {
-            node.patterns.push(PatternEdge {
-                lits: lits.into(),
-                literal_bytes: lits.iter().map(|lit| lit.len()).sum(),
-                first_route,
-                child,
-            });
+    fn set_statics(&mut self, node: u32, statics: Statics) {
+        if let Some(node) = get_mut(&mut self.nodes, node) {
+            node.statics = statics;
         }
+    }
+
+    fn param_child(&mut self, parent: u32) -> u32 {
+        let fresh = next_id(self.nodes.len());
+        let child = match get_mut(&mut self.nodes, parent) {
+            Some(node) => {
+                if node.param == NONE {
+                    node.param = fresh;
+                }
+                node.param
+            }
+            None => fresh,
+        };
+        self.adopt(child, fresh)
+    }
+
+    fn pattern_child(&mut self, parent: u32, lits: &[Box<str>], first_route: u32) -> u32 {
+        let child = next_id(self.nodes.len());
+        self.patterns.push(PatternEdge {
+            lits: lits.into(),
+            parent,
+            child,
+            first_route,
+            literal_bytes: next_id(lits.iter().map(|lit| lit.len()).sum()),
+        });
         self.nodes.push(Node::default());
         child
     }
 
-    fn adopt(&mut self, child: usize, fresh: usize) -> usize {
+    fn adopt(&mut self, child: u32, fresh: u32) -> u32 {
         if child == fresh {
             self.nodes.push(Node::default());
         }
@@ -307,36 +585,88 @@ impl Tree {
     }
 
     /// The method table at the end of `node` (or of its tail), created on first use.
-    fn slots_mut(&mut self, node: usize, tail: bool) -> Option<&mut Slots> {
-        let fresh = self.slots.len();
-        let entry = self.nodes.get_mut(node)?;
+    fn slots_mut(&mut self, node: u32, tail: bool) -> Option<&mut Slots> {
+        let fresh = next_id(self.slots.len());
+        let entry = get_mut(&mut self.nodes, node)?;
         let entry = if tail {
             &mut entry.tail
         } else {
             &mut entry.end
         };
-        let id = *entry.get_or_insert(fresh);
-        if id == fresh {
+        if *entry == NONE {
+            *entry = fresh;
             self.slots.push(Slots::default());
         }
-        self.slots.get_mut(id)
+        let id = *entry;
+        get_mut(&mut self.slots, id)
     }
 
-    /// Puts pattern children in priority order and precomputes `Allow` values. O(nodes).
+    /// Puts pattern children in priority order, precomputes `Allow` values and gives back
+    /// spare capacity. O(nodes + patterns · log patterns).
     fn finish(&mut self) {
-        for node in &mut self.nodes {
-            node.patterns.sort_by_key(|edge| {
-                (
-                    std::cmp::Reverse(edge.literal_bytes),
-                    edge.params(),
-                    edge.first_route,
-                )
-            });
-            node.patterns.shrink_to_fit();
+        self.patterns.sort_by_key(|edge| {
+            (
+                edge.parent,
+                std::cmp::Reverse(edge.literal_bytes),
+                edge.params(),
+                edge.first_route,
+            )
+        });
+        let mut start = 0;
+        while let Some(first) = self.patterns.get(start) {
+            let parent = first.parent;
+            let end = self
+                .patterns
+                .iter()
+                .skip(start)
+                .position(|edge| edge.parent != parent)
+                .map_or(self.patterns.len(), |len| start + len);
+            if let Some(node) = get_mut(&mut self.nodes, parent) {
+                node.patterns = (next_id(start), next_id(end));
+            }
+            start = end;
         }
+
+        // Without extension methods the value depends only on which common methods are
+        // present, so a table indexed by that mask interns it without hashing; the rare
+        // tables with extension methods go through a map.
+        let mut by_mask = [NONE; 1 << COMMON.len()];
+        let mut by_text: HashMap<Box<str>, u32, foldhash::fast::RandomState> = HashMap::default();
+        let mut text = String::new();
         for slots in &mut self.slots {
-            slots.compute_allow();
+            let mask = slots.allow_mask();
+            let cached = if slots.extensions.is_empty() {
+                by_mask.get_mut(mask)
+            } else {
+                None
+            };
+            if let Some(&id) = cached.as_deref()
+                && id != NONE
+            {
+                slots.allow = id;
+                continue;
+            }
+            slots.write_allow(mask, &mut text);
+            let id = match by_text.get(text.as_str()) {
+                Some(&id) => id,
+                None => {
+                    let id = next_id(self.allows.len());
+                    self.allows.push(text.as_str().into());
+                    by_text.insert(text.as_str().into(), id);
+                    id
+                }
+            };
+            if let Some(cached) = cached {
+                *cached = id;
+            }
+            slots.allow = id;
         }
+
+        self.nodes.shrink_to_fit();
+        self.slots.shrink_to_fit();
+        self.patterns.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.statics.shrink(&self.keys);
     }
 
     /// Depth-first search in priority order. `rest` is what follows the `/` that ends the
@@ -345,13 +675,13 @@ impl Tree {
     /// Recursion depth is bounded by the template segment limit, not by the path.
     fn walk<'r, 'p>(
         &'r self,
-        node: usize,
+        id: u32,
         rest: Option<&'p str>,
         method: &Method,
         captures: &mut Captures<'p>,
         allow: &mut Option<&'r str>,
-    ) -> Option<usize> {
-        let node = self.nodes.get(node)?;
+    ) -> Option<u32> {
+        let node = get(&self.nodes, id)?;
         let Some(rest) = rest else {
             return self.pick(node.end, method, allow);
         };
@@ -359,12 +689,22 @@ impl Tree {
             Some((segment, next)) => (segment, Some(next)),
             None => (rest, None),
         };
-        if let Some(child) = node.statics.get(segment)
+        let child = match node.statics {
+            Statics::Empty => None,
+            Statics::One(key, child) => key.matches(&self.keys, segment).then_some(child),
+            Statics::Many => self.statics.get(&self.keys, id, segment),
+        };
+        if let Some(child) = child
             && let Some(found) = self.walk(child, next, method, captures, allow)
         {
             return Some(found);
         }
-        for edge in &node.patterns {
+        let (start, end) = node.patterns;
+        let patterns = self
+            .patterns
+            .get(start as usize..end as usize)
+            .unwrap_or_default();
+        for edge in patterns {
             let mark = captures.len();
             if match_pattern(&edge.lits, segment, captures)
                 && let Some(found) = self.walk(edge.child, next, method, captures, allow)
@@ -373,16 +713,14 @@ impl Tree {
             }
             captures.truncate(mark);
         }
-        if let Some(child) = node.param
-            && !segment.is_empty()
-        {
+        if node.param != NONE && !segment.is_empty() {
             captures.push(segment);
-            if let Some(found) = self.walk(child, next, method, captures, allow) {
+            if let Some(found) = self.walk(node.param, next, method, captures, allow) {
                 return Some(found);
             }
             captures.pop();
         }
-        if node.tail.is_some() {
+        if node.tail != NONE {
             captures.push(rest);
             if let Some(found) = self.pick(node.tail, method, allow) {
                 return Some(found);
@@ -392,16 +730,11 @@ impl Tree {
         None
     }
 
-    fn pick<'r>(
-        &'r self,
-        slots: Option<usize>,
-        method: &Method,
-        allow: &mut Option<&'r str>,
-    ) -> Option<usize> {
-        let slots = self.slots.get(slots?)?;
+    fn pick<'r>(&'r self, slots: u32, method: &Method, allow: &mut Option<&'r str>) -> Option<u32> {
+        let slots = get(&self.slots, slots)?;
         let found = slots.pick(method);
         if found.is_none() && allow.is_none() {
-            *allow = Some(&slots.allow);
+            *allow = Some(get(&self.allows, slots.allow).map_or("", |allow| &**allow));
         }
         found
     }
@@ -506,7 +839,9 @@ pub struct RouterBuilder<T> {
     /// Pattern children by `"{parent id}/{segment shape}"`, so inserting stays O(1) per
     /// segment however many patterns share a parent. `/` cannot occur in a segment shape, so
     /// keys are unambiguous. Only needed while building.
-    pattern_index: HashMap<String, usize>,
+    pattern_index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// Scratch space for `pattern_index` keys, reused so that lookups do not allocate.
+    key: String,
 }
 
 impl<T> Default for RouterBuilder<T> {
@@ -520,8 +855,19 @@ impl<T> RouterBuilder<T> {
         RouterBuilder {
             tree: Tree::new(),
             routes: Vec::new(),
-            pattern_index: HashMap::new(),
+            pattern_index: HashMap::default(),
+            key: String::new(),
         }
+    }
+
+    /// Like [`RouterBuilder::new`], with room reserved for `routes` routes, so that building
+    /// a large router does not repeatedly grow and copy its tables. Only a hint: more or
+    /// fewer routes work the same, and `build` gives back what was not used.
+    pub fn with_capacity(routes: usize) -> Self {
+        let mut builder = Self::new();
+        builder.tree.reserve(routes);
+        let _ = builder.routes.try_reserve_exact(routes);
+        builder
     }
 
     /// Adds a route. Fails if a route with the same method and the same shape exists (names
@@ -533,24 +879,23 @@ impl<T> RouterBuilder<T> {
         template: &Template,
         value: T,
     ) -> Result<(), Conflict> {
-        let index = self.routes.len();
+        let index = next_id(self.routes.len());
         let mut node = 0;
         let mut tail = false;
-        let mut key = String::new();
         for segment in template.segments() {
             node = match segment {
                 Segment::Static(text) => self.tree.static_child(node, text),
                 Segment::Pattern { lits } if is_bare_param(lits) => self.tree.param_child(node),
                 Segment::Pattern { lits } => {
-                    key.clear();
+                    self.key.clear();
                     // Writing into a String cannot fail.
-                    let _ = write!(key, "{node}/");
-                    segment.write_shape(&mut key);
-                    match self.pattern_index.get(&key) {
+                    let _ = write!(self.key, "{node}/");
+                    segment.write_shape(&mut self.key);
+                    match self.pattern_index.get(self.key.as_str()) {
                         Some(&child) => child,
                         None => {
                             let child = self.tree.pattern_child(node, lits, index);
-                            self.pattern_index.insert(key.clone(), child);
+                            self.pattern_index.insert(self.key.as_str().into(), child);
                             child
                         }
                     }
@@ -673,7 +1018,7 @@ impl<T> Router<T> {
         let found = self
             .tree
             .walk(0, Some(rest), method, &mut captures, &mut allow);
-        match (found.and_then(|index| self.routes.get(index)), allow) {
+        match (found.and_then(|index| get(&self.routes, index)), allow) {
             (Some(route), _) => Lookup::Found(Match {
                 value: &route.value,
                 params: Params {

@@ -703,6 +703,61 @@ fn extension_methods() {
 }
 
 // ---------------------------------------------------------------------------------------
+#[test]
+fn many_static_siblings_at_several_depths() {
+    // Enough siblings under several parents to grow the shared static table repeatedly,
+    // with keys that are equal under different parents.
+    for reserve in [0, 10, 5_000] {
+        let mut b = RouterBuilder::with_capacity(reserve);
+        let mut paths = Vec::new();
+        for i in 0..1_500 {
+            paths.push(format!("/e{i}"));
+            paths.push(format!("/a/e{i}"));
+            paths.push(format!("/a/{{x}}/e{i}"));
+        }
+        paths.push("/e1/deeper".to_owned());
+        for (index, path) in paths.iter().enumerate() {
+            b.insert(RouteMethod::Method(Method::GET), &tpl(path), index)
+                .unwrap();
+        }
+        let r = b.build();
+        assert_eq!(r.len(), paths.len());
+        for (index, path) in paths.iter().enumerate() {
+            if path.starts_with("/a/{x}/") {
+                let concrete = path.replace("{x}", "v");
+                assert_eq!(look(&r, "GET", &concrete), found(index, &[("x", "v")]));
+            } else {
+                assert_eq!(look(&r, "GET", path), found(index, &[]));
+            }
+        }
+        assert_eq!(look(&r, "GET", "/e1500"), Got::NotFound);
+        assert_eq!(look(&r, "GET", "/a/e"), Got::NotFound);
+        assert_eq!(look(&r, "GET", "/e1/deeper/"), Got::NotFound);
+        assert_eq!(look(&r, "POST", "/a/e7"), not_allowed("GET, HEAD"));
+    }
+}
+
+#[test]
+fn allow_values_are_kept_apart_per_node() {
+    let r = router(&[
+        ("GET", "/a"),
+        ("GET", "/b"),
+        ("POST", "/b"),
+        ("PURGE", "/c"),
+        ("GET", "/c"),
+        ("MKCOL", "/d"),
+        ("GET", "/d"),
+        ("ANY", "/e"),
+        ("GET", "/f"),
+    ]);
+    assert_eq!(look(&r, "PUT", "/a"), not_allowed("GET, HEAD"));
+    assert_eq!(look(&r, "PUT", "/b"), not_allowed("GET, HEAD, POST"));
+    assert_eq!(look(&r, "PUT", "/c"), not_allowed("GET, HEAD, PURGE"));
+    assert_eq!(look(&r, "PUT", "/d"), not_allowed("GET, HEAD, MKCOL"));
+    assert_eq!(look(&r, "PUT", "/e"), found(7, &[]));
+    assert_eq!(look(&r, "PUT", "/f"), not_allowed("GET, HEAD"));
+}
+
 // Router: conflicts
 // ---------------------------------------------------------------------------------------
 
