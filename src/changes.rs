@@ -132,6 +132,23 @@ struct Edit {
     diff: Vec<DiffItem>,
 }
 
+impl Edit {
+    fn new(
+        project: Project,
+        handlers: Vec<Arc<Handler>>,
+        ops: OwnedOps,
+        diff: Vec<DiffItem>,
+    ) -> Edit {
+        Edit {
+            project,
+            handlers,
+            ops,
+            summary: summary_of(&diff),
+            diff,
+        }
+    }
+}
+
 enum OwnedOps {
     None,
     Upsert(Arc<Endpoint>),
@@ -187,9 +204,13 @@ fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Arc<Handler>, Ch
 }
 
 fn compile(project: Project, handlers: Vec<Arc<Handler>>) -> Result<CompiledProject, ChangeError> {
-    CompiledProject::build(Arc::new(project), handlers).map_err(
-        |error @ CompileError::Conflict { .. }| ChangeError::RouteConflict(error.to_string()),
-    )
+    CompiledProject::build(Arc::new(project), handlers).map_err(conflict)
+}
+
+fn conflict(error: CompileError) -> ChangeError {
+    match error {
+        CompileError::Conflict { .. } => ChangeError::RouteConflict(error.to_string()),
+    }
 }
 
 /// The same compiled project, its definition carrying the id the store gave it.
@@ -201,6 +222,16 @@ fn with_store_id(compiled: CompiledProject, id: i64) -> Arc<CompiledProject> {
         handlers: compiled.handlers,
         router: compiled.router,
     })
+}
+
+/// Where endpoint `id` is in the live project.
+fn index_of(current: &CompiledProject, id: &str) -> Result<usize, ChangeError> {
+    current
+        .def
+        .endpoints
+        .iter()
+        .position(|e| e.id == id)
+        .ok_or_else(|| ChangeError::EndpointNotFound(id.to_owned()))
 }
 
 /// The handlers of a live project, recompiled if it was loaded broken.
@@ -463,13 +494,12 @@ impl Changes {
             let mut project = current.def.as_ref().clone();
             apply_settings(&mut project, settings);
             let diff = settings_diff(&current.def, &project);
-            Ok(Edit {
+            Ok(Edit::new(
                 project,
-                handlers: live_handlers(current)?,
-                ops: OwnedOps::None,
-                summary: summary_of(&diff),
+                live_handlers(current)?,
+                OwnedOps::None,
                 diff,
-            })
+            ))
         })
         .await
     }
@@ -495,13 +525,7 @@ impl Changes {
             project.endpoints = endpoints;
             let mut diff = settings_diff(&current.def, &project);
             diff.extend(endpoints_diff(&current.def.endpoints, &project.endpoints));
-            Ok(Edit {
-                project,
-                handlers,
-                ops: OwnedOps::ReplaceAll,
-                summary: summary_of(&diff),
-                diff,
-            })
+            Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff))
         })
         .await
     }
@@ -548,13 +572,12 @@ impl Changes {
                     vec![DiffItem::endpoint("add", &endpoint)]
                 }
             };
-            Ok(Edit {
+            Ok(Edit::new(
                 project,
                 handlers,
-                ops: OwnedOps::Upsert(endpoint),
-                summary: summary_of(&diff),
+                OwnedOps::Upsert(endpoint),
                 diff,
-            })
+            ))
         })
         .await
     }
@@ -568,12 +591,7 @@ impl Changes {
         patch: serde_json::Value,
     ) -> Result<Outcome, ChangeError> {
         self.apply(actor, target, |current| {
-            let index = current
-                .def
-                .endpoints
-                .iter()
-                .position(|e| e.id == id)
-                .ok_or_else(|| ChangeError::EndpointNotFound(id.to_owned()))?;
+            let index = index_of(current, id)?;
             let before = &current.def.endpoints[index];
             let mut document = serde_json::to_value(&before.spec)
                 .map_err(|e| ChangeError::Invalid(vec![FieldError::new("body", e.to_string())]))?;
@@ -598,13 +616,12 @@ impl Changes {
             };
             project.endpoints[index] = endpoint.clone();
             handlers[index] = handler;
-            Ok(Edit {
+            Ok(Edit::new(
                 project,
                 handlers,
-                ops: OwnedOps::Upsert(endpoint),
-                summary: summary_of(&diff),
+                OwnedOps::Upsert(endpoint),
                 diff,
-            })
+            ))
         })
         .await
     }
@@ -616,24 +633,18 @@ impl Changes {
         id: &str,
     ) -> Result<Outcome, ChangeError> {
         self.apply(actor, target, |current| {
-            let index = current
-                .def
-                .endpoints
-                .iter()
-                .position(|e| e.id == id)
-                .ok_or_else(|| ChangeError::EndpointNotFound(id.to_owned()))?;
+            let index = index_of(current, id)?;
             let mut project = current.def.as_ref().clone();
             let mut handlers = live_handlers(current)?;
             let removed = project.endpoints.remove(index);
             handlers.remove(index);
             let diff = vec![DiffItem::endpoint("remove", &removed)];
-            Ok(Edit {
+            Ok(Edit::new(
                 project,
                 handlers,
-                ops: OwnedOps::Delete(id.to_owned()),
-                summary: summary_of(&diff),
+                OwnedOps::Delete(id.to_owned()),
                 diff,
-            })
+            ))
         })
         .await
     }
@@ -715,7 +726,12 @@ impl Changes {
         let now = now_ms();
         project.revision = current.def.revision + 1;
         project.updated_at = now;
-        let compiled = Arc::new(compile(project, handlers)?);
+        // Edits that keep every method and path share the live router.
+        let compiled = Arc::new(
+            current
+                .next(Arc::new(project), handlers)
+                .map_err(conflict)?,
+        );
         if dry_run {
             return Ok(Outcome {
                 project: compiled,
@@ -872,5 +888,107 @@ mod tests {
         let summary = summary_of(&endpoints_diff(&[], &many));
         assert!(summary.ends_with("; and 2 more"), "{summary}");
         assert_eq!(summary_of(&[]), "no change");
+    }
+
+    fn project_of(endpoints: Vec<Arc<Endpoint>>) -> Project {
+        Project {
+            id: 1,
+            owner: "o".into(),
+            name: "p".into(),
+            description: String::new(),
+            mode: Mode::Development,
+            revision: 1,
+            created_at: 0,
+            updated_at: 0,
+            endpoints,
+        }
+    }
+
+    fn handlers_of(endpoints: &[Arc<Endpoint>]) -> Vec<Arc<Handler>> {
+        endpoints
+            .iter()
+            .map(|e| Arc::new(Handler::compile(&e.spec).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn an_edit_that_keeps_methods_and_paths_shares_the_router() {
+        let endpoints = vec![endpoint("a", "/a", 200), endpoint("b", "/b/{x}", 200)];
+        let first = compile(project_of(endpoints.clone()), handlers_of(&endpoints)).unwrap();
+        let router = |p: &CompiledProject| p.router.as_ref().ok().cloned().unwrap();
+
+        let mut edited = endpoints.clone();
+        edited[1] = endpoint("b", "/b/{x}", 503);
+        let next = first
+            .next(Arc::new(project_of(edited.clone())), handlers_of(&edited))
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&router(&first), &router(&next)),
+            "same routes share the router"
+        );
+        let crate::routing::ProjectLookup::Found { handler, .. } =
+            next.lookup(&http::Method::GET, "/b/1")
+        else {
+            panic!("/b/1 is served");
+        };
+        let crate::handlers::Reply::Now(response) = handler.respond() else {
+            panic!("no delay");
+        };
+        assert_eq!(response.status(), 503, "the new response is served");
+
+        let mut moved = endpoints.clone();
+        moved[1] = endpoint("b", "/c/{x}", 200);
+        let rebuilt = first
+            .next(Arc::new(project_of(moved.clone())), handlers_of(&moved))
+            .unwrap();
+        assert!(
+            !Arc::ptr_eq(&router(&first), &router(&rebuilt)),
+            "a new path needs a new router"
+        );
+        assert!(matches!(
+            rebuilt.lookup(&http::Method::GET, "/b/1"),
+            crate::routing::ProjectLookup::NotFound
+        ));
+    }
+
+    #[test]
+    fn an_endpoint_added_at_the_end_extends_the_router_and_conflicts_are_caught() {
+        let endpoints = vec![endpoint("a", "/a", 200), endpoint("b", "/b/{x}", 200)];
+        let first = compile(project_of(endpoints.clone()), handlers_of(&endpoints)).unwrap();
+        let mut more = endpoints.clone();
+        more.push(endpoint("c", "/c", 201));
+        let next = first
+            .next(Arc::new(project_of(more.clone())), handlers_of(&more))
+            .unwrap();
+        for (path, status) in [("/a", 200), ("/b/1", 200), ("/c", 201)] {
+            let crate::routing::ProjectLookup::Found { handler, .. } =
+                next.lookup(&http::Method::GET, path)
+            else {
+                panic!("{path} is served");
+            };
+            let crate::handlers::Reply::Now(response) = handler.respond() else {
+                panic!("no delay");
+            };
+            assert_eq!(response.status(), status, "{path}");
+        }
+        assert!(
+            matches!(
+                first.lookup(&http::Method::GET, "/c"),
+                crate::routing::ProjectLookup::NotFound
+            ),
+            "the live revision is untouched"
+        );
+
+        let mut clash = endpoints.clone();
+        clash.push(endpoint("d", "/b/{y}", 200));
+        let Err(error) = first.next(Arc::new(project_of(clash.clone())), handlers_of(&clash))
+        else {
+            panic!("the same method and shape must conflict");
+        };
+        let message = conflict(error).to_string();
+        assert!(
+            message.contains("`d`") && message.contains("`b`"),
+            "{message}"
+        );
     }
 }

@@ -151,6 +151,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log).context("--log / SWITCHYARD_LOG")?,
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal; files and pipes get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     // One worker means one core: a current-thread runtime serves it without the
     // work-stealing machinery a multi-thread runtime pays for on every wake-up.

@@ -40,12 +40,16 @@
 //! tenants cannot craft colliding route sets; static keys are slices of one shared string.
 //! Building therefore allocates a few growing buffers rather than a map and a string per
 //! node, which keeps the rebuild on every project change, and dropping the old tree, cheap.
+//! The commonest change, adding one route, need not rebuild at all: [`Router::with_route`]
+//! copies those buffers (flat copies, no per-route hashing or allocation) and inserts into
+//! the copy, leaving the router that is serving untouched.
 //! Captures live in a [`SmallVec`] that only spills to the heap for more than
 //! [`INLINE_PARAMS`] parameters.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::BuildHasher as _;
+use std::sync::Arc;
 
 use http::Method;
 use smallvec::SmallVec;
@@ -114,7 +118,7 @@ fn get_mut<T>(items: &mut [T], id: u32) -> Option<&mut T> {
 }
 
 /// The routes ending at one node, by method. Values are indexes into `Router::routes`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Slots {
     common: [u32; 9],
     any: u32,
@@ -228,9 +232,10 @@ fn push_method(allow: &mut String, method: &str) {
 }
 
 /// A pattern segment compiled for matching; see [`match_pattern`].
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct PatternEdge {
-    lits: Box<[Box<str>]>,
+    /// Shared so that [`Router::with_route`] copies a tree without allocating per pattern.
+    lits: Arc<[Box<str>]>,
     /// The node this edge leaves; `build` groups edges by it.
     parent: u32,
     child: u32,
@@ -255,6 +260,15 @@ struct Key {
 }
 
 impl Key {
+    /// The key's text, or `""` for a range `keys` does not have (which only a bug could make).
+    fn text(self, keys: &str) -> &str {
+        let start = self.start as usize;
+        start
+            .checked_add(self.len as usize)
+            .and_then(|end| keys.get(start..end))
+            .unwrap_or_default()
+    }
+
     fn matches(self, keys: &str, segment: &str) -> bool {
         let start = self.start as usize;
         start
@@ -422,7 +436,7 @@ impl StaticTable {
 
 /// One tree node, reached by consuming one path segment per level. Children are ids of
 /// `Tree::nodes`, method tables ids of `Tree::slots`, and [`NONE`] means there is none.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Node {
     statics: Statics,
     /// Pattern children are `Tree::patterns[patterns.0..patterns.1]`, in priority order;
@@ -584,10 +598,13 @@ impl Tree {
         child
     }
 
-    /// The method table at the end of `node` (or of its tail), created on first use.
-    fn slots_mut(&mut self, node: u32, tail: bool) -> Option<&mut Slots> {
+    /// The id of the method table at the end of `node` (or of its tail), created on first
+    /// use.
+    fn slots_for(&mut self, node: u32, tail: bool) -> u32 {
         let fresh = next_id(self.slots.len());
-        let entry = get_mut(&mut self.nodes, node)?;
+        let Some(entry) = get_mut(&mut self.nodes, node) else {
+            return NONE;
+        };
         let entry = if tail {
             &mut entry.tail
         } else {
@@ -597,35 +614,70 @@ impl Tree {
             *entry = fresh;
             self.slots.push(Slots::default());
         }
-        let id = *entry;
-        get_mut(&mut self.slots, id)
+        *entry
+    }
+
+    /// Walks `template` down from the root, creating the nodes that are missing, and claims
+    /// the method table entry for route `index`; returns the id of that method table. This
+    /// is the whole of an insert for both [`RouterBuilder::insert`] and
+    /// [`Router::with_route`], which only differ in how they find pattern children. A
+    /// conflict can only happen when every node on the way already existed, so a failed
+    /// insert never leaves half-built branches behind.
+    fn insert(
+        &mut self,
+        method: RouteMethod,
+        template: &Template,
+        index: u32,
+        patterns: &mut impl PatternIndex,
+    ) -> Result<u32, Conflict> {
+        let mut node = 0;
+        let mut tail = false;
+        for segment in template.segments() {
+            node = match segment {
+                Segment::Static(text) => self.static_child(node, text),
+                Segment::Pattern { lits } if is_bare_param(lits) => self.param_child(node),
+                Segment::Pattern { lits } => patterns.child(self, node, segment, lits, index),
+                Segment::Tail => {
+                    tail = true;
+                    break;
+                }
+            };
+        }
+        let id = self.slots_for(node, tail);
+        if let Some(slots) = get_mut(&mut self.slots, id) {
+            slots.claim(method, index)?;
+        }
+        Ok(id)
+    }
+
+    /// A copy to insert into, with room for one more route of `segments` segments whose
+    /// static keys total at most `key_bytes`, so that the insert does not copy the big
+    /// vectors a second time. Every part is a flat copy; the only allocations are one per
+    /// buffer, one per method table with extension methods and one per distinct `Allow`.
+    fn copy_for_insert(&self, segments: usize, key_bytes: usize) -> Tree {
+        let mut keys = String::new();
+        let _ = keys.try_reserve_exact(self.keys.len().saturating_add(key_bytes));
+        keys.push_str(&self.keys);
+        Tree {
+            nodes: copy_with_room(&self.nodes, segments),
+            slots: copy_with_room(&self.slots, 1),
+            patterns: self.patterns.clone(),
+            statics: StaticTable {
+                // The same seed, so that the copied buckets stay valid.
+                hasher: self.statics.hasher.clone(),
+                buckets: self.statics.buckets.clone(),
+                // A segment can turn a single static child into two table edges.
+                edges: copy_with_room(&self.statics.edges, segments.saturating_add(1)),
+            },
+            keys,
+            allows: self.allows.clone(),
+        }
     }
 
     /// Puts pattern children in priority order, precomputes `Allow` values and gives back
     /// spare capacity. O(nodes + patterns · log patterns).
     fn finish(&mut self) {
-        self.patterns.sort_by_key(|edge| {
-            (
-                edge.parent,
-                std::cmp::Reverse(edge.literal_bytes),
-                edge.params(),
-                edge.first_route,
-            )
-        });
-        let mut start = 0;
-        while let Some(first) = self.patterns.get(start) {
-            let parent = first.parent;
-            let end = self
-                .patterns
-                .iter()
-                .skip(start)
-                .position(|edge| edge.parent != parent)
-                .map_or(self.patterns.len(), |len| start + len);
-            if let Some(node) = get_mut(&mut self.nodes, parent) {
-                node.patterns = (next_id(start), next_id(end));
-            }
-            start = end;
-        }
+        self.sort_patterns();
 
         // Without extension methods the value depends only on which common methods are
         // present, so a table indexed by that mask interns it without hashing; the rare
@@ -667,6 +719,57 @@ impl Tree {
         self.patterns.shrink_to_fit();
         self.keys.shrink_to_fit();
         self.statics.shrink(&self.keys);
+    }
+
+    /// Recomputes the `Allow` value of method table `id` alone, interning it among the
+    /// distinct values by a linear scan (there are only ever a handful). An earlier value
+    /// that no table uses any more stays in the list, which is harmless.
+    fn refresh_allow(&mut self, id: u32) {
+        let Some(slots) = get(&self.slots, id) else {
+            return;
+        };
+        let mut text = String::new();
+        slots.write_allow(slots.allow_mask(), &mut text);
+        let allow = match self.allows.iter().position(|allow| **allow == *text) {
+            Some(at) => next_id(at),
+            None => {
+                let at = next_id(self.allows.len());
+                self.allows.push(text.into());
+                at
+            }
+        };
+        if let Some(slots) = get_mut(&mut self.slots, id) {
+            slots.allow = allow;
+        }
+    }
+
+    /// Groups pattern edges by parent, each group in priority order, and points every parent
+    /// at its group. The sort key is unique (one route creates at most one edge per parent),
+    /// so the order does not depend on the order edges were pushed in. O(patterns) when
+    /// only a few edges were appended to a sorted list, as the sort finds the sorted run.
+    fn sort_patterns(&mut self) {
+        self.patterns.sort_by_key(|edge| {
+            (
+                edge.parent,
+                std::cmp::Reverse(edge.literal_bytes),
+                edge.params(),
+                edge.first_route,
+            )
+        });
+        let mut start = 0;
+        while let Some(first) = self.patterns.get(start) {
+            let parent = first.parent;
+            let end = self
+                .patterns
+                .iter()
+                .skip(start)
+                .position(|edge| edge.parent != parent)
+                .map_or(self.patterns.len(), |len| start + len);
+            if let Some(node) = get_mut(&mut self.nodes, parent) {
+                node.patterns = (next_id(start), next_id(end));
+            }
+            start = end;
+        }
     }
 
     /// Depth-first search in priority order. `rest` is what follows the `/` that ends the
@@ -825,10 +928,149 @@ fn rightmost(segment: &str, floor: usize, bound: usize, lit: &str) -> Option<usi
 }
 
 /// A registered route: its value and its parameter names in capture order.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Route<T> {
     value: T,
-    names: Box<[Box<str>]>,
+    /// `RouteNames::keys[names.0..names.1]`.
+    names: (u32, u32),
+}
+
+/// The parameter names of every route, back to back, as keys into one string. A flat list
+/// rather than a boxed slice of boxed strings per route means that [`Router::with_route`]
+/// copies two buffers instead of allocating for every route with parameters.
+#[derive(Debug, Default)]
+struct RouteNames {
+    keys: Vec<Key>,
+    text: String,
+}
+
+impl RouteNames {
+    /// Appends `names` and returns the range of `keys` they occupy.
+    fn push(&mut self, names: &[Box<str>]) -> (u32, u32) {
+        let start = next_id(self.keys.len());
+        for name in names {
+            self.keys.push(Key {
+                start: next_id(self.text.len()),
+                len: next_id(name.len()),
+            });
+            self.text.push_str(name);
+        }
+        (start, next_id(self.keys.len()))
+    }
+
+    fn get(&self, (start, end): (u32, u32)) -> &[Key] {
+        self.keys
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+
+    /// A copy with room for `names` more, for [`Router::with_route`].
+    fn copy_with_room(&self, names: &[Box<str>]) -> RouteNames {
+        let mut text = String::new();
+        let bytes = names.iter().map(|name| name.len()).sum::<usize>();
+        let _ = text.try_reserve_exact(self.text.len().saturating_add(bytes));
+        text.push_str(&self.text);
+        RouteNames {
+            keys: copy_with_room(&self.keys, names.len()),
+            text,
+        }
+    }
+}
+
+/// A copy of `items` with capacity for `extra` more, so that pushing them does not copy the
+/// whole buffer a second time. A plain `memcpy` for `Copy` items.
+fn copy_with_room<T: Clone>(items: &[T], extra: usize) -> Vec<T> {
+    let mut copy = Vec::new();
+    let _ = copy.try_reserve_exact(items.len().saturating_add(extra));
+    copy.extend_from_slice(items);
+    copy
+}
+
+/// How [`Tree::insert`] finds the pattern child of `node` with the shape of `segment`, or
+/// creates it through [`Tree::pattern_child`] when there is none yet.
+trait PatternIndex {
+    fn child(
+        &mut self,
+        tree: &mut Tree,
+        node: u32,
+        segment: &Segment,
+        lits: &[Box<str>],
+        route: u32,
+    ) -> u32;
+}
+
+/// The builder's index: pattern children by `"{parent id}/{segment shape}"`, so inserting
+/// stays O(1) per segment however many patterns share a parent. `/` cannot occur in a
+/// segment shape, so keys are unambiguous. Only kept while building: a [`Router`] does not
+/// carry it, see [`SortedPatterns`].
+#[derive(Debug, Default)]
+struct PatternMap {
+    map: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// Scratch space for keys, reused so that lookups do not allocate.
+    key: String,
+}
+
+impl PatternIndex for PatternMap {
+    fn child(
+        &mut self,
+        tree: &mut Tree,
+        node: u32,
+        segment: &Segment,
+        lits: &[Box<str>],
+        route: u32,
+    ) -> u32 {
+        self.key.clear();
+        // Writing into a String cannot fail.
+        let _ = write!(self.key, "{node}/");
+        segment.write_shape(&mut self.key);
+        match self.map.get(self.key.as_str()) {
+            Some(&child) => child,
+            None => {
+                let child = tree.pattern_child(node, lits, route);
+                self.map.insert(self.key.as_str().into(), child);
+                child
+            }
+        }
+    }
+}
+
+/// The index [`Router::with_route`] uses instead of a [`PatternMap`]: it scans the node's
+/// group of the already sorted pattern list (two segments have the same shape exactly when
+/// their literals are equal, since literals cannot contain braces), plus whatever this insert
+/// appended. Groups are small, and this spares every router a map it would only need for
+/// the rare incremental pattern insert.
+struct SortedPatterns {
+    /// Length of the pattern list when it was last sorted; later edges are unsorted.
+    sorted: usize,
+    /// Whether an edge was appended, so that the list needs sorting again.
+    added: bool,
+}
+
+impl PatternIndex for SortedPatterns {
+    fn child(
+        &mut self,
+        tree: &mut Tree,
+        node: u32,
+        _segment: &Segment,
+        lits: &[Box<str>],
+        route: u32,
+    ) -> u32 {
+        let (start, end) = get(&tree.nodes, node).map_or((0, 0), |node| node.patterns);
+        let group = tree
+            .patterns
+            .get(start as usize..end as usize)
+            .unwrap_or_default();
+        let appended = tree.patterns.get(self.sorted..).unwrap_or_default();
+        if let Some(edge) = group
+            .iter()
+            .chain(appended)
+            .find(|edge| edge.parent == node && *edge.lits == *lits)
+        {
+            return edge.child;
+        }
+        self.added = true;
+        tree.pattern_child(node, lits, route)
+    }
 }
 
 /// Collects routes; turn it into a [`Router`] with [`RouterBuilder::build`].
@@ -836,12 +1078,8 @@ struct Route<T> {
 pub struct RouterBuilder<T> {
     tree: Tree,
     routes: Vec<Route<T>>,
-    /// Pattern children by `"{parent id}/{segment shape}"`, so inserting stays O(1) per
-    /// segment however many patterns share a parent. `/` cannot occur in a segment shape, so
-    /// keys are unambiguous. Only needed while building.
-    pattern_index: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
-    /// Scratch space for `pattern_index` keys, reused so that lookups do not allocate.
-    key: String,
+    names: RouteNames,
+    patterns: PatternMap,
 }
 
 impl<T> Default for RouterBuilder<T> {
@@ -855,8 +1093,8 @@ impl<T> RouterBuilder<T> {
         RouterBuilder {
             tree: Tree::new(),
             routes: Vec::new(),
-            pattern_index: HashMap::default(),
-            key: String::new(),
+            names: RouteNames::default(),
+            patterns: PatternMap::default(),
         }
     }
 
@@ -880,41 +1118,10 @@ impl<T> RouterBuilder<T> {
         value: T,
     ) -> Result<(), Conflict> {
         let index = next_id(self.routes.len());
-        let mut node = 0;
-        let mut tail = false;
-        for segment in template.segments() {
-            node = match segment {
-                Segment::Static(text) => self.tree.static_child(node, text),
-                Segment::Pattern { lits } if is_bare_param(lits) => self.tree.param_child(node),
-                Segment::Pattern { lits } => {
-                    self.key.clear();
-                    // Writing into a String cannot fail.
-                    let _ = write!(self.key, "{node}/");
-                    segment.write_shape(&mut self.key);
-                    match self.pattern_index.get(self.key.as_str()) {
-                        Some(&child) => child,
-                        None => {
-                            let child = self.tree.pattern_child(node, lits, index);
-                            self.pattern_index.insert(self.key.as_str().into(), child);
-                            child
-                        }
-                    }
-                }
-                Segment::Tail => {
-                    tail = true;
-                    break;
-                }
-            };
-        }
-        // A conflict can only happen when every node on the way already existed, so a failed
-        // insert never leaves half-built branches behind.
-        if let Some(slots) = self.tree.slots_mut(node, tail) {
-            slots.claim(method, index)?;
-        }
-        self.routes.push(Route {
-            value,
-            names: template.names().into(),
-        });
+        self.tree
+            .insert(method, template, index, &mut self.patterns)?;
+        let names = self.names.push(template.names());
+        self.routes.push(Route { value, names });
         Ok(())
     }
 
@@ -922,9 +1129,15 @@ impl<T> RouterBuilder<T> {
     pub fn build(self) -> Router<T> {
         let mut tree = self.tree;
         tree.finish();
+        let mut routes = self.routes;
+        routes.shrink_to_fit();
+        let mut names = self.names;
+        names.keys.shrink_to_fit();
+        names.text.shrink_to_fit();
         Router {
             tree,
-            routes: self.routes.into_boxed_slice(),
+            routes,
+            names,
         }
     }
 }
@@ -933,11 +1146,13 @@ fn is_bare_param(lits: &[Box<str>]) -> bool {
     lits.len() == 2 && lits.iter().all(|lit| lit.is_empty())
 }
 
-/// An immutable routing table; `Send + Sync` whenever `T` is.
+/// An immutable routing table; `Send + Sync` whenever `T` is. [`Router::with_route`] derives
+/// a new one with one more route without touching this one.
 #[derive(Debug)]
 pub struct Router<T> {
     tree: Tree,
-    routes: Box<[Route<T>]>,
+    routes: Vec<Route<T>>,
+    names: RouteNames,
 }
 
 /// The outcome of [`Router::lookup`].
@@ -969,10 +1184,18 @@ pub struct Match<'r, 'p, T> {
         reason = "read by response templates and scripts (later issues) and by tests"
     )
 )]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Params<'r, 'p> {
-    names: &'r [Box<str>],
+    /// Keys into `text`, one per parameter.
+    names: &'r [Key],
+    text: &'r str,
     values: Captures<'p>,
+}
+
+impl std::fmt::Debug for Params<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 #[cfg_attr(
@@ -991,9 +1214,10 @@ impl<'r, 'p> Params<'r, 'p> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'r str, &'p str)> + '_ {
+        let text = self.text;
         self.names
             .iter()
-            .map(|name| &**name)
+            .map(move |name| name.text(text))
             .zip(self.values.iter().copied())
     }
 
@@ -1022,7 +1246,8 @@ impl<T> Router<T> {
             (Some(route), _) => Lookup::Found(Match {
                 value: &route.value,
                 params: Params {
-                    names: &route.names,
+                    names: self.names.get(route.names),
+                    text: &self.names.text,
                     values: captures,
                 },
             }),
@@ -1040,5 +1265,53 @@ impl<T> Router<T> {
     #[cfg_attr(not(test), allow(dead_code, reason = "used by tests"))]
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+}
+
+impl<T: Clone> Router<T> {
+    /// A new router with the routes of this one followed by one more, exactly as if all of
+    /// them had been inserted into a [`RouterBuilder`] in order: same results, priorities,
+    /// `Allow` values and [`Conflict`]s, and the new router can be extended the same way.
+    /// `self` is not changed, so it can go on serving while the new one is published.
+    ///
+    /// Costs one flat copy of the tree's buffers (`memcpy`-like: no per-route hashing or
+    /// allocation; values are cloned, which is a copy for `u32`) plus one insert. The static
+    /// table is only rehashed when it has to grow, which doubles it, so a chain of
+    /// `with_route` calls rehashes amortized O(1) per call. A template with a pattern
+    /// segment that is new at its node also re-sorts the pattern list, which is O(patterns)
+    /// because the list is already sorted but for the appended edge. On a conflict nothing
+    /// is kept and the copy is dropped.
+    pub fn with_route(
+        &self,
+        method: RouteMethod,
+        template: &Template,
+        value: T,
+    ) -> Result<Router<T>, Conflict> {
+        let index = next_id(self.routes.len());
+        let key_bytes = template.as_str().len();
+        let mut tree = self
+            .tree
+            .copy_for_insert(template.segments().len(), key_bytes);
+        let mut patterns = SortedPatterns {
+            sorted: self.tree.patterns.len(),
+            added: false,
+        };
+        let slots = tree.insert(method, template, index, &mut patterns)?;
+        if patterns.added {
+            tree.sort_patterns();
+        }
+        tree.refresh_allow(slots);
+        let mut names = self.names.copy_with_room(template.names());
+        let range = names.push(template.names());
+        let mut routes = copy_with_room(&self.routes, 1);
+        routes.push(Route {
+            value,
+            names: range,
+        });
+        Ok(Router {
+            tree,
+            routes,
+            names,
+        })
     }
 }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::handlers::Handler;
-use crate::model::{MethodSpec, Project};
+use crate::model::{Endpoint, MethodSpec, Project};
 use crate::store::LoadedProject;
 use matcher::{Lookup, RouteMethod, Router, RouterBuilder};
 
@@ -45,7 +45,8 @@ pub struct CompiledProject {
     pub handlers: Vec<Arc<Handler>>,
     /// From project-relative path to an index into `handlers`; an error when the stored
     /// definition does not compile, in which case the project answers 503.
-    pub router: Result<Router<u32>, Arc<str>>,
+    /// Shared between revisions whose routes did not change (an edit of a response only).
+    pub router: Result<Arc<Router<u32>>, Arc<str>>,
 }
 
 impl CompiledProject {
@@ -58,8 +59,55 @@ impl CompiledProject {
         Ok(CompiledProject {
             def,
             handlers,
+            router: Ok(Arc::new(router)),
+        })
+    }
+
+    /// Compiles the next revision `def` from this one, doing as little routing work as the
+    /// edit needs: when every method and path stays where it was (a response or a setting
+    /// changed) the router is shared as is; when one endpoint was added at the end, the
+    /// router is extended with it (`Router::with_route`, a copy of flat buffers); anything
+    /// else rebuilds it.
+    pub fn next(
+        &self,
+        def: Arc<Project>,
+        handlers: Vec<Arc<Handler>>,
+    ) -> Result<CompiledProject, CompileError> {
+        let Ok(router) = &self.router else {
+            return CompiledProject::build(def, handlers);
+        };
+        let before = self.def.endpoints.len();
+        let router = if def.endpoints.len() == before && self.same_routes(&def) {
+            router.clone()
+        } else if def.endpoints.len() == before + 1
+            && self.same_routes(&def)
+            && let Some(added) = def.endpoints.last()
+        {
+            let value = u32::try_from(before).unwrap_or(u32::MAX);
+            let extended = router
+                .with_route(route_method(&added.spec.method), &added.template, value)
+                .map_err(|conflict| conflict_error(&def, added, conflict.existing))?;
+            Arc::new(extended)
+        } else {
+            return CompiledProject::build(def, handlers);
+        };
+        Ok(CompiledProject {
+            def,
+            handlers,
             router: Ok(router),
         })
+    }
+
+    /// Do `def`'s first endpoints have the methods and paths of `self`'s, in order?
+    fn same_routes(&self, def: &Project) -> bool {
+        def.endpoints
+            .iter()
+            .zip(&self.def.endpoints)
+            .all(|(new, old)| {
+                // Unchanged endpoints are the very same allocation; only edited ones compare.
+                Arc::ptr_eq(new, old)
+                    || (new.spec.method == old.spec.method && new.spec.path == old.spec.path)
+            })
     }
 
     /// A project whose definition could not be compiled: it is mounted and answers 503.
@@ -128,29 +176,38 @@ pub enum ProjectLookup<'r, 'p> {
 fn build_router(def: &Project) -> Result<Router<u32>, CompileError> {
     let mut builder = RouterBuilder::with_capacity(def.endpoints.len());
     for (index, endpoint) in def.endpoints.iter().enumerate() {
-        let method = match &endpoint.spec.method {
-            MethodSpec::Any => RouteMethod::Any,
-            MethodSpec::One(method) => RouteMethod::Method(method.clone()),
-        };
         // Indices fit in u32: a project holds at most model::MAX_ENDPOINTS endpoints.
         let value = u32::try_from(index).unwrap_or(u32::MAX);
         builder
-            .insert(method, &endpoint.template, value)
-            .map_err(|conflict| {
-                let existing = def
-                    .endpoints
-                    .get(conflict.existing)
-                    .map(|e| e.id.clone())
-                    .unwrap_or_default();
-                CompileError::Conflict {
-                    endpoint: endpoint.id.clone(),
-                    existing,
-                    method: endpoint.spec.method.as_str().to_owned(),
-                    path: endpoint.spec.path.clone(),
-                }
-            })?;
+            .insert(
+                route_method(&endpoint.spec.method),
+                &endpoint.template,
+                value,
+            )
+            .map_err(|conflict| conflict_error(def, endpoint, conflict.existing))?;
     }
     Ok(builder.build())
+}
+
+fn route_method(method: &MethodSpec) -> RouteMethod {
+    match method {
+        MethodSpec::Any => RouteMethod::Any,
+        MethodSpec::One(method) => RouteMethod::Method(method.clone()),
+    }
+}
+
+/// The conflict of `endpoint` with the route at index `existing`, named by endpoint ids.
+fn conflict_error(def: &Project, endpoint: &Endpoint, existing: usize) -> CompileError {
+    CompileError::Conflict {
+        endpoint: endpoint.id.clone(),
+        existing: def
+            .endpoints
+            .get(existing)
+            .map(|e| e.id.clone())
+            .unwrap_or_default(),
+        method: endpoint.spec.method.as_str().to_owned(),
+        path: endpoint.spec.path.clone(),
+    }
 }
 
 /// Mounts to compiled projects. Immutable: a change makes a new table.

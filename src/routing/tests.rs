@@ -853,6 +853,269 @@ fn many_static_routes() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Router: adding one route with `with_route`
+// ---------------------------------------------------------------------------------------
+
+/// Adds `(method, template)` with the next position as its value.
+fn with(router: &Router<usize>, method: &str, raw: &str) -> Result<Router<usize>, Conflict> {
+    router.with_route(route_method(method), &tpl(raw), router.len())
+}
+
+fn extend(routes: &[(&str, &str)], more: &[(&str, &str)]) -> Router<usize> {
+    let mut r = router(routes);
+    for (method, raw) in more {
+        r = with(&r, method, raw).unwrap();
+    }
+    r
+}
+
+/// Every `(method, path)` gives the same answer from both routers.
+fn assert_same(a: &Router<usize>, b: &Router<usize>, cases: &[(&str, &str)]) {
+    assert_eq!(a.len(), b.len());
+    for (method, path) in cases {
+        assert_eq!(
+            look(a, method, path),
+            look(b, method, path),
+            "{method} {path}"
+        );
+    }
+}
+
+#[test]
+fn with_route_adds_static_routes() {
+    let r = extend(
+        &[("GET", "/a")],
+        &[("GET", "/b"), ("GET", "/a/c"), ("GET", "/")],
+    );
+    assert_eq!(r.len(), 4);
+    assert_eq!(look(&r, "GET", "/a"), found(0, &[]));
+    assert_eq!(look(&r, "GET", "/b"), found(1, &[]));
+    assert_eq!(look(&r, "GET", "/a/c"), found(2, &[]));
+    assert_eq!(look(&r, "GET", "/"), found(3, &[]));
+    assert_eq!(look(&r, "GET", "/c"), Got::NotFound);
+    assert_eq!(look(&r, "GET", "/a/"), Got::NotFound);
+}
+
+#[test]
+fn with_route_on_an_empty_router() {
+    let empty = RouterBuilder::<usize>::new().build();
+    let r = with(&empty, "GET", "/x/{id}").unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(look(&empty, "GET", "/x/1"), Got::NotFound);
+    assert_eq!(look(&r, "GET", "/x/1"), found(0, &[("id", "1")]));
+}
+
+#[test]
+fn with_route_grows_static_siblings_past_the_table_size() {
+    // One static child, then two (the switch to the shared table), then enough to make the
+    // table grow several times, at two depths.
+    let mut r = router(&[("GET", "/s/0")]);
+    let mut b = RouterBuilder::new();
+    b.insert(route_method("GET"), &tpl("/s/0"), 0).unwrap();
+    for i in 1..300usize {
+        let raw = if i % 2 == 0 {
+            format!("/s/{i}")
+        } else {
+            format!("/t{i}")
+        };
+        r = with(&r, "GET", &raw).unwrap();
+        b.insert(route_method("GET"), &tpl(&raw), i).unwrap();
+    }
+    let b = b.build();
+    for i in 0..300usize {
+        for raw in [format!("/s/{i}"), format!("/t{i}"), format!("/s/t{i}")] {
+            assert_eq!(look(&r, "GET", &raw), look(&b, "GET", &raw), "{raw}");
+        }
+    }
+    assert_eq!(look(&r, "GET", "/s/298"), found(298, &[]));
+    assert_eq!(look(&r, "GET", "/t299"), found(299, &[]));
+}
+
+#[test]
+fn with_route_adds_params_with_their_names() {
+    let r = extend(
+        &[("GET", "/users/{id}")],
+        &[("GET", "/users/{uid}/posts/{pid}"), ("GET", "/users/me")],
+    );
+    assert_eq!(look(&r, "GET", "/users/7"), found(0, &[("id", "7")]));
+    assert_eq!(
+        look(&r, "GET", "/users/7/posts/9"),
+        found(1, &[("uid", "7"), ("pid", "9")])
+    );
+    assert_eq!(look(&r, "GET", "/users/me"), found(2, &[]));
+}
+
+#[test]
+fn with_route_adds_patterns_in_priority_order() {
+    let cases = [
+        ("GET", "/f/a.json"),
+        ("GET", "/f/a.b.json"),
+        ("GET", "/f/ab"),
+        ("GET", "/f/x.y"),
+        ("GET", "/g/report.csv"),
+    ];
+    let base = [("GET", "/f/{name}.{ext}"), ("GET", "/f/{x}")];
+    let more = [
+        // More literal bytes: tried before the existing pattern.
+        ("GET", "/f/{name}.json"),
+        // Same rank as an existing one: tried after it.
+        ("GET", "/f/{a}{b}.{c}"),
+        // A new parent.
+        ("GET", "/g/{name}.csv"),
+        // An existing shape with another method reuses the edge.
+        ("POST", "/f/{n}.json"),
+    ];
+    let r = extend(&base, &more);
+    let all: Vec<_> = base.iter().chain(more.iter()).copied().collect();
+    assert_same(&r, &router(&all), &cases);
+    assert_eq!(look(&r, "GET", "/f/a.json"), found(2, &[("name", "a")]));
+    assert_eq!(
+        look(&r, "GET", "/f/x.y"),
+        found(0, &[("name", "x"), ("ext", "y")])
+    );
+    assert_eq!(look(&r, "GET", "/f/ab"), found(1, &[("x", "ab")]));
+    assert_eq!(
+        look(&r, "GET", "/g/report.csv"),
+        found(4, &[("name", "report")])
+    );
+    assert_eq!(look(&r, "POST", "/f/a.json"), found(5, &[("n", "a")]));
+    assert_eq!(look(&r, "POST", "/f/a.b"), not_allowed("GET, HEAD"));
+}
+
+#[test]
+fn with_route_adds_tails() {
+    let r = extend(
+        &[("GET", "/files/{name}")],
+        &[("GET", "/files/{*rest}"), ("GET", "/{*all}")],
+    );
+    assert_eq!(look(&r, "GET", "/files/a"), found(0, &[("name", "a")]));
+    assert_eq!(look(&r, "GET", "/files/a/b"), found(1, &[("rest", "a/b")]));
+    assert_eq!(look(&r, "GET", "/files/"), found(1, &[("rest", "")]));
+    assert_eq!(look(&r, "GET", "/other"), found(2, &[("all", "other")]));
+}
+
+#[test]
+fn with_route_adds_methods_to_an_existing_path() {
+    let base = router(&[("GET", "/a"), ("GET", "/b"), ("PUT", "/c")]);
+    let r = with(&base, "POST", "/a").unwrap();
+    assert_eq!(look(&r, "DELETE", "/a"), not_allowed("GET, HEAD, POST"));
+    // The other paths keep their own value.
+    assert_eq!(look(&r, "DELETE", "/b"), not_allowed("GET, HEAD"));
+    assert_eq!(look(&r, "DELETE", "/c"), not_allowed("PUT"));
+    // And the original is untouched.
+    assert_eq!(look(&base, "DELETE", "/a"), not_allowed("GET, HEAD"));
+    assert_eq!(look(&base, "POST", "/a"), not_allowed("GET, HEAD"));
+
+    // An interned value that already exists, then an extension method.
+    let r = with(&r, "GET", "/c").unwrap();
+    assert_eq!(look(&r, "DELETE", "/c"), not_allowed("GET, HEAD, PUT"));
+    let r = with(&r, "PURGE", "/b").unwrap();
+    assert_eq!(look(&r, "DELETE", "/b"), not_allowed("GET, HEAD, PURGE"));
+    assert_eq!(look(&r, "PURGE", "/b"), found(5, &[]));
+    let r = with(&r, "PURGE", "/c").unwrap();
+    assert_eq!(
+        look(&r, "DELETE", "/c"),
+        not_allowed("GET, HEAD, PUT, PURGE")
+    );
+    assert_eq!(look(&r, "DELETE", "/b"), not_allowed("GET, HEAD, PURGE"));
+
+    // HEAD falls back to GET, then to ANY, as with the builder.
+    let r = extend(&[("POST", "/h")], &[("ANY", "/h")]);
+    assert_eq!(look(&r, "HEAD", "/h"), found(1, &[]));
+    let r = with(&r, "GET", "/h").unwrap();
+    assert_eq!(look(&r, "HEAD", "/h"), found(2, &[]));
+    let r = with(&r, "HEAD", "/h").unwrap();
+    assert_eq!(look(&r, "HEAD", "/h"), found(3, &[]));
+    assert_eq!(look(&r, "DELETE", "/h"), found(1, &[]));
+    // A table with only ANY has an empty `Allow`, but then never answers 405.
+    let r = extend(&[("GET", "/x")], &[("ANY", "/y")]);
+    assert_eq!(look(&r, "DELETE", "/y"), found(1, &[]));
+}
+
+#[test]
+fn with_route_conflicts_like_the_builder() {
+    let base = router(&[
+        ("GET", "/a/{x}"),
+        ("ANY", "/a/{y}"),
+        ("GET", "/a/{x}.{y}"),
+        ("GET", "/a/{*x}"),
+        ("PURGE", "/a"),
+        ("GET", "/s"),
+    ]);
+    for (method, raw, existing) in [
+        ("GET", "/a/{other}", 0),
+        ("ANY", "/a/{z}", 1),
+        ("GET", "/a/{p}.{q}", 2),
+        ("GET", "/a/{*rest}", 3),
+        ("PURGE", "/a", 4),
+        ("GET", "/s", 5),
+    ] {
+        assert_eq!(
+            with(&base, method, raw).map(|r| r.len()),
+            Err(Conflict { existing }),
+            "{method} {raw}"
+        );
+    }
+    // The conflict changed nothing, and the next insert still gets the next index.
+    assert_eq!(base.len(), 6);
+    let r = with(&base, "POST", "/a/{x}").unwrap();
+    assert_eq!(look(&r, "POST", "/a/1"), found(6, &[("x", "1")]));
+    assert_eq!(
+        with(&r, "POST", "/a/{q}").map(|r| r.len()),
+        Err(Conflict { existing: 6 })
+    );
+    assert_eq!(look(&base, "POST", "/a/1"), found(1, &[("y", "1")]));
+}
+
+#[test]
+fn with_route_leaves_the_original_untouched() {
+    let routes = [
+        ("GET", "/a"),
+        ("GET", "/b/{x}"),
+        ("GET", "/c/{x}.json"),
+        ("GET", "/d/{*rest}"),
+    ];
+    let cases = [
+        ("GET", "/a"),
+        ("GET", "/a2"),
+        ("POST", "/a"),
+        ("GET", "/b/1"),
+        ("GET", "/b/1/2"),
+        ("GET", "/c/1.json"),
+        ("GET", "/c/1.json.json"),
+        ("GET", "/d/e/f"),
+        ("GET", "/d/x.json"),
+    ];
+    let base = router(&routes);
+    let reference = router(&routes);
+    let mut next = Vec::new();
+    for (method, raw) in [
+        ("GET", "/a2"),
+        ("POST", "/a"),
+        ("GET", "/b/{x}/{y}"),
+        ("GET", "/c/{x}.{y}.json"),
+        ("GET", "/d/{x}.json"),
+    ] {
+        next.push(with(&base, method, raw).unwrap());
+    }
+    assert_same(&base, &reference, &cases);
+    assert_eq!(look(&next[0], "GET", "/a2"), found(4, &[]));
+    assert_eq!(look(&next[1], "POST", "/a"), found(4, &[]));
+    assert_eq!(
+        look(&next[2], "GET", "/b/1/2"),
+        found(4, &[("x", "1"), ("y", "2")])
+    );
+    assert_eq!(
+        look(&next[3], "GET", "/c/1.json.json"),
+        found(4, &[("x", "1"), ("y", "json")])
+    );
+    assert_eq!(look(&next[4], "GET", "/d/x.json"), found(4, &[("x", "x")]));
+    // Each derived router is independent of its siblings.
+    assert_eq!(look(&next[0], "POST", "/a"), not_allowed("GET, HEAD"));
+    assert_eq!(look(&next[4], "GET", "/a2"), Got::NotFound);
+}
+
+// ---------------------------------------------------------------------------------------
 // Property tests
 // ---------------------------------------------------------------------------------------
 
@@ -953,8 +1216,121 @@ fn reference_split(lits: &[String], segment: &str) -> Option<Vec<String>> {
     go(parts, segment.strip_prefix(prefix.as_str())?)
 }
 
+/// A segment of a template for the incremental-build property, from a small pool so that
+/// generated routes share prefixes, shapes and paths, together with a path segment that
+/// fills it. `{}` stands for a parameter, named later by [`name_params`].
+fn pooled_segment() -> impl Strategy<Value = (&'static str, &'static str)> {
+    prop::sample::select(vec![
+        ("a", "a"),
+        ("b", "b"),
+        ("", ""),
+        ("a.json", "a.json"),
+        ("{}", "a"),
+        ("{}", "v"),
+        ("{}.json", "a.json"),
+        ("{}.{}", "v.w"),
+        ("{}{}.json", "ab.json"),
+        ("x{}", "xv"),
+        ("{}-{}", "v-w"),
+    ])
+}
+
+fn pooled_route() -> impl Strategy<Value = (&'static str, String, String)> {
+    (
+        prop::sample::select(vec!["GET", "GET", "POST", "HEAD", "ANY", "PURGE"]),
+        proptest::collection::vec(pooled_segment(), 0..4),
+        prop::sample::select(vec![None, None, Some(""), Some("t/u")]),
+    )
+        .prop_map(|(method, segments, tail)| {
+            let mut counter = 0;
+            let mut template = String::new();
+            let mut path = String::new();
+            for (segment, filled) in &segments {
+                template.push('/');
+                template.push_str(&name_params(segment, &mut counter));
+                path.push('/');
+                path.push_str(filled);
+            }
+            if let Some(tail) = tail {
+                template.push_str(&format!("/{{*p{counter}}}"));
+                path.push('/');
+                path.push_str(tail);
+            }
+            if template.is_empty() {
+                template.push('/');
+                path.push('/');
+            }
+            (method, template, path)
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn with_route_agrees_with_a_rebuild(
+        routes in proptest::collection::vec(pooled_route(), 1..24),
+        extra_paths in proptest::collection::vec("/[/abvwx.json-]{0,12}", 0..12),
+    ) {
+        // A: the first route through the builder, every other one through `with_route`.
+        // B: everything through one builder. Values are positions in `routes`, so both
+        // see the same conflicts and keep the same routes.
+        let (first_method, first, _) = &routes[0];
+        let mut a = RouterBuilder::new();
+        a.insert(route_method(first_method), &tpl(first), 0).unwrap();
+        let mut a = a.build();
+        let mut b = RouterBuilder::new();
+        b.insert(route_method(first_method), &tpl(first), 0).unwrap();
+        let mut previous = None;
+        for (position, (method, raw, _)) in routes.iter().enumerate().skip(1) {
+            let incremental = a.with_route(route_method(method), &tpl(raw), position);
+            let rebuilt = b.insert(route_method(method), &tpl(raw), position);
+            match incremental {
+                Ok(next) => {
+                    prop_assert_eq!(rebuilt, Ok(()));
+                    previous = Some((position, std::mem::replace(&mut a, next)));
+                }
+                Err(conflict) => prop_assert_eq!(rebuilt, Err(conflict)),
+            }
+        }
+        let b = b.build();
+        prop_assert_eq!(a.len(), b.len());
+
+        let mut paths: Vec<String> = routes.iter().map(|(_, _, path)| path.clone()).collect();
+        for (_, _, path) in &routes {
+            // Near misses: a trailing slash, one segment less, one more.
+            paths.push(format!("{path}/"));
+            paths.push(format!("{path}/a"));
+            if let Some((shorter, _)) = path.rsplit_once('/') {
+                paths.push(format!("{shorter}/"));
+                paths.push(shorter.to_owned());
+            }
+        }
+        paths.extend(extra_paths);
+        for path in &paths {
+            for method in ["GET", "HEAD", "POST", "DELETE", "PURGE"] {
+                prop_assert_eq!(
+                    look(&a, method, path),
+                    look(&b, method, path),
+                    "{} {}", method, path
+                );
+            }
+        }
+
+        // The router `with_route` started from still answers like a rebuild of its routes.
+        if let Some((upto, previous)) = previous {
+            let mut prefix = RouterBuilder::new();
+            for (position, (method, raw, _)) in routes.iter().enumerate().take(upto) {
+                let _ = prefix.insert(route_method(method), &tpl(raw), position);
+            }
+            let prefix = prefix.build();
+            for path in &paths {
+                for method in ["GET", "POST"] {
+                    prop_assert_eq!(look(&previous, method, path), look(&prefix, method, path));
+                }
+            }
+        }
+    }
 
     #[test]
     fn parse_never_panics_on_arbitrary_strings(raw in any::<String>()) {

@@ -55,7 +55,10 @@ impl SqliteStore {
                 SqliteSynchronous::Normal
             })
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // The node reads the store at start and writes single rows after: a small page
+            // cache per connection (the OS caches the file anyway) keeps idle memory low.
+            .pragma("cache_size", "-512");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
@@ -319,6 +322,13 @@ impl Store for SqliteStore {
             }
         }
         tx.commit().await?;
+        // Reading every row filled this connection's page cache; the node does not read
+        // them again, so give that memory back rather than carry it while idle.
+        if let Ok(mut connection) = self.pool.acquire().await {
+            let _ = sqlx::query("PRAGMA shrink_memory")
+                .execute(&mut *connection)
+                .await;
+        }
         Ok(projects)
     }
 
