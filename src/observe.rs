@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{RngCore, SeedableRng};
 
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -43,7 +43,14 @@ pub fn new_request_id() -> HeaderValue {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
-    let random: [u8; 10] = RANDOM.with(|rng| rng.borrow_mut().r#gen());
+    // Two words from the generator, not ten byte-sized draws.
+    let (high, low) = RANDOM.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        (rng.next_u64(), rng.next_u64())
+    });
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&high.to_le_bytes());
+    random[8..].copy_from_slice(&low.to_le_bytes()[..2]);
     let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let mut buffer = uuid::Uuid::encode_buffer();
     let text = uuid.hyphenated().encode_lower(&mut buffer);

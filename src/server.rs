@@ -40,7 +40,7 @@ use crate::handlers::Reply;
 use crate::model::{Role, is_reserved_root};
 use crate::observe;
 use crate::platform::{self, AppState, PlatformConfig};
-use crate::routing::{ProjectLookup, Routes};
+use crate::routing::{ProjectLookup, Routes, split_segment};
 use crate::store::{self, Store, StoreError};
 
 /// Why a node could not start.
@@ -289,11 +289,13 @@ impl App {
         let path = request.uri().path();
         let first = path
             .strip_prefix('/')
-            .map(|rest| rest.split('/').next().unwrap_or(""))
+            .map(|rest| split_segment(rest).0)
             .unwrap_or("");
         if first.is_empty() || is_reserved_root(first) {
             request.extensions_mut().insert(RequestId(id.clone()));
-            return self.platform(request, id).await;
+            // Boxed so that the project path's future stays small: the platform's is large,
+            // and every request would otherwise copy it around.
+            return Box::pin(self.platform(request, id)).await;
         }
         let reply = self.project(&request);
         // Mock answers do not depend on the body, but it must be read so that the

@@ -788,10 +788,7 @@ impl Tree {
         let Some(rest) = rest else {
             return self.pick(node.end, method, allow);
         };
-        let (segment, next) = match rest.split_once('/') {
-            Some((segment, next)) => (segment, Some(next)),
-            None => (rest, None),
-        };
+        let (segment, next) = super::split_segment(rest);
         let child = match node.statics {
             Statics::Empty => None,
             Statics::One(key, child) => key.matches(&self.keys, segment).then_some(child),
