@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use switchyard::config::{AdminBootstrap, Registration};
 
 use crate::helpers::{
-    PASSWORD, TestApp, assert_error, header, json_body, spawn_app, spawn_app_with,
+    PASSWORD, TestApp, assert_error, assert_invalid, header, json_body, spawn_app, spawn_app_with,
 };
 
 async fn register_form(app: &TestApp, form: &str) -> reqwest::Response {
@@ -109,13 +109,7 @@ async fn bad_passwords_are_422_naming_the_password() {
     let too_long = "p".repeat(1025);
     for password in ["", "short", "7chars!", too_long.as_str()] {
         let response = app.register("alice", password).await;
-        let body = assert_error(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
-        assert_eq!(body["error"]["details"][0]["field"], "password");
+        assert_invalid(response, "password").await;
     }
     assert_eq!(
         app.register("alice", "8 chars!").await.status(),
@@ -194,13 +188,7 @@ async fn login_with_another_grant_type_is_422() {
             Some(&json!({"username": "alice", "password": PASSWORD, "grant_type": "client_credentials"})),
         )
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "grant_type");
+    assert_invalid(response, "grant_type").await;
 }
 
 #[tokio::test]
@@ -626,13 +614,7 @@ async fn an_unknown_role_is_422() {
             Some(&json!({"username": "ops", "password": PASSWORD, "role": "root"})),
         )
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "role");
+    assert_invalid(response, "role").await;
 }
 
 #[tokio::test]

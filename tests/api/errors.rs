@@ -3,7 +3,9 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, User, assert_error, header, json_body, spawn_app, spawn_app_with};
+use crate::helpers::{
+    TestApp, User, assert_error, assert_invalid, header, json_body, spawn_app, spawn_app_with,
+};
 
 const ENDPOINTS: &str = "/admin/projects/alice/demo/endpoints";
 
@@ -120,13 +122,7 @@ async fn wrong_field_types_are_422_naming_the_field_path() {
             Some(&json!({"name": 5})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["error"]["details"][0]["field"], "name");
+    assert_invalid(response, "name").await;
     let response = app
         .call(
             Method::PUT,
@@ -135,16 +131,7 @@ async fn wrong_field_types_are_422_naming_the_field_path() {
             Some(&json!({"endpoints": [{"method": "GET", "path": "/", "response": {"status": true}}]})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(
-        error["error"]["details"][0]["field"],
-        "endpoints[0].response.status"
-    );
+    assert_invalid(response, "endpoints[0].response.status").await;
 }
 
 #[tokio::test]
@@ -200,13 +187,7 @@ async fn missing_required_fields_are_422_naming_them() {
             Some(&json!({"description": "x"})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["error"]["details"][0]["field"], "name");
+    assert_invalid(response, "name").await;
     let response = app
         .call(
             Method::POST,
@@ -215,13 +196,7 @@ async fn missing_required_fields_are_422_naming_them() {
             Some(&json!({"username": "bob"})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["error"]["details"][0]["field"], "password");
+    assert_invalid(response, "password").await;
     let response = app
         .call(
             Method::PUT,
@@ -230,13 +205,7 @@ async fn missing_required_fields_are_422_naming_them() {
             Some(&json!({"endpoints": [{"method": "GET", "response": {}}]})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["error"]["details"][0]["field"], "endpoints[0].path");
+    assert_invalid(response, "endpoints[0].path").await;
 }
 
 #[tokio::test]
@@ -254,13 +223,7 @@ async fn a_patch_that_removes_a_required_field_is_422_naming_it() {
             Some(&json!({"path": null})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["error"]["details"][0]["field"], "path");
+    assert_invalid(response, "path").await;
     assert_eq!(app.fetch("/alice/demo/a").await.0, StatusCode::OK);
 }
 
@@ -276,13 +239,7 @@ async fn unknown_fields_are_422() {
             Some(&json!({"name": "other", "colour": "red"})),
         )
         .await;
-    let error = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(error["error"]["details"][0]["field"], "colour");
+    assert_invalid(response, "colour").await;
     let response = app
         .call(
             Method::POST,

@@ -316,3 +316,18 @@ impl TestApp {
         (status, response.text().await.expect("body"))
     }
 }
+
+/// Asserts a 422 whose first detail names `field`, and returns the body.
+pub async fn assert_invalid(response: Response, field: &str) -> Value {
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(
+        body["error"]["details"][0]["field"], field,
+        "details in {body}"
+    );
+    body
+}

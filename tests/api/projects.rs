@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, User, assert_error, header, json_body, spawn_app};
+use crate::helpers::{TestApp, User, assert_error, assert_invalid, header, json_body, spawn_app};
 
 fn names(list: &Value) -> Vec<String> {
     list["projects"]
@@ -175,13 +175,7 @@ async fn an_unknown_mode_is_422() {
             Some(&json!({"name": "demo", "mode": "staging"})),
         )
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "mode");
+    assert_invalid(response, "mode").await;
 }
 
 #[tokio::test]
@@ -459,13 +453,7 @@ async fn put_with_another_name_in_the_body_is_422() {
             &json!({"name": "other", "endpoints": []}),
         )
         .await;
-        let body = assert_error(
-            response,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-        )
-        .await;
-        assert_eq!(body["error"]["details"][0]["field"], "name");
+        assert_invalid(response, "name").await;
     }
     let list = json_body(list(&app, &alice, "").await).await;
     assert_eq!(names(&list), ["alice/demo"]);
@@ -476,13 +464,7 @@ async fn put_to_a_bad_name_is_422() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let response = put_project(&app, &alice, "alice/Bad", &json!({"endpoints": []})).await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "name");
+    assert_invalid(response, "name").await;
 }
 
 #[tokio::test]
@@ -775,13 +757,7 @@ async fn an_admin_creating_for_an_unknown_owner_is_422() {
             Some(&json!({"name": "demo", "owner": "ghost"})),
         )
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "owner");
+    assert_invalid(response, "owner").await;
     let response = put_project(&app, &admin, "ghost/demo", &json!({"endpoints": []})).await;
     assert_error(
         response,
@@ -844,13 +820,7 @@ async fn a_create_with_bad_endpoints_creates_nothing() {
             ]})),
         )
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "endpoints[1].path");
+    assert_invalid(response, "endpoints[1].path").await;
     let response = app
         .call(
             Method::POST,

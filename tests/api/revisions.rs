@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, User, assert_error, header, json_body, spawn_app};
+use crate::helpers::{TestApp, User, assert_error, assert_invalid, header, json_body, spawn_app};
 
 const PROJECT: &str = "/admin/projects/alice/demo";
 const ENDPOINTS: &str = "/admin/projects/alice/demo/endpoints";
@@ -420,13 +420,7 @@ async fn a_bad_dry_run_flag_is_422() {
             Some(&route("/a", json!(1))),
         )
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(body["error"]["details"][0]["field"], "query.dry_run");
+    assert_invalid(response, "query.dry_run").await;
     assert_eq!(app.revision(&alice, "alice/demo").await, 1);
 }
 
@@ -443,16 +437,7 @@ async fn a_failed_replace_leaves_the_project_exactly_as_it_was() {
     let response = app
         .call(Method::PUT, PROJECT, Some(&alice.token), Some(&invalid))
         .await;
-    let body = assert_error(
-        response,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    )
-    .await;
-    assert_eq!(
-        body["error"]["details"][0]["field"],
-        "endpoints[1].response.status"
-    );
+    assert_invalid(response, "endpoints[1].response.status").await;
     let conflicting = json!({"endpoints": [route("/same", json!(1)), route("/same", json!(2))]});
     let response = app
         .call(Method::PUT, PROJECT, Some(&alice.token), Some(&conflicting))
