@@ -31,7 +31,7 @@ pub struct DemoInfo {
 #[error("{0}")]
 pub struct DemoError(String);
 
-fn endpoints() -> Vec<EndpointSpec> {
+fn endpoints() -> Result<Vec<EndpointSpec>, DemoError> {
     let specs = json!([
         {"id": "hello", "method": "GET", "path": "/hello", "summary": "Say hello",
          "response": {"json": {"message": "hello"}}},
@@ -48,7 +48,7 @@ fn endpoints() -> Vec<EndpointSpec> {
         {"id": "files", "method": "GET", "path": "/files/{*path}", "summary": "Everything under /files/",
          "response": {"body": "a file\n", "headers": {"content-type": "text/plain"}}}
     ]);
-    serde_json::from_value(specs).unwrap_or_default()
+    serde_json::from_value(specs).map_err(|e| DemoError(format!("demo endpoints: {e}")))
 }
 
 /// Creates the demo user and project where they are missing.
@@ -74,7 +74,7 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
         }
     };
     let key = format!("{DEMO_USER}/{DEMO_PROJECT}");
-    let specs = endpoints();
+    let specs = endpoints()?;
     let listed = specs
         .iter()
         .map(|s| format!("{} {}", s.method.as_str(), s.path))

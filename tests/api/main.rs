@@ -13,12 +13,14 @@
 //! - `swap`: changes under load: no failed request, never a mixed answer.
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
+//! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
 mod helpers;
 
 mod accounts;
 mod bodies;
+mod demo;
 mod docs;
 mod durability;
 mod endpoints;

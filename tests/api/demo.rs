@@ -1,0 +1,50 @@
+//! `serve --demo`: the demo user and project, created once and served like any other.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{json_body, spawn_app_with};
+
+#[tokio::test]
+async fn the_demo_creates_alice_and_a_project_whose_endpoints_answer() {
+    let app = spawn_app_with(|c| c.demo = true).await;
+    assert_eq!(
+        json_body(app.get("/alice/demo/hello").await).await,
+        json!({"message": "hello"})
+    );
+    assert_eq!(app.get("/alice/demo/items").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/alice/demo/items/7").await.status(),
+        StatusCode::OK
+    );
+    let created = app
+        .client
+        .post(app.url("/alice/demo/items"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let teapot = app
+        .client
+        .delete(app.url("/alice/demo/teapot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(teapot.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(
+        app.get("/alice/demo/files/a/b.txt").await.status(),
+        StatusCode::OK
+    );
+    // The demo user is an ordinary account: the first one, so the admin.
+    assert_eq!(
+        json_body(app.register("bob", crate::helpers::PASSWORD).await).await["role"],
+        "user"
+    );
+
+    // Starting again with --demo on the same store keeps what is there.
+    let app = app.restart().await;
+    assert_eq!(
+        json_body(app.get("/alice/demo/hello").await).await,
+        json!({"message": "hello"})
+    );
+}
