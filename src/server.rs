@@ -75,9 +75,6 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     demo: Option<DemoInfo>,
-    startup: Duration,
-    projects: usize,
-    endpoints: usize,
 }
 
 impl Server {
@@ -89,11 +86,6 @@ impl Server {
     /// What `--demo` created, to print.
     pub fn demo(&self) -> Option<&DemoInfo> {
         self.demo.as_ref()
-    }
-
-    /// How long start took, and how much it loaded.
-    pub fn startup(&self) -> (Duration, usize, usize) {
-        (self.startup, self.projects, self.endpoints)
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), then
@@ -147,7 +139,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     }
     let loaded = store.load_projects().await?;
     let projects = loaded.len();
-    let endpoints = loaded.iter().map(|p| p.project.endpoints.len()).sum();
+    let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let routes = Arc::new(Routes::from_loaded(loaded));
     release_freed_memory();
     let changes = Arc::new(Changes::new(store.clone(), routes.clone()));
@@ -189,9 +181,6 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         shutdown,
         task,
         demo,
-        startup,
-        projects,
-        endpoints,
     })
 }
 

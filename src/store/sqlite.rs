@@ -489,6 +489,19 @@ mod tests {
         Arc::new(Endpoint::new(id.into(), spec).unwrap())
     }
 
+    /// Project `p` of user `a`, created at time 1.
+    fn project_p(owner_id: i64, endpoints: &[Arc<Endpoint>]) -> NewProject<'_> {
+        NewProject {
+            owner_id,
+            owner: "a",
+            name: "p",
+            description: "",
+            mode: Mode::Development,
+            endpoints,
+            now: 1,
+        }
+    }
+
     #[tokio::test]
     async fn the_first_user_is_admin_and_names_are_unique() {
         let (_dir, store) = store().await;
@@ -506,15 +519,7 @@ mod tests {
         let (_dir, store) = store().await;
         let owner = store.create_user("a", "h", None, 1).await.unwrap();
         let endpoints = [endpoint("one", "/one")];
-        let project = NewProject {
-            owner_id: owner.id,
-            owner: "a",
-            name: "p",
-            description: "",
-            mode: Mode::Development,
-            endpoints: &endpoints,
-            now: 1,
-        };
+        let project = project_p(owner.id, &endpoints);
         let id = store
             .create_project(&project, Some(owner.id))
             .await
@@ -560,15 +565,7 @@ mod tests {
         let (_dir, store) = store().await;
         let owner = store.create_user("a", "h", None, 1).await.unwrap();
         let endpoints = [endpoint("x", "/x"), endpoint("y", "/y")];
-        let project = NewProject {
-            owner_id: owner.id,
-            owner: "a",
-            name: "p",
-            description: "",
-            mode: Mode::Development,
-            endpoints: &endpoints,
-            now: 1,
-        };
+        let project = project_p(owner.id, &endpoints);
         let id = store.create_project(&project, None).await.unwrap();
         let changed = endpoint("x", "/x-changed");
         let commit = Commit {
