@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Registration};
+use crate::config::{Config, ConnectionLimits, LoginLimits, Quotas, Registration};
 use crate::server;
 
 /// Switchyard hosts many small HTTP APIs in one binary and changes them at runtime.
@@ -59,9 +59,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_DEMO", hide_env_values = true)]
     pub demo: bool,
 
-    /// Who may create accounts: open (anyone; the first becomes admin) or closed (admins only).
-    #[arg(long, env = "SWITCHYARD_REGISTRATION", hide_env_values = true, value_enum, default_value_t = Registration::Open)]
-    pub registration: Registration,
+    /// Who may create accounts: open (anyone; the first becomes admin) or closed (admins
+    /// only). Unset means open, refused at start on a non-loopback address with no
+    /// --admin-user: pass `open` there to accept that the first stranger becomes admin.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REGISTRATION",
+        hide_env_values = true,
+        value_enum
+    )]
+    pub registration: Option<Registration>,
 
     /// Admin account to create at start if missing (with --admin-password).
     #[arg(long, env = "SWITCHYARD_ADMIN_USER", hide_env_values = true)]
@@ -86,6 +93,103 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight requests.
     #[arg(long, env = "SWITCHYARD_SHUTDOWN_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Longest wait for a request's head (request line and headers) to arrive.
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT", hide_env_values = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest a keep-alive connection may sit idle between requests before it is closed.
+    #[arg(long, env = "SWITCHYARD_IDLE_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest reading one request body may take (project and platform alike); then 408.
+    #[arg(long, env = "SWITCHYARD_BODY_READ_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Open connections at most; beyond it new ones wait until others close.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_CONNECTIONS",
+        hide_env_values = true,
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// Largest request head (request line and headers) read; larger ones get 431.
+    #[arg(long, env = "SWITCHYARD_MAX_HEADER_SIZE", hide_env_values = true, default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_size: usize,
+
+    /// Password hashes computed at once (each takes 19 MiB; default: one per core).
+    #[arg(long, env = "SWITCHYARD_HASH_CONCURRENCY", hide_env_values = true)]
+    pub hash_concurrency: Option<usize>,
+
+    /// Logins and registrations waiting for a hash slot at most; more get 503 and Retry-After.
+    #[arg(
+        long,
+        env = "SWITCHYARD_HASH_QUEUE",
+        hide_env_values = true,
+        default_value_t = 64
+    )]
+    pub hash_queue: usize,
+
+    /// Failed logins allowed per client address within the failure window; then 429.
+    #[arg(
+        long,
+        env = "SWITCHYARD_LOGIN_FAILURES_PER_ADDRESS",
+        hide_env_values = true,
+        default_value_t = 30
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Failed logins allowed per user name within the failure window; then 429.
+    #[arg(
+        long,
+        env = "SWITCHYARD_LOGIN_FAILURES_PER_USER",
+        hide_env_values = true,
+        default_value_t = 10
+    )]
+    pub login_failures_per_user: u32,
+
+    /// The window failed logins are counted over.
+    #[arg(long, env = "SWITCHYARD_LOGIN_FAILURE_WINDOW", hide_env_values = true, default_value = "1m", value_parser = humantime::parse_duration)]
+    pub login_failure_window: Duration,
+
+    /// Projects one user may own.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_PROJECTS_PER_USER",
+        hide_env_values = true,
+        default_value_t = 100
+    )]
+    pub max_projects_per_user: usize,
+
+    /// Endpoints one project may hold (at most 200000).
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_ENDPOINTS_PER_PROJECT",
+        hide_env_values = true,
+        default_value_t = 100_000
+    )]
+    pub max_endpoints_per_project: usize,
+
+    /// Live API tokens one user may hold.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_TOKENS_PER_USER",
+        hide_env_values = true,
+        default_value_t = 100
+    )]
+    pub max_tokens_per_user: usize,
+
+    /// Pattern segments (`{id}.json`, `v{n}`) side by side at one place of a project's
+    /// paths; the router tries them in turn.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_PATTERN_SIBLINGS",
+        hide_env_values = true,
+        default_value_t = 256
+    )]
+    pub max_pattern_siblings: usize,
 
     /// Worker threads (default: one per core; 1 runs everything on one thread).
     #[arg(long, env = "SWITCHYARD_WORKERS", hide_env_values = true)]
@@ -120,6 +224,26 @@ impl ServeArgs {
             body_limit: self.body_limit as u64,
             session_ttl: self.session_ttl,
             shutdown_timeout: self.shutdown_timeout,
+            limits: ConnectionLimits {
+                header_read_timeout: self.header_read_timeout,
+                idle_timeout: self.idle_timeout,
+                body_read_timeout: self.body_read_timeout,
+                max_connections: self.max_connections,
+                max_header_size: self.max_header_size,
+            },
+            login: LoginLimits {
+                hash_concurrency: self.hash_concurrency.unwrap_or(0),
+                hash_queue: self.hash_queue,
+                failures_per_address: self.login_failures_per_address,
+                failures_per_user: self.login_failures_per_user,
+                failure_window: self.login_failure_window,
+            },
+            quotas: Quotas {
+                projects_per_user: self.max_projects_per_user,
+                endpoints_per_project: self.max_endpoints_per_project,
+                tokens_per_user: self.max_tokens_per_user,
+                pattern_siblings: self.max_pattern_siblings,
+            },
         };
         config.validate()?;
         Ok(config)

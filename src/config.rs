@@ -33,7 +33,9 @@ pub struct Config {
     pub db: String,
     /// Create the demo user and project if missing.
     pub demo: bool,
-    pub registration: Registration,
+    /// Who may create accounts; `None` means open, which [`Config::validate`] refuses on a
+    /// non-loopback address unless an admin is bootstrapped (see [`Config::registration`]).
+    pub registration: Option<Registration>,
     pub admin: Option<AdminBootstrap>,
     /// The largest body the platform API reads.
     pub admin_body_limit: usize,
@@ -43,6 +45,55 @@ pub struct Config {
     pub session_ttl: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// What one client connection may hold, and for how long.
+    pub limits: ConnectionLimits,
+    /// Password hashing and failed-login limits.
+    pub login: LoginLimits,
+    /// How much one user may create.
+    pub quotas: Quotas,
+}
+
+/// Bounds on what a client connection may hold: no slow or stuck client keeps a server
+/// resource past these.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// From a connection's first byte (or the end of the previous request) until the whole
+    /// request head has arrived.
+    pub header_read_timeout: Duration,
+    /// How long a keep-alive connection may sit idle between requests.
+    pub idle_timeout: Duration,
+    /// How long reading one request body may take, from its head to its last byte.
+    pub body_read_timeout: Duration,
+    /// Open connections at most; beyond it new ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers) read.
+    pub max_header_size: usize,
+}
+
+/// Bounds on password hashing, the most expensive thing an anonymous caller can ask for.
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Password hashes (argon2id, 19 MiB each) computed at once; 0 means one per core.
+    pub hash_concurrency: usize,
+    /// Hash requests waiting for a slot at most; beyond it the caller gets 503.
+    pub hash_queue: usize,
+    /// Failed logins allowed per client address within `failure_window`.
+    pub failures_per_address: u32,
+    /// Failed logins allowed per user name within `failure_window`.
+    pub failures_per_user: u32,
+    /// The window failed logins are counted over.
+    pub failure_window: Duration,
+}
+
+/// How much one user may create on a shared instance.
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    pub projects_per_user: usize,
+    pub endpoints_per_project: usize,
+    pub tokens_per_user: usize,
+    /// Pattern children (`{id}.json`, `v{n}`) one router node may have: the matcher tries
+    /// them in turn, so their number bounds a lookup's cost.
+    pub pattern_siblings: usize,
 }
 
 /// A setting that is wrong, named by its variable.
@@ -56,6 +107,17 @@ pub enum ConfigError {
     AdminPassword(String),
     #[error("SWITCHYARD_ADMIN_BODY_LIMIT: must be at least 1 KiB")]
     BodyLimit,
+    #[error(
+        "listening on {0}, a non-loopback address, with open registration and no admin: whoever \
+         registers first would become the admin. Set SWITCHYARD_ADMIN_USER and \
+         SWITCHYARD_ADMIN_PASSWORD to create the admin at start, or pass --registration closed, \
+         or --registration open to accept the risk"
+    )]
+    OpenToStrangers(IpAddr),
+    #[error("{0}: must be at least {1}")]
+    TooSmall(&'static str, &'static str),
+    #[error("SWITCHYARD_MAX_ENDPOINTS_PER_PROJECT: at most {0}")]
+    TooManyEndpoints(usize),
 }
 
 impl Config {
@@ -66,13 +128,38 @@ impl Config {
             port: 8080,
             db: db.into(),
             demo: false,
-            registration: Registration::Open,
+            registration: None,
             admin: None,
             admin_body_limit: 1024 * 1024,
             body_limit: 16 * 1024 * 1024,
             session_ttl: Duration::from_secs(24 * 3600),
             shutdown_timeout: Duration::from_secs(10),
+            limits: ConnectionLimits {
+                header_read_timeout: Duration::from_secs(30),
+                idle_timeout: Duration::from_secs(60),
+                body_read_timeout: Duration::from_secs(60),
+                max_connections: 10_000,
+                max_header_size: 64 * 1024,
+            },
+            login: LoginLimits {
+                hash_concurrency: 0,
+                hash_queue: 64,
+                failures_per_address: 30,
+                failures_per_user: 10,
+                failure_window: Duration::from_secs(60),
+            },
+            quotas: Quotas {
+                projects_per_user: 100,
+                endpoints_per_project: 100_000,
+                tokens_per_user: 100,
+                pattern_siblings: 256,
+            },
         }
+    }
+
+    /// Who may register, once the default is resolved: open unless closed explicitly.
+    pub fn registration(&self) -> Registration {
+        self.registration.unwrap_or(Registration::Open)
     }
 
     /// Checks the settings that depend on each other.
@@ -83,6 +170,54 @@ impl Config {
         }
         if self.admin_body_limit < 1024 {
             return Err(ConfigError::BodyLimit);
+        }
+        // Open registration makes the first account the admin: on an address strangers can
+        // reach, that must be chosen, not fallen into.
+        if self.registration.is_none() && self.admin.is_none() && !self.listen.is_loopback() {
+            return Err(ConfigError::OpenToStrangers(self.listen));
+        }
+        let limits = &self.limits;
+        for (value, name) in [
+            (limits.header_read_timeout, "SWITCHYARD_HEADER_READ_TIMEOUT"),
+            (limits.idle_timeout, "SWITCHYARD_IDLE_TIMEOUT"),
+            (limits.body_read_timeout, "SWITCHYARD_BODY_READ_TIMEOUT"),
+        ] {
+            // Tests use sub-second timeouts; a zero would close every connection at once.
+            if value.is_zero() {
+                return Err(ConfigError::TooSmall(name, "1ms"));
+            }
+        }
+        if limits.max_connections == 0 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_MAX_CONNECTIONS", "1"));
+        }
+        if limits.max_header_size < 8 * 1024 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_MAX_HEADER_SIZE", "8KiB"));
+        }
+        if self.login.hash_queue == 0 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_HASH_QUEUE", "1"));
+        }
+        if self.login.failure_window.is_zero() {
+            return Err(ConfigError::TooSmall(
+                "SWITCHYARD_LOGIN_FAILURE_WINDOW",
+                "1ms",
+            ));
+        }
+        let quotas = &self.quotas;
+        for (value, name) in [
+            (quotas.projects_per_user, "SWITCHYARD_MAX_PROJECTS_PER_USER"),
+            (
+                quotas.endpoints_per_project,
+                "SWITCHYARD_MAX_ENDPOINTS_PER_PROJECT",
+            ),
+            (quotas.tokens_per_user, "SWITCHYARD_MAX_TOKENS_PER_USER"),
+            (quotas.pattern_siblings, "SWITCHYARD_MAX_PATTERN_SIBLINGS"),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::TooSmall(name, "1"));
+            }
+        }
+        if quotas.endpoints_per_project > crate::model::MAX_ENDPOINTS {
+            return Err(ConfigError::TooManyEndpoints(crate::model::MAX_ENDPOINTS));
         }
         Ok(())
     }
@@ -97,5 +232,65 @@ impl Config {
             (None, None) => Ok(None),
             _ => Err(ConfigError::AdminHalfGiven),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_registration_on_a_public_address_must_be_chosen() {
+        let mut config = Config::new("sqlite://x.db");
+        config.listen = IpAddr::from([0, 0, 0, 0]);
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::OpenToStrangers(_))
+        ));
+        config.registration = Some(Registration::Open);
+        assert!(
+            config.validate().is_ok(),
+            "an explicit open accepts the risk"
+        );
+        config.registration = Some(Registration::Closed);
+        assert!(config.validate().is_ok());
+        config.registration = None;
+        config.admin = Some(AdminBootstrap {
+            username: "root".into(),
+            password: "long enough password".into(),
+        });
+        assert!(
+            config.validate().is_ok(),
+            "a bootstrapped admin comes first"
+        );
+        config.admin = None;
+        config.listen = IpAddr::from([127, 0, 0, 1]);
+        assert!(config.validate().is_ok(), "loopback stays open by default");
+        config.listen = "::1".parse().unwrap();
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn limits_and_quotas_name_the_variable_when_they_are_zero() {
+        let mut config = Config::new("sqlite://x.db");
+        config.limits.header_read_timeout = Duration::ZERO;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("SWITCHYARD_HEADER_READ_TIMEOUT"),
+            "{message}"
+        );
+        let mut config = Config::new("sqlite://x.db");
+        config.quotas.tokens_per_user = 0;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(
+            message.contains("SWITCHYARD_MAX_TOKENS_PER_USER"),
+            "{message}"
+        );
+        let mut config = Config::new("sqlite://x.db");
+        config.quotas.endpoints_per_project = crate::model::MAX_ENDPOINTS + 1;
+        assert!(config.validate().is_err());
+        let mut config = Config::new("sqlite://x.db");
+        config.limits.max_header_size = 1024;
+        assert!(config.validate().is_err());
     }
 }

@@ -47,22 +47,30 @@ codes! {
     InvalidCredentials => ("invalid_credentials", UNAUTHORIZED, "Unknown user or wrong password (the same answer for both)."),
     Forbidden => ("forbidden", FORBIDDEN, "The caller may not touch this resource (not its owner, not an admin)."),
     RegistrationClosed => ("registration_closed", FORBIDDEN, "This instance does not allow self-registration; an admin must create the account."),
+    QuotaExceeded => ("quota_exceeded", FORBIDDEN, "A configured quota (projects or API tokens per user, endpoints per project, pattern siblings) would be exceeded; the message names it and its limit."),
     NotFound => ("not_found", NOT_FOUND, "No route or resource at this path."),
     ProjectNotFound => ("project_not_found", NOT_FOUND, "No such project."),
     EndpointNotFound => ("endpoint_not_found", NOT_FOUND, "No endpoint with this id in the project."),
     TokenNotFound => ("token_not_found", NOT_FOUND, "No API token with this id belongs to the caller."),
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The path exists but not for this method; `Allow` lists the methods it takes."),
+    RequestTimeout => ("request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body read timeout; the connection is closed."),
     UsernameTaken => ("username_taken", CONFLICT, "A user with this name exists."),
     ProjectExists => ("project_exists", CONFLICT, "The owner already has a project with this name."),
     RouteConflict => ("route_conflict", CONFLICT, "Another endpoint of the project has the same method and path."),
     EndpointExists => ("endpoint_exists", CONFLICT, "An endpoint with this id exists in the project."),
+    ProjectBroken => ("project_broken", CONFLICT, "The project's stored definition could not be read; only a whole-project `PUT` or a `DELETE` is accepted until it is replaced."),
+    Conflict => ("conflict", CONFLICT, "The request conflicts with the current state of the resource."),
     RevisionMismatch => ("revision_mismatch", PRECONDITION_FAILED, "`If-Match` named a revision that is no longer current."),
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The body is larger than the configured limit."),
     UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body's content type is not one this route takes."),
     ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "The body or parameters are well-formed but wrong; `details` names each bad field."),
+    TooManyRequests => ("too_many_requests", TOO_MANY_REQUESTS, "Too many attempts (failed logins from this address or for this user); `Retry-After` says when to try again."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "An unexpected failure inside Switchyard; the cause is logged with the request id."),
+    BadGateway => ("bad_gateway", BAD_GATEWAY, "An upstream answered with something that is not valid HTTP."),
     ProjectUnavailable => ("project_unavailable", SERVICE_UNAVAILABLE, "The project's stored definition could not be compiled; fix it through the admin API."),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store did not answer; the request can be retried."),
+    ServerBusy => ("server_busy", SERVICE_UNAVAILABLE, "Too much expensive work (password hashing) is already waiting; `Retry-After` says when to try again."),
+    GatewayTimeout => ("gateway_timeout", GATEWAY_TIMEOUT, "An upstream did not answer in time."),
 }
 
 /// One bad field of a 422 answer.
@@ -175,10 +183,16 @@ impl ApiError {
             StatusCode::FORBIDDEN => Code::Forbidden,
             StatusCode::NOT_FOUND => Code::NotFound,
             StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+            StatusCode::REQUEST_TIMEOUT => Code::RequestTimeout,
+            StatusCode::CONFLICT => Code::Conflict,
+            StatusCode::PRECONDITION_FAILED => Code::RevisionMismatch,
             StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
             StatusCode::UNPROCESSABLE_ENTITY => Code::ValidationFailed,
+            StatusCode::TOO_MANY_REQUESTS => Code::TooManyRequests,
+            StatusCode::BAD_GATEWAY => Code::BadGateway,
             StatusCode::SERVICE_UNAVAILABLE => Code::StoreUnavailable,
+            StatusCode::GATEWAY_TIMEOUT => Code::GatewayTimeout,
             _ => Code::Internal,
         };
         ApiError::new(
@@ -270,6 +284,18 @@ mod tests {
                 "{name} is not snake_case"
             );
             assert!(code.status().is_client_error() || code.status().is_server_error());
+        }
+    }
+
+    #[test]
+    fn a_bare_status_keeps_its_status() {
+        for code in Code::ALL {
+            let status = code.status();
+            assert_eq!(
+                ApiError::from_status(status).code.status(),
+                status,
+                "a bare {status} must not turn into another status"
+            );
         }
     }
 

@@ -156,7 +156,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         accounts,
         changes,
         config: Arc::new(PlatformConfig {
-            registration: config.registration,
+            registration: config.registration(),
             admin_body_limit: config.admin_body_limit,
         }),
     };

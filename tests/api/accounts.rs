@@ -446,7 +446,7 @@ async fn tokens_cannot_be_made_or_listed_without_a_token() {
 }
 
 fn closed_with_admin(config: &mut switchyard::config::Config) {
-    config.registration = Registration::Closed;
+    config.registration = Some(Registration::Closed);
     config.admin = Some(AdminBootstrap {
         username: "root".into(),
         password: "root password".into(),
@@ -467,7 +467,7 @@ async fn closed_registration_refuses_anonymous_sign_ups() {
 
 #[tokio::test]
 async fn closed_registration_refuses_even_the_first_user() {
-    let app = spawn_app_with(|c| c.registration = Registration::Closed).await;
+    let app = spawn_app_with(|c| c.registration = Some(Registration::Closed)).await;
     let response = app.register("alice", PASSWORD).await;
     assert_error(response, StatusCode::FORBIDDEN, "registration_closed").await;
 }
