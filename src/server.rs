@@ -223,8 +223,8 @@ async fn serve(
             accepted = listener.accept() => accepted,
             _ = signal.changed() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(%error, "accept failed");
@@ -236,7 +236,7 @@ async fn serve(
         let app = app.clone();
         let service = hyper::service::service_fn(move |request| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request).await) }
+            async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
         });
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
@@ -257,9 +257,14 @@ async fn serve(
 }
 
 impl App {
-    async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    async fn handle(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let id = observe::request_id(request.headers());
-        let guarded = std::panic::AssertUnwindSafe(self.dispatch(request, &id)).catch_unwind();
+        let guarded =
+            std::panic::AssertUnwindSafe(self.dispatch(request, &id, peer)).catch_unwind();
         let mut response = match guarded.await {
             Ok(response) => response,
             Err(_) => {
@@ -274,7 +279,12 @@ impl App {
         response
     }
 
-    async fn dispatch(&self, mut request: Request<Incoming>, id: &HeaderValue) -> Response<Body> {
+    async fn dispatch(
+        &self,
+        mut request: Request<Incoming>,
+        id: &HeaderValue,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let path = request.uri().path();
         let first = path
             .strip_prefix('/')
@@ -282,6 +292,7 @@ impl App {
             .unwrap_or("");
         if first.is_empty() || is_reserved_root(first) {
             request.extensions_mut().insert(RequestId(id.clone()));
+            request.extensions_mut().insert(ClientAddr(peer));
             // Boxed so that the project path's future stays small: the platform's is large,
             // and every request would otherwise copy it around.
             return Box::pin(self.platform(request, id)).await;
@@ -392,6 +403,11 @@ async fn drain(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
 /// The request id, in request extensions for platform handlers that log it.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
+
+/// The address of the connection's peer, in request extensions for platform handlers that
+/// limit per client (failed logins).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
 
 fn id_str(id: &HeaderValue) -> &str {
     id.to_str().unwrap_or("unknown")
