@@ -244,6 +244,7 @@ impl ServeArgs {
                 tokens_per_user: self.max_tokens_per_user,
                 pattern_siblings: self.max_pattern_siblings,
             },
+            commit_gate: None,
         };
         config.validate()?;
         Ok(config)

@@ -51,6 +51,9 @@ pub struct Config {
     pub login: LoginLimits,
     /// How much one user may create.
     pub quotas: Quotas,
+    /// Test hook: hold every change between its commit and its publish.
+    #[doc(hidden)]
+    pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
 }
 
 /// Bounds on what a client connection may hold: no slow or stuck client keeps a server
@@ -154,6 +157,7 @@ impl Config {
                 tokens_per_user: 100,
                 pattern_siblings: 256,
             },
+            commit_gate: None,
         }
     }
 

@@ -142,7 +142,12 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let routes = Arc::new(Routes::from_loaded(loaded));
     release_freed_memory();
-    let changes = Arc::new(Changes::new(store.clone(), routes.clone()));
+    let changes = Arc::new(Changes::new(
+        store.clone(),
+        routes.clone(),
+        config.quotas.clone(),
+        config.commit_gate.clone(),
+    ));
     let demo = if config.demo {
         Some(
             demo::seed(&accounts, &changes)
@@ -326,7 +331,14 @@ impl App {
             ProjectLookup::MethodNotAllowed(allow) => Err(ApiError::method_not_allowed(allow)),
             ProjectLookup::NotFound => Err(ApiError::not_found()),
             ProjectLookup::Unavailable(problem) => {
-                tracing::warn!(project = %project.def.mount(), %problem, "request to a project that does not compile");
+                if let Some(requests) = problem.note_request() {
+                    tracing::warn!(
+                        project = %project.def.mount(),
+                        problem = problem.message(),
+                        requests,
+                        "requests to a project that could not be loaded"
+                    );
+                }
                 Err(ApiError::new(
                     Code::ProjectUnavailable,
                     "this project's definition does not compile; its owner can fix it through the admin API",

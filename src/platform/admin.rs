@@ -36,6 +36,7 @@ fn actor(principal: &Principal) -> Actor<'_> {
     Actor {
         user_id: principal.user_id,
         username: &principal.username,
+        admin: principal.is_admin(),
     }
 }
 
@@ -95,12 +96,12 @@ fn project_json(project: &CompiledProject, with_endpoints: bool) -> Value {
         "mode": def.mode,
         "revision": def.revision,
         "endpoints_count": def.endpoints.len(),
-        "status": if project.router.is_ok() { "ok" } else { "unavailable" },
+        "status": if project.problem.is_none() { "ok" } else { "unavailable" },
         "created_at": timestamp(def.created_at),
         "updated_at": timestamp(def.updated_at),
     });
-    if let Err(problem) = &project.router {
-        value["problem"] = Value::String(problem.to_string());
+    if let Some(problem) = &project.problem {
+        value["problem"] = Value::String(problem.message().to_owned());
     }
     if with_endpoints {
         let endpoints: Vec<Value> = def
@@ -240,6 +241,7 @@ pub(super) async fn create_project(
             Actor {
                 user_id: owner_id,
                 username: &owner_name,
+                admin: false,
             },
             SettingsEdit {
                 name: settings.name,
@@ -373,6 +375,7 @@ pub(super) async fn replace_project(
                 Actor {
                     user_id: owner_id,
                     username: &owner_name,
+                    admin: false,
                 },
                 SettingsEdit {
                     name: Some(name),

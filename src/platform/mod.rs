@@ -158,7 +158,12 @@ impl From<ChangeError> for ApiError {
             ChangeError::RevisionMismatch { .. } => ApiError::new(Code::RevisionMismatch, message),
             ChangeError::Invalid(details) => ApiError::validation(details),
             ChangeError::RouteConflict(_) => ApiError::new(Code::RouteConflict, message),
-            ChangeError::Unavailable(_) => ApiError::new(Code::ProjectUnavailable, message),
+            ChangeError::Broken(_) => ApiError::new(Code::ProjectBroken, message),
+            ChangeError::Quota(_) => ApiError::new(Code::QuotaExceeded, message),
+            ChangeError::Stale { .. } => {
+                ApiError::new(Code::Conflict, format!("{message}; send the change again"))
+            }
+            ChangeError::Task(_) => ApiError::internal(&message),
             ChangeError::Store(store) => store.into(),
         }
     }

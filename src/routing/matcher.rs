@@ -1228,6 +1228,17 @@ impl<'r, 'p> Params<'r, 'p> {
 }
 
 impl<T> Router<T> {
+    /// The most pattern children any one node has: what a lookup may have to try in turn at
+    /// one segment, so what quotas bound. O(nodes).
+    pub fn widest_patterns(&self) -> usize {
+        self.tree
+            .nodes
+            .iter()
+            .map(|node| node.patterns.1.saturating_sub(node.patterns.0) as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Finds the route for `method` and `path`; see the module docs for the exact semantics.
     /// Allocation-free unless the route has more than [`INLINE_PARAMS`] parameters.
     pub fn lookup<'r, 'p>(&'r self, method: &Method, path: &'p str) -> Lookup<'r, 'p, T> {

@@ -15,6 +15,7 @@ pub(crate) mod template;
 mod tests;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
@@ -42,10 +43,65 @@ pub struct CompiledProject {
     pub def: Arc<Project>,
     /// One handler per endpoint, parallel to `def.endpoints`.
     pub handlers: Vec<Arc<Handler>>,
-    /// From project-relative path to an index into `handlers`; an error when the stored
-    /// definition does not compile, in which case the project answers 503.
-    /// Shared between revisions whose routes did not change (an edit of a response only).
-    pub router: Result<Arc<Router<u32>>, Arc<str>>,
+    /// From project-relative path to an index into `handlers`. Shared between revisions
+    /// whose routes did not change (an edit of a response only).
+    pub router: Arc<Router<u32>>,
+    /// Why the stored project could not be loaded whole, if it could not. Such a project
+    /// answers 503 to every request and refuses every change but a whole replacement, so
+    /// that what was read of it is never published as if it were all of it.
+    pub problem: Option<Arc<Problem>>,
+}
+
+/// What is wrong with a project that could not be loaded, and how often it was asked for.
+pub struct Problem {
+    message: Box<str>,
+    /// Requests answered 503 since the last log line about them.
+    unlogged: AtomicU64,
+    /// When the last log line was written, in seconds since `EPOCH`; 0 for never.
+    logged_at: AtomicU64,
+}
+
+/// Requests to a broken project are logged at most once per this many seconds, with the
+/// number of requests since: hostile traffic must not grow the log without bound.
+const PROBLEM_LOG_EVERY_SECS: u64 = 10;
+
+impl Problem {
+    pub fn new(message: impl std::fmt::Display) -> Problem {
+        Problem {
+            message: message.to_string().into_boxed_str(),
+            unlogged: AtomicU64::new(0),
+            logged_at: AtomicU64::new(0),
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Counts one request answered 503, and says how many to log now, if it is time to.
+    pub fn note_request(&self) -> Option<u64> {
+        self.unlogged.fetch_add(1, Ordering::Relaxed);
+        let now = seconds_since_epoch();
+        let last = self.logged_at.load(Ordering::Relaxed);
+        if last != 0 && now < last + PROBLEM_LOG_EVERY_SECS {
+            return None;
+        }
+        // One thread wins the right to log this period; the others keep counting.
+        self.logged_at
+            .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+            .ok()?;
+        Some(self.unlogged.swap(0, Ordering::Relaxed))
+    }
+}
+
+/// Seconds on a process-wide monotonic clock, starting at 1.
+fn seconds_since_epoch() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+        + 1
 }
 
 impl CompiledProject {
@@ -58,7 +114,8 @@ impl CompiledProject {
         Ok(CompiledProject {
             def,
             handlers,
-            router: Ok(Arc::new(router)),
+            router: Arc::new(router),
+            problem: None,
         })
     }
 
@@ -66,24 +123,26 @@ impl CompiledProject {
     /// edit needs: when every method and path stays where it was (a response or a setting
     /// changed) the router is shared as is; when one endpoint was added at the end, the
     /// router is extended with it (`Router::with_route`, a copy of flat buffers); anything
-    /// else rebuilds it.
+    /// else rebuilds it. A broken project's router is never reused: it holds only what could
+    /// be read.
     pub fn next(
         &self,
         def: Arc<Project>,
         handlers: Vec<Arc<Handler>>,
     ) -> Result<CompiledProject, CompileError> {
-        let Ok(router) = &self.router else {
+        if self.problem.is_some() {
             return CompiledProject::build(def, handlers);
-        };
+        }
         let before = self.def.endpoints.len();
         let router = if def.endpoints.len() == before && self.same_routes(&def) {
-            router.clone()
+            self.router.clone()
         } else if def.endpoints.len() == before + 1
             && self.same_routes(&def)
             && let Some(added) = def.endpoints.last()
         {
             let value = u32::try_from(before).unwrap_or(u32::MAX);
-            let extended = router
+            let extended = self
+                .router
                 .with_route(route_method(&added.spec.method), &added.template, value)
                 .map_err(|conflict| conflict_error(&def, added, conflict.existing))?;
             Arc::new(extended)
@@ -93,7 +152,8 @@ impl CompiledProject {
         Ok(CompiledProject {
             def,
             handlers,
-            router: Ok(router),
+            router,
+            problem: None,
         })
     }
 
@@ -109,19 +169,26 @@ impl CompiledProject {
             })
     }
 
-    /// A project whose definition could not be compiled: it is mounted and answers 503.
-    pub fn broken(def: Arc<Project>, error: &dyn std::fmt::Display) -> CompiledProject {
+    /// A project that could not be loaded whole: it is mounted, answers 503, and keeps
+    /// `def` (what could be read) only to show it.
+    pub fn broken(def: Arc<Project>, problem: &dyn std::fmt::Display) -> CompiledProject {
         CompiledProject {
             def,
             handlers: Vec::new(),
-            router: Err(error.to_string().into()),
+            router: Arc::new(RouterBuilder::with_capacity(0).build()),
+            problem: Some(Arc::new(Problem::new(problem))),
         }
     }
 
-    /// Compiles every handler and the router, as a project is loaded at start; a failure
-    /// gives a broken project rather than an error, so one bad project never stops the node.
-    pub fn load(def: Project) -> CompiledProject {
-        let def = Arc::new(def);
+    /// Compiles a project read from the store, as at start or when the node reloads one; a
+    /// failure gives a broken project rather than an error, so one bad project never stops
+    /// the node.
+    pub fn load(loaded: LoadedProject) -> CompiledProject {
+        let def = Arc::new(loaded.project);
+        if let Some(problem) = loaded.problem {
+            tracing::error!(project = %def.mount(), %problem, "project cannot be read; serving 503");
+            return CompiledProject::broken(def, &problem);
+        }
         let handlers: Result<Vec<_>, _> = def
             .endpoints
             .iter()
@@ -141,12 +208,11 @@ impl CompiledProject {
 
     /// Finds the endpoint for a project-relative path (`""` means `/`).
     pub fn lookup<'r, 'p>(&'r self, method: &http::Method, path: &'p str) -> ProjectLookup<'r, 'p> {
-        let router = match &self.router {
-            Ok(router) => router,
-            Err(error) => return ProjectLookup::Unavailable(error),
-        };
+        if let Some(problem) = &self.problem {
+            return ProjectLookup::Unavailable(problem);
+        }
         let path = if path.is_empty() { "/" } else { path };
-        match router.lookup(method, path) {
+        match self.router.lookup(method, path) {
             Lookup::Found(found) => match self.handlers.get(*found.value as usize) {
                 Some(handler) => ProjectLookup::Found {
                     handler,
@@ -169,7 +235,7 @@ pub enum ProjectLookup<'r, 'p> {
     },
     MethodNotAllowed(&'r str),
     NotFound,
-    Unavailable(&'r str),
+    Unavailable(&'r Problem),
 }
 
 fn build_router(def: &Project) -> Result<Router<u32>, CompileError> {
@@ -251,12 +317,27 @@ impl RouteTable {
 /// The live route table: read by every request, replaced by every change.
 pub struct Routes {
     current: ArcSwap<RouteTable>,
+    /// Serialises publishes, so that two changes to different projects (which hold
+    /// different project locks) cannot lose each other's update between load and store.
+    /// Held only to copy the table's map; the request path never takes it.
+    publishing: std::sync::Mutex<()>,
+}
+
+/// One change to the route table.
+pub enum Publish {
+    /// Mount this project at its key, unmounting it from any other key it had (a rename).
+    /// Ignored when the table already holds this project at the same or a newer revision:
+    /// the table never goes back in time, whoever publishes late.
+    Mount(Arc<CompiledProject>),
+    /// Unmount the project with this store id, wherever it is mounted.
+    Unmount(i64),
 }
 
 impl Routes {
     pub fn new(table: RouteTable) -> Routes {
         Routes {
             current: ArcSwap::from_pointee(table),
+            publishing: std::sync::Mutex::new(()),
         }
     }
 
@@ -267,14 +348,7 @@ impl Routes {
             .into_iter()
             .map(|loaded| {
                 let key = Arc::from(loaded.project.mount_key());
-                let compiled = match loaded.problem {
-                    None => CompiledProject::load(loaded.project),
-                    Some(problem) => {
-                        tracing::error!(project = %loaded.project.mount(), %problem, "project cannot be read; serving 503");
-                        CompiledProject::broken(Arc::new(loaded.project), &problem)
-                    }
-                };
-                (key, Arc::new(compiled))
+                (key, Arc::new(CompiledProject::load(loaded)))
             })
             .collect();
         Routes::new(RouteTable { mounts })
@@ -285,26 +359,44 @@ impl Routes {
         self.current.load()
     }
 
-    /// Publishes a table in which `remove` (if any) is unmounted and `insert` (if any) is
-    /// mounted, in one atomic store, and returns the table it replaced (see [`retire`]).
-    /// Callers serialise changes (see `changes`), so there is no lost update between the
-    /// load and the store.
+    /// Applies `change` in one atomic store and returns what it replaced, if anything (see
+    /// [`retire`]).
     #[must_use = "retire the old table so that freeing it happens off the change path"]
-    pub fn publish(
-        &self,
-        remove: Option<&str>,
-        insert: Option<Arc<CompiledProject>>,
-    ) -> Arc<RouteTable> {
-        let mut table = RouteTable::clone(&self.current.load());
-        if let Some(key) = remove {
-            table.mounts.remove(key);
+    pub fn publish(&self, change: Publish) -> Option<Arc<RouteTable>> {
+        // A poisoned lock only means another publish panicked; the table itself is whole.
+        let _guard = self
+            .publishing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let live = self.current.load_full();
+        let id = match &change {
+            Publish::Mount(project) => project.def.id,
+            Publish::Unmount(id) => *id,
+        };
+        let mounted = live
+            .mounts
+            .iter()
+            .find(|(_, p)| p.def.id == id)
+            .map(|(key, p)| (key.clone(), p.def.revision));
+        let mut table = RouteTable::clone(&live);
+        match change {
+            Publish::Mount(project) => {
+                if let Some((key, revision)) = mounted {
+                    if revision >= project.def.revision {
+                        return None;
+                    }
+                    table.mounts.remove(&key);
+                }
+                table
+                    .mounts
+                    .insert(Arc::from(project.def.mount_key()), project);
+            }
+            Publish::Unmount(_) => {
+                let (key, _) = mounted?;
+                table.mounts.remove(&key);
+            }
         }
-        if let Some(project) = insert {
-            table
-                .mounts
-                .insert(Arc::from(project.def.mount_key()), project);
-        }
-        self.current.swap(Arc::new(table))
+        Some(self.current.swap(Arc::new(table)))
     }
 }
 

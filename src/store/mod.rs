@@ -184,6 +184,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every project with its endpoints, as at start.
     async fn load_projects(&self) -> Result<Vec<LoadedProject>, StoreError>;
+    /// One project with its endpoints, as it is stored now; `None` if it does not exist.
+    /// The node reloads a project this way when it finds its copy disagrees with the store.
+    async fn load_project(&self, project_id: i64) -> Result<Option<LoadedProject>, StoreError>;
     /// Creates a project at revision 1 and returns its id.
     async fn create_project(
         &self,

@@ -69,6 +69,74 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Every project (`None`) or one, with its endpoints, read in one transaction so that a
+    /// project and its endpoint rows are of the same revision.
+    async fn load(&self, only: Option<i64>) -> Result<Vec<LoadedProject>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT p.id, u.username, p.name, p.description, p.mode, p.revision, p.created_at, p.updated_at
+             FROM projects p JOIN users u ON u.id = p.owner_id
+             WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
+        )
+        .bind(only)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut projects = Vec::with_capacity(rows.len());
+        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
+        for row in rows {
+            let mode: String = row.try_get("mode")?;
+            let project = Project {
+                id: row.try_get("id")?,
+                owner: row.try_get("username")?,
+                name: row.try_get("name")?,
+                description: row.try_get("description")?,
+                mode: Mode::parse(&mode)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown mode `{mode}`")))?,
+                revision: row.try_get("revision")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+                endpoints: Vec::new(),
+            };
+            by_id.insert(project.id, projects.len());
+            projects.push(LoadedProject {
+                project,
+                problem: None,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT project_id, id, definition FROM endpoints
+             WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, position",
+        )
+        .bind(only)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let project_id: i64 = row.try_get("project_id")?;
+            let id: String = row.try_get("id")?;
+            let definition: &str = row.try_get("definition")?;
+            let Some(loaded) = by_id.get(&project_id).and_then(|i| projects.get_mut(*i)) else {
+                continue;
+            };
+            let parsed = serde_json::from_str::<EndpointSpec>(definition)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| Endpoint::new(id.clone(), spec).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(endpoint) => loaded.project.endpoints.push(Arc::new(endpoint)),
+                Err(error) => {
+                    let note = format!("endpoint `{id}` cannot be read: {error}");
+                    loaded.problem = Some(match loaded.problem.take() {
+                        Some(before) => format!("{before}; {note}"),
+                        None => note,
+                    });
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(projects)
+    }
+}
+
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -266,62 +334,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_projects(&self) -> Result<Vec<LoadedProject>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
-            "SELECT p.id, u.username, p.name, p.description, p.mode, p.revision, p.created_at, p.updated_at
-             FROM projects p JOIN users u ON u.id = p.owner_id ORDER BY p.id",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut projects = Vec::with_capacity(rows.len());
-        let mut by_id = std::collections::HashMap::with_capacity(rows.len());
-        for row in rows {
-            let mode: String = row.try_get("mode")?;
-            let project = Project {
-                id: row.try_get("id")?,
-                owner: row.try_get("username")?,
-                name: row.try_get("name")?,
-                description: row.try_get("description")?,
-                mode: Mode::parse(&mode)
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown mode `{mode}`")))?,
-                revision: row.try_get("revision")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
-                endpoints: Vec::new(),
-            };
-            by_id.insert(project.id, projects.len());
-            projects.push(LoadedProject {
-                project,
-                problem: None,
-            });
-        }
-        let rows = sqlx::query(
-            "SELECT project_id, id, definition FROM endpoints ORDER BY project_id, position",
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
-            let project_id: i64 = row.try_get("project_id")?;
-            let id: String = row.try_get("id")?;
-            let definition: &str = row.try_get("definition")?;
-            let Some(loaded) = by_id.get(&project_id).and_then(|i| projects.get_mut(*i)) else {
-                continue;
-            };
-            let parsed = serde_json::from_str::<EndpointSpec>(definition)
-                .map_err(|e| e.to_string())
-                .and_then(|spec| Endpoint::new(id.clone(), spec).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(endpoint) => loaded.project.endpoints.push(Arc::new(endpoint)),
-                Err(error) => {
-                    let note = format!("endpoint `{id}` cannot be read: {error}");
-                    loaded.problem = Some(match loaded.problem.take() {
-                        Some(before) => format!("{before}; {note}"),
-                        None => note,
-                    });
-                }
-            }
-        }
-        tx.commit().await?;
+        let projects = self.load(None).await?;
         // Reading every row filled this connection's page cache; the node does not read
         // them again, so give that memory back rather than carry it while idle.
         if let Ok(mut connection) = self.pool.acquire().await {
@@ -330,6 +343,10 @@ impl Store for SqliteStore {
                 .await;
         }
         Ok(projects)
+    }
+
+    async fn load_project(&self, project_id: i64) -> Result<Option<LoadedProject>, StoreError> {
+        Ok(self.load(Some(project_id)).await?.pop())
     }
 
     async fn create_project(
