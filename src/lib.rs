@@ -22,3 +22,7 @@ pub mod store;
 pub(crate) mod accounts;
 pub mod error;
 pub(crate) mod model;
+
+/// Test hook for the change path; see `config::Config::commit_gate`.
+#[doc(hidden)]
+pub use changes::CommitGate;

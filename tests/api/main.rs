@@ -11,6 +11,9 @@
 //! - `bodies`: request bodies sent to project endpoints.
 //! - `errors`: malformed, invalid, oversized and mistyped input.
 //! - `swap`: changes under load: no failed request, never a mixed answer.
+//! - `changes`: the change path under stress: dropped clients, broken projects, changes to
+//!   different projects side by side.
+//! - `quotas`: projects per user, endpoints per project, pattern siblings.
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
 //! - `demo`: `serve --demo` data.
@@ -20,6 +23,7 @@ mod helpers;
 
 mod accounts;
 mod bodies;
+mod changes;
 mod demo;
 mod docs;
 mod durability;
@@ -27,6 +31,7 @@ mod endpoints;
 mod errors;
 mod health;
 mod projects;
+mod quotas;
 mod revisions;
 mod routing;
 mod swap;
