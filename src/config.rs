@@ -60,10 +60,10 @@ pub struct Config {
 /// resource past these.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimits {
-    /// From a connection's first byte (or the end of the previous request) until the whole
-    /// request head has arrived.
+    /// From the first byte of a request head until the whole head has arrived.
     pub header_read_timeout: Duration,
-    /// How long a keep-alive connection may sit idle between requests.
+    /// How long a connection may sit idle: after connecting, or from an answer being ready
+    /// until the first byte of the next request.
     pub idle_timeout: Duration,
     /// How long reading one request body may take, from its head to its last byte.
     pub body_read_timeout: Duration,

@@ -175,6 +175,23 @@ impl ApiError {
         error
     }
 
+    /// A 408 for a body that did not arrive in time. The answer closes the connection: the
+    /// rest of the body may still be on its way, and reading it is what timed out.
+    pub fn body_timeout(timeout: std::time::Duration) -> Self {
+        let mut error = ApiError::new(
+            Code::RequestTimeout,
+            format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ),
+        );
+        error.header = Some(Box::new((
+            header::CONNECTION,
+            HeaderValue::from_static("close"),
+        )));
+        error
+    }
+
     /// The error to send for a bare status from a lower layer that wrote no body.
     pub fn from_status(status: StatusCode) -> Self {
         let code = match status {

@@ -14,11 +14,33 @@
 //!    before the answer is built;
 //! 5. error rendering — platform errors ride to the edge in response extensions and are
 //!    written here, with the request id, by `error::render`.
+//!
+//! No slow or stuck client holds a server resource past a limit (`config::ConnectionLimits`):
+//!
+//! - connections: at most `max_connections` are open; beyond it the accept loop waits for
+//!   one to close (new clients wait in the kernel's listen backlog), still watching for
+//!   shutdown. At start the open-file soft limit is raised to fit, or a warning says why not;
+//! - idle and header read timeouts: each socket is wrapped in `Guarded`, which follows the
+//!   connection's phase. Idle (after connecting, or once an answer is ready, until a byte of
+//!   the next request arrives) is bounded by `idle_timeout`; a partly received request head
+//!   by `header_read_timeout`, from its first byte. Past either the connection is closed
+//!   without an answer. One timer per connection, moved only when it fires or a phase needs
+//!   an earlier deadline, and at most one clock read per request: the hot path pays no
+//!   allocation, lock or system call for this;
+//! - body read timeout: reading a request body (`drain` here, `platform::extract` for the
+//!   platform) stops after `body_read_timeout` with `408 request_timeout`, and that answer
+//!   closes the connection. Requests without a body do not start this timer;
+//! - head size: hyper answers a head over `max_header_size` with a bare 431 and closes.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
@@ -26,14 +48,16 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
 use crate::accounts::Accounts;
 use crate::body::Body;
 use crate::changes::Changes;
-use crate::config::Config;
+use crate::config::{Config, ConnectionLimits};
 use crate::demo::{self, DemoInfo};
 use crate::error::{self, ApiError, Code, Pending};
 use crate::handlers::Reply;
@@ -67,6 +91,7 @@ struct App {
     routes: Arc<Routes>,
     platform: axum::Router,
     body_limit: u64,
+    body_read_timeout: Duration,
 }
 
 /// A running node.
@@ -163,13 +188,16 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         config: Arc::new(PlatformConfig {
             registration: config.registration(),
             admin_body_limit: config.admin_body_limit,
+            body_read_timeout: config.limits.body_read_timeout,
         }),
     };
     let app = Arc::new(App {
         routes,
         platform: platform::router(state),
         body_limit: config.body_limit,
+        body_read_timeout: config.limits.body_read_timeout,
     });
+    raise_fd_limit(config.limits.max_connections);
     let addr = SocketAddr::new(config.listen, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -178,7 +206,14 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
     let (shutdown, signal) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, app, signal, store, config.shutdown_timeout));
+    let task = tokio::spawn(serve(
+        listener,
+        app,
+        signal,
+        store,
+        config.limits.clone(),
+        config.shutdown_timeout,
+    ));
     let startup = started.elapsed();
     tracing::info!(%addr, projects, endpoints, startup_ms = startup.as_secs_f64() * 1000.0, "listening");
     Ok(Server {
@@ -216,14 +251,43 @@ async fn serve(
     app: Arc<App>,
     mut signal: watch::Receiver<bool>,
     store: Arc<dyn Store>,
+    limits: ConnectionLimits,
     shutdown_timeout: Duration,
 ) {
     // HTTP/1.1 only: detecting HTTP/2 prior knowledge on every connection costs each request
     // a wrapped read path, and no client of the foundation speaks h2c.
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.keep_alive(true);
+    // hyper's own header read timeout stays off: it counts the idle time after an answer as
+    // header time (so an idle timeout longer than it could never apply), and it allocates and
+    // registers a timer for every request. `Guarded` times both phases with one timer per
+    // connection. Without a timer hyper would silently ignore the setting; saying `None`
+    // keeps that choice visible.
+    builder.header_read_timeout(None);
+    // hyper answers a head over this size with a bare 431 and closes the connection.
+    builder.max_header_size(limits.max_header_size);
+    if limits.max_header_size > HYPER_DEFAULT_MAX_BUF {
+        // The read buffer must be able to hold the largest head we accept.
+        builder.max_buf_size(limits.max_header_size);
+    }
+    let timeouts = Timeouts {
+        idle: limits.idle_timeout,
+        header: limits.header_read_timeout,
+    };
+    // One permit per open connection: when none is left the loop stops accepting and new
+    // clients wait in the kernel's listen backlog; a closing connection frees its permit.
+    let permits = Arc::new(Semaphore::new(
+        limits.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = signal.changed() => break,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = signal.changed() => break,
@@ -238,17 +302,28 @@ async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(request, peer).await) }
+        let connection = Arc::new(Connection {
+            app: app.clone(),
+            peer,
+            served: AtomicU32::new(0),
         });
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let io = Guarded::new(stream, connection.clone(), timeouts);
+        let service = hyper::service::service_fn(move |request| {
+            let connection = connection.clone();
+            connection.mark();
+            async move {
+                let response = connection.app.handle(request, connection.peer).await;
+                connection.mark();
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(permit);
         });
     }
     drop(listener);
@@ -261,12 +336,247 @@ async fn serve(
     store.close().await;
 }
 
+/// hyper's default read buffer limit (`max_buf_size`), about 400 KiB.
+const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
+
+/// What one connection's requests share.
+struct Connection {
+    app: Arc<App>,
+    peer: SocketAddr,
+    /// Bumped when a request starts and when its answer is ready: odd while one is being
+    /// served. Only this connection's task touches it (hyper polls the service inside the
+    /// connection future), so plain loads and stores suffice; the atomic is for `Send`.
+    served: AtomicU32,
+}
+
+impl Connection {
+    fn mark(&self) {
+        let next = self.served.load(Ordering::Relaxed).wrapping_add(1);
+        self.served.store(next, Ordering::Relaxed);
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    idle: Duration,
+    header: Duration,
+}
+
+/// Where a connection is between requests, as far as its deadline is concerned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Nothing of the next request has arrived: the idle timeout runs.
+    Idle,
+    /// Part of a request head has arrived: the header read timeout runs.
+    Head,
+    /// A request is being served; its body has its own deadline (`body_read_timeout`).
+    Busy,
+}
+
+/// The socket of a connection, with the deadline of its current phase.
+///
+/// One `Sleep` per connection, not moved on the request path: a phase change only records
+/// the new deadline (the idle one when an answer is ready, one clock read; a head's when a
+/// read of it first has to wait). The `Sleep` is moved only when it fires before the
+/// deadline it stands for, or when a phase needs an earlier one.
+struct Guarded {
+    stream: TcpStream,
+    connection: Arc<Connection>,
+    timeouts: Timeouts,
+    /// The last `Connection::served` seen.
+    seen: u32,
+    phase: Phase,
+    /// The current phase's deadline, once computed.
+    deadline: Option<Instant>,
+    sleep: Pin<Box<Sleep>>,
+}
+
+impl Guarded {
+    fn new(stream: TcpStream, connection: Arc<Connection>, timeouts: Timeouts) -> Self {
+        let deadline = Instant::now() + timeouts.idle;
+        Guarded {
+            stream,
+            connection,
+            timeouts,
+            seen: 0,
+            phase: Phase::Idle,
+            deadline: Some(deadline),
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+        }
+    }
+
+    /// Follows the service: busy while a request is served, idle once its answer is ready.
+    /// The idle deadline is fixed here, the one clock read a request costs.
+    fn observe(&mut self) {
+        let served = self.connection.served.load(Ordering::Relaxed);
+        if served != self.seen {
+            self.seen = served;
+            if served % 2 == 1 {
+                self.phase = Phase::Busy;
+                self.deadline = None;
+            } else {
+                self.phase = Phase::Idle;
+                self.deadline = Some(Instant::now() + self.timeouts.idle);
+            }
+        }
+    }
+
+    /// Called when IO has to wait: `Pending` while the phase's deadline is ahead, the error
+    /// to hand hyper (which then closes the connection) once it has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let timeout = match self.phase {
+            Phase::Busy => return Poll::Pending,
+            Phase::Idle => self.timeouts.idle,
+            Phase::Head => self.timeouts.header,
+        };
+        // A head's deadline is set lazily: most heads arrive whole in one read.
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + timeout);
+        if self.sleep.deadline() > deadline {
+            self.sleep.as_mut().reset(deadline);
+        }
+        loop {
+            ready!(self.sleep.as_mut().poll(cx));
+            if self.sleep.deadline() >= deadline {
+                let what = if self.phase == Phase::Idle {
+                    "idle timeout"
+                } else {
+                    "header read timeout"
+                };
+                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what));
+            }
+            // It fired for an earlier phase; wait for this one's deadline.
+            self.sleep.as_mut().reset(deadline);
+        }
+    }
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.observe();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Pending => this.poll_deadline(cx).map(Err),
+            Poll::Ready(Ok(())) => {
+                if this.phase == Phase::Idle && buf.filled().len() > before {
+                    this.phase = Phase::Head;
+                    this.deadline = None;
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+        }
+    }
+}
+
+impl AsyncWrite for Guarded {
+    // A write that waits after the answer was handed over is a client that does not read
+    // it: the idle timeout bounds that too.
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.observe();
+        match Pin::new(&mut this.stream).poll_write(cx, buf) {
+            Poll::Pending => this.poll_deadline(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        this.observe();
+        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.poll_deadline(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
+        this.observe();
+        if this.phase == Phase::Idle && flushed.is_ready() {
+            // hyper flushes every answer, then waits for the socket without reading again
+            // (it only re-reads at once when its own header timer is on), so the idle
+            // deadline is armed here. When it has passed already, a wake makes hyper read,
+            // and the read reports it.
+            if this.poll_deadline(cx).is_ready() {
+                cx.waker().wake_by_ref();
+            }
+        }
+        flushed
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
+/// Makes room for `max_connections` sockets: raises the soft open-file limit toward the hard
+/// one when it is lower, and says so plainly when even the hard limit is too low.
+fn raise_fd_limit(max_connections: usize) {
+    #[cfg(unix)]
+    {
+        // The store, the listener and the runtime need a few descriptors of their own.
+        let wanted = (max_connections as libc::rlim_t).saturating_add(64);
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into the struct we own and pass by pointer.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return;
+        }
+        let current = limit.rlim_cur;
+        if current >= wanted {
+            return;
+        }
+        let raised = wanted.min(limit.rlim_max);
+        if raised > current {
+            let new = libc::rlimit {
+                rlim_cur: raised,
+                rlim_max: limit.rlim_max,
+            };
+            // SAFETY: setrlimit reads the struct we own; it changes only this process's limit.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+                tracing::info!(from = current, to = raised, "raised the open-file limit");
+            } else {
+                tracing::warn!(limit = current, "could not raise the open-file limit");
+                return;
+            }
+        }
+        if raised < wanted {
+            tracing::warn!(
+                limit = raised,
+                max_connections,
+                "the open-file limit is below SWITCHYARD_MAX_CONNECTIONS; accepts will fail \
+                 before the cap is reached (raise `ulimit -n`)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = max_connections;
+}
+
 impl App {
-    async fn handle(
-        self: Arc<Self>,
-        request: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let id = observe::request_id(request.headers());
         let guarded =
             std::panic::AssertUnwindSafe(self.dispatch(request, &id, peer)).catch_unwind();
@@ -306,7 +616,8 @@ impl App {
         // Mock answers do not depend on the body, but it must be read so that the
         // connection can carry the next request; a body over the limit is refused.
         if !request.body().is_end_stream()
-            && let Err(error) = drain(request.into_body(), self.body_limit).await
+            && let Err(error) =
+                drain(request.into_body(), self.body_limit, self.body_read_timeout).await
         {
             return error::render(&error, id_str(id));
         }
@@ -392,8 +703,15 @@ fn release_freed_memory() {
     }
 }
 
-/// Reads and discards a request body, refusing one longer than `limit`.
-async fn drain(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
+/// Reads and discards a request body, refusing one longer than `limit` or still arriving
+/// after `timeout` (counted from the start of the read, not per chunk).
+async fn drain(body: Incoming, limit: u64, timeout: Duration) -> Result<(), ApiError> {
+    tokio::time::timeout(timeout, discard(body, limit))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::body_timeout(timeout)))
+}
+
+async fn discard(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
     let mut total = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {

@@ -38,9 +38,11 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
     }
 }
 
-/// Reads the whole body, refusing (413) more than the admin body limit.
+/// Reads the whole body, refusing (413) more than the admin body limit, and giving up (408,
+/// closing the connection) when it has not all arrived within the body read timeout.
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let limit = state.config.admin_body_limit;
+    let timeout = state.config.body_read_timeout;
     let too_large = || {
         ApiError::new(
             Code::PayloadTooLarge,
@@ -55,24 +57,27 @@ async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large());
     }
-    axum::body::to_bytes(request.into_body(), limit)
+    // The deadline covers the whole read, not each chunk: a client trickling one byte at a
+    // time must not hold the request (and its connection) open for ever.
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(request.into_body(), limit))
         .await
-        .map_err(|error| {
-            let inner = error.into_inner();
-            let limited =
-                std::iter::successors(Some(&*inner as &(dyn std::error::Error + 'static)), |e| {
-                    e.source()
-                })
-                .any(|e| e.is::<http_body_util::LengthLimitError>());
-            if limited {
-                too_large()
-            } else {
-                ApiError::new(
-                    Code::BadRequest,
-                    format!("could not read the body: {inner}"),
-                )
-            }
-        })
+        .map_err(|_| ApiError::body_timeout(timeout))?;
+    read.map_err(|error| {
+        let inner = error.into_inner();
+        let limited =
+            std::iter::successors(Some(&*inner as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<http_body_util::LengthLimitError>());
+        if limited {
+            too_large()
+        } else {
+            ApiError::new(
+                Code::BadRequest,
+                format!("could not read the body: {inner}"),
+            )
+        }
+    })
 }
 
 /// Parses JSON, telling apart malformed input (400) from well-formed input of the wrong

@@ -12,6 +12,7 @@ mod auth;
 pub mod extract;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -30,6 +31,8 @@ use crate::store::StoreError;
 pub struct PlatformConfig {
     pub registration: Registration,
     pub admin_body_limit: usize,
+    /// How long reading one request body may take (`--body-read-timeout`).
+    pub body_read_timeout: Duration,
 }
 
 /// What every platform handler can reach.

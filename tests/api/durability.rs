@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{PASSWORD, assert_error, db_url, json_body, spawn_app};
+use crate::helpers::{PASSWORD, assert_error, db_url, json_body, read_raw_answer, spawn_app};
 
 #[tokio::test]
 async fn projects_endpoints_users_and_tokens_survive_a_restart() {
@@ -308,7 +308,7 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
         .unwrap();
     let token = login["access_token"].as_str().unwrap().to_owned();
     let project = json!({"name": "slow", "endpoints": [
-        {"method": "GET", "path": "/wait", "response": {"json": "done", "delay_ms": 1500}}
+        {"method": "POST", "path": "/wait", "response": {"json": "done", "delay_ms": 1500}}
     ]});
     let created = client
         .post(format!("{base}/admin/projects"))
@@ -319,25 +319,39 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
         .unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
 
-    let in_flight = tokio::spawn({
-        let client = client.clone();
-        let url = format!("{base}/dave/slow/wait");
-        async move { client.get(url).send().await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A positive signal that the request is in flight before SIGTERM: with `Expect:
+    // 100-continue`, the server says `100 Continue` only once the handler reads the body.
+    let addr = base.strip_prefix("http://").expect("an http URL");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /dave/slow/wait HTTP/1.1\r\nhost: t\r\ncontent-length: 4\r\n\
+              expect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut pending = Vec::new();
+    let interim = read_raw_answer(&mut stream, &mut pending)
+        .await
+        .expect("100 Continue");
+    assert_eq!(interim.status(), 100, "{}", interim.head);
     let pid = process.child.id().expect("a pid").to_string();
     let signalled = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap();
     assert!(signalled.success());
+    // The rest of the body, after the signal: the request is still served in full.
+    stream.write_all(b"body").await.unwrap();
 
-    let answer = in_flight
+    let answer = read_raw_answer(&mut stream, &mut pending)
         .await
-        .unwrap()
         .expect("the in-flight request completes");
-    assert_eq!(answer.status(), StatusCode::OK);
-    assert_eq!(answer.json::<Value>().await.unwrap(), json!("done"));
+    assert_eq!(answer.status(), 200, "{}", answer.head);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&answer.body).unwrap(),
+        json!("done")
+    );
     let status = tokio::time::timeout(Duration::from_secs(15), process.child.wait())
         .await
         .expect("the process exits after draining")

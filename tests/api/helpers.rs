@@ -331,3 +331,86 @@ pub async fn assert_invalid(response: Response, field: &str) -> Value {
     );
     body
 }
+
+/// An answer read off a raw socket: the head as text and the body bytes.
+pub struct RawAnswer {
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    /// The status code of the answer's status line.
+    pub fn status(&self) -> u16 {
+        self.head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {:?}", self.head))
+    }
+
+    /// The value of header `name` (lower case), if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+}
+
+/// Reads one answer (with a `content-length` body, or none) from a raw socket; bytes read
+/// past it stay in `pending` for the next call. `None` when the server closed the
+/// connection first. Fails the test after 10 s.
+pub async fn read_raw_answer(
+    stream: &mut tokio::net::TcpStream,
+    pending: &mut Vec<u8>,
+) -> Option<RawAnswer> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        loop {
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                let answer = RawAnswer {
+                    head,
+                    body: Vec::new(),
+                };
+                let length: usize = answer
+                    .header("content-length")
+                    .map_or(0, |v| v.parse().expect("content-length"));
+                if pending.len() >= end + 4 + length {
+                    let body = pending[end + 4..end + 4 + length].to_vec();
+                    pending.drain(..end + 4 + length);
+                    return Some(RawAnswer { body, ..answer });
+                }
+            }
+            let mut buffer = [0u8; 4096];
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => pending.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("an answer or a close within 10 s")
+}
+
+/// Waits until the server closes `stream` (a read returns 0 or fails), reading what it
+/// sends meanwhile; `None` when it is still open after `within`.
+pub async fn wait_for_close(
+    stream: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let read = async {
+        let mut buffer = [0u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok()?;
+    Some(seen)
+}

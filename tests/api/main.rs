@@ -9,6 +9,8 @@
 //! - `routing`: the request path: templates, 404/405, HEAD, trailing slashes, mock responses.
 //! - `revisions`: revisions, ETag, If-Match, dry runs, change history.
 //! - `bodies`: request bodies sent to project endpoints.
+//! - `connections`: connection limits (timeouts, the connection cap, head size) and
+//!   keep-alive on raw sockets.
 //! - `errors`: malformed, invalid, oversized and mistyped input.
 //! - `swap`: changes under load: no failed request, never a mixed answer.
 //! - `changes`: the change path under stress: dropped clients, broken projects, changes to
@@ -24,6 +26,7 @@ mod helpers;
 mod accounts;
 mod bodies;
 mod changes;
+mod connections;
 mod demo;
 mod docs;
 mod durability;
