@@ -664,3 +664,31 @@ async fn sessions_and_api_tokens_expire() {
         "expired tokens are not listed"
     );
 }
+
+#[test]
+fn a_public_address_with_open_registration_and_no_admin_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::db_url(&dir.path().join("public.db"));
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--listen", "0.0.0.0", "--port", "0", "--db", &db])
+            .args(extra)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the binary")
+    };
+    let refused = run(&[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        message.contains("0.0.0.0")
+            && message.contains("SWITCHYARD_ADMIN_USER")
+            && message.contains("--registration open"),
+        "the message says why and what to do: {message}"
+    );
+    assert!(
+        !dir.path().join("public.db").exists(),
+        "refused before anything was created"
+    );
+}
