@@ -1449,3 +1449,85 @@ proptest! {
         let _ = look(&router, "DELETE", &path);
     }
 }
+
+mod publish {
+    //! `Routes::publish`: mounts by project id, renames, unmounts, and never goes back.
+
+    use std::sync::Arc;
+
+    use super::super::{CompiledProject, Problem, Publish, RouteTable, Routes};
+    use crate::model::{Mode, Project};
+
+    fn project(id: i64, name: &str, revision: i64) -> Arc<CompiledProject> {
+        let def = Project {
+            id,
+            owner: "o".into(),
+            name: name.into(),
+            description: String::new(),
+            mode: Mode::Development,
+            revision,
+            created_at: 0,
+            updated_at: 0,
+            endpoints: Vec::new(),
+        };
+        Arc::new(CompiledProject::build(Arc::new(def), Vec::new()).unwrap())
+    }
+
+    fn mounted(routes: &Routes) -> Vec<(String, i64, i64)> {
+        let table = routes.load();
+        let mut all: Vec<_> = table
+            .projects()
+            .map(|p| (p.def.mount_key(), p.def.id, p.def.revision))
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn a_late_publish_of_an_older_revision_changes_nothing() {
+        let routes = Routes::new(RouteTable::default());
+        assert!(routes.publish(Publish::Mount(project(1, "p", 3))).is_some());
+        assert!(routes.publish(Publish::Mount(project(1, "p", 2))).is_none());
+        assert!(routes.publish(Publish::Mount(project(1, "p", 3))).is_none());
+        assert_eq!(mounted(&routes), [("o/p".into(), 1, 3)]);
+        assert!(routes.publish(Publish::Mount(project(1, "p", 4))).is_some());
+        assert_eq!(mounted(&routes), [("o/p".into(), 1, 4)]);
+    }
+
+    #[test]
+    fn a_rename_moves_the_mount_and_unmount_goes_by_id() {
+        let routes = Routes::new(RouteTable::default());
+        let _ = routes.publish(Publish::Mount(project(1, "p", 1)));
+        let _ = routes.publish(Publish::Mount(project(2, "q", 1)));
+        let _ = routes.publish(Publish::Mount(project(1, "r", 2)));
+        assert_eq!(
+            mounted(&routes),
+            [("o/q".into(), 2, 1), ("o/r".into(), 1, 2)]
+        );
+        // A new project 3 takes the freed name `p`; unmounting project 1 leaves it alone.
+        let _ = routes.publish(Publish::Mount(project(3, "p", 1)));
+        let _ = routes.publish(Publish::Unmount(1));
+        assert_eq!(
+            mounted(&routes),
+            [("o/p".into(), 3, 1), ("o/q".into(), 2, 1)]
+        );
+        assert!(
+            routes.publish(Publish::Unmount(1)).is_none(),
+            "gone already"
+        );
+    }
+
+    #[test]
+    fn a_broken_project_logs_once_per_period_and_counts_what_it_did_not_log() {
+        let problem = Problem::new("endpoint `a` cannot be read");
+        assert_eq!(
+            problem.note_request(),
+            Some(1),
+            "the first request is logged"
+        );
+        for _ in 0..1000 {
+            assert_eq!(problem.note_request(), None);
+        }
+        assert_eq!(problem.message(), "endpoint `a` cannot be read");
+    }
+}

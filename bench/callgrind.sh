@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# User-space instructions per literal-mock request, counted by callgrind (deterministic,
+# unlike wall-clock figures on a shared machine).
+#
+#   bash bench/callgrind.sh            (from the repository root)
+#
+# Each server runs alone under `valgrind --tool=callgrind`. A client on one keep-alive
+# connection sends BENCH_CG_WARMUP sequential `GET /alice/demo/hello`, the counters are
+# zeroed (`callgrind_control -z`), it sends BENCH_CG_REQUESTS more, the counters are dumped
+# (`callgrind_control -d`), and the dumped total divided by the request count is printed.
+# Servers: Switchyard (`--workers 1`, on a store made by `serve --demo`) and the minimal
+# hyper server of bench/hyper_baseline.rs. Only 127.0.0.1 is used; every process started
+# here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (200),
+# BENCH_CG_REQUESTS (2000).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$(pwd)/$TARGET_DIR" ;; esac
+WARMUP=${BENCH_CG_WARMUP:-200}
+REQUESTS=${BENCH_CG_REQUESTS:-2000}
+WORK=$(mktemp -d /tmp/switchyard-callgrind.XXXXXX)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    sleep 0.5
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+cargo build --release --locked --bin switchyard --example hyper_baseline >&2
+SY="$TARGET_DIR/release/switchyard"
+HYPER="$TARGET_DIR/release/examples/hyper_baseline"
+
+# requests PORT COUNT: COUNT sequential GETs on one keep-alive connection, each checked.
+requests() {
+    python3 - "$1" "$2" <<'PY'
+import http.client, sys
+port, count = int(sys.argv[1]), int(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+for _ in range(count):
+    conn.request("GET", "/alice/demo/hello")
+    answer = conn.getresponse()
+    body = answer.read()
+    if answer.status != 200 or body != b'{"message":"hello"}':
+        sys.exit(f"unexpected answer {answer.status} {body!r}")
+PY
+}
+
+wait_port() {
+    for _ in $(seq 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "port $1 did not open" >&2
+    exit 1
+}
+
+# measure NAME PORT COMMAND...: the server under callgrind; prints instructions/request.
+measure() {
+    local name=$1 port=$2
+    shift 2
+    valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" "$@" \
+        >"$WORK/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_port "$port"
+    requests "$port" "$WARMUP"
+    callgrind_control -z "$pid" >/dev/null
+    requests "$port" "$REQUESTS"
+    callgrind_control -d "$pid" >/dev/null
+    sleep 0.5
+    local dump total
+    dump=$(ls -t "$WORK/$name".*.* 2>/dev/null | head -1)
+    total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    awk -v n="$name" -v t="$total" -v r="$REQUESTS" \
+        'BEGIN {printf "%-12s %10.0f instructions/request (%d requests)\n", n, t / r, r}'
+}
+
+# A store with the demo project, made natively (argon2 under valgrind is slow).
+"$SY" serve --db "$WORK/demo.db" --port 18931 --demo >"$WORK/demo.log" 2>&1 &
+DEMO=$!
+PIDS+=("$DEMO")
+wait_port 18931
+kill -TERM "$DEMO"
+wait "$DEMO" 2>/dev/null || true
+
+measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn
+measure hyper 18933 "$HYPER" --port 18933
