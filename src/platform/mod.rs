@@ -141,6 +141,9 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCredentials => {
                 ApiError::unauthorized(Code::InvalidCredentials, error.to_string())
             }
+            AccountError::Busy(wait) => {
+                ApiError::retry_after(Code::ServerBusy, error.to_string(), wait)
+            }
             AccountError::Store(store) => store.into(),
             AccountError::Hash(_) => ApiError::internal(&error),
         }

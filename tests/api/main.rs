@@ -11,6 +11,7 @@
 //! - `bodies`: request bodies sent to project endpoints.
 //! - `errors`: malformed, invalid, oversized and mistyped input.
 //! - `swap`: changes under load: no failed request, never a mixed answer.
+//! - `login_limits`: logins under load: bounded password hashing (503).
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
 //! - `demo`: `serve --demo` data.
@@ -26,6 +27,7 @@ mod durability;
 mod endpoints;
 mod errors;
 mod health;
+mod login_limits;
 mod projects;
 mod revisions;
 mod routing;

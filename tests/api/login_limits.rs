@@ -1,0 +1,255 @@
+//! Logins under load: bounded password hashing (503 past the queue, memory bounded by the
+//! hash concurrency).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{PASSWORD, assert_error, db_url, header, json_body, spawn_app_with};
+
+/// The real binary, so that its memory is its own and not the test runner's.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    async fn start(db: &str, args: &[&str]) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--port", "0", "--db", db, "--log", "error"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("stdout line") {
+                if let Some(url) = line.strip_prefix("Switchyard listening on ") {
+                    return url.to_owned();
+                }
+            }
+            panic!("the binary exited before listening");
+        })
+        .await
+        .expect("the binary listens within 30 s");
+        Process { child, base }
+    }
+
+    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
+    fn memory_kib(&self, field: &str) -> u64 {
+        let pid = self.child.id().expect("the binary runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+    }
+}
+
+fn login_request(
+    client: &reqwest::Client,
+    base: &str,
+    name: &str,
+    password: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}/auth/login"))
+        .json(&json!({"username": name, "password": password}))
+}
+
+/// argon2id's memory per hash, in KiB.
+const HASH_KIB: u64 = 19 * 1024;
+
+#[tokio::test]
+async fn a_login_flood_is_bounded_by_the_hash_concurrency() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipped: no /proc to read the server's memory from");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_url(&dir.path().join("flood.db"));
+    let process = Process::start(
+        &db,
+        &[
+            "--hash-concurrency",
+            "2",
+            "--hash-queue",
+            "16",
+            "--login-failures-per-address",
+            "100000",
+            "--login-failures-per-user",
+            "100000",
+        ],
+    )
+    .await;
+    let base = process.base.clone();
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(format!("{base}/auth/register"))
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let token = json_body(
+        login_request(&client, &base, "alice", PASSWORD)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let created = client
+        .post(format!("{base}/admin/projects"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "shop"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let endpoint = client
+        .post(format!("{base}/admin/projects/alice/shop/endpoints"))
+        .bearer_auth(&token)
+        .json(&json!({"method": "GET", "path": "/items", "response": {"json": [1, 2]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(endpoint.status(), StatusCode::CREATED);
+
+    let rss_before = process.memory_kib("VmRSS");
+    let hwm_before = process.memory_kib("VmHWM");
+    let flood: Vec<_> = (0..300)
+        .map(|n| {
+            let request = login_request(&client, &base, &format!("guest{n}"), "wrong password");
+            tokio::spawn(async move {
+                let response = request.send().await.expect("login answers");
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let body = json_body(response).await;
+                (status, retry_after, body)
+            })
+        })
+        .collect();
+    // While the flood is waiting for hash slots, the rest of the server answers promptly.
+    let mut probes = 0;
+    let mut slowest = Duration::ZERO;
+    while !flood.iter().all(|task| task.is_finished()) {
+        for path in ["/health", "/alice/shop/items"] {
+            let started = Instant::now();
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path} during the flood");
+            slowest = slowest.max(started.elapsed());
+            probes += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hwm_during = process.memory_kib("VmHWM");
+    let (mut refused, mut failed) = (0, 0);
+    for task in flood {
+        let (status, retry_after, body) = task.await.unwrap();
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                assert_eq!(body["error"]["code"], "invalid_credentials");
+                failed += 1;
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(body["error"]["code"], "server_busy");
+                let secs: u64 = retry_after.expect("Retry-After on 503").parse().unwrap();
+                assert!(secs >= 1);
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    // The last hashing thread hands memory back when it goes idle; give it a moment (the
+    // machine may be busy with other tests).
+    let settled = rss_before + HASH_KIB;
+    let mut rss_after = process.memory_kib("VmRSS");
+    for _ in 0..50 {
+        if rss_after < settled {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rss_after = process.memory_kib("VmRSS");
+    }
+    eprintln!(
+        "flood of 300 logins: {failed} checked (401), {refused} refused (503); \
+         VmRSS before {rss_before} KiB, VmHWM before {hwm_before} KiB, peak {hwm_during} KiB, \
+         VmRSS after {rss_after} KiB; {probes} probes, slowest {slowest:?}"
+    );
+    assert!(refused > 0, "a full queue refuses some logins");
+    assert!(failed >= 18, "the slots and the queue were all used");
+    // Two hashes at once: 38 MiB, plus room for 300 connections and allocator slack. Before
+    // the bound, this flood took the server to about 4.9 GB.
+    let growth = hwm_during.saturating_sub(rss_before);
+    assert!(
+        growth < 2 * HASH_KIB + 48 * 1024,
+        "peak grew by {growth} KiB, more than two hashes' worth and slack"
+    );
+    assert!(
+        rss_after < settled,
+        "after the flood memory went back to the OS: {rss_before} KiB -> {rss_after} KiB"
+    );
+    // About 0.1 s on an idle two-core machine; the bound leaves room for a loaded one.
+    assert!(
+        slowest < Duration::from_secs(5),
+        "slowest probe took {slowest:?}"
+    );
+    let after = login_request(&client, &base, "alice", PASSWORD)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::OK,
+        "a correct login after the flood"
+    );
+}
+
+#[tokio::test]
+async fn registrations_past_the_hash_queue_get_503() {
+    let app = spawn_app_with(|c| {
+        c.login.hash_concurrency = 1;
+        c.login.hash_queue = 1;
+    })
+    .await;
+    let answers: Vec<_> = (0..30)
+        .map(|n| {
+            let request = app
+                .client
+                .post(app.url("/auth/register"))
+                .json(&json!({"username": format!("user{n}"), "password": PASSWORD}));
+            tokio::spawn(async move { request.send().await.expect("register answers") })
+        })
+        .collect();
+    let mut busy = None;
+    let mut created = 0;
+    for answer in answers {
+        let response = answer.await.unwrap();
+        match response.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::SERVICE_UNAVAILABLE => busy = Some(response),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        created >= 2,
+        "the running and the queued registration went through"
+    );
+    let busy = busy.expect("some registrations were turned away");
+    assert_eq!(header(&busy, "retry-after"), "1");
+    assert_error(busy, StatusCode::SERVICE_UNAVAILABLE, "server_busy").await;
+}
