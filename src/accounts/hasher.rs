@@ -10,12 +10,13 @@
 //! Memory is the subtle part. argon2 allocates its 19 MiB with `Vec` for each hash, and
 //! glibc, once one such block has been freed, serves the next from the heap, where blocks
 //! from two threads interleave with small allocations and cannot be reused: two hashes at
-//! a time took a flood of 300 logins to 350 MB. So each hashing thread keeps one block set
-//! of its own and reuses it for every hash (`hash_password_into_with_memory`), and lets it
-//! go as soon as it finds no job waiting; when the last running hash ends, freed memory is
-//! handed back to the OS (`malloc_trim`). Peak memory is then `concurrency × 19 MiB`, and
-//! an idle node keeps none of it. The threads are our own, not the blocking pool's, because
-//! the pool adds threads (and with them block sets) whenever none is idle.
+//! a time took a flood of 300 logins to 350 MB. So each hashing thread maps one block set
+//! of its own from the OS ([`Blocks`]), reuses it for every hash
+//! (`hash_password_into_with_memory`), and unmaps it as soon as it finds no job waiting;
+//! when the last running hash ends, what the flood's requests freed is handed back too
+//! (`malloc_trim`). Peak memory is then `concurrency × 19 MiB`, and an idle node keeps none
+//! of it. The threads are our own, not the blocking pool's, because the pool adds threads
+//! (and with them block sets) whenever none is idle.
 //!
 //! This module knows nothing of users or tokens.
 
@@ -193,9 +194,9 @@ fn work_loop(shared: &Shared) {
             if queue.closed {
                 return;
             }
-            if BLOCKS.with_borrow(|blocks| !blocks.is_empty()) {
+            if BLOCKS.with_borrow(Option::is_some) {
                 drop(queue);
-                BLOCKS.with_borrow_mut(|blocks| *blocks = Vec::new());
+                BLOCKS.with_borrow_mut(|blocks| *blocks = None);
                 if shared.running.load(Ordering::Acquire) == 0 {
                     release_freed_memory();
                 }
@@ -216,7 +217,7 @@ fn work_loop(shared: &Shared) {
 
 thread_local! {
     /// This hashing thread's argon2 memory, reused from one hash to the next.
-    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    static BLOCKS: RefCell<Option<Blocks>> = const { RefCell::new(None) };
 }
 
 /// Runs argon2 with `params` into `out`, on this thread's reused memory.
@@ -229,11 +230,97 @@ fn argon2_into(
     let count = params.block_count();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
     BLOCKS.with_borrow_mut(|blocks| {
-        if blocks.len() < count {
-            blocks.resize(count, Block::default());
+        if blocks.as_ref().is_none_or(|b| b.len() < count) {
+            // The old set goes first, so that two are never held at once.
+            *blocks = None;
+            *blocks = Some(Blocks::new(count).ok_or(argon2::Error::MemoryTooMuch)?);
         }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..count])
+        let memory = blocks.as_mut().ok_or(argon2::Error::MemoryTooMuch)?;
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory.as_mut()[..count])
     })
+}
+
+/// argon2's working memory, mapped straight from the OS.
+///
+/// Not a `Vec`: glibc may place an allocation of this size at the top of a thread's arena,
+/// which neither `free` (below its 38 MiB trim threshold) nor `malloc_trim` (which trims
+/// only the main arena's top) gives back, so an idle node kept a hash's 19 MiB in about
+/// half of the flood test runs. A mapping of our own leaves the process when dropped.
+#[cfg(unix)]
+struct Blocks {
+    start: std::ptr::NonNull<Block>,
+    len: usize,
+}
+
+#[cfg(unix)]
+impl Blocks {
+    /// Maps `len` zeroed blocks, or `None` if the OS refuses.
+    fn new(len: usize) -> Option<Blocks> {
+        let bytes = len.checked_mul(size_of::<Block>()).filter(|&b| b > 0)?;
+        // SAFETY: an anonymous private mapping reads no memory of ours; the kernel chooses
+        // the address, and a failure is reported as MAP_FAILED, checked below.
+        let start = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return None;
+        }
+        std::ptr::NonNull::new(start.cast::<Block>()).map(|start| Blocks { start, len })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(unix)]
+impl AsMut<[Block]> for Blocks {
+    fn as_mut(&mut self) -> &mut [Block] {
+        // SAFETY: the mapping is `len` blocks long and lives as long as `self`; it is
+        // page-aligned (a Block needs 64 bytes); the kernel zero-fills it and all zeros is
+        // a valid Block (128 `u64`s); `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`, which no reference outlives
+        // (slices borrow `self`).
+        unsafe {
+            libc::munmap(self.start.as_ptr().cast(), self.len * size_of::<Block>());
+        }
+    }
+}
+
+/// Elsewhere, a plain allocation.
+#[cfg(not(unix))]
+struct Blocks(Vec<Block>);
+
+#[cfg(not(unix))]
+impl Blocks {
+    fn new(len: usize) -> Option<Blocks> {
+        Some(Blocks(vec![Block::default(); len]))
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+#[cfg(not(unix))]
+impl AsMut<[Block]> for Blocks {
+    fn as_mut(&mut self) -> &mut [Block] {
+        &mut self.0
+    }
 }
 
 fn hash_blocking(password: &str) -> Result<String, AccountError> {
