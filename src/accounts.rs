@@ -3,18 +3,23 @@
 //! Tokens are 256 random bits shown once as `sy_…` and stored only as their SHA-256 (a
 //! random secret of that size needs no slow hash). Passwords are argon2id, hashed off the
 //! async threads with bounded concurrency and queue ([`hasher`]). Unknown users and wrong
-//! passwords take the same time and get the same answer. This module decides identity
-//! only; what an identity may touch is `platform`'s.
+//! passwords take the same time and get the same answer. Failed logins are counted per
+//! client address and per user name ([`failures`]), and a caller over a limit is refused
+//! before any hashing. This module decides identity only; what an identity may touch is
+//! `platform`'s.
 
+mod failures;
 mod hasher;
 
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use self::failures::LoginFailures;
 use self::hasher::Hasher;
 use crate::config::Config;
 use crate::model::Role;
@@ -30,6 +35,9 @@ pub enum AccountError {
     /// Too many password hashes are already waiting; try again after this long.
     #[error("too many logins and registrations are waiting; try again shortly")]
     Busy(Duration),
+    /// The client address or the user name has no login attempts left for now.
+    #[error("too many failed logins from this address or for this user; try again later")]
+    TooManyAttempts(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -78,6 +86,7 @@ pub struct Accounts {
     store: Arc<dyn Store>,
     session_ttl_ms: i64,
     hasher: Hasher,
+    failures: Arc<LoginFailures>,
 }
 
 impl Accounts {
@@ -88,6 +97,7 @@ impl Accounts {
             store,
             session_ttl_ms: i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX),
             hasher: Hasher::new(login.hash_concurrency, login.hash_queue),
+            failures: Arc::new(LoginFailures::new(login)),
         }
     }
 
@@ -109,9 +119,29 @@ impl Accounts {
             .await?)
     }
 
-    /// Checks a user name and password; the same error, after the same work, for an
-    /// unknown user and a wrong password.
-    pub async fn check_password(
+    /// Checks a login from `client`: refused at once when the address or the name has
+    /// failed too often lately, else the password is checked, with the same error after the
+    /// same work for an unknown user and a wrong password.
+    pub async fn check_login(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, AccountError> {
+        self.failures
+            .begin(client, username, Instant::now())
+            .map_err(AccountError::TooManyAttempts)?;
+        let checked = self.check_password(username, password).await;
+        match &checked {
+            Ok(_) => self.failures.succeeded(client, username, Instant::now()),
+            Err(AccountError::InvalidCredentials) => {}
+            // Nothing was learnt about the password: the attempt does not count.
+            Err(_) => self.failures.refund(client, username, Instant::now()),
+        }
+        checked
+    }
+
+    async fn check_password(
         &self,
         username: &str,
         password: &str,

@@ -144,6 +144,9 @@ impl From<AccountError> for ApiError {
             AccountError::Busy(wait) => {
                 ApiError::retry_after(Code::ServerBusy, error.to_string(), wait)
             }
+            AccountError::TooManyAttempts(wait) => {
+                ApiError::retry_after(Code::TooManyRequests, error.to_string(), wait)
+            }
             AccountError::Store(store) => store.into(),
             AccountError::Hash(_) => ApiError::internal(&error),
         }

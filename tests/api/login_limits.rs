@@ -1,5 +1,6 @@
 //! Logins under load: bounded password hashing (503 past the queue, memory bounded by the
-//! hash concurrency).
+//! hash concurrency), and failed-login limits per name and per address (429 before any
+//! hash).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{PASSWORD, assert_error, db_url, header, json_body, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, assert_error, db_url, header, json_body, spawn_app_with};
 
 /// The real binary, so that its memory is its own and not the test runner's.
 struct Process {
@@ -76,6 +77,8 @@ async fn a_login_flood_is_bounded_by_the_hash_concurrency() {
     }
     let dir = tempfile::tempdir().unwrap();
     let db = db_url(&dir.path().join("flood.db"));
+    // Failure limits are set out of reach so that what is measured is the hashing bound;
+    // the limits have their own tests below.
     let process = Process::start(
         &db,
         &[
@@ -252,4 +255,102 @@ async fn registrations_past_the_hash_queue_get_503() {
     let busy = busy.expect("some registrations were turned away");
     assert_eq!(header(&busy, "retry-after"), "1");
     assert_error(busy, StatusCode::SERVICE_UNAVAILABLE, "server_busy").await;
+}
+
+/// A server with short windows and small limits; the registered user is `alice`.
+async fn limited_app(per_address: u32, per_user: u32) -> TestApp {
+    let app = spawn_app_with(|c| {
+        c.login.failures_per_address = per_address;
+        c.login.failures_per_user = per_user;
+        c.login.failure_window = Duration::from_secs(1);
+    })
+    .await;
+    assert_eq!(
+        app.register("alice", PASSWORD).await.status(),
+        StatusCode::CREATED
+    );
+    app
+}
+
+async fn assert_too_many(response: reqwest::Response) {
+    let secs: u64 = header(&response, "retry-after").parse().expect("seconds");
+    assert_eq!(secs, 1, "the rest of a one-second window, rounded up");
+    assert_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
+}
+
+#[tokio::test]
+async fn failed_logins_for_one_name_get_429_even_with_the_right_password() {
+    let app = limited_app(100, 3).await;
+    for _ in 0..3 {
+        let response = app.login("alice", "wrong password").await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    assert_too_many(app.login("alice", "wrong password").await).await;
+    // Refused before the password is checked: the right one does not get through either,
+    // so the 429 tells a guesser nothing.
+    assert_too_many(app.login("alice", PASSWORD).await).await;
+    // Another name from the same address is not affected.
+    let other = app.login("bob", "wrong password").await;
+    assert_error(other, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_get_429_across_names() {
+    let app = limited_app(3, 100).await;
+    for name in ["bob", "carol", "alice"] {
+        let response = app.login(name, "wrong password").await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    }
+    assert_too_many(app.login("dave", "wrong password").await).await;
+    assert_too_many(app.login("alice", PASSWORD).await).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_successful_login_does_not_count_and_clears_the_name() {
+    let app = limited_app(4, 3).await;
+    for _ in 0..2 {
+        assert_eq!(
+            app.login("alice", "typo").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(app.login("alice", PASSWORD).await.status(), StatusCode::OK);
+    // The name starts over; the address keeps its two failures and gets two more.
+    for _ in 0..2 {
+        assert_eq!(
+            app.login("alice", "typo").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_too_many(app.login("alice", "typo").await).await;
+}
+
+#[tokio::test]
+async fn concurrent_guesses_cannot_overrun_the_limit() {
+    let app = limited_app(1000, 5).await;
+    let answers: Vec<_> = (0..40)
+        .map(|_| {
+            let request = app
+                .client
+                .post(app.url("/auth/login"))
+                .json(&json!({"username": "alice", "password": "guess"}));
+            tokio::spawn(async move { request.send().await.expect("login answers").status() })
+        })
+        .collect();
+    let mut checked = 0;
+    for answer in answers {
+        match answer.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        checked, 5,
+        "only the limit's worth of guesses reach a password check"
+    );
 }
