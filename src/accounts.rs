@@ -38,6 +38,12 @@ pub enum AccountError {
     /// The client address or the user name has no login attempts left for now.
     #[error("too many failed logins from this address or for this user; try again later")]
     TooManyAttempts(Duration),
+    /// The user holds as many live API tokens as the quota allows.
+    #[error(
+        "you already hold {0} live API tokens, the most allowed (SWITCHYARD_MAX_TOKENS_PER_USER); \
+         delete one first"
+    )]
+    TokenQuota(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,10 +93,16 @@ pub struct Accounts {
     session_ttl_ms: i64,
     hasher: Hasher,
     failures: Arc<LoginFailures>,
+    tokens_per_user: usize,
+    /// Held from counting a user's API tokens until the new one is stored, so that
+    /// concurrent requests cannot all pass the quota. Token creation is rare; one lock for
+    /// the node is enough.
+    token_issue: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Accounts {
-    /// Accounts over `store` with the session lifetime and login bounds of `config`.
+    /// Accounts over `store` with the session lifetime, login bounds and token quota of
+    /// `config`.
     pub fn new(store: Arc<dyn Store>, config: &Config) -> Accounts {
         let login = &config.login;
         Accounts {
@@ -98,6 +110,8 @@ impl Accounts {
             session_ttl_ms: i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX),
             hasher: Hasher::new(login.hash_concurrency, login.hash_queue),
             failures: Arc::new(LoginFailures::new(login)),
+            tokens_per_user: config.quotas.tokens_per_user,
+            token_issue: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -186,6 +200,29 @@ impl Accounts {
             }
         }
         Ok(IssuedToken { secret, record })
+    }
+
+    /// Issues an API token unless the user already holds `tokens_per_user` live ones.
+    pub async fn issue_api_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<IssuedToken, AccountError> {
+        let _issuing = self.token_issue.lock().await;
+        let now = now_ms();
+        let live = self
+            .store
+            .list_tokens(user_id, TokenKind::Api)
+            .await?
+            .iter()
+            .filter(|t| t.expires_at.is_none_or(|at| at > now))
+            .count();
+        if live >= self.tokens_per_user {
+            return Err(AccountError::TokenQuota(self.tokens_per_user));
+        }
+        self.issue_token(user_id, TokenKind::Api, name, expires_at)
+            .await
     }
 
     /// Who holds this bearer secret, if it is a live token.

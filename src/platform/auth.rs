@@ -204,12 +204,7 @@ pub(super) async fn create_token(
     });
     let issued = state
         .accounts
-        .issue_token(
-            principal.user_id,
-            TokenKind::Api,
-            body.name.trim(),
-            expires_at,
-        )
+        .issue_api_token(principal.user_id, body.name.trim(), expires_at)
         .await?;
     let mut answer = token_json(&issued.record);
     answer["token"] = Value::String(issued.secret);

@@ -147,6 +147,7 @@ impl From<AccountError> for ApiError {
             AccountError::TooManyAttempts(wait) => {
                 ApiError::retry_after(Code::TooManyRequests, error.to_string(), wait)
             }
+            AccountError::TokenQuota(_) => ApiError::new(Code::QuotaExceeded, error.to_string()),
             AccountError::Store(store) => store.into(),
             AccountError::Hash(_) => ApiError::internal(&error),
         }

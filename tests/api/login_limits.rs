@@ -1,12 +1,12 @@
 //! Logins under load: bounded password hashing (503 past the queue, memory bounded by the
-//! hash concurrency), and failed-login limits per name and per address (429 before any
-//! hash).
+//! hash concurrency), failed-login limits per name and per address (429 before any hash),
+//! and the API token quota.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use serde_json::json;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -353,4 +353,42 @@ async fn concurrent_guesses_cannot_overrun_the_limit() {
         checked, 5,
         "only the limit's worth of guesses reach a password check"
     );
+}
+
+#[tokio::test]
+async fn api_tokens_past_the_quota_get_403_until_one_is_deleted() {
+    let app = spawn_app_with(|c| c.quotas.tokens_per_user = 2).await;
+    let alice = app.user("alice").await;
+    let create = |name: &'static str| {
+        app.client
+            .post(app.url("/auth/tokens"))
+            .bearer_auth(&alice.token)
+            .json(&json!({"name": name}))
+            .send()
+    };
+    let create = |name| async move { create(name).await.expect("request") };
+    let first: Value = json_body(create("ci").await).await;
+    assert_eq!(create("laptop").await.status(), StatusCode::CREATED);
+    let refused = assert_error(
+        create("third").await,
+        StatusCode::FORBIDDEN,
+        "quota_exceeded",
+    )
+    .await;
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("2 live API tokens"),
+        "the message names the limit: {message}"
+    );
+    let id = first["id"].as_str().expect("token id");
+    let deleted = app
+        .call(
+            Method::DELETE,
+            &format!("/auth/tokens/{id}"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(create("third").await.status(), StatusCode::CREATED);
 }

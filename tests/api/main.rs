@@ -11,7 +11,8 @@
 //! - `bodies`: request bodies sent to project endpoints.
 //! - `errors`: malformed, invalid, oversized and mistyped input.
 //! - `swap`: changes under load: no failed request, never a mixed answer.
-//! - `login_limits`: logins under load: bounded hashing (503), failed-login limits (429).
+//! - `login_limits`: logins under load: bounded hashing (503), failed-login limits (429),
+//!   the API token quota.
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
 //! - `demo`: `serve --demo` data.
