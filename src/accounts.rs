@@ -2,17 +2,26 @@
 //!
 //! Tokens are 256 random bits shown once as `sy_…` and stored only as their SHA-256 (a
 //! random secret of that size needs no slow hash). Passwords are argon2id, hashed off the
-//! async threads. Unknown users and wrong passwords take the same time and get the same
-//! answer. This module decides identity only; what an identity may touch is `platform`'s.
+//! async threads with bounded concurrency and queue ([`hasher`]). Unknown users and wrong
+//! passwords take the same time and get the same answer. Failed logins are counted per
+//! client address and per user name ([`failures`]), and a caller over a limit is refused
+//! before any hashing. This module decides identity only; what an identity may touch is
+//! `platform`'s.
 
-use std::sync::{Arc, OnceLock};
+mod failures;
+mod hasher;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use self::failures::LoginFailures;
+use self::hasher::Hasher;
+use crate::config::Config;
 use crate::model::Role;
 use crate::store::{Store, StoreError, TokenKind, TokenRecord, UserRecord};
 
@@ -23,6 +32,18 @@ pub enum AccountError {
     InvalidCredentials,
     #[error("hashing the password: {0}")]
     Hash(String),
+    /// Too many password hashes are already waiting; try again after this long.
+    #[error("too many logins and registrations are waiting; try again shortly")]
+    Busy(Duration),
+    /// The client address or the user name has no login attempts left for now.
+    #[error("too many failed logins from this address or for this user; try again later")]
+    TooManyAttempts(Duration),
+    /// The user holds as many live API tokens as the quota allows.
+    #[error(
+        "you already hold {0} live API tokens, the most allowed (SWITCHYARD_MAX_TOKENS_PER_USER); \
+         delete one first"
+    )]
+    TokenQuota(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -65,53 +86,32 @@ fn random_secret() -> String {
     )
 }
 
-fn hash_password_blocking(password: &str) -> Result<String, AccountError> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| AccountError::Hash(e.to_string()))
-}
-
-/// A hash of a password nobody knows, verified against when the user does not exist so
-/// that both failures cost the same time.
-fn decoy_hash() -> &'static str {
-    static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| {
-        hash_password_blocking("decoy password for unknown users").unwrap_or_default()
-    })
-}
-
-fn verify_blocking(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
-
-/// Hashes a password with argon2id on a blocking thread.
-pub async fn hash_password(password: String) -> Result<String, AccountError> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
-        .await
-        .map_err(|e| AccountError::Hash(e.to_string()))?
-}
-
 /// Accounts over a store.
 #[derive(Clone)]
 pub struct Accounts {
     store: Arc<dyn Store>,
     session_ttl_ms: i64,
+    hasher: Hasher,
+    failures: Arc<LoginFailures>,
+    tokens_per_user: usize,
+    /// Held from counting a user's API tokens until the new one is stored, so that
+    /// concurrent requests cannot all pass the quota. Token creation is rare; one lock for
+    /// the node is enough.
+    token_issue: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Accounts {
-    pub fn new(store: Arc<dyn Store>, session_ttl_secs: u64) -> Accounts {
+    /// Accounts over `store` with the session lifetime, login bounds and token quota of
+    /// `config`.
+    pub fn new(store: Arc<dyn Store>, config: &Config) -> Accounts {
+        let login = &config.login;
         Accounts {
             store,
-            session_ttl_ms: i64::try_from(session_ttl_secs.saturating_mul(1000))
-                .unwrap_or(i64::MAX),
+            session_ttl_ms: i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX),
+            hasher: Hasher::new(login.hash_concurrency, login.hash_queue),
+            failures: Arc::new(LoginFailures::new(login)),
+            tokens_per_user: config.quotas.tokens_per_user,
+            token_issue: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
@@ -126,29 +126,43 @@ impl Accounts {
         password: &str,
         role: Option<Role>,
     ) -> Result<UserRecord, AccountError> {
-        let hash = hash_password(password.to_owned()).await?;
+        let hash = self.hasher.hash(password.to_owned()).await?;
         Ok(self
             .store
             .create_user(username, &hash, role, now_ms())
             .await?)
     }
 
-    /// Checks a user name and password; the same error, after the same work, for an
-    /// unknown user and a wrong password.
-    pub async fn check_password(
+    /// Checks a login from `client`: refused at once when the address or the name has
+    /// failed too often lately, else the password is checked, with the same error after the
+    /// same work for an unknown user and a wrong password.
+    pub async fn check_login(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, AccountError> {
+        self.failures
+            .begin(client, username, Instant::now())
+            .map_err(AccountError::TooManyAttempts)?;
+        let checked = self.check_password(username, password).await;
+        match &checked {
+            Ok(_) => self.failures.succeeded(client, username, Instant::now()),
+            Err(AccountError::InvalidCredentials) => {}
+            // Nothing was learnt about the password: the attempt does not count.
+            Err(_) => self.failures.refund(client, username, Instant::now()),
+        }
+        checked
+    }
+
+    async fn check_password(
         &self,
         username: &str,
         password: &str,
     ) -> Result<UserRecord, AccountError> {
         let user = self.store.user_by_name(username).await?;
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| decoy_hash().to_owned());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(&password, &hash))
-            .await
-            .map_err(|e| AccountError::Hash(e.to_string()))?;
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.hasher.verify(password.to_owned(), hash).await?;
         match user {
             Some(user) if ok => Ok(user),
             _ => Err(AccountError::InvalidCredentials),
@@ -188,6 +202,29 @@ impl Accounts {
         Ok(IssuedToken { secret, record })
     }
 
+    /// Issues an API token unless the user already holds `tokens_per_user` live ones.
+    pub async fn issue_api_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        expires_at: Option<i64>,
+    ) -> Result<IssuedToken, AccountError> {
+        let _issuing = self.token_issue.lock().await;
+        let now = now_ms();
+        let live = self
+            .store
+            .list_tokens(user_id, TokenKind::Api)
+            .await?
+            .iter()
+            .filter(|t| t.expires_at.is_none_or(|at| at > now))
+            .count();
+        if live >= self.tokens_per_user {
+            return Err(AccountError::TokenQuota(self.tokens_per_user));
+        }
+        self.issue_token(user_id, TokenKind::Api, name, expires_at)
+            .await
+    }
+
     /// Who holds this bearer secret, if it is a live token.
     pub async fn authenticate(&self, secret: &str) -> Result<Option<Principal>, AccountError> {
         let found = self
@@ -223,14 +260,5 @@ mod tests {
         assert_eq!(a.len(), 3 + 43, "32 bytes in unpadded base64url");
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_ne!(token_hash(&a), token_hash(&b));
-    }
-
-    #[test]
-    fn passwords_verify_only_against_their_hash() {
-        let hash = hash_password_blocking("correct horse").unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_blocking("correct horse", &hash));
-        assert!(!verify_blocking("wrong horse", &hash));
-        assert!(!verify_blocking("correct horse", "not a hash"));
     }
 }

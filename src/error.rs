@@ -192,6 +192,18 @@ impl ApiError {
         error
     }
 
+    /// An answer that tells the client to try again after `wait` (429, 503): `Retry-After`
+    /// in whole seconds, rounded up, at least 1.
+    pub fn retry_after(code: Code, message: impl Into<String>, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut error = ApiError::new(code, message);
+        error.header = Some(Box::new((
+            header::RETRY_AFTER,
+            HeaderValue::from(secs.max(1)),
+        )));
+        error
+    }
+
     /// The error to send for a bare status from a lower layer that wrote no body.
     pub fn from_status(status: StatusCode) -> Self {
         let code = match status {

@@ -158,7 +158,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let started = Instant::now();
     config.validate()?;
     let store: Arc<dyn Store> = store::open(&config.db).await?;
-    let accounts = Accounts::new(store.clone(), config.session_ttl.as_secs());
+    let accounts = Accounts::new(store.clone(), &config);
     if let Some(admin) = &config.admin {
         bootstrap_admin(&accounts, &admin.username, &admin.password).await?;
     }

@@ -1,5 +1,8 @@
 //! `/auth`: register, login, logout, who am I, and long-lived API tokens.
 
+use std::net::IpAddr;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +15,7 @@ use crate::accounts::{Principal, now_ms};
 use crate::config::Registration;
 use crate::error::{ApiError, Code, FieldError};
 use crate::model::{Role, check_password, check_username};
+use crate::server::ClientAddr;
 use crate::store::{TokenKind, TokenRecord};
 
 #[derive(Deserialize)]
@@ -78,6 +82,7 @@ pub(super) struct LoginBody {
 
 pub(super) async fn login(
     State(state): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     JsonOrForm(body): JsonOrForm<LoginBody>,
 ) -> Result<Response, ApiError> {
     if let Some(grant) = &body.grant_type
@@ -88,9 +93,14 @@ pub(super) async fn login(
             "only the `password` grant is supported",
         )]));
     }
+    // The edge always sets the peer address; a request that somehow lacks it is counted
+    // under one shared unspecified address rather than escaping the limits.
+    let client = client.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ClientAddr(peer))| {
+        peer.ip()
+    });
     let user = state
         .accounts
-        .check_password(&body.username, &body.password)
+        .check_login(client, &body.username, &body.password)
         .await?;
     let issued = state
         .accounts
@@ -194,12 +204,7 @@ pub(super) async fn create_token(
     });
     let issued = state
         .accounts
-        .issue_token(
-            principal.user_id,
-            TokenKind::Api,
-            body.name.trim(),
-            expires_at,
-        )
+        .issue_api_token(principal.user_id, body.name.trim(), expires_at)
         .await?;
     let mut answer = token_json(&issued.record);
     answer["token"] = Value::String(issued.secret);

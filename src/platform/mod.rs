@@ -144,6 +144,13 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCredentials => {
                 ApiError::unauthorized(Code::InvalidCredentials, error.to_string())
             }
+            AccountError::Busy(wait) => {
+                ApiError::retry_after(Code::ServerBusy, error.to_string(), wait)
+            }
+            AccountError::TooManyAttempts(wait) => {
+                ApiError::retry_after(Code::TooManyRequests, error.to_string(), wait)
+            }
+            AccountError::TokenQuota(_) => ApiError::new(Code::QuotaExceeded, error.to_string()),
             AccountError::Store(store) => store.into(),
             AccountError::Hash(_) => ApiError::internal(&error),
         }

@@ -16,6 +16,8 @@
 //! - `changes`: the change path under stress: dropped clients, broken projects, changes to
 //!   different projects side by side.
 //! - `quotas`: projects per user, endpoints per project, pattern siblings.
+//! - `login_limits`: logins under load: bounded hashing (503), failed-login limits (429),
+//!   the API token quota.
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
 //! - `demo`: `serve --demo` data.
@@ -33,6 +35,7 @@ mod durability;
 mod endpoints;
 mod errors;
 mod health;
+mod login_limits;
 mod projects;
 mod quotas;
 mod revisions;
