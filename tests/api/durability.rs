@@ -2,15 +2,15 @@
 //! acknowledges a change keeps that change; a stored project that does not compile is
 //! served as 503 without stopping the node.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt;
 
-use crate::helpers::{PASSWORD, assert_error, db_url, json_body, read_raw_answer, spawn_app};
+use crate::helpers::{
+    PASSWORD, Process, assert_error, db_url, json_body, read_raw_answer, spawn_app,
+};
 
 #[tokio::test]
 async fn projects_endpoints_users_and_tokens_survive_a_restart() {
@@ -91,40 +91,11 @@ async fn projects_endpoints_users_and_tokens_survive_a_restart() {
     );
 }
 
-/// The real binary, started on port 0, with the address it printed.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-async fn start_binary(db: &str) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--port", "0", "--db", db, "--log", "warn"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("stdout line") {
-            if let Some(url) = line.strip_prefix("Switchyard listening on ") {
-                return url.to_owned();
-            }
-        }
-        panic!("the binary exited before listening");
-    })
-    .await
-    .expect("the binary listens within 30 s");
-    Process { child, base }
-}
-
 #[tokio::test]
 async fn acknowledged_changes_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_url(&dir.path().join("crash.db"));
-    let mut process = start_binary(&db).await;
+    let mut process = Process::start(&db, &[]).await;
     let client = reqwest::Client::new();
     let base = process.base.clone();
     let post = |path: &str, token: Option<&str>, body: Value| {
@@ -172,7 +143,7 @@ async fn acknowledged_changes_survive_kill_9() {
     // SIGKILL the moment the last change is acknowledged: no shutdown, no flush.
     process.child.kill().await.expect("kill -9");
 
-    let process = start_binary(&db).await;
+    let process = Process::start(&db, &[]).await;
     for i in 0..25 {
         let answer = client
             .get(format!("{}/carol/crash/e{i}", process.base))
@@ -288,7 +259,7 @@ async fn a_stored_project_that_does_not_compile_is_served_as_503_and_can_be_fixe
 async fn sigterm_lets_in_flight_requests_finish_then_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = db_url(&dir.path().join("term.db"));
-    let mut process = start_binary(&db).await;
+    let mut process = Process::start(&db, &[]).await;
     let client = reqwest::Client::new();
     let base = process.base.clone();
     client

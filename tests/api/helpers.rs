@@ -414,3 +414,48 @@ pub async fn wait_for_close(
     tokio::time::timeout(within, read).await.ok()?;
     Some(seen)
 }
+
+/// The real binary, started on port 0, with the address it printed: for tests that kill
+/// it, signal it, or read its memory (its own, not the test runner's).
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub base: String,
+}
+
+impl Process {
+    /// Starts `switchyard serve` on `db` with extra `args`; it logs errors only.
+    pub async fn start(db: &str, args: &[&str]) -> Process {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--port", "0", "--db", db, "--log", "error"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("stdout line") {
+                if let Some(url) = line.strip_prefix("Switchyard listening on ") {
+                    return url.to_owned();
+                }
+            }
+            panic!("the binary exited before listening");
+        })
+        .await
+        .expect("the binary listens within 30 s");
+        Process { child, base }
+    }
+
+    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let pid = self.child.id().expect("the binary runs");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+    }
+}

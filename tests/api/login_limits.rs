@@ -2,58 +2,14 @@
 //! hash concurrency), failed-login limits per name and per address (429 before any hash),
 //! and the API token quota.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::helpers::{PASSWORD, TestApp, assert_error, db_url, header, json_body, spawn_app_with};
-
-/// The real binary, so that its memory is its own and not the test runner's.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    async fn start(db: &str, args: &[&str]) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--port", "0", "--db", db, "--log", "error"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("stdout line") {
-                if let Some(url) = line.strip_prefix("Switchyard listening on ") {
-                    return url.to_owned();
-                }
-            }
-            panic!("the binary exited before listening");
-        })
-        .await
-        .expect("the binary listens within 30 s");
-        Process { child, base }
-    }
-
-    /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).
-    fn memory_kib(&self, field: &str) -> u64 {
-        let pid = self.child.id().expect("the binary runs");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|value| value.trim().trim_end_matches(" kB").parse().ok())
-            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-    }
-}
+use crate::helpers::{
+    PASSWORD, Process, TestApp, assert_error, db_url, header, json_body, spawn_app_with,
+};
 
 fn login_request(
     client: &reqwest::Client,
