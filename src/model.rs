@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
+use bytes::Bytes;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 
 use crate::error::FieldError;
 use crate::routing::template::Template;
@@ -231,12 +233,18 @@ pub struct EndpointSpec {
     pub method: MethodSpec,
     pub path: String,
     pub response: MockSpec,
+    // Docs metadata is usually absent: boxed strings and slices keep an endpoint without it
+    // small (no spare capacity, no heap).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
+    pub summary: Option<Box<str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
+    pub description: Option<Box<str>>,
+    #[serde(default, skip_serializing_if = "no_tags")]
+    pub tags: Box<[Box<str>]>,
+}
+
+fn no_tags(tags: &[Box<str>]) -> bool {
+    tags.is_empty()
 }
 
 /// A header value, or several for repeatable headers such as `set-cookie`.
@@ -271,10 +279,11 @@ pub struct MockSpec {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub json: Option<serde_json::Value>,
+    pub json: Option<JsonBody>,
     /// A literal text body, sent as `text/plain; charset=utf-8` unless a header says otherwise.
+    /// Shared with the compiled handler, which serves these very bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
+    pub body: Option<Arc<str>>,
     /// Binary bodies, base64 (standard alphabet), sent as `application/octet-stream`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_base64: Option<String>,
@@ -288,10 +297,77 @@ fn default_status() -> u16 {
 }
 
 /// Distinguishes `"json": null` (a null document) from an absent field.
-fn present<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<serde_json::Value>, D::Error> {
-    serde_json::Value::deserialize(deserializer).map(Some)
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<JsonBody>, D::Error> {
+    JsonBody::deserialize(deserializer).map(Some)
+}
+
+/// A mock's JSON document, held once as its canonical text (compact, keys in the order
+/// given): the definition serialises it back as raw JSON, and the compiled handler serves
+/// the same bytes ([`JsonBody::bytes`] shares them, it does not copy). Two bodies are equal
+/// when their canonical texts are, which is when they answer the same bytes.
+#[derive(Debug, Clone)]
+pub struct JsonBody(Arc<RawValue>);
+
+impl JsonBody {
+    /// The canonical text of `value`.
+    pub fn new(value: &serde_json::Value) -> JsonBody {
+        // Serialising a `Value` into text cannot fail: its keys are strings.
+        let raw =
+            serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        JsonBody(Arc::from(raw))
+    }
+
+    /// The canonical JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text as `Bytes` that share this body's allocation (one small owner record, no
+    /// copy of the document).
+    pub fn bytes(&self) -> Bytes {
+        Bytes::from_owner(SharedJson(self.0.clone()))
+    }
+}
+
+impl PartialEq for JsonBody {
+    fn eq(&self, other: &JsonBody) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.get() == other.get()
+    }
+}
+
+impl Serialize for JsonBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // Through a `Value`, so that the text is canonical whatever the spacing, escapes or
+        // number spelling of the input; the `Value` lives only for this one document.
+        serde_json::Value::deserialize(deserializer).map(|value| JsonBody::new(&value))
+    }
+}
+
+struct SharedJson(Arc<RawValue>);
+
+impl AsRef<[u8]> for SharedJson {
+    fn as_ref(&self) -> &[u8] {
+        self.0.get().as_bytes()
+    }
+}
+
+/// Bytes of a shared text body, for the handler that serves it.
+pub fn shared_text(text: &Arc<str>) -> Bytes {
+    Bytes::from_owner(SharedText(text.clone()))
+}
+
+struct SharedText(Arc<str>);
+
+impl AsRef<[u8]> for SharedText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// The longest `delay_ms` a mock may ask for: five minutes.
@@ -529,10 +605,65 @@ mod tests {
     fn json_null_is_a_body_and_absent_is_none() {
         let with_null =
             spec(serde_json::json!({"method": "GET", "path": "/", "response": {"json": null}}));
-        assert_eq!(with_null.response.json, Some(serde_json::Value::Null));
+        assert_eq!(
+            with_null.response.json.as_ref().map(JsonBody::get),
+            Some("null")
+        );
         let without = spec(serde_json::json!({"method": "GET", "path": "/", "response": {}}));
         assert_eq!(without.response.json, None);
         assert_eq!(without.response.status, 200);
+    }
+
+    #[test]
+    fn json_bodies_round_trip_as_canonical_raw_json() {
+        let text = r#"{"method": "GET", "path": "/a", "summary": "s", "tags": ["t"],
+                       "response": {"json": { "b" : [1, 2.50, "\u0041"], "a": null }}}"#;
+        let parsed: EndpointSpec = serde_json::from_str(text).unwrap();
+        let body = parsed.response.json.as_ref().unwrap();
+        assert_eq!(body.get(), r#"{"b":[1,2.5,"A"],"a":null}"#);
+        let written = serde_json::to_string(&parsed).unwrap();
+        assert_eq!(
+            written,
+            r#"{"method":"GET","path":"/a","response":{"status":200,"json":{"b":[1,2.5,"A"],"a":null}},"summary":"s","tags":["t"]}"#
+        );
+        let again: EndpointSpec = serde_json::from_str(&written).unwrap();
+        assert_eq!(again, parsed);
+        // Through a `Value`, as the admin API's PATCH does.
+        let value = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(value["response"]["json"]["b"][1], 2.5);
+        assert_eq!(
+            serde_json::from_value::<EndpointSpec>(value).unwrap(),
+            parsed
+        );
+    }
+
+    #[test]
+    fn json_bodies_are_equal_when_they_answer_the_same_bytes() {
+        let body = |json: serde_json::Value| {
+            spec(serde_json::json!({"method": "GET", "path": "/", "response": {"json": json}}))
+        };
+        let one = body(serde_json::json!({"a": 1, "b": 2}));
+        assert_eq!(one, body(serde_json::json!({"a": 1, "b": 2})));
+        assert_eq!(one.clone(), one);
+        assert_ne!(one, body(serde_json::json!({"a": 1, "b": 3})));
+        // Key order is part of what is served, so it is part of the definition.
+        assert_ne!(one, body(serde_json::json!({"b": 2, "a": 1})));
+    }
+
+    #[test]
+    fn endpoint_definitions_stay_small() {
+        // The definition of every endpoint is held in memory; these bounds keep an
+        // accidental inline field from growing 100,000 of them.
+        assert!(
+            std::mem::size_of::<MockSpec>() <= 128,
+            "{}",
+            std::mem::size_of::<MockSpec>()
+        );
+        assert!(
+            std::mem::size_of::<EndpointSpec>() <= 224,
+            "{}",
+            std::mem::size_of::<EndpointSpec>()
+        );
     }
 
     #[test]
@@ -626,7 +757,7 @@ mod tests {
                 },
                 summary: None,
                 description: None,
-                tags: Vec::new(),
+                tags: Box::default(),
             };
             let errors = spec.validate("");
             // A definition that validates must also compile into a handler.

@@ -162,6 +162,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     if let Some(admin) = &config.admin {
         bootstrap_admin(&accounts, &admin.username, &admin.password).await?;
     }
+    fix_mmap_threshold();
     let loaded = store.load_projects().await?;
     let projects = loaded.len();
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
@@ -694,7 +695,19 @@ impl App {
 
 /// Hands memory freed after loading (parsed rows, temporary strings) back to the OS, so that
 /// idle RSS reflects what the node keeps, not the peak of reading the store.
-fn release_freed_memory() {
+/// Keeps glibc's mmap threshold at its starting value (128 KiB). glibc raises it whenever a
+/// mapped block is freed (the 19 MiB argon2 buffer of the first login raises it to 19 MiB),
+/// after which large buffers (request bodies, answers, endpoint vectors of big projects)
+/// come from the heap and stay in the RSS once freed; mapped, they go back at once.
+fn fix_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning value of glibc's allocator; it takes no pointers.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers from us and
     // is safe to call at any time from any thread.

@@ -5,18 +5,24 @@
 //! `?dry_run=true` answers what it would do instead of doing it. A caller touches only its
 //! own projects unless it is an admin; asking about someone else's project is 403 whether
 //! or not it exists, so names do not leak. Bodies are read as JSON values first and given
-//! their shape only after the ownership check, so a stranger learns nothing from a 422.
+//! their shape only after the ownership check, so a stranger learns nothing from a 422; a
+//! whole-project `PUT`, whose owner is in the URL, is checked before its body is parsed at
+//! all, then parsed straight into its types, so that a large one is held once.
 
 use std::sync::Arc;
+
+use std::marker::PhantomData;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::de::{DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
 
 use super::AppState;
-use super::extract::{DryRun, IfMatch, Json, Path, Query, from_value};
+use super::extract::{DryRun, IfMatch, Json, JsonBytes, Path, Query, from_value, parse_json};
 use crate::accounts::Principal;
 use crate::changes::{Actor, Outcome, SettingsEdit, Target, Upsert};
 use crate::error::{ApiError, Code, FieldError};
@@ -74,50 +80,83 @@ fn live_project(
         })
 }
 
-fn endpoint_json(project: &CompiledProject, endpoint: &Endpoint) -> Value {
-    let mut object = Map::new();
-    object.insert("id".into(), Value::String(endpoint.id.clone()));
-    if let Ok(Value::Object(spec)) = serde_json::to_value(&endpoint.spec) {
-        object.extend(spec);
-    }
-    let url = format!("{}{}", project.def.mount(), endpoint.spec.path);
-    object.insert("url".into(), Value::String(url));
-    object.insert("revision".into(), Value::from(project.def.revision));
-    Value::Object(object)
+/// An endpoint as the API shows it: its id, its definition (JSON bodies written as the raw
+/// text they hold), its URL and, alone, the project's revision. Serialised straight into
+/// the answer, never through a `Value`: a project answer may list 100,000 of them.
+#[derive(Serialize)]
+struct EndpointAnswer<'a> {
+    id: &'a str,
+    #[serde(flatten)]
+    spec: &'a EndpointSpec,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revision: Option<i64>,
 }
 
-fn project_json(project: &CompiledProject, with_endpoints: bool) -> Value {
-    let def = &project.def;
-    let mut value = json!({
-        "name": def.name,
-        "owner": {"username": def.owner},
-        "mount": def.mount(),
-        "description": def.description,
-        "mode": def.mode,
-        "revision": def.revision,
-        "endpoints_count": def.endpoints.len(),
-        "status": if project.problem.is_none() { "ok" } else { "unavailable" },
-        "created_at": timestamp(def.created_at),
-        "updated_at": timestamp(def.updated_at),
-    });
-    if let Some(problem) = &project.problem {
-        value["problem"] = Value::String(problem.message().to_owned());
+fn endpoint_json<'a>(project: &CompiledProject, endpoint: &'a Endpoint) -> EndpointAnswer<'a> {
+    EndpointAnswer {
+        id: &endpoint.id,
+        spec: &endpoint.spec,
+        url: format!("{}{}", project.def.mount(), endpoint.spec.path),
+        revision: Some(project.def.revision),
     }
-    if with_endpoints {
-        let endpoints: Vec<Value> = def
-            .endpoints
-            .iter()
-            .map(|e| {
-                let mut one = endpoint_json(project, e);
-                if let Value::Object(map) = &mut one {
-                    map.remove("revision");
-                }
-                one
-            })
-            .collect();
-        value["endpoints"] = Value::Array(endpoints);
+}
+
+/// A project as the API shows it, with or without its endpoints.
+struct ProjectAnswer<'a> {
+    project: &'a CompiledProject,
+    with_endpoints: bool,
+}
+
+impl Serialize for ProjectAnswer<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let project = self.project;
+        let def = &project.def;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("name", &def.name)?;
+        map.serialize_entry("owner", &json!({"username": def.owner}))?;
+        map.serialize_entry("mount", &def.mount())?;
+        map.serialize_entry("description", &def.description)?;
+        map.serialize_entry("mode", &def.mode)?;
+        map.serialize_entry("revision", &def.revision)?;
+        map.serialize_entry("endpoints_count", &def.endpoints.len())?;
+        let status = if project.problem.is_none() {
+            "ok"
+        } else {
+            "unavailable"
+        };
+        map.serialize_entry("status", status)?;
+        map.serialize_entry("created_at", &timestamp(def.created_at))?;
+        map.serialize_entry("updated_at", &timestamp(def.updated_at))?;
+        if let Some(problem) = &project.problem {
+            map.serialize_entry("problem", problem.message())?;
+        }
+        if self.with_endpoints {
+            map.serialize_entry("endpoints", &EndpointList(project))?;
+        }
+        map.end()
     }
-    value
+}
+
+/// A project's endpoints, one answer each without the revision (the project has it).
+struct EndpointList<'a>(&'a CompiledProject);
+
+impl Serialize for EndpointList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let project = self.0;
+        serializer.collect_seq(project.def.endpoints.iter().map(|e| EndpointAnswer {
+            revision: None,
+            ..endpoint_json(project, e)
+        }))
+    }
+}
+
+fn project_json(project: &CompiledProject, with_endpoints: bool) -> ProjectAnswer<'_> {
+    ProjectAnswer {
+        project,
+        with_endpoints,
+    }
 }
 
 /// Fields of a project answer that a client cannot set; a `PUT` ignores them, so what a
@@ -149,21 +188,28 @@ fn etag(revision: i64) -> HeaderValue {
 }
 
 /// A read answer: the body with the project's revision as `ETag`.
-fn read_reply(revision: i64, body: Value) -> Response {
+fn read_reply(revision: i64, body: impl Serialize) -> Response {
     ([(header::ETAG, etag(revision))], axum::Json(body)).into_response()
 }
 
 /// A change answer: the new state with its revision as `ETag`, or for a dry run what would
 /// change.
-fn change_reply(outcome: &Outcome, status: StatusCode, body: Value) -> Response {
+fn change_reply(outcome: &Outcome, status: StatusCode, body: impl Serialize) -> Response {
     let revision = outcome.project.def.revision;
     if outcome.dry_run {
-        return axum::Json(json!({
-            "dry_run": true,
-            "revision": revision,
-            "changes": outcome.diff,
-            "result": body,
-        }))
+        #[derive(Serialize)]
+        struct DryRunAnswer<'a, T> {
+            dry_run: bool,
+            revision: i64,
+            changes: &'a [crate::changes::DiffItem],
+            result: T,
+        }
+        return axum::Json(DryRunAnswer {
+            dry_run: true,
+            revision,
+            changes: &outcome.diff,
+            result: body,
+        })
         .into_response();
     }
     if status == StatusCode::NO_CONTENT {
@@ -197,7 +243,7 @@ pub(super) async fn list_projects(
         .filter(|p| owner.is_none_or(|o| p.def.owner == o))
         .collect();
     projects.sort_by(|a, b| (&a.def.owner, &a.def.name).cmp(&(&b.def.owner, &b.def.name)));
-    let projects: Vec<Value> = projects
+    let projects: Vec<ProjectAnswer> = projects
         .into_iter()
         .map(|p| project_json(p, false))
         .collect();
@@ -331,16 +377,144 @@ pub(super) async fn replace_project(
     Path((owner, name)): Path<(String, String)>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
-    Json(mut body): Json<Value>,
+    JsonBytes(bytes): JsonBytes,
 ) -> Result<Response, ApiError> {
+    // The owner is in the URL: a stranger is refused before the body is even parsed.
     authorize(&principal, &owner)?;
-    strip_read_only(&mut body, PROJECT_READ_ONLY);
-    if let Some(Value::Array(endpoints)) = body.get_mut("endpoints") {
-        for endpoint in endpoints {
-            strip_read_only(endpoint, ENDPOINT_READ_ONLY);
+    let ProjectPut(definition) = parse_json(&bytes)?;
+    // The definition owns everything it needs; the body's bytes go now, not after the
+    // change.
+    drop(bytes);
+    let large = definition.endpoints.len() >= LARGE_CHANGE;
+    let reply = replace_or_create(&state, &principal, owner, name, expected, dry, definition).await;
+    if large {
+        release_memory_soon();
+    }
+    reply
+}
+
+/// Projects with at least this many endpoints are a large change: once it is answered, the
+/// memory it used is given back to the OS.
+const LARGE_CHANGE: usize = 10_000;
+
+/// Gives freed memory back to the OS shortly after a large change: by then the replaced
+/// revision (freed on a blocking thread by `routing::retire`) and the request's own buffers
+/// are gone. Without it glibc keeps the change's peak as RSS.
+fn release_memory_soon() {
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = tokio::task::spawn_blocking(crate::server::release_freed_memory).await;
+    });
+}
+
+/// A project `PUT` body: a [`ProjectDefinition`] in which the read-only fields of a `GET`
+/// answer (`PROJECT_READ_ONLY`, and `ENDPOINT_READ_ONLY` in each endpoint) are allowed and
+/// ignored, so that what a `GET` answered can be sent back as is. Parsed straight from the
+/// bytes, with no `Value` of the whole body in between.
+struct ProjectPut(ProjectDefinition);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectPutFields {
+    name: Option<String>,
+    description: Option<String>,
+    mode: Option<Mode>,
+    #[serde(default)]
+    endpoints: Vec<EndpointPut>,
+}
+
+struct EndpointPut(EndpointSpec);
+
+impl<'de> Deserialize<'de> for ProjectPut {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields: ProjectPutFields =
+            deserializer.deserialize_map(SkipKeysVisitor::new(PROJECT_READ_ONLY))?;
+        Ok(ProjectPut(ProjectDefinition {
+            name: fields.name,
+            description: fields.description,
+            mode: fields.mode,
+            // Same size and alignment: collected in place, no second vector.
+            endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
+        }))
+    }
+}
+
+impl<'de> Deserialize<'de> for EndpointPut {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(SkipKeysVisitor::new(ENDPOINT_READ_ONLY))
+            .map(EndpointPut)
+    }
+}
+
+/// Visits a JSON object as `T` would, leaving out the given keys (and their values).
+struct SkipKeysVisitor<T> {
+    skip: &'static [&'static str],
+    into: PhantomData<T>,
+}
+
+impl<T> SkipKeysVisitor<T> {
+    fn new(skip: &'static [&'static str]) -> Self {
+        SkipKeysVisitor {
+            skip,
+            into: PhantomData,
         }
     }
-    let definition: ProjectDefinition = from_value(body)?;
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for SkipKeysVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(serde::de::value::MapAccessDeserializer::new(SkipKeys {
+            map,
+            skip: self.skip,
+        }))
+    }
+}
+
+struct SkipKeys<A> {
+    map: A,
+    skip: &'static [&'static str],
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        while let Some(key) = self.map.next_key::<String>()? {
+            if self.skip.contains(&key.as_str()) {
+                self.map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let key: serde::de::value::StringDeserializer<A::Error> = key.into_deserializer();
+            return seed.deserialize(key).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// The rest of a project `PUT`: replaces the project, or creates it when it does not exist.
+async fn replace_or_create(
+    state: &AppState,
+    principal: &Principal,
+    owner: String,
+    name: String,
+    expected: Option<i64>,
+    dry: DryRun,
+    definition: ProjectDefinition,
+) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
     if let Err(message) = check_project_name(&name) {
         errors.push(FieldError::new("name", message));
@@ -367,11 +541,11 @@ pub(super) async fn replace_project(
                 format!("no project `{key}`"),
             ));
         }
-        let (owner_id, owner_name) = resolve_owner(&state, &principal, owner).await?;
+        let (owner_id, owner_name) = resolve_owner(state, principal, owner).await?;
         let outcome = state
             .changes
             .create_project(
-                actor(&principal),
+                actor(principal),
                 Actor {
                     user_id: owner_id,
                     username: &owner_name,
@@ -392,7 +566,7 @@ pub(super) async fn replace_project(
     let outcome = state
         .changes
         .replace_project(
-            actor(&principal),
+            actor(principal),
             Target {
                 key: &key,
                 expected,
@@ -434,7 +608,7 @@ pub(super) async fn list_endpoints(
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
-    let endpoints: Vec<Value> = project
+    let endpoints: Vec<EndpointAnswer> = project
         .def
         .endpoints
         .iter()
@@ -448,10 +622,11 @@ pub(super) async fn list_endpoints(
 
 /// The answer to an endpoint write: the endpoint as now served.
 fn endpoint_reply(outcome: &Outcome, id: &str, status: StatusCode) -> Result<Response, ApiError> {
-    let body = match outcome.project.def.endpoint(id) {
-        Some(endpoint) => endpoint_json(&outcome.project, endpoint),
-        None => Value::Null,
-    };
+    let body = outcome
+        .project
+        .def
+        .endpoint(id)
+        .map(|endpoint| endpoint_json(&outcome.project, endpoint));
     Ok(change_reply(outcome, status, body))
 }
 

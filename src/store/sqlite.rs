@@ -173,10 +173,17 @@ fn token_from(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreError> 
 }
 
 /// The stored form of a definition: the spec without its id (the id is its own column).
+/// A prepared endpoint carries no id in its spec, so this serialises it in place; JSON
+/// bodies are written as the raw text they hold.
 fn definition_json(endpoint: &Endpoint) -> Result<String, StoreError> {
-    let mut spec = endpoint.spec.clone();
-    spec.id = None;
-    serde_json::to_string(&spec).map_err(|e| StoreError::Corrupt(e.to_string()))
+    let written = if endpoint.spec.id.is_none() {
+        serde_json::to_string(&endpoint.spec)
+    } else {
+        let mut spec = endpoint.spec.clone();
+        spec.id = None;
+        serde_json::to_string(&spec)
+    };
+    written.map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 async fn insert_endpoint(
