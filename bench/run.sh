@@ -10,6 +10,8 @@
 #  3. wrk on the first and last added endpoint with 1, 10,000 and 100,000 endpoints
 #     (100,000 loaded by one PUT of the whole project).
 #  4. Cold start (exec → /health answers) on the 10,000-endpoint store; idle RSS.
+#  5. Step 2 again from a client in another language (bench/add_latency.py, Python standard
+#     library) on a fresh server: one keep-alive connection, then a new connection per request.
 # Prints a markdown summary at the end. Exits non-zero if a step fails, not if a target
 # is missed. Only 127.0.0.1 is used; every process started here is stopped on exit.
 #
@@ -204,7 +206,7 @@ if ((${#missing[@]})); then
         || die "apt-get install ${missing[*]} failed (see $WORK/apt.log)"
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-for tool in curl taskset getconf; do command -v "$tool" >/dev/null || die "$tool is required"; done
+for tool in curl taskset getconf python3; do command -v "$tool" >/dev/null || die "$tool is required"; done
 
 log "building release binaries (target dir $TARGET_DIR)"
 CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --bin switchyard --examples >"$WORK/build.log" 2>&1 \
@@ -336,6 +338,13 @@ log "cold start with $BULK_COUNT endpoints (for information)"
 cat "$WORK/cold100k.log" >&2
 kv "$WORK/cold100k.txt" cold
 
+# ---------------------------------------------------------------- 5. add 10,000 from Python
+log "adding $ADD_COUNT endpoints one at a time from Python (keep-alive, then a connection per request)"
+python3 bench/add_latency.py --bin "$SY" --server-args "--workers 1" --server-cpu "$SCPU" --client-cpu "$LCPU" \
+    --count "$ADD_COUNT" --mode both --out "$WORK/pyadd.txt" >"$WORK/pyadd-report.txt" 2>"$WORK/pyadd.log" \
+    || { cat "$WORK/pyadd.log" >&2; die "adding endpoints from Python failed"; }
+kv "$WORK/pyadd.txt" py
+
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- summary
@@ -438,6 +447,21 @@ summary() {
     printf '| %s endpoints | %s (%s) | %s | %s |\n' "$n_add" "${R[cold.cold10k_health_median_ms]}" "${R[cold.cold10k_health_all_ms]}" "${R[cold.cold10k_logged_median_ms]}" "${R[cold.cold10k_rss_median_mb]}"
     printf '| %s endpoints | %s (%s) | %s | %s |\n' "${R[bulk.bulk_endpoints]}" "${R[cold.cold100k_health_median_ms]}" "${R[cold.cold100k_health_all_ms]}" "${R[cold.cold100k_logged_median_ms]}" "${R[cold.cold100k_rss_median_mb]}"
     echo
+    echo "### 5. $ADD_COUNT endpoints added one at a time from Python (bench/add_latency.py, fresh server, --workers 1)"
+    echo
+    echo "| connection | adds | p50 ms | p90 ms | p99 ms | max ms |"
+    echo "|---|---|---:|---:|---:|---:|"
+    for mode in keepalive fresh; do
+        local conn="one keep-alive connection"
+        [[ $mode == fresh ]] && conn="a new connection per request"
+        for part in all last1000 last100; do
+            printf '| %s | %s | %s | %s | %s | %s |\n' "$conn" "$part" "${R[py.${mode}_${part}_total_p50_ms]}" \
+                "${R[py.${mode}_${part}_total_p90_ms]}" "${R[py.${mode}_${part}_total_p99_ms]}" "${R[py.${mode}_${part}_total_max_ms]}"
+        done
+    done
+    echo
+    echo "p99 per 1000 added, keep-alive: ${R[py.keepalive_chunk_p99_ms]} ms; new connection per request: ${R[py.fresh_chunk_p99_ms]} ms."
+    echo
     echo "### Targets"
     echo
     echo "| target | measured | verdict |"
@@ -448,6 +472,12 @@ summary() {
     echo "| requests/s ≥ nginx (DESIGN.md) | ×$rps_vs_nginx | $(verdict "$(cmp "$rps_vs_nginx" '>=' 1)") |"
     echo "| add until served p99 ≤ 5 ms with $ADD_COUNT endpoints (the last ${R[add.add_total_tail_n]} adds) | ${R[add.add_total_tail_p99_ms]} ms | $(verdict "$(cmp "${R[add.add_total_tail_p99_ms]}" '<=' 5)") |"
     echo "| add until served p99 ≤ 5 ms, over the whole ramp 0 → $ADD_COUNT | ${R[add.add_total_p99_ms]} ms | $(verdict "$(cmp "${R[add.add_total_p99_ms]}" '<=' 5)") |"
+    for mode in keepalive fresh; do
+        for part in last100 last1000; do
+            local v=${R[py.${mode}_${part}_total_p99_ms]}
+            echo "| add until served p99 ≤ 5 ms from Python ($mode), $part of $ADD_COUNT | $v ms | $(verdict "$(cmp "$v" '<=' 5)") |"
+        done
+    done
     echo "| throughput with 100,000 endpoints ≥ 0.95× with 1 (worse of first/last) | ×$worst_100k | $(verdict "$(cmp "$worst_100k" '>=' 0.95)") |"
     echo "| cold start with 10,000 endpoints < 300 ms (median) | ${R[cold.cold10k_health_median_ms]} ms | $(verdict "$(cmp "${R[cold.cold10k_health_median_ms]}" '<' 300)") |"
     echo "| idle RSS < 30 MB (10,000 endpoints) | ${R[cold.cold10k_rss_median_mb]} MB | $(verdict "$(cmp "${R[cold.cold10k_rss_median_mb]}" '<' 30)") |"

@@ -3,16 +3,31 @@
 //! Durability: WAL with `synchronous=NORMAL` makes every committed transaction survive a
 //! crash of the process (`kill -9`); `?sync=full` in the URL also survives power loss, at
 //! the cost of an fsync per commit. Queries are parameterised; nothing is string-built.
+//!
+//! Checkpoints (copying the WAL back into the database file, with an fsync of each) do not
+//! run inside a commit: SQLite's automatic checkpoint is off on every connection, and a
+//! background task ([`Checkpointer`]) runs a `PASSIVE` checkpoint on a connection of its own
+//! after every [`CHECKPOINT_EVERY_WRITES`] writes or [`CHECKPOINT_INTERVAL`], whichever comes
+//! first. A `PASSIVE` checkpoint neither waits for nor blocks a writer. But SQLite rewinds the
+//! WAL to its start only when a write begins while the WAL is wholly checkpointed, which a
+//! steady stream of writes never lets happen; so once the WAL holds [`RESTART_FROM_FRAMES`]
+//! frames, the task holds new write transactions back for one `RESTART` checkpoint (it copies
+//! the few frames written since the `PASSIVE` one). Once the store has been idle for
+//! [`TRUNCATE_WHEN_IDLE_FOR`], the WAL file is truncated.
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Connection, Row, Sqlite, Transaction};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 
 use super::{
     ChangeRecord, Commit, EndpointOps, LoadedProject, NewProject, Store, StoreError, TokenKind,
@@ -24,6 +39,151 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    checkpointer: Checkpointer,
+}
+
+/// A checkpoint is asked for after this many write transactions (a change to one endpoint
+/// writes 6–8 pages, so about 700 pages, ~3 MB of WAL)...
+const CHECKPOINT_EVERY_WRITES: u64 = 100;
+/// ...or this long after the first write since the last checkpoint, whichever comes first.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// A WAL of this many frames (pages; 16 MiB of 4 KiB pages) is rewound by a `RESTART`
+/// checkpoint that holds writes back while it runs: one change in ~600 waits for it.
+const RESTART_FROM_FRAMES: i64 = 4096;
+/// After this long without writes the WAL file is truncated to zero bytes (a `TRUNCATE`
+/// checkpoint briefly blocks writers, so it waits for a quiet store).
+const TRUNCATE_WHEN_IDLE_FOR: Duration = Duration::from_secs(5);
+
+/// The background WAL checkpoint task and what the store tells it.
+struct Checkpointer {
+    writes: Arc<Writes>,
+    /// Set to `true` (or dropped with the store) to stop the task.
+    stop: watch::Sender<bool>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Write transactions committed so far; the task is woken every `CHECKPOINT_EVERY_WRITES`.
+#[derive(Default)]
+struct Writes {
+    count: AtomicU64,
+    wake: Notify,
+    /// Shared by the change path's write transactions, taken alone by a checkpoint that must
+    /// not run beside one. An async lock: a held-back change wakes as soon as it is free,
+    /// where SQLite's busy handler would sleep in steps of 1, 2, 5, 10… ms.
+    gate: tokio::sync::RwLock<()>,
+}
+
+impl Checkpointer {
+    /// Starts the task on its own connection, so that a checkpoint never takes a pool
+    /// connection from a change.
+    async fn start(options: &SqliteConnectOptions) -> Result<Checkpointer, StoreError> {
+        let connection = options.connect().await?;
+        let writes = Arc::new(Writes::default());
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(checkpoint_loop(connection, writes.clone(), stopped));
+        Ok(Checkpointer {
+            writes,
+            stop,
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// Held by a write transaction of the change path while it runs.
+    async fn writing(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.writes.gate.read().await
+    }
+
+    /// Notes one committed write transaction.
+    fn wrote(&self) {
+        let count = self.writes.count.fetch_add(1, Ordering::Relaxed) + 1;
+        if count.is_multiple_of(CHECKPOINT_EVERY_WRITES) {
+            self.writes.wake.notify_one();
+        }
+    }
+
+    /// Stops the task and waits for it (and its connection) to finish.
+    async fn stop(&self) {
+        self.stop.send_replace(true);
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Checkpoints after writes, truncates when idle, until told to stop or the store is gone.
+async fn checkpoint_loop(
+    mut connection: SqliteConnection,
+    writes: Arc<Writes>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut checkpointed = writes.count.load(Ordering::Relaxed);
+    let mut last_write = Instant::now();
+    let mut truncated = false;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(CHECKPOINT_INTERVAL) => {}
+            _ = writes.wake.notified() => {}
+            changed = stopped.changed() => if changed.is_err() || *stopped.borrow() { break },
+        }
+        let count = writes.count.load(Ordering::Relaxed);
+        let mode = if count != checkpointed {
+            last_write = Instant::now();
+            truncated = false;
+            "PASSIVE"
+        } else if !truncated && last_write.elapsed() >= TRUNCATE_WHEN_IDLE_FOR {
+            truncated = true;
+            "TRUNCATE"
+        } else {
+            continue;
+        };
+        checkpointed = count;
+        if mode == "TRUNCATE" {
+            let _alone = writes.gate.write().await;
+            checkpoint(&mut connection, mode).await;
+            continue;
+        }
+        let frames = checkpoint(&mut connection, mode).await;
+        if frames.is_some_and(|frames| frames >= RESTART_FROM_FRAMES) {
+            let _alone = writes.gate.write().await;
+            checkpoint(&mut connection, "RESTART").await;
+        }
+    }
+    let _ = connection.close().await;
+}
+
+/// Runs one checkpoint and returns how many frames the WAL held, if it could.
+async fn checkpoint(connection: &mut SqliteConnection, mode: &'static str) -> Option<i64> {
+    let sql = match mode {
+        "PASSIVE" => "PRAGMA wal_checkpoint(PASSIVE)",
+        "RESTART" => "PRAGMA wal_checkpoint(RESTART)",
+        _ => "PRAGMA wal_checkpoint(TRUNCATE)",
+    };
+    let started = Instant::now();
+    match sqlx::query_as::<_, (i64, i64, i64)>(sql)
+        .fetch_one(&mut *connection)
+        .await
+    {
+        Ok((busy, wal_frames, copied)) => {
+            tracing::debug!(
+                mode,
+                busy,
+                wal_frames,
+                copied,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "WAL checkpoint"
+            );
+            Some(wal_frames)
+        }
+        Err(error) => {
+            tracing::warn!(%error, mode, "WAL checkpoint failed");
+            None
+        }
+    }
 }
 
 impl SqliteStore {
@@ -58,14 +218,19 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             // The node reads the store at start and writes single rows after: a small page
             // cache per connection (the OS caches the file anyway) keeps idle memory low.
-            .pragma("cache_size", "-512");
+            .pragma("cache_size", "-512")
+            // Every ~1000 pages SQLite would checkpoint inside the commit that crossed the
+            // line, two fsyncs and a copy of the WAL: milliseconds on one unlucky change.
+            // The checkpointer does it in the background instead.
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let checkpointer = Checkpointer::start(&options).await?;
+        Ok(SqliteStore { pool, checkpointer })
     }
 }
 
@@ -219,6 +384,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.checkpointer.stop().await;
         self.pool.close().await;
     }
 
@@ -242,6 +408,7 @@ impl Store for SqliteStore {
         .bind(now)
         .fetch_one(&self.pool)
         .await;
+        self.checkpointer.wrote();
         match result {
             Ok(row) => user_from(&row),
             Err(e) if is_unique_violation(&e) => Err(StoreError::UsernameTaken),
@@ -273,6 +440,7 @@ impl Store for SqliteStore {
         .bind(token.expires_at)
         .execute(&self.pool)
         .await?;
+        self.checkpointer.wrote();
         Ok(())
     }
 
@@ -320,6 +488,7 @@ impl Store for SqliteStore {
                 .bind(token_id)
                 .execute(&self.pool)
                 .await?;
+        self.checkpointer.wrote();
         Ok(done.rows_affected() > 0)
     }
 
@@ -328,6 +497,7 @@ impl Store for SqliteStore {
             .bind(hash)
             .execute(&self.pool)
             .await?;
+        self.checkpointer.wrote();
         Ok(done.rows_affected() > 0)
     }
 
@@ -337,6 +507,7 @@ impl Store for SqliteStore {
                 .bind(now)
                 .execute(&self.pool)
                 .await?;
+        self.checkpointer.wrote();
         Ok(done.rows_affected())
     }
 
@@ -361,6 +532,7 @@ impl Store for SqliteStore {
         project: &NewProject<'_>,
         actor_id: Option<i64>,
     ) -> Result<i64, StoreError> {
+        let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at)
@@ -388,10 +560,12 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.checkpointer.wrote();
         Ok(id)
     }
 
     async fn commit(&self, commit: &Commit<'_>) -> Result<i64, StoreError> {
+        let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6
@@ -452,14 +626,17 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.checkpointer.wrote();
         Ok(revision)
     }
 
     async fn delete_project(&self, project_id: i64) -> Result<(), StoreError> {
+        let _writing = self.checkpointer.writing().await;
         let done = sqlx::query("DELETE FROM projects WHERE id = ?1")
             .bind(project_id)
             .execute(&self.pool)
             .await?;
+        self.checkpointer.wrote();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -524,6 +701,45 @@ mod tests {
             endpoints,
             now: 1,
         }
+    }
+
+    #[tokio::test]
+    async fn commits_leave_checkpoints_to_the_background_and_close_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path.display().to_string())
+            .await
+            .unwrap();
+        let autocheckpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!((autocheckpoint, journal.as_str()), (0, "wal"));
+        assert_eq!(synchronous, 1, "NORMAL");
+        for i in 0..CHECKPOINT_EVERY_WRITES {
+            store
+                .create_user(&format!("u{i}"), "h", None, 1)
+                .await
+                .unwrap();
+        }
+        // Closing waits for the checkpoint task and its connection: SQLite removes the WAL
+        // when the last connection to the database closes.
+        tokio::time::timeout(Duration::from_secs(10), store.close())
+            .await
+            .expect("close returns");
+        assert!(!dir.path().join("t.db-wal").exists());
+        let store = SqliteStore::open(&path.display().to_string())
+            .await
+            .unwrap();
+        assert!(store.user_by_name("u99").await.unwrap().is_some());
     }
 
     #[tokio::test]
