@@ -609,7 +609,7 @@ mod tests {
             .project
             .endpoints
             .iter()
-            .map(|e| e.spec.path.as_str())
+            .map(|e| &*e.spec.path)
             .collect();
         assert_eq!(paths, ["/x-changed", "/y"]);
     }
