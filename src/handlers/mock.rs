@@ -52,7 +52,7 @@ impl MockHandler {
             (Bytes::new(), None)
         };
         let mut headers = Vec::with_capacity(spec.headers.len());
-        for (name, values) in &spec.headers {
+        for (name, values) in spec.headers.iter() {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HandlerError::Mock(format!("invalid header name `{name}`")))?;
             for value in values.iter() {
