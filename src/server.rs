@@ -157,6 +157,7 @@ async fn wait_for_signal() {
 pub async fn start(config: Config) -> Result<Server, ServerError> {
     let started = Instant::now();
     config.validate()?;
+    limit_arenas();
     let store: Arc<dyn Store> = store::open(&config.db).await?;
     let accounts = Accounts::new(store.clone(), &config);
     if let Some(admin) = &config.admin {
@@ -693,8 +694,6 @@ impl App {
     }
 }
 
-/// Hands memory freed after loading (parsed rows, temporary strings) back to the OS, so that
-/// idle RSS reflects what the node keeps, not the peak of reading the store.
 /// Keeps glibc's mmap threshold at its starting value (128 KiB). glibc raises it whenever a
 /// mapped block is freed (the 19 MiB argon2 buffer of the first login raises it to 19 MiB),
 /// after which large buffers (request bodies, answers, endpoint vectors of big projects)
@@ -707,6 +706,28 @@ fn fix_mmap_threshold() {
     }
 }
 
+/// Lets glibc keep as many malloc arenas as there are worker threads. By default every thread
+/// that meets a busy arena gets one of its own (up to eight per core), and a big change
+/// parsed on a worker and compiled on a blocking thread leaves free holes in arenas that the
+/// other threads never reuse: with 100,000 endpoints and one worker that was 82 MB of RSS
+/// after the `PUT` instead of 78 MB. One arena per worker keeps workers from queueing at a
+/// shared lock; besides, most small allocations come from glibc's per-thread cache, which
+/// takes none. Called first thing, before the store's threads start allocating.
+fn limit_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let workers = tokio::runtime::Handle::try_current()
+            .map_or(1, |runtime| runtime.metrics().num_workers());
+        let arenas = libc::c_int::try_from(workers.max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets a tuning value of glibc's allocator; it takes no pointers.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
+
+/// Hands memory freed after loading (parsed rows, temporary strings) back to the OS, so that
+/// idle RSS reflects what the node keeps, not the peak of reading the store.
 pub(crate) fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers from us and

@@ -14,18 +14,25 @@ use http::{HeaderName, HeaderValue, StatusCode, header};
 
 use super::{HandlerError, Reply};
 use crate::body::Body;
-use crate::model::{MockSpec, shared_text};
+use crate::model::{MAX_DELAY_MS, MockSpec, shared_text};
 
-/// A pre-rendered mock response.
+/// The `content-type` values a body kind implies. Statics, so that a handler holds a
+/// pointer to one rather than a value of its own, and cloning one copies no bytes.
+static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+static OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+
+/// A pre-rendered mock response. One is held per endpoint, so it is kept small: 64 bytes.
 #[derive(Debug)]
 pub struct MockHandler {
     status: StatusCode,
+    /// Milliseconds to wait before answering; 0 for none ([`MAX_DELAY_MS`] fits).
+    delay_ms: u32,
     /// The `content-type` the body kind implies, unless a header of the mock sets one. Kept
     /// out of `headers` so that the usual mock (no headers of its own) needs no vector.
-    content_type: Option<HeaderValue>,
+    content_type: Option<&'static HeaderValue>,
     headers: Box<[(HeaderName, HeaderValue)]>,
     body: Bytes,
-    delay: Option<Duration>,
 }
 
 impl MockHandler {
@@ -33,19 +40,19 @@ impl MockHandler {
         let status =
             StatusCode::from_u16(spec.status).map_err(|e| HandlerError::Mock(e.to_string()))?;
         let (body, default_type) = if let Some(json) = &spec.json {
-            (json.bytes(), Some("application/json"))
+            (json.bytes(), Some(&APPLICATION_JSON))
         } else if let Some(text) = &spec.body {
-            (shared_text(text), Some("text/plain; charset=utf-8"))
+            (shared_text(text), Some(&TEXT_PLAIN))
         } else if let Some(encoded) = &spec.body_base64 {
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
+                .decode(encoded.as_bytes())
                 .map_err(|e| HandlerError::Mock(format!("body_base64: {e}")))?;
-            (Bytes::from(bytes), Some("application/octet-stream"))
+            (Bytes::from(bytes), Some(&OCTET_STREAM))
         } else {
             (Bytes::new(), None)
         };
         let mut headers = Vec::with_capacity(spec.headers.len());
-        for (name, values) in &spec.headers {
+        for (name, values) in spec.headers.iter() {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HandlerError::Mock(format!("invalid header name `{name}`")))?;
             for value in values.iter() {
@@ -55,15 +62,21 @@ impl MockHandler {
                 headers.push((name.clone(), value));
             }
         }
-        let content_type = default_type
-            .filter(|_| !headers.iter().any(|(name, _)| name == header::CONTENT_TYPE))
-            .map(HeaderValue::from_static);
+        let content_type =
+            default_type.filter(|_| !headers.iter().any(|(name, _)| name == header::CONTENT_TYPE));
+        let delay_ms = match spec.delay_ms {
+            None => 0,
+            Some(ms) => u32::try_from(ms)
+                .ok()
+                .filter(|_| ms <= MAX_DELAY_MS)
+                .ok_or_else(|| HandlerError::Mock(format!("delay_ms {ms} is out of range")))?,
+        };
         Ok(MockHandler {
             status,
+            delay_ms,
             content_type,
             headers: headers.into_boxed_slice(),
             body,
-            delay: spec.delay_ms.filter(|d| *d > 0).map(Duration::from_millis),
         })
     }
 
@@ -76,12 +89,12 @@ impl MockHandler {
         for (name, value) in self.headers.iter() {
             headers.append(name.clone(), value.clone());
         }
-        if let Some(content_type) = &self.content_type {
+        if let Some(content_type) = self.content_type {
             headers.append(header::CONTENT_TYPE, content_type.clone());
         }
-        match self.delay {
-            Some(delay) => Reply::After(delay, response),
-            None => Reply::Now(response),
+        match self.delay_ms {
+            0 => Reply::Now(response),
+            ms => Reply::After(Duration::from_millis(u64::from(ms)), response),
         }
     }
 }
@@ -112,6 +125,32 @@ mod tests {
             handler.body.as_ptr(),
             plain.response.body.as_ref().unwrap().as_ptr()
         );
+    }
+
+    #[test]
+    fn a_handler_stays_small() {
+        // One is compiled per endpoint: 100,000 endpoints hold 100,000 of these.
+        assert!(std::mem::size_of::<MockHandler>() <= 64);
+        assert!(std::mem::size_of::<super::super::Handler>() <= 64);
+    }
+
+    #[test]
+    fn delays_are_kept_in_milliseconds() {
+        let slow = spec(serde_json::json!(
+            {"method": "GET", "path": "/", "response": {"delay_ms": 250}}
+        ));
+        let Reply::After(delay, _) = MockHandler::compile(&slow.response).unwrap().respond() else {
+            panic!("a delay was asked for");
+        };
+        assert_eq!(delay, Duration::from_millis(250));
+        let mut bad = slow.response.clone();
+        bad.delay_ms = Some(u64::MAX);
+        assert!(MockHandler::compile(&bad).is_err());
+        let none = spec(serde_json::json!(
+            {"method": "GET", "path": "/", "response": {"delay_ms": 0}}
+        ));
+        let reply = MockHandler::compile(&none.response).unwrap().respond();
+        assert!(matches!(reply, Reply::Now(_)));
     }
 
     #[test]

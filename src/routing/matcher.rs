@@ -636,7 +636,7 @@ impl Tree {
             node = match segment {
                 Segment::Static(text) => self.static_child(node, text),
                 Segment::Pattern { lits } if is_bare_param(lits) => self.param_child(node),
-                Segment::Pattern { lits } => patterns.child(self, node, segment, lits, index),
+                Segment::Pattern { lits } => patterns.child(self, node, &segment, lits, index),
                 Segment::Tail => {
                     tail = true;
                     break;
@@ -990,7 +990,7 @@ trait PatternIndex {
         &mut self,
         tree: &mut Tree,
         node: u32,
-        segment: &Segment,
+        segment: &Segment<'_>,
         lits: &[Box<str>],
         route: u32,
     ) -> u32;
@@ -1012,7 +1012,7 @@ impl PatternIndex for PatternMap {
         &mut self,
         tree: &mut Tree,
         node: u32,
-        segment: &Segment,
+        segment: &Segment<'_>,
         lits: &[Box<str>],
         route: u32,
     ) -> u32 {
@@ -1048,7 +1048,7 @@ impl PatternIndex for SortedPatterns {
         &mut self,
         tree: &mut Tree,
         node: u32,
-        _segment: &Segment,
+        _segment: &Segment<'_>,
         lits: &[Box<str>],
         route: u32,
     ) -> u32 {
@@ -1299,7 +1299,7 @@ impl<T: Clone> Router<T> {
         let key_bytes = template.as_str().len();
         let mut tree = self
             .tree
-            .copy_for_insert(template.segments().len(), key_bytes);
+            .copy_for_insert(template.segment_count(), key_bytes);
         let mut patterns = SortedPatterns {
             sorted: self.tree.patterns.len(),
             added: false,

@@ -271,7 +271,7 @@ fn conflict_error(def: &Project, endpoint: &Endpoint, existing: usize) -> Compil
             .map(|e| e.id.clone())
             .unwrap_or_default(),
         method: endpoint.spec.method.as_str().to_owned(),
-        path: endpoint.spec.path.clone(),
+        path: endpoint.spec.path.to_string(),
     }
 }
 

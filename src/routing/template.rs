@@ -12,6 +12,7 @@
 //! `/items/` and `/items` are different templates.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest template accepted, in bytes; longer ones are almost certainly a mistake and
 /// bounding them keeps the per-segment matcher cheap.
@@ -62,20 +63,21 @@ pub enum TemplateError {
     BadEscape { at: usize },
 }
 
-/// One `/`-separated piece of a parsed template. The router walks these to build its tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Segment {
+/// One `/`-separated piece of a parsed template, as the router walks it to build its tree.
+/// Borrowed from the [`Template`], which keeps static text only once, in its raw form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Segment<'t> {
     /// Text that must equal the request segment byte for byte.
-    Static(Box<str>),
+    Static(&'t str),
     /// Literal text interleaved with parameters: `lits[0]` comes before the first parameter
     /// and `lits[i]` after parameter `i`, so there is always one more literal (possibly empty)
     /// than parameters, and at least one parameter.
-    Pattern { lits: Box<[Box<str>]> },
+    Pattern { lits: &'t [Box<str>] },
     /// `{*name}`: the rest of the path, slashes included; only ever the last segment.
     Tail,
 }
 
-impl Segment {
+impl Segment<'_> {
     /// Appends this segment's name-free form, which is what decides routing behaviour.
     pub(super) fn write_shape(&self, out: &mut String) {
         match self {
@@ -95,14 +97,34 @@ impl Segment {
     }
 }
 
-/// A validated path template. Cheap to clone relative to how rarely templates change.
+/// How a template stores one segment: static text is not copied, it is read back from the
+/// raw template, whose `/`-separated pieces line up with these.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    raw: Box<str>,
-    segments: Box<[Segment]>,
+enum Part {
+    Static,
+    Pattern(Box<[Box<str>]>),
+    Tail,
+}
+
+/// What a template with parameters needs beyond its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Dynamic {
+    parts: Box<[Part]>,
     /// Parameter names in template order; the tail name, if any, is last because the tail is
     /// always the last segment.
     names: Box<[Box<str>]>,
+}
+
+/// A validated path template. Cheap to clone relative to how rarely templates change.
+///
+/// Memory matters here: a project holds one template per endpoint, and most are all static
+/// (`/users/me`). Such a template is its text, shared with the definition it came from
+/// ([`Template::parse_shared`]), and nothing else: no allocation of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    raw: Arc<str>,
+    /// `None` when every segment is static.
+    dynamic: Option<Box<Dynamic>>,
 }
 
 #[cfg_attr(
@@ -115,6 +137,11 @@ pub struct Template {
 impl Template {
     /// Parses and validates `raw`. Never panics; every rejection names its cause.
     pub fn parse(raw: &str) -> Result<Template, TemplateError> {
+        Template::parse_shared(Arc::from(raw))
+    }
+
+    /// Parses and validates `raw`, keeping that very allocation as the template's text.
+    pub fn parse_shared(raw: Arc<str>) -> Result<Template, TemplateError> {
         if raw.len() > MAX_TEMPLATE_LEN {
             return Err(TemplateError::TooLong { len: raw.len() });
         }
@@ -125,21 +152,32 @@ impl Template {
         if count > MAX_SEGMENTS {
             return Err(TemplateError::TooManySegments { count });
         }
-        let mut segments = Vec::with_capacity(count);
+        let mut parts = Vec::new();
         let mut names = Vec::new();
         // Offsets in errors are relative to the whole template so users can find the spot.
         let mut offset = 1;
-        let mut parts = body.split('/').peekable();
-        while let Some(text) = parts.next() {
-            let is_last = parts.peek().is_none();
-            segments.push(parse_segment(text, offset, is_last, &mut names)?);
+        let mut texts = body.split('/').enumerate().peekable();
+        while let Some((index, text)) = texts.next() {
+            let is_last = texts.peek().is_none();
+            let part = parse_segment(text, offset, is_last, &mut names)?;
+            if part != Part::Static && parts.is_empty() {
+                // The first segment with a parameter: the static ones before it get parts
+                // now, so that parts and segments stay aligned.
+                parts.reserve_exact(count);
+                parts.resize(index, Part::Static);
+            }
+            if !parts.is_empty() || part != Part::Static {
+                parts.push(part);
+            }
             offset += text.len() + 1;
         }
-        Ok(Template {
-            raw: raw.into(),
-            segments: segments.into_boxed_slice(),
-            names: names.into_boxed_slice(),
-        })
+        let dynamic = (!parts.is_empty()).then(|| {
+            Box::new(Dynamic {
+                parts: parts.into_boxed_slice(),
+                names: names.into_boxed_slice(),
+            })
+        });
+        Ok(Template { raw, dynamic })
     }
 
     /// The template exactly as written.
@@ -147,9 +185,19 @@ impl Template {
         &self.raw
     }
 
+    /// The template's text, shared.
+    pub fn shared(&self) -> &Arc<str> {
+        &self.raw
+    }
+
+    /// Does any segment have a parameter (or the tail)?
+    pub fn has_params(&self) -> bool {
+        self.dynamic.is_some()
+    }
+
     /// Parameter names in the order they appear, the tail wildcard (if any) last.
     pub fn param_names(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().map(|name| &**name)
+        self.names().iter().map(|name| &**name)
     }
 
     /// Canonical form with parameter names erased, e.g. `/items/{}` or `/files/{*}`. Two
@@ -157,19 +205,33 @@ impl Template {
     /// why the router treats them as the same route.
     pub fn shape(&self) -> String {
         let mut out = String::with_capacity(self.raw.len());
-        for segment in self.segments.iter() {
+        for segment in self.segments() {
             out.push('/');
             segment.write_shape(&mut out);
         }
         out
     }
 
-    pub(super) fn segments(&self) -> &[Segment] {
-        &self.segments
+    /// The segments in order.
+    pub(super) fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
+        let parts = self.dynamic.as_deref().map_or(&[][..], |d| &d.parts[..]);
+        let body = self.raw.get(1..).unwrap_or_default();
+        body.split('/')
+            .enumerate()
+            .map(move |(index, text)| match parts.get(index) {
+                None | Some(Part::Static) => Segment::Static(text),
+                Some(Part::Pattern(lits)) => Segment::Pattern { lits },
+                Some(Part::Tail) => Segment::Tail,
+            })
+    }
+
+    /// How many segments there are: one per `/`, since each segment follows one.
+    pub(super) fn segment_count(&self) -> usize {
+        self.raw.bytes().filter(|&b| b == b'/').count()
     }
 
     pub(super) fn names(&self) -> &[Box<str>] {
-        &self.names
+        self.dynamic.as_deref().map_or(&[], |d| &d.names)
     }
 }
 
@@ -186,10 +248,12 @@ fn parse_segment(
     base: usize,
     is_last: bool,
     names: &mut Vec<Box<str>>,
-) -> Result<Segment, TemplateError> {
+) -> Result<Part, TemplateError> {
     let bytes = text.as_bytes();
     let mut lits: Vec<Box<str>> = Vec::new();
-    let mut current = String::new();
+    // Literal text is copied verbatim, escapes included, so the literal being read is always
+    // `text[start..i]`: nothing is allocated for a static segment.
+    let mut start = 0;
     let mut i = 0;
     // The loop only ever advances over ASCII bytes (or to just past an ASCII `}`), so `i` is
     // always a char boundary, which the InvalidChar branch relies on to report the real char.
@@ -207,11 +271,12 @@ fn parse_segment(
                         });
                     }
                     push_name(names, name)?;
-                    return Ok(Segment::Tail);
+                    return Ok(Part::Tail);
                 }
                 check_name(inner, base + i)?;
                 push_name(names, inner)?;
-                lits.push(std::mem::take(&mut current).into_boxed_str());
+                lits.push(text.get(start..i).unwrap_or_default().into());
+                start = close + 1;
                 i = close + 1;
             }
             b'}' => {
@@ -225,11 +290,9 @@ fn parse_segment(
                 if !(hex(i + 1) && hex(i + 2)) {
                     return Err(TemplateError::BadEscape { at: base + i });
                 }
-                current.push_str(text.get(i..i + 3).unwrap_or(""));
                 i += 3;
             }
             _ if is_pchar_literal(byte) => {
-                current.push(char::from(byte));
                 i += 1;
             }
             _ => {
@@ -242,12 +305,10 @@ fn parse_segment(
         }
     }
     if lits.is_empty() {
-        Ok(Segment::Static(current.into_boxed_str()))
+        Ok(Part::Static)
     } else {
-        lits.push(current.into_boxed_str());
-        Ok(Segment::Pattern {
-            lits: lits.into_boxed_slice(),
-        })
+        lits.push(text.get(start..).unwrap_or_default().into());
+        Ok(Part::Pattern(lits.into_boxed_slice()))
     }
 }
 

@@ -7,7 +7,7 @@ use http::Method;
 use proptest::prelude::*;
 
 use super::matcher::{Conflict, Lookup, RouteMethod, Router, RouterBuilder};
-use super::template::{MAX_SEGMENTS, MAX_TEMPLATE_LEN, Template, TemplateError};
+use super::template::{MAX_SEGMENTS, MAX_TEMPLATE_LEN, Segment, Template, TemplateError};
 
 fn tpl(raw: &str) -> Template {
     Template::parse(raw).unwrap()
@@ -100,6 +100,43 @@ fn parses_valid_templates() {
         assert_eq!(template.as_str(), raw);
         assert_eq!(template.to_string(), raw);
     }
+}
+
+#[test]
+fn static_templates_share_their_text_and_allocate_nothing_else() {
+    // One template is held per endpoint: an all-static one is only its (shared) text.
+    assert!(std::mem::size_of::<Template>() <= 24);
+    let raw: std::sync::Arc<str> = "/users/me".into();
+    let template = Template::parse_shared(raw.clone()).unwrap();
+    assert!(std::sync::Arc::ptr_eq(template.shared(), &raw));
+    assert!(!template.has_params());
+    let segments: Vec<_> = template.segments().collect();
+    assert_eq!(segments, [Segment::Static("users"), Segment::Static("me")]);
+    assert_eq!(template.segment_count(), 2);
+    assert_eq!(
+        tpl("/").segments().collect::<Vec<_>>(),
+        [Segment::Static("")]
+    );
+}
+
+#[test]
+fn segments_of_templates_with_params_line_up_with_the_text() {
+    let template = tpl("/a/{x}/b.{y}.json//{*rest}");
+    assert!(template.has_params());
+    let lits = |l: &[&str]| l.iter().map(|&s| Box::<str>::from(s)).collect::<Vec<_>>();
+    let (bare, dotted) = (lits(&["", ""]), lits(&["b.", ".json"]));
+    assert_eq!(
+        template.segments().collect::<Vec<_>>(),
+        [
+            Segment::Static("a"),
+            Segment::Pattern { lits: &bare },
+            Segment::Pattern { lits: &dotted },
+            Segment::Static(""),
+            Segment::Tail,
+        ]
+    );
+    assert_eq!(template.segment_count(), 5);
+    assert_eq!(template.shape(), "/a/{}/b.{}.json//{*}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
@@ -269,26 +270,29 @@ impl SqliteStore {
                 problem: None,
             });
         }
-        let rows = sqlx::query(
+        // Streamed, not fetched whole: a row is parsed and dropped before the next one is
+        // read, so the rows of a large project never all sit in memory at once beside the
+        // endpoints built from them (which left the heap fragmented after a restart).
+        let mut rows = sqlx::query(
             "SELECT project_id, id, definition FROM endpoints
              WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, position",
         )
         .bind(only)
-        .fetch_all(&mut *tx)
-        .await?;
-        for row in rows {
+        .fetch(&mut *tx);
+        while let Some(row) = rows.try_next().await? {
             let project_id: i64 = row.try_get("project_id")?;
-            let id: String = row.try_get("id")?;
-            let definition: &str = row.try_get("definition")?;
             let Some(loaded) = by_id.get(&project_id).and_then(|i| projects.get_mut(*i)) else {
                 continue;
             };
+            let id: String = row.try_get("id")?;
+            let definition: &str = row.try_get("definition")?;
             let parsed = serde_json::from_str::<EndpointSpec>(definition)
                 .map_err(|e| e.to_string())
-                .and_then(|spec| Endpoint::new(id.clone(), spec).map_err(|e| e.to_string()));
+                .and_then(|spec| Endpoint::new(id, spec).map_err(|e| e.to_string()));
             match parsed {
                 Ok(endpoint) => loaded.project.endpoints.push(Arc::new(endpoint)),
                 Err(error) => {
+                    let id: &str = row.try_get("id")?;
                     let note = format!("endpoint `{id}` cannot be read: {error}");
                     loaded.problem = Some(match loaded.problem.take() {
                         Some(before) => format!("{before}; {note}"),
@@ -296,6 +300,10 @@ impl SqliteStore {
                     });
                 }
             }
+        }
+        drop(rows);
+        for loaded in &mut projects {
+            loaded.project.endpoints.shrink_to_fit();
         }
         tx.commit().await?;
         Ok(projects)
@@ -825,7 +833,7 @@ mod tests {
             .project
             .endpoints
             .iter()
-            .map(|e| e.spec.path.as_str())
+            .map(|e| &*e.spec.path)
             .collect();
         assert_eq!(paths, ["/x-changed", "/y"]);
     }
