@@ -150,17 +150,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match body_kind(request.headers()) {
-            BodyKind::Json => {}
-            BodyKind::Form => {
-                return Err(unsupported(
-                    "application/x-www-form-urlencoded",
-                    "application/json",
-                ));
-            }
-            BodyKind::Other(other) => return Err(unsupported(&other, "application/json")),
-        }
-        let bytes = read_body(request, state).await?;
+        let JsonBytes(bytes) = JsonBytes::from_request(request, state).await?;
         parse_json(&bytes).map(Json)
     }
 }
