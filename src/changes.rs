@@ -858,13 +858,19 @@ impl Changes {
         spec: EndpointSpec,
         mode: Upsert,
     ) -> Result<Outcome, ChangeError> {
+        // A fresh UUIDv7 is in no project: no need to look for it among thousands of ids.
+        let generated = id.is_none() && spec.id.is_none();
         let endpoint = prepare_endpoint(spec, "", id).map_err(ChangeError::Invalid)?;
         let handler = compile_handler(&endpoint, "")?;
         let endpoint = Arc::new(endpoint);
         self.apply(actor, target, false, move |current| {
             let mut project = current.def.as_ref().clone();
             let mut handlers = current.handlers.clone();
-            let existing = project.endpoints.iter().position(|e| e.id == endpoint.id);
+            let existing = if generated {
+                None
+            } else {
+                project.endpoints.iter().position(|e| e.id == endpoint.id)
+            };
             let diff = match (existing, mode) {
                 (Some(_), Upsert::CreateOnly) => {
                     return Err(ChangeError::EndpointExists(endpoint.id.clone()));

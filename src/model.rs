@@ -151,8 +151,10 @@ impl Project {
         format!("{}/{}", self.owner, self.name)
     }
 
+    /// The endpoint with this id. Searched from the end: the endpoint a change just added,
+    /// the one its answer shows, is last.
     pub fn endpoint(&self, id: &str) -> Option<&Arc<Endpoint>> {
-        self.endpoints.iter().find(|e| e.id == id)
+        self.endpoints.iter().rev().find(|e| e.id == id)
     }
 }
 
