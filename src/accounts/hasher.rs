@@ -198,7 +198,7 @@ fn work_loop(shared: &Shared) {
                 drop(queue);
                 BLOCKS.with_borrow_mut(|blocks| *blocks = None);
                 if shared.running.load(Ordering::Acquire) == 0 {
-                    release_freed_memory();
+                    crate::server::release_freed_memory();
                 }
                 queue = shared.lock();
                 continue;
@@ -377,20 +377,10 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 }
 
 /// A hash of a password nobody knows. It is computed the first time an unknown user logs
-/// in, on the blocking pool inside that login's slot, never on an async worker.
+/// in, on a hashing thread inside that login's slot, never on an async worker.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| hash_blocking("decoy password for unknown users").unwrap_or_default())
-}
-
-/// Hands memory that argon2 freed back to the OS.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own free lists; it takes no pointers from us and
-    // is safe to call at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 #[cfg(test)]
