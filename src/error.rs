@@ -155,53 +155,55 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(allow: &str) -> Self {
-        let mut error = ApiError::new(
+        let error = ApiError::new(
             Code::MethodNotAllowed,
             format!("this path takes only {allow}"),
         );
-        error.header = HeaderValue::from_str(allow)
-            .ok()
-            .map(|v| Box::new((header::ALLOW, v)));
-        error
+        match HeaderValue::from_str(allow) {
+            Ok(value) => error.with_header(header::ALLOW, value),
+            Err(_) => error,
+        }
+    }
+
+    /// The same error, answered with one more header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.header = Some(Box::new((name, value)));
+        self
+    }
+
+    /// A 413 for a body over `limit` bytes.
+    pub fn payload_too_large(limit: impl std::fmt::Display) -> Self {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            format!("the body is larger than the limit of {limit} bytes"),
+        )
     }
 
     /// A 401 that tells the client to send a bearer token.
     pub fn unauthorized(code: Code, message: impl Into<String>) -> Self {
-        let mut error = ApiError::new(code, message);
-        error.header = Some(Box::new((
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer"),
-        )));
-        error
+        ApiError::new(code, message)
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
     }
 
     /// A 408 for a body that did not arrive in time. The answer closes the connection: the
     /// rest of the body may still be on its way, and reading it is what timed out.
     pub fn body_timeout(timeout: std::time::Duration) -> Self {
-        let mut error = ApiError::new(
+        ApiError::new(
             Code::RequestTimeout,
             format!(
                 "the request body did not arrive within {} ms",
                 timeout.as_millis()
             ),
-        );
-        error.header = Some(Box::new((
-            header::CONNECTION,
-            HeaderValue::from_static("close"),
-        )));
-        error
+        )
+        .with_header(header::CONNECTION, HeaderValue::from_static("close"))
     }
 
     /// An answer that tells the client to try again after `wait` (429, 503): `Retry-After`
     /// in whole seconds, rounded up, at least 1.
     pub fn retry_after(code: Code, message: impl Into<String>, wait: std::time::Duration) -> Self {
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        let mut error = ApiError::new(code, message);
-        error.header = Some(Box::new((
-            header::RETRY_AFTER,
-            HeaderValue::from(secs.max(1)),
-        )));
-        error
+        ApiError::new(code, message)
+            .with_header(header::RETRY_AFTER, HeaderValue::from(secs.max(1)))
     }
 
     /// The error to send for a bare status from a lower layer that wrote no body.

@@ -754,10 +754,7 @@ async fn discard(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
         if let Some(data) = frame.data_ref() {
             total += data.len() as u64;
             if total > limit {
-                return Err(ApiError::new(
-                    Code::PayloadTooLarge,
-                    format!("the body is larger than the limit of {limit} bytes"),
-                ));
+                return Err(ApiError::payload_too_large(limit));
             }
         }
     }

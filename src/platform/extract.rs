@@ -43,12 +43,7 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
     let limit = state.config.admin_body_limit;
     let timeout = state.config.body_read_timeout;
-    let too_large = || {
-        ApiError::new(
-            Code::PayloadTooLarge,
-            format!("the body is larger than the limit of {limit} bytes"),
-        )
-    };
+    let too_large = || ApiError::payload_too_large(limit);
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
