@@ -11,7 +11,7 @@
 # Servers: Switchyard (`--workers 1`, on a store made by `serve --demo`) and the minimal
 # hyper server of bench/hyper_baseline.rs. Only 127.0.0.1 is used; every process started
 # here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (200),
-# BENCH_CG_REQUESTS (2000).
+# BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -25,7 +25,7 @@ cleanup() {
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     sleep 0.5
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    if [ -n "${BENCH_CG_KEEP:-}" ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

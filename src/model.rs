@@ -135,10 +135,14 @@ pub struct Project {
     /// Unix milliseconds.
     pub created_at: i64,
     pub updated_at: i64,
-    /// Endpoints in the order they were added; `Arc` so a change copies pointers, not
-    /// definitions.
-    pub endpoints: Vec<Arc<Endpoint>>,
+    /// Endpoints in the order they were added. A persistent vector: the next revision
+    /// shares all but the changed chunk with this one, so a one-endpoint change costs
+    /// O(log n) whatever the project's size.
+    pub endpoints: EndpointList,
 }
+
+/// A project's endpoints: see [`Project::endpoints`].
+pub type EndpointList = imbl::Vector<Arc<Endpoint>>;
 
 impl Project {
     /// Where the project is mounted, e.g. `/alice/demo`.

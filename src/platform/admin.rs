@@ -133,16 +133,16 @@ impl Serialize for ProjectAnswer<'_> {
             map.serialize_entry("problem", problem.message())?;
         }
         if self.with_endpoints {
-            map.serialize_entry("endpoints", &EndpointList(project))?;
+            map.serialize_entry("endpoints", &EndpointsJson(project))?;
         }
         map.end()
     }
 }
 
 /// A project's endpoints, one answer each without the revision (the project has it).
-struct EndpointList<'a>(&'a CompiledProject);
+struct EndpointsJson<'a>(&'a CompiledProject);
 
-impl Serialize for EndpointList<'_> {
+impl Serialize for EndpointsJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let project = self.0;
         serializer.collect_seq(project.def.endpoints.iter().map(|e| EndpointAnswer {

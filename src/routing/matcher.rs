@@ -674,6 +674,15 @@ impl Tree {
         }
     }
 
+    /// The most pattern children any one node has. O(nodes).
+    fn widest_patterns(&self) -> usize {
+        self.nodes
+            .iter()
+            .map(|node| node.patterns.1.saturating_sub(node.patterns.0) as usize)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Puts pattern children in priority order, precomputes `Allow` values and gives back
     /// spare capacity. O(nodes + patterns · log patterns).
     fn finish(&mut self) {
@@ -1132,6 +1141,7 @@ impl<T> RouterBuilder<T> {
         names.keys.shrink_to_fit();
         names.text.shrink_to_fit();
         Router {
+            widest: tree.widest_patterns(),
             tree,
             routes,
             names,
@@ -1150,6 +1160,8 @@ pub struct Router<T> {
     tree: Tree,
     routes: Vec<Route<T>>,
     names: RouteNames,
+    /// The most pattern children any one node has; see [`Router::widest_patterns`].
+    widest: usize,
 }
 
 /// The outcome of [`Router::lookup`].
@@ -1229,14 +1241,9 @@ impl<'r, 'p> Params<'r, 'p> {
 
 impl<T> Router<T> {
     /// The most pattern children any one node has: what a lookup may have to try in turn at
-    /// one segment, so what quotas bound. O(nodes).
+    /// one segment, so what quotas bound. Computed when the router is built.
     pub fn widest_patterns(&self) -> usize {
-        self.tree
-            .nodes
-            .iter()
-            .map(|node| node.patterns.1.saturating_sub(node.patterns.0) as usize)
-            .max()
-            .unwrap_or(0)
+        self.widest
     }
 
     /// Finds the route for `method` and `path`; see the module docs for the exact semantics.
@@ -1305,9 +1312,13 @@ impl<T: Clone> Router<T> {
             added: false,
         };
         let slots = tree.insert(method, template, index, &mut patterns)?;
-        if patterns.added {
+        // Only a new pattern edge changes how many children a node has.
+        let widest = if patterns.added {
             tree.sort_patterns();
-        }
+            tree.widest_patterns()
+        } else {
+            self.widest
+        };
         tree.refresh_allow(slots);
         let mut names = self.names.copy_with_room(template.names());
         let range = names.push(template.names());
@@ -1320,6 +1331,7 @@ impl<T: Clone> Router<T> {
             tree,
             routes,
             names,
+            widest,
         })
     }
 }

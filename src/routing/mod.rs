@@ -38,11 +38,26 @@ pub enum CompileError {
     },
 }
 
+/// Handlers parallel to a project's endpoints, persistent like [`crate::model::EndpointList`].
+pub type HandlerList = imbl::Vector<Arc<Handler>>;
+
+/// What an edit did to a project's methods and paths, as the change path knows it, so that
+/// [`CompiledProject::next`] need not compare every endpoint to find out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteEdit {
+    /// Every endpoint keeps its method and path, in place: a response or a setting changed.
+    Kept,
+    /// One endpoint was added at the end; every other one is kept.
+    Appended,
+    /// Anything else, or not known.
+    Unknown,
+}
+
 /// A project ready to serve: its definition, its handlers and its router.
 pub struct CompiledProject {
     pub def: Arc<Project>,
     /// One handler per endpoint, parallel to `def.endpoints`.
-    pub handlers: Vec<Arc<Handler>>,
+    pub handlers: HandlerList,
     /// From project-relative path to an index into `handlers`. Shared between revisions
     /// whose routes did not change (an edit of a response only).
     pub router: Arc<Router<u32>>,
@@ -108,7 +123,7 @@ impl CompiledProject {
     /// Compiles `def` with the handlers already built for its endpoints (parallel vectors).
     pub fn build(
         def: Arc<Project>,
-        handlers: Vec<Arc<Handler>>,
+        handlers: HandlerList,
     ) -> Result<CompiledProject, CompileError> {
         let router = build_router(&def)?;
         Ok(CompiledProject {
@@ -123,21 +138,36 @@ impl CompiledProject {
     /// edit needs: when every method and path stays where it was (a response or a setting
     /// changed) the router is shared as is; when one endpoint was added at the end, the
     /// router is extended with it (`Router::with_route`, a copy of flat buffers); anything
-    /// else rebuilds it. A broken project's router is never reused: it holds only what could
-    /// be read.
+    /// else rebuilds it. `edit` says which, when the caller knows; [`RouteEdit::Unknown`]
+    /// finds out by comparing every endpoint. A broken project's router is never reused: it
+    /// holds only what could be read.
     pub fn next(
         &self,
         def: Arc<Project>,
-        handlers: Vec<Arc<Handler>>,
+        handlers: HandlerList,
+        edit: RouteEdit,
     ) -> Result<CompiledProject, CompileError> {
         if self.problem.is_some() {
             return CompiledProject::build(def, handlers);
         }
         let before = self.def.endpoints.len();
-        let router = if def.endpoints.len() == before && self.same_routes(&def) {
+        let edit = match edit {
+            RouteEdit::Unknown if def.endpoints.len() == before && self.same_routes(&def) => {
+                RouteEdit::Kept
+            }
+            RouteEdit::Unknown if def.endpoints.len() == before + 1 && self.same_routes(&def) => {
+                RouteEdit::Appended
+            }
+            known => known,
+        };
+        debug_assert!(
+            edit == RouteEdit::Unknown || self.same_routes(&def),
+            "a route edit hint that does not hold: {edit:?}"
+        );
+        let router = if edit == RouteEdit::Kept && def.endpoints.len() == before {
             self.router.clone()
-        } else if def.endpoints.len() == before + 1
-            && self.same_routes(&def)
+        } else if edit == RouteEdit::Appended
+            && def.endpoints.len() == before + 1
             && let Some(added) = def.endpoints.last()
         {
             let value = u32::try_from(before).unwrap_or(u32::MAX);
@@ -174,7 +204,7 @@ impl CompiledProject {
     pub fn broken(def: Arc<Project>, problem: &dyn std::fmt::Display) -> CompiledProject {
         CompiledProject {
             def,
-            handlers: Vec::new(),
+            handlers: HandlerList::new(),
             router: Arc::new(RouterBuilder::with_capacity(0).build()),
             problem: Some(Arc::new(Problem::new(problem))),
         }
@@ -189,7 +219,7 @@ impl CompiledProject {
             tracing::error!(project = %def.mount(), %problem, "project cannot be read; serving 503");
             return CompiledProject::broken(def, &problem);
         }
-        let handlers: Result<Vec<_>, _> = def
+        let handlers: Result<HandlerList, _> = def
             .endpoints
             .iter()
             .map(|e| Handler::compile(&e.spec).map(Arc::new))

@@ -909,12 +909,31 @@ fn extend(routes: &[(&str, &str)], more: &[(&str, &str)]) -> Router<usize> {
 /// Every `(method, path)` gives the same answer from both routers.
 fn assert_same(a: &Router<usize>, b: &Router<usize>, cases: &[(&str, &str)]) {
     assert_eq!(a.len(), b.len());
+    assert_eq!(a.widest_patterns(), b.widest_patterns());
     for (method, path) in cases {
         assert_eq!(
             look(a, method, path),
             look(b, method, path),
             "{method} {path}"
         );
+    }
+}
+
+#[test]
+fn with_route_keeps_the_widest_pattern_count() {
+    let base = router(&[("GET", "/a/{x}.json"), ("GET", "/b/v{n}")]);
+    assert_eq!(base.widest_patterns(), 1);
+    let mut r = base;
+    for (raw, widest) in [
+        ("/a/{x}.json", 1), // the same shape under another method: no new edge
+        ("/a/v{n}", 2),
+        ("/c", 2),
+        ("/b/{x}.csv", 2),
+        ("/a/{x}.csv", 3),
+        ("/a/{y}", 3), // a bare parameter is not a pattern edge
+    ] {
+        r = with(&r, "POST", raw).unwrap();
+        assert_eq!(r.widest_patterns(), widest, "after {raw}");
     }
 }
 
@@ -1505,9 +1524,9 @@ mod publish {
             revision,
             created_at: 0,
             updated_at: 0,
-            endpoints: Vec::new(),
+            endpoints: crate::model::EndpointList::new(),
         };
-        Arc::new(CompiledProject::build(Arc::new(def), Vec::new()).unwrap())
+        Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }
 
     fn mounted(routes: &Routes) -> Vec<(String, i64, i64)> {

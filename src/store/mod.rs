@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Endpoint, Mode, Project, Role};
+use crate::model::{Endpoint, EndpointList, Mode, Project, Role};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +92,7 @@ pub struct NewProject<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub mode: Mode,
-    pub endpoints: &'a [Arc<Endpoint>],
+    pub endpoints: &'a EndpointList,
     pub now: i64,
 }
 
@@ -105,7 +105,7 @@ pub enum EndpointOps<'a> {
     Upsert(&'a Endpoint),
     Delete(&'a str),
     /// Replace every endpoint by these, in this order.
-    ReplaceAll(&'a [Arc<Endpoint>]),
+    ReplaceAll(&'a EndpointList),
 }
 
 /// One change to one project, committed in one transaction as revision `base_revision + 1`.

@@ -34,7 +34,7 @@ use super::{
     ChangeRecord, Commit, EndpointOps, LoadedProject, NewProject, Store, StoreError, TokenKind,
     TokenRecord, UserRecord,
 };
-use crate::model::{Endpoint, EndpointSpec, Mode, Project, Role};
+use crate::model::{Endpoint, EndpointList, EndpointSpec, Mode, Project, Role};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -262,7 +262,7 @@ impl SqliteStore {
                 revision: row.try_get("revision")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
-                endpoints: Vec::new(),
+                endpoints: EndpointList::new(),
             };
             by_id.insert(project.id, projects.len());
             projects.push(LoadedProject {
@@ -290,7 +290,7 @@ impl SqliteStore {
                 .map_err(|e| e.to_string())
                 .and_then(|spec| Endpoint::new(id, spec).map_err(|e| e.to_string()));
             match parsed {
-                Ok(endpoint) => loaded.project.endpoints.push(Arc::new(endpoint)),
+                Ok(endpoint) => loaded.project.endpoints.push_back(Arc::new(endpoint)),
                 Err(error) => {
                     let id: &str = row.try_get("id")?;
                     let note = format!("endpoint `{id}` cannot be read: {error}");
@@ -302,9 +302,6 @@ impl SqliteStore {
             }
         }
         drop(rows);
-        for loaded in &mut projects {
-            loaded.project.endpoints.shrink_to_fit();
-        }
         tx.commit().await?;
         Ok(projects)
     }
@@ -699,7 +696,7 @@ mod tests {
     }
 
     /// Project `p` of user `a`, created at time 1.
-    fn project_p(owner_id: i64, endpoints: &[Arc<Endpoint>]) -> NewProject<'_> {
+    fn project_p(owner_id: i64, endpoints: &EndpointList) -> NewProject<'_> {
         NewProject {
             owner_id,
             owner: "a",
@@ -766,7 +763,7 @@ mod tests {
     async fn a_commit_on_a_stale_revision_is_refused_and_writes_nothing() {
         let (_dir, store) = store().await;
         let owner = store.create_user("a", "h", None, 1).await.unwrap();
-        let endpoints = [endpoint("one", "/one")];
+        let endpoints = EndpointList::from(vec![endpoint("one", "/one")]);
         let project = project_p(owner.id, &endpoints);
         let id = store
             .create_project(&project, Some(owner.id))
@@ -812,7 +809,7 @@ mod tests {
     async fn replacing_an_endpoint_keeps_its_place() {
         let (_dir, store) = store().await;
         let owner = store.create_user("a", "h", None, 1).await.unwrap();
-        let endpoints = [endpoint("x", "/x"), endpoint("y", "/y")];
+        let endpoints = EndpointList::from(vec![endpoint("x", "/x"), endpoint("y", "/y")]);
         let project = project_p(owner.id, &endpoints);
         let id = store.create_project(&project, None).await.unwrap();
         let changed = endpoint("x", "/x-changed");
