@@ -1354,6 +1354,37 @@ mod tests {
     }
 
     #[test]
+    fn route_edit_hints_skip_the_comparison() {
+        let endpoints = vec![endpoint("a", "/a", 200), endpoint("b", "/b/{x}", 200)];
+        let first = compile(project_of(endpoints.clone()), handlers_of(&endpoints)).unwrap();
+        let mut edited = endpoints.clone();
+        edited[0] = endpoint("a", "/a", 404);
+        let kept = first
+            .next(
+                Arc::new(project_of(edited.clone())),
+                handlers_of(&edited),
+                RouteEdit::Kept,
+            )
+            .unwrap();
+        assert!(Arc::ptr_eq(&first.router, &kept.router));
+        let mut more = endpoints.clone();
+        more.push(endpoint("c", "/c/{y}.json", 201));
+        let appended = first
+            .next(
+                Arc::new(project_of(more.clone())),
+                handlers_of(&more),
+                RouteEdit::Appended,
+            )
+            .unwrap();
+        assert_eq!(appended.router.len(), 3);
+        assert_eq!(appended.router.widest_patterns(), 1);
+        assert!(matches!(
+            appended.lookup(&http::Method::GET, "/c/1.json"),
+            crate::routing::ProjectLookup::Found { .. }
+        ));
+    }
+
+    #[test]
     fn an_endpoint_added_at_the_end_extends_the_router_and_conflicts_are_caught() {
         let endpoints = vec![endpoint("a", "/a", 200), endpoint("b", "/b/{x}", 200)];
         let first = compile(project_of(endpoints.clone()), handlers_of(&endpoints)).unwrap();
