@@ -201,9 +201,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     });
     raise_fd_limit(config.limits.max_connections);
     let addr = SocketAddr::new(config.listen, config.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let listener = bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
@@ -336,6 +334,28 @@ async fn serve(
         }
     }
     store.close().await;
+}
+
+/// Connections the kernel may hold, handshake done, until the accept loop takes them. A
+/// burst of clients larger than this has some of its handshakes ignored: those clients
+/// think themselves connected while the server only sees them after its SYN-ACK is
+/// retransmitted, seconds later. Linux caps it at `net.core.somaxconn` (4096 by default
+/// since 5.4); std and tokio ask for 1024, nginx 511.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (so a restarted node can
+/// bind at once while old connections linger in `TIME_WAIT`), as `TcpListener::bind` would
+/// set but for the backlog.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// hyper's default read buffer limit (`max_buf_size`), about 400 KiB.
