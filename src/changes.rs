@@ -31,7 +31,8 @@ use crate::model::{
     Endpoint, EndpointList, EndpointSpec, Mode, Project, ProjectDefinition, new_endpoint_id,
 };
 use crate::routing::{
-    CompileError, CompiledProject, HandlerList, Publish, RouteEdit, Routes, retire,
+    CompileError, CompiledEndpoint, CompiledProject, HandlerList, Publish, RouteEdit, Routes,
+    retire,
 };
 use crate::store::{Commit, EndpointOps, NewProject, Store, StoreError};
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
@@ -292,8 +293,8 @@ pub fn prepare_endpoint(
         .map_err(|e| vec![FieldError::new(format!("{prefix}path"), e.to_string())])
 }
 
-fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Arc<Handler>, ChangeError> {
-    Handler::compile(&endpoint.spec).map(Arc::new).map_err(|e| {
+fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Handler, ChangeError> {
+    Handler::compile(&endpoint.spec).map_err(|e| {
         ChangeError::Invalid(vec![FieldError::new(
             format!("{prefix}response"),
             e.to_string(),
@@ -381,7 +382,7 @@ fn share_or_compile(
     endpoints: &EndpointList,
     previous: Option<&CompiledProject>,
 ) -> Result<Prepared, ChangeError> {
-    let reusable: HashMap<&str, (&Arc<Endpoint>, &Arc<Handler>)> = match previous {
+    let reusable: HashMap<&str, (&Arc<Endpoint>, &Arc<CompiledEndpoint>)> = match previous {
         Some(p) if p.problem.is_none() => p
             .def
             .endpoints
@@ -394,13 +395,17 @@ fn share_or_compile(
     let mut handlers = HandlerList::new();
     let mut shared = EndpointList::new();
     for (index, endpoint) in endpoints.iter().enumerate() {
-        match reusable.get(endpoint.id.as_str()) {
-            Some((old, handler)) if old.spec == endpoint.spec => {
+        let previous = reusable.get(endpoint.id.as_str());
+        match previous {
+            Some((old, compiled)) if old.spec == endpoint.spec => {
                 shared.push_back(Arc::clone(old));
-                handlers.push_back(Arc::clone(handler));
+                handlers.push_back(Arc::clone(compiled));
             }
             _ => {
-                handlers.push_back(compile_handler(endpoint, &format!("endpoints[{index}]."))?);
+                let handler = compile_handler(endpoint, &format!("endpoints[{index}]."))?;
+                // A changed endpoint keeps counting where its previous version stopped.
+                let previous = previous.map(|(_, compiled)| compiled.as_ref());
+                handlers.push_back(CompiledEndpoint::new(handler, previous));
                 shared.push_back(Arc::clone(endpoint));
             }
         }
@@ -591,9 +596,17 @@ async fn reload(store: &dyn Store, routes: &Routes, id: i64) -> Option<i64> {
     match store.load_project(id).await {
         Ok(Some(loaded)) => {
             let revision = loaded.project.revision;
-            let compiled = tokio::task::spawn_blocking(move || CompiledProject::load(loaded))
-                .await
-                .ok()?;
+            // The served revision's stats go on with the reloaded one.
+            let served = routes.load().projects().find(|p| p.def.id == id).cloned();
+            let compiled = tokio::task::spawn_blocking(move || {
+                let compiled = CompiledProject::load(loaded);
+                match served {
+                    Some(served) => compiled.counting_as(&served),
+                    None => compiled,
+                }
+            })
+            .await
+            .ok()?;
             retire(routes.publish(Publish::Mount(Arc::new(compiled))));
             tracing::warn!(
                 project_id = id,
@@ -894,7 +907,8 @@ impl Changes {
                 }
                 (Some(index), _) => {
                     let before = project.endpoints.set(index, endpoint.clone());
-                    handlers.set(index, handler.clone());
+                    let previous = current.handlers.get(index).map(AsRef::as_ref);
+                    handlers.set(index, CompiledEndpoint::new(handler.clone(), previous));
                     let diff = if before.spec == endpoint.spec {
                         Vec::new()
                     } else {
@@ -904,7 +918,7 @@ impl Changes {
                 }
                 (None, _) => {
                     project.endpoints.push_back(endpoint.clone());
-                    handlers.push_back(handler.clone());
+                    handlers.push_back(CompiledEndpoint::new(handler.clone(), None));
                     (
                         vec![DiffItem::endpoint("add", &endpoint)],
                         RouteEdit::Appended,
@@ -954,7 +968,8 @@ impl Changes {
             };
             let routes = route_edit_of(before, &endpoint);
             project.endpoints.set(index, endpoint.clone());
-            handlers.set(index, handler);
+            let previous = current.handlers.get(index).map(AsRef::as_ref);
+            handlers.set(index, CompiledEndpoint::new(handler, previous));
             Ok(Edit::new(project, handlers, OwnedOps::Upsert(endpoint), diff).routes(routes))
         })
         .await
@@ -1298,10 +1313,24 @@ mod tests {
         CompiledProject::build(Arc::new(project), handlers)
     }
 
+    /// The status `project` answers a GET of `path` with.
+    fn served(project: &CompiledProject, path: &str) -> u16 {
+        let crate::routing::ProjectLookup::Found { endpoint, .. } =
+            project.lookup(&http::Method::GET, path)
+        else {
+            panic!("{path} is served");
+        };
+        let Handler::Mock(mock) = &endpoint.handler;
+        let crate::handlers::Reply::Now(response) = mock.respond() else {
+            panic!("no delay");
+        };
+        response.status().as_u16()
+    }
+
     fn handlers_of(endpoints: &[Arc<Endpoint>]) -> HandlerList {
         endpoints
             .iter()
-            .map(|e| Arc::new(Handler::compile(&e.spec).unwrap()))
+            .map(|e| CompiledEndpoint::new(Handler::compile(&e.spec).unwrap(), None))
             .collect()
     }
 
@@ -1324,15 +1353,7 @@ mod tests {
             Arc::ptr_eq(&router(&first), &router(&next)),
             "same routes share the router"
         );
-        let crate::routing::ProjectLookup::Found { handler, .. } =
-            next.lookup(&http::Method::GET, "/b/1")
-        else {
-            panic!("/b/1 is served");
-        };
-        let crate::handlers::Reply::Now(response) = handler.respond() else {
-            panic!("no delay");
-        };
-        assert_eq!(response.status(), 503, "the new response is served");
+        assert_eq!(served(&next, "/b/1"), 503, "the new response is served");
 
         let mut moved = endpoints.clone();
         moved[1] = endpoint("b", "/c/{x}", 200);
@@ -1398,15 +1419,7 @@ mod tests {
             )
             .unwrap();
         for (path, status) in [("/a", 200), ("/b/1", 200), ("/c", 201)] {
-            let crate::routing::ProjectLookup::Found { handler, .. } =
-                next.lookup(&http::Method::GET, path)
-            else {
-                panic!("{path} is served");
-            };
-            let crate::handlers::Reply::Now(response) = handler.respond() else {
-                panic!("no delay");
-            };
-            assert_eq!(response.status(), status, "{path}");
+            assert_eq!(served(&next, path), status, "{path}");
         }
         assert!(
             matches!(

@@ -300,6 +300,12 @@ impl axum::response::IntoResponse for ApiError {
 #[derive(Debug, Clone)]
 pub struct Pending(pub ApiError);
 
+/// The request id as text for an error body (`unknown` if it is not valid text, which the
+/// edge never lets happen).
+pub fn id_str(id: &http::HeaderValue) -> &str {
+    id.to_str().unwrap_or("unknown")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ pub mod server;
 pub(crate) mod body;
 pub(crate) mod handlers;
 pub(crate) mod observe;
+pub(crate) mod pipeline;
 pub(crate) mod routing;
 
 pub(crate) mod changes;

@@ -44,8 +44,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
-use http_body::Body as _;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -60,11 +58,12 @@ use crate::changes::Changes;
 use crate::config::{Config, ConnectionLimits};
 use crate::demo::{self, DemoInfo};
 use crate::error::{self, ApiError, Code, Pending};
-use crate::handlers::Reply;
 use crate::model::{Role, is_reserved_root};
 use crate::observe;
+use crate::observe::Telemetry;
+use crate::pipeline::{Pipeline, record};
 use crate::platform::{self, AppState, PlatformConfig};
-use crate::routing::{ProjectLookup, Routes, split_segment};
+use crate::routing::{Routes, split_segment};
 use crate::store::{self, Store, StoreError};
 
 /// Why a node could not start.
@@ -88,10 +87,10 @@ pub enum ServerError {
 
 /// The state every request reaches.
 struct App {
-    routes: Arc<Routes>,
+    /// Project requests.
+    pipeline: Pipeline,
+    /// Reserved paths: `/auth`, `/admin`, `/health`, `/stats`, …
     platform: axum::Router,
-    body_limit: u64,
-    body_read_timeout: Duration,
 }
 
 /// A running node.
@@ -184,9 +183,11 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     } else {
         None
     };
+    let telemetry = Arc::new(Telemetry::new());
     let state = AppState {
         accounts,
         changes,
+        telemetry: telemetry.clone(),
         config: Arc::new(PlatformConfig {
             registration: config.registration(),
             admin_body_limit: config.admin_body_limit,
@@ -194,10 +195,13 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         }),
     };
     let app = Arc::new(App {
-        routes,
+        pipeline: Pipeline {
+            routes,
+            telemetry,
+            body_limit: config.body_limit,
+            body_read_timeout: config.limits.body_read_timeout,
+        },
         platform: platform::router(state),
-        body_limit: config.body_limit,
-        body_read_timeout: config.limits.body_read_timeout,
     });
     raise_fd_limit(config.limits.max_connections);
     let addr = SocketAddr::new(config.listen, config.port);
@@ -599,17 +603,20 @@ fn raise_fd_limit(max_connections: usize) {
 
 impl App {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let start = std::time::Instant::now();
         let id = observe::request_id(request.headers());
         let guarded =
-            std::panic::AssertUnwindSafe(self.dispatch(request, &id, peer)).catch_unwind();
+            std::panic::AssertUnwindSafe(self.dispatch(request, &id, peer, start)).catch_unwind();
         let mut response = match guarded.await {
             Ok(response) => response,
             Err(_) => {
                 tracing::error!(request_id = ?id, "handler panicked");
-                error::render(
+                let response = error::render(
                     &ApiError::new(Code::Internal, "internal error"),
-                    id_str(&id),
-                )
+                    error::id_str(&id),
+                );
+                record::instance(&self.pipeline.telemetry, response.status(), start);
+                response
             }
         };
         response.headers_mut().insert(observe::REQUEST_ID, id);
@@ -621,6 +628,7 @@ impl App {
         mut request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
+        start: std::time::Instant,
     ) -> Response<Body> {
         let path = request.uri().path();
         let first = path
@@ -628,56 +636,18 @@ impl App {
             .map(|rest| split_segment(rest).0)
             .unwrap_or("");
         if first.is_empty() || is_reserved_root(first) {
+            let counted = observe::counted(path);
             request.extensions_mut().insert(RequestId(id.clone()));
             request.extensions_mut().insert(ClientAddr(peer));
             // Boxed so that the project path's future stays small: the platform's is large,
             // and every request would otherwise copy it around.
-            return Box::pin(self.platform(request, id)).await;
-        }
-        let reply = self.project(&request);
-        // Mock answers do not depend on the body, but it must be read so that the
-        // connection can carry the next request; a body over the limit is refused.
-        if !request.body().is_end_stream()
-            && let Err(error) =
-                drain(request.into_body(), self.body_limit, self.body_read_timeout).await
-        {
-            return error::render(&error, id_str(id));
-        }
-        match reply {
-            Ok(Reply::Now(response)) => response,
-            Ok(Reply::After(delay, response)) => {
-                tokio::time::sleep(delay).await;
-                response
+            let response = Box::pin(self.platform(request, id)).await;
+            if counted {
+                record::instance(&self.pipeline.telemetry, response.status(), start);
             }
-            Err(error) => error::render(&error, id_str(id)),
+            return response;
         }
-    }
-
-    /// The hot path. Synchronous on purpose: the route table guard never crosses an await.
-    fn project(&self, request: &Request<Incoming>) -> Result<Reply, ApiError> {
-        let table = self.routes.load();
-        let (project, rest) = table
-            .resolve(request.uri().path())
-            .ok_or_else(ApiError::not_found)?;
-        match project.lookup(request.method(), rest) {
-            ProjectLookup::Found { handler, .. } => Ok(handler.respond()),
-            ProjectLookup::MethodNotAllowed(allow) => Err(ApiError::method_not_allowed(allow)),
-            ProjectLookup::NotFound => Err(ApiError::not_found()),
-            ProjectLookup::Unavailable(problem) => {
-                if let Some(requests) = problem.note_request() {
-                    tracing::warn!(
-                        project = %project.def.mount(),
-                        problem = problem.message(),
-                        requests,
-                        "requests to a project that could not be loaded"
-                    );
-                }
-                Err(ApiError::new(
-                    Code::ProjectUnavailable,
-                    "this project's definition does not compile; its owner can fix it through the admin API",
-                ))
-            }
-        }
+        self.pipeline.serve(request, id, start).await
     }
 
     async fn platform(&self, request: Request<Incoming>, id: &HeaderValue) -> Response<Body> {
@@ -691,7 +661,7 @@ impl App {
             Err(never) => match never {},
         };
         if let Some(Pending(error)) = response.extensions().get::<Pending>() {
-            return error::render(error, id_str(id));
+            return error::render(error, error::id_str(id));
         }
         let status = response.status();
         let bare = !response.headers().contains_key(http::header::CONTENT_TYPE);
@@ -708,7 +678,7 @@ impl App {
                 }
                 _ => ApiError::from_status(status),
             };
-            return error::render(&error, id_str(id));
+            return error::render(&error, error::id_str(id));
         }
         response.map(Body::Axum)
     }
@@ -761,30 +731,6 @@ pub(crate) fn release_freed_memory() {
     }
 }
 
-/// Reads and discards a request body, refusing one longer than `limit` or still arriving
-/// after `timeout` (counted from the start of the read, not per chunk).
-async fn drain(body: Incoming, limit: u64, timeout: Duration) -> Result<(), ApiError> {
-    tokio::time::timeout(timeout, discard(body, limit))
-        .await
-        .unwrap_or_else(|_| Err(ApiError::body_timeout(timeout)))
-}
-
-async fn discard(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
-    let mut total = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(Code::BadRequest, format!("could not read the body: {e}"))
-        })?;
-        if let Some(data) = frame.data_ref() {
-            total += data.len() as u64;
-            if total > limit {
-                return Err(ApiError::payload_too_large(limit));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The request id, in request extensions for platform handlers that log it.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
@@ -793,7 +739,3 @@ pub struct RequestId(pub HeaderValue);
 /// limit per client (failed logins).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub SocketAddr);
-
-fn id_str(id: &HeaderValue) -> &str {
-    id.to_str().unwrap_or("unknown")
-}

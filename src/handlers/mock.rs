@@ -23,7 +23,7 @@ static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=u
 static OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 
 /// A pre-rendered mock response. One is held per endpoint, so it is kept small: 64 bytes.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct MockHandler {
     status: StatusCode,
     /// Milliseconds to wait before answering; 0 for none ([`MAX_DELAY_MS`] fits).

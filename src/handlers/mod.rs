@@ -2,15 +2,62 @@
 //!
 //! [`Handler`] is one enum with one variant per kind (`mock` now; `script`, `proxy` and
 //! `dataset` in later issues), compiled once from a validated definition when the project
-//! changes, and dispatched with one `match` on the request path. A handler never touches the
-//! store or the route table; it is handed what it needs.
+//! changes, and dispatched with one `match` by the request pipeline (`pipeline`, stage 3). A
+//! handler never touches the store or the route table; it is handed a [`Context`] (the
+//! request head, path parameters, request id) and the request body, and answers with a
+//! [`Reply`].
 
 pub(crate) mod mock;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method};
+use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::model::EndpointSpec;
+use crate::routing::Params;
+
+/// What a handler may know of the request it answers. Borrowed: building one costs nothing.
+#[expect(
+    dead_code,
+    reason = "read by script, proxy and dataset handlers (later issues)"
+)]
+pub struct Context<'a> {
+    pub method: &'a Method,
+    /// The path inside the project, `/` for the project's root.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub params: Params<'a, 'a>,
+    pub headers: &'a HeaderMap,
+    pub request_id: &'a HeaderValue,
+}
+
+/// The request body, for a handler to take (to read it, or forward it). What no handler
+/// takes, the pipeline drains within the body limits, so that the connection can carry the
+/// next request.
+pub struct RequestBody(Option<Incoming>);
+
+impl RequestBody {
+    pub fn new(body: Incoming) -> RequestBody {
+        RequestBody(Some(body))
+    }
+
+    #[expect(
+        dead_code,
+        reason = "proxy, script and dataset handlers (later issues)"
+    )]
+    pub fn take(&mut self) -> Option<Incoming> {
+        self.0.take()
+    }
+
+    /// What is left for the pipeline to drain.
+    pub fn into_rest(self) -> Option<Incoming> {
+        self.0
+    }
+}
 
 /// Why a definition could not be compiled into a handler. Validation catches these first;
 /// compiling re-checks so that a stored definition that somehow went bad is reported, not
@@ -22,15 +69,22 @@ pub enum HandlerError {
 }
 
 /// A compiled endpoint handler.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Handler {
     Mock(mock::MockHandler),
 }
 
-/// What a handler answers: a response now, or after a delay.
+/// What a handler answers: a response now (literal mocks: pre-rendered bytes), after a
+/// delay, or from a future (handlers that wait on something; boxed, so that the common mock
+/// path keeps a small future).
 pub enum Reply {
     Now(http::Response<Body>),
     After(Duration, http::Response<Body>),
+    #[expect(
+        dead_code,
+        reason = "proxy, script and dataset handlers (later issues)"
+    )]
+    Later(Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>),
 }
 
 impl Handler {
@@ -38,10 +92,16 @@ impl Handler {
         mock::MockHandler::compile(&spec.response).map(Handler::Mock)
     }
 
-    /// Answers a request. Synchronous work only: the caller may hold the route table.
-    pub fn respond(&self) -> Reply {
+    /// Answers a request. Synchronous work only; anything that waits goes in
+    /// [`Reply::Later`].
+    #[inline]
+    pub fn respond(&self, cx: &Context<'_>, body: &mut RequestBody) -> Reply {
         match self {
-            Handler::Mock(mock) => mock.respond(),
+            // A mock does not read the request; the pipeline drains its body.
+            Handler::Mock(mock) => {
+                let _ = (cx, body);
+                mock.respond()
+            }
         }
     }
 }

@@ -1,16 +1,68 @@
-//! Observing requests: today the request id; logs, stats, metrics and the journal join here.
+//! Observing requests: the request id, and the traffic stats ([`stats`], counted by the
+//! pipeline's record stage; [`Telemetry`] holds the instance's). Logs, metrics and the
+//! journal join here.
 //!
 //! Every response carries `x-request-id`. A sane incoming id is kept (so a trace spans
 //! services); otherwise a UUIDv7 is made. Making one is on the hot path, so it takes no lock
 //! and no system call beyond the vDSO clock: the random bits come from a per-thread
 //! xoshiro generator seeded from the OS. Ids must be unique, not secret, so that is enough.
 
+pub mod histogram;
+pub mod stats;
+
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+
+/// What the node observes of its own traffic: the instance's stats, and the clock that
+/// stats use.
+pub struct Telemetry {
+    pub instance: stats::Stats,
+    started: Instant,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        Telemetry {
+            instance: stats::Stats::with_recent(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Nanoseconds from `start` to now, and the current second of the node's clock (for
+    /// the recent views). One clock read.
+    #[inline]
+    pub fn since(&self, start: Instant) -> (u64, u64) {
+        let now = Instant::now();
+        let latency =
+            u64::try_from(now.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+        (latency, self.second_at(now))
+    }
+
+    /// The current second of the node's clock.
+    pub fn second(&self) -> u64 {
+        self.second_at(Instant::now())
+    }
+
+    fn second_at(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_secs()
+    }
+}
+
+/// Whether requests to `path` count in the stats: all but those to the observability
+/// endpoints themselves, so that watching a node does not change what it reports.
+pub fn counted(path: &str) -> bool {
+    !matches!(path, "/stats" | "/metrics" | "/health" | "/ready")
+}
 
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

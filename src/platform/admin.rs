@@ -59,7 +59,7 @@ fn authorize(principal: &Principal, owner: &str) -> Result<(), ApiError> {
 }
 
 /// The live project `owner/name`, after the ownership check.
-fn live_project(
+pub(super) fn live_project(
     state: &AppState,
     principal: &Principal,
     owner: &str,

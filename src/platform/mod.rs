@@ -10,6 +10,7 @@
 mod admin;
 mod auth;
 pub mod extract;
+mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,7 @@ pub struct PlatformConfig {
 pub struct AppState {
     pub accounts: Accounts,
     pub changes: Arc<Changes>,
+    pub telemetry: Arc<crate::observe::Telemetry>,
     pub config: Arc<PlatformConfig>,
 }
 
@@ -49,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(root))
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/stats", get(stats::instance).delete(stats::reset_instance))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))
@@ -86,6 +89,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/admin/projects/{owner}/{name}/changes",
             get(admin::list_changes),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/stats",
+            get(stats::project).delete(stats::reset_project),
         )
         .fallback(fallback)
         .with_state(state)

@@ -21,7 +21,9 @@ use arc_swap::ArcSwap;
 
 use crate::handlers::Handler;
 use crate::model::{Endpoint, MethodSpec, Project};
+use crate::observe::stats::{Stats, StatsCell};
 use crate::store::LoadedProject;
+pub use matcher::Params;
 use matcher::{Lookup, RouteMethod, Router, RouterBuilder};
 
 /// Why a project could not be compiled.
@@ -38,8 +40,29 @@ pub enum CompileError {
     },
 }
 
-/// Handlers parallel to a project's endpoints, persistent like [`crate::model::EndpointList`].
-pub type HandlerList = imbl::Vector<Arc<Handler>>;
+/// Compiled endpoints parallel to a project's endpoints, persistent like
+/// [`crate::model::EndpointList`].
+pub type HandlerList = imbl::Vector<Arc<CompiledEndpoint>>;
+
+/// An endpoint ready to serve: its handler, and its stats, which belong to the endpoint's id
+/// rather than to this version of it.
+#[derive(Debug)]
+pub struct CompiledEndpoint {
+    pub handler: Handler,
+    pub stats: StatsCell,
+}
+
+impl CompiledEndpoint {
+    /// `handler` for a new endpoint, or for a new version of `previous` (same id), whose
+    /// stats it continues.
+    pub fn new(handler: Handler, previous: Option<&CompiledEndpoint>) -> Arc<CompiledEndpoint> {
+        let stats = match previous {
+            Some(previous) => StatsCell::holding(previous.stats.get().clone()),
+            None => StatsCell::new(),
+        };
+        Arc::new(CompiledEndpoint { handler, stats })
+    }
+}
 
 /// What an edit did to a project's methods and paths, as the change path knows it, so that
 /// [`CompiledProject::next`] need not compare every endpoint to find out.
@@ -61,6 +84,8 @@ pub struct CompiledProject {
     /// From project-relative path to an index into `handlers`. Shared between revisions
     /// whose routes did not change (an edit of a response only).
     pub router: Arc<Router<u32>>,
+    /// The project's traffic, handed from each revision to the next.
+    pub stats: Arc<Stats>,
     /// Why the stored project could not be loaded whole, if it could not. Such a project
     /// answers 503 to every request and refuses every change but a whole replacement, so
     /// that what was read of it is never published as if it were all of it.
@@ -130,6 +155,7 @@ impl CompiledProject {
             def,
             handlers,
             router: Arc::new(router),
+            stats: Arc::new(Stats::with_recent()),
             problem: None,
         })
     }
@@ -148,7 +174,12 @@ impl CompiledProject {
         edit: RouteEdit,
     ) -> Result<CompiledProject, CompileError> {
         if self.problem.is_some() {
-            return CompiledProject::build(def, handlers);
+            // Edits carry a changed endpoint's stats over themselves (`CompiledEndpoint::new`);
+            // the project's are handed on here.
+            return CompiledProject::build(def, handlers).map(|next| CompiledProject {
+                stats: self.stats.clone(),
+                ..next
+            });
         }
         let before = self.def.endpoints.len();
         let edit = match edit {
@@ -177,14 +208,45 @@ impl CompiledProject {
                 .map_err(|conflict| conflict_error(&def, added, conflict.existing))?;
             Arc::new(extended)
         } else {
-            return CompiledProject::build(def, handlers);
+            // Edits carry a changed endpoint's stats over themselves (`CompiledEndpoint::new`);
+            // the project's are handed on here.
+            return CompiledProject::build(def, handlers).map(|next| CompiledProject {
+                stats: self.stats.clone(),
+                ..next
+            });
         };
         Ok(CompiledProject {
             def,
             handlers,
             router,
+            stats: self.stats.clone(),
             problem: None,
         })
+    }
+
+    /// This project counting on where `previous` left off: the project's stats, and those of
+    /// every endpoint whose id is in both. For a project compiled apart from `previous` (one
+    /// reloaded from the store); `O(endpoints)`.
+    pub fn counting_as(mut self, previous: &CompiledProject) -> CompiledProject {
+        self.stats = previous.stats.clone();
+        let old: std::collections::HashMap<&str, &StatsCell> = previous
+            .def
+            .endpoints
+            .iter()
+            .zip(previous.handlers.iter())
+            .filter_map(|(e, h)| h.stats.peek().map(|_| (e.id.as_str(), &h.stats)))
+            .collect();
+        if old.is_empty() {
+            return self;
+        }
+        for (endpoint, compiled) in self.def.endpoints.iter().zip(self.handlers.iter()) {
+            if let Some(stats) = old.get(endpoint.id.as_str()).and_then(|cell| cell.peek())
+                && compiled.stats.peek().is_none()
+            {
+                compiled.stats.adopt(stats.clone());
+            }
+        }
+        self
     }
 
     /// Do `def`'s first endpoints have the methods and paths of `self`'s, in order?
@@ -206,6 +268,7 @@ impl CompiledProject {
             def,
             handlers: HandlerList::new(),
             router: Arc::new(RouterBuilder::with_capacity(0).build()),
+            stats: Arc::new(Stats::with_recent()),
             problem: Some(Arc::new(Problem::new(problem))),
         }
     }
@@ -222,7 +285,7 @@ impl CompiledProject {
         let handlers: Result<HandlerList, _> = def
             .endpoints
             .iter()
-            .map(|e| Handler::compile(&e.spec).map(Arc::new))
+            .map(|e| Handler::compile(&e.spec).map(|h| CompiledEndpoint::new(h, None)))
             .collect();
         let result = handlers.map_err(|e| e.to_string()).and_then(|handlers| {
             CompiledProject::build(def.clone(), handlers).map_err(|e| e.to_string())
@@ -244,8 +307,8 @@ impl CompiledProject {
         let path = if path.is_empty() { "/" } else { path };
         match self.router.lookup(method, path) {
             Lookup::Found(found) => match self.handlers.get(*found.value as usize) {
-                Some(handler) => ProjectLookup::Found {
-                    handler,
+                Some(endpoint) => ProjectLookup::Found {
+                    endpoint,
                     params: found.params,
                 },
                 None => ProjectLookup::NotFound,
@@ -259,8 +322,7 @@ impl CompiledProject {
 /// What a lookup inside one project found.
 pub enum ProjectLookup<'r, 'p> {
     Found {
-        handler: &'r Arc<Handler>,
-        #[allow(dead_code)]
+        endpoint: &'r Arc<CompiledEndpoint>,
         params: matcher::Params<'r, 'p>,
     },
     MethodNotAllowed(&'r str),

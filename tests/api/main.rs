@@ -20,6 +20,7 @@
 //!   the API token quota.
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
+//! - `stats`: `/stats` and project stats: counts, percentiles, resets, survival across edits.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -40,4 +41,5 @@ mod projects;
 mod quotas;
 mod revisions;
 mod routing;
+mod stats;
 mod swap;

@@ -1,0 +1,169 @@
+//! The request pipeline: how a project request is answered, in four stages.
+//!
+//! 1. **resolve** ([`resolve`]) — one `ArcSwap` load of the route table, held only to clone
+//!    the project's `Arc`; the mount, then the endpoint and its path parameters (spans of the
+//!    path). 404, 405 and the 503 of a broken project are decided here.
+//! 2. **project policy** ([`policy`]) — the project's own rules on the request head. Today
+//!    every project's policy is `none`; the per-project auth issue fills this stage.
+//! 3. **handler** (`handlers`) — `Handler::respond(&Context, &mut RequestBody)`: answers now
+//!    (literal mocks, from pre-rendered bytes), after a delay, or from a boxed future. A body
+//!    the handler does not take is drained here, under the body limits.
+//! 4. **record** ([`record`]) — the answer's status and latency go to the instance's, the
+//!    project's and the endpoint's stats (`observe::stats`).
+//!
+//! Everything before the handler is synchronous and allocation-free; a literal mock's answer
+//! is built without an await, and the only awaits are for a request body, a delay or a
+//! handler's future.
+
+pub(crate) mod policy;
+pub(crate) mod record;
+pub(crate) mod resolve;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::{HeaderValue, Request, Response};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+use crate::body::Body;
+use crate::error::{self, ApiError, Code};
+use crate::handlers::{Context, Reply, RequestBody};
+use crate::observe::Telemetry;
+use crate::routing::{ProjectLookup, Routes};
+
+/// What every project request needs: the route table, the stats and the body limits.
+pub(crate) struct Pipeline {
+    pub routes: Arc<Routes>,
+    pub telemetry: Arc<Telemetry>,
+    pub body_limit: u64,
+    pub body_read_timeout: Duration,
+}
+
+impl Pipeline {
+    /// Answers one project request (any path whose first segment is not reserved).
+    /// `start` is when the request reached the edge; its latency is counted from there.
+    pub async fn serve(
+        &self,
+        request: Request<Incoming>,
+        id: &HeaderValue,
+        start: Instant,
+    ) -> Response<Body> {
+        let (head, body) = request.into_parts();
+        let mut body = RequestBody::new(body);
+        let path = head.uri.path();
+        // Stage 1a: the project, by its mount.
+        let Some((project, rest)) = resolve::project(&self.routes, path) else {
+            let response = self
+                .finish(Err(ApiError::not_found()), body.into_rest(), id)
+                .await;
+            record::instance(&self.telemetry, response.status(), start);
+            return response;
+        };
+        // Stage 1b: the endpoint.
+        let (reply, endpoint) = match project.lookup(&head.method, rest) {
+            ProjectLookup::Found { endpoint, params } => {
+                // Stage 2: the project's policy.
+                match policy::check(&project, &head) {
+                    Ok(()) => {
+                        // Stage 3: the handler.
+                        let cx = Context {
+                            method: &head.method,
+                            path: if rest.is_empty() { "/" } else { rest },
+                            query: head.uri.query(),
+                            params,
+                            headers: &head.headers,
+                            request_id: id,
+                        };
+                        let reply = endpoint.handler.respond(&cx, &mut body);
+                        (Ok(reply), Some(endpoint))
+                    }
+                    Err(error) => (Err(error), None),
+                }
+            }
+            ProjectLookup::MethodNotAllowed(allow) => {
+                (Err(ApiError::method_not_allowed(allow)), None)
+            }
+            ProjectLookup::NotFound => (Err(ApiError::not_found()), None),
+            ProjectLookup::Unavailable(problem) => {
+                if let Some(requests) = problem.note_request() {
+                    tracing::warn!(
+                        request_id = error::id_str(id),
+                        project = %project.def.mount(),
+                        problem = problem.message(),
+                        requests,
+                        "requests to a project that could not be loaded"
+                    );
+                }
+                (
+                    Err(ApiError::new(
+                        Code::ProjectUnavailable,
+                        "this project's definition does not compile; its owner can fix it through the admin API",
+                    )),
+                    None,
+                )
+            }
+        };
+        let response = self.finish(reply, body.into_rest(), id).await;
+        // Stage 4: record.
+        record::project(
+            &self.telemetry,
+            &project,
+            endpoint,
+            response.status(),
+            start,
+        );
+        response
+    }
+
+    /// Drains what is left of the body, then waits for the reply.
+    async fn finish(
+        &self,
+        reply: Result<Reply, ApiError>,
+        rest: Option<Incoming>,
+        id: &HeaderValue,
+    ) -> Response<Body> {
+        // A body nobody took must still be read, so that the connection can carry the next
+        // request; one over the limit is refused.
+        if let Some(body) = rest
+            && !body.is_end_stream()
+            && let Err(error) = drain(body, self.body_limit, self.body_read_timeout).await
+        {
+            return error::render(&error, error::id_str(id));
+        }
+        match reply {
+            Ok(Reply::Now(response)) => response,
+            Ok(Reply::After(delay, response)) => {
+                tokio::time::sleep(delay).await;
+                response
+            }
+            Ok(Reply::Later(future)) => future.await,
+            Err(error) => error::render(&error, error::id_str(id)),
+        }
+    }
+}
+
+/// Reads and discards a request body, refusing one longer than `limit` or still arriving
+/// after `timeout` (counted from the start of the read, not per chunk).
+async fn drain(body: Incoming, limit: u64, timeout: Duration) -> Result<(), ApiError> {
+    tokio::time::timeout(timeout, discard(body, limit))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::body_timeout(timeout)))
+}
+
+async fn discard(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
+    let mut total = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(Code::BadRequest, format!("could not read the body: {e}"))
+        })?;
+        if let Some(data) = frame.data_ref() {
+            total += data.len() as u64;
+            if total > limit {
+                return Err(ApiError::payload_too_large(limit));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The stats API: `GET /stats` for the whole instance, `GET /admin/projects/{o}/{p}/stats`
+//! for a project (`?by=endpoint` adds one entry per endpoint), and `DELETE` on the same
+//! paths to start counting again (an admin for the instance; the owner or an admin for a
+//! project). The format is DESIGN.md's "Stats format", documented in
+//! `docs/observability.md`; the counting itself is `observe::stats`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::admin::live_project;
+use super::extract::{Path, Query};
+use crate::accounts::Principal;
+use crate::error::{ApiError, Code};
+use crate::observe::stats::{Report, Stats};
+
+pub(super) async fn instance(State(state): State<AppState>) -> Response {
+    let telemetry = &state.telemetry;
+    axum::Json(telemetry.instance.report(telemetry.second())).into_response()
+}
+
+pub(super) async fn reset_instance(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<StatusCode, ApiError> {
+    if !principal.is_admin() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only an admin may reset the instance's stats",
+        ));
+    }
+    state.telemetry.instance.reset();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatsQuery {
+    by: Option<By>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum By {
+    Endpoint,
+}
+
+/// A project's stats, and with `?by=endpoint` each endpoint's.
+#[derive(Serialize)]
+struct ProjectStats<'a> {
+    project: String,
+    revision: i64,
+    #[serde(flatten)]
+    totals: Report,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoints: Option<Vec<EndpointStats<'a>>>,
+}
+
+#[derive(Serialize)]
+struct EndpointStats<'a> {
+    id: &'a str,
+    method: &'a str,
+    path: &'a str,
+    #[serde(flatten)]
+    totals: Report,
+}
+
+pub(super) async fn project(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<StatsQuery>,
+) -> Result<Response, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    let second = state.telemetry.second();
+    // Endpoints never called have no counters yet; they report zeros.
+    let untouched = Stats::new().report(second);
+    let endpoints = (query.by == Some(By::Endpoint)).then(|| {
+        project
+            .def
+            .endpoints
+            .iter()
+            .zip(project.handlers.iter())
+            .map(|(endpoint, compiled)| EndpointStats {
+                id: &endpoint.id,
+                method: endpoint.spec.method.as_str(),
+                path: &endpoint.spec.path,
+                totals: compiled
+                    .stats
+                    .peek()
+                    .map_or_else(|| untouched.clone(), |stats| stats.report(second)),
+            })
+            .collect()
+    });
+    let answer = ProjectStats {
+        project: project.def.mount(),
+        revision: project.def.revision,
+        totals: project.stats.report(second),
+        endpoints,
+    };
+    Ok(axum::Json(answer).into_response())
+}
+
+pub(super) async fn reset_project(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    project.stats.reset();
+    for compiled in project.handlers.iter() {
+        if let Some(stats) = compiled.stats.peek() {
+            stats.reset();
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
