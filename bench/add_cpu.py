@@ -38,7 +38,7 @@ def main():
     probe.close()
     server = subprocess.Popen(
         ["taskset", "-c", "0", binary, "serve", "--db", f"sqlite://{workdir}/s.db",
-         "--port", str(port), "--workers", "1"],
+         "--port", str(port), "--workers", "1", "--access-log", "off"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         os.sched_setaffinity(0, {1})

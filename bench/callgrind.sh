@@ -8,7 +8,8 @@
 # connection sends BENCH_CG_WARMUP sequential `GET /alice/demo/hello`, the counters are
 # zeroed (`callgrind_control -z`), it sends BENCH_CG_REQUESTS more, the counters are dumped
 # (`callgrind_control -d`), and the dumped total divided by the request count is printed.
-# Servers: Switchyard (`--workers 1`, on a store made by `serve --demo`) and the minimal
+# Servers: Switchyard (`--workers 1 --access-log off`, on a store made by `serve --demo`;
+# stats on, as by default) and the minimal
 # hyper server of bench/hyper_baseline.rs. Only 127.0.0.1 is used; every process started
 # here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (200),
 # BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate).
@@ -89,5 +90,5 @@ wait_port 18931
 kill -TERM "$DEMO"
 wait "$DEMO" 2>/dev/null || true
 
-measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn
+measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn --access-log off
 measure hyper 18933 "$HYPER" --port 18933

@@ -231,7 +231,7 @@ DB="sqlite://$WORK/switchyard.db"
 start_switchyard() {
     SY_PORT=$(free_port)
     NO_COLOR=1 taskset -c "$SCPU" "$SY" serve --db "$1" --port "$SY_PORT" --workers 1 \
-        --admin-body-limit 64MiB >"$2" 2>&1 &
+        --admin-body-limit 64MiB --access-log off >"$2" 2>&1 &
     SY_PID=$!
     PIDS+=("$SY_PID")
     wait_http "http://127.0.0.1:$SY_PORT/health" "$SY_PID"
@@ -340,7 +340,7 @@ kv "$WORK/cold100k.txt" cold
 
 # ---------------------------------------------------------------- 5. add 10,000 from Python
 log "adding $ADD_COUNT endpoints one at a time from Python (keep-alive, then a connection per request)"
-python3 bench/add_latency.py --bin "$SY" --server-args "--workers 1" --server-cpu "$SCPU" --client-cpu "$LCPU" \
+python3 bench/add_latency.py --bin "$SY" --server-args "--workers 1 --access-log off" --server-cpu "$SCPU" --client-cpu "$LCPU" \
     --count "$ADD_COUNT" --mode both --out "$WORK/pyadd.txt" >"$WORK/pyadd-report.txt" 2>"$WORK/pyadd.log" \
     || { cat "$WORK/pyadd.log" >&2; die "adding endpoints from Python failed"; }
 kv "$WORK/pyadd.txt" py

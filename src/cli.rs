@@ -2,6 +2,7 @@
 //! variable, then resolved into a `config::Config` and handed to `server`.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConnectionLimits, LoginLimits, Quotas, Registration};
+use crate::observe::logs::{self, LogFormat, LogSettings};
 use crate::server;
 
 /// Switchyard hosts many small HTTP APIs in one binary and changes them at runtime.
@@ -195,14 +197,57 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_WORKERS", hide_env_values = true)]
     pub workers: Option<usize>,
 
-    /// Log filter, as RUST_LOG takes it (e.g. info, switchyard=debug).
+    /// Log level or filter, as RUST_LOG takes it (e.g. info, warn,access=info,
+    /// switchyard=debug).
     #[arg(
-        long,
+        long = "log-level",
+        alias = "log",
         env = "SWITCHYARD_LOG",
         hide_env_values = true,
         default_value = "info"
     )]
     pub log: String,
+
+    /// Log line format: text, or one JSON object per line.
+    #[arg(
+        long,
+        env = "SWITCHYARD_LOG_FORMAT",
+        hide_env_values = true,
+        value_enum,
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
+    /// Write logs to this file instead of standard error, rotated daily (PATH.YYYY-MM-DD).
+    #[arg(long, env = "SWITCHYARD_LOG_FILE", hide_env_values = true)]
+    pub log_file: Option<PathBuf>,
+
+    /// Rotated log files kept, besides today's.
+    #[arg(
+        long,
+        env = "SWITCHYARD_LOG_RETENTION",
+        hide_env_values = true,
+        default_value_t = 7
+    )]
+    pub log_retention: usize,
+
+    /// One access-log line per request (target `access`, level info); /health and /ready
+    /// are never logged.
+    #[arg(
+        long,
+        env = "SWITCHYARD_ACCESS_LOG",
+        hide_env_values = true,
+        value_enum,
+        default_value = "on"
+    )]
+    pub access_log: Switch,
+}
+
+/// A feature switch on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 fn parse_size(value: &str) -> Result<usize, String> {
@@ -244,6 +289,7 @@ impl ServeArgs {
                 tokens_per_user: self.max_tokens_per_user,
                 pattern_siblings: self.max_pattern_siblings,
             },
+            access_log: self.access_log == Switch::On,
             commit_gate: None,
         };
         config.validate()?;
@@ -271,14 +317,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log).context("--log / SWITCHYARD_LOG")?,
-        )
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal; files and pipes get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // Held to the end: dropping it flushes the log writer.
+    let _logs = logs::init(&LogSettings {
+        filter: args.log.clone(),
+        format: args.log_format,
+        file: args.log_file.clone(),
+        retention: args.log_retention,
+    })?;
     // One worker means one core: a current-thread runtime serves it without the
     // work-stealing machinery a multi-thread runtime pays for on every wake-up.
     let mut runtime = match args.workers {

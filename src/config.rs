@@ -51,6 +51,8 @@ pub struct Config {
     pub login: LoginLimits,
     /// How much one user may create.
     pub quotas: Quotas,
+    /// One access-log line per request.
+    pub access_log: bool,
     /// Test hook: hold every change between its commit and its publish.
     #[doc(hidden)]
     pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
@@ -157,6 +159,7 @@ impl Config {
                 tokens_per_user: 100,
                 pattern_siblings: 256,
             },
+            access_log: true,
             commit_gate: None,
         }
     }

@@ -200,6 +200,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             telemetry,
             body_limit: config.body_limit,
             body_read_timeout: config.limits.body_read_timeout,
+            access_log: config.access_log,
         },
         platform: platform::router(state),
     });
@@ -615,7 +616,8 @@ impl App {
                     &ApiError::new(Code::Internal, "internal error"),
                     error::id_str(&id),
                 );
-                record::instance(&self.pipeline.telemetry, response.status(), start);
+                let outcome = record::measure(&self.pipeline.telemetry, &response, start);
+                record::instance(&self.pipeline.telemetry, outcome);
                 response
             }
         };
@@ -625,7 +627,7 @@ impl App {
 
     async fn dispatch(
         &self,
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
         start: std::time::Instant,
@@ -636,18 +638,45 @@ impl App {
             .map(|rest| split_segment(rest).0)
             .unwrap_or("");
         if first.is_empty() || is_reserved_root(first) {
-            let counted = observe::counted(path);
-            request.extensions_mut().insert(RequestId(id.clone()));
-            request.extensions_mut().insert(ClientAddr(peer));
             // Boxed so that the project path's future stays small: the platform's is large,
             // and every request would otherwise copy it around.
-            let response = Box::pin(self.platform(request, id)).await;
-            if counted {
-                record::instance(&self.pipeline.telemetry, response.status(), start);
-            }
-            return response;
+            return Box::pin(self.platform_request(request, id, peer, start)).await;
         }
-        self.pipeline.serve(request, id, start).await
+        self.pipeline.serve(request, id, peer, start).await
+    }
+
+    /// A request to a reserved path: the platform answers it, and it is counted and logged
+    /// like a project request but for the observability endpoints.
+    async fn platform_request(
+        &self,
+        mut request: Request<Incoming>,
+        id: &HeaderValue,
+        peer: SocketAddr,
+        start: std::time::Instant,
+    ) -> Response<Body> {
+        let path = request.uri().path();
+        let counted = observe::counted(path);
+        let logged = self.pipeline.access_log && !matches!(path, "/health" | "/ready");
+        let head = logged.then(|| (request.method().clone(), request.uri().clone()));
+        request.extensions_mut().insert(RequestId(id.clone()));
+        request.extensions_mut().insert(ClientAddr(peer));
+        let response = self.platform(request, id).await;
+        let telemetry = &self.pipeline.telemetry;
+        let outcome = record::measure(telemetry, &response, start);
+        if counted {
+            record::instance(telemetry, outcome);
+        }
+        if let Some((method, uri)) = &head {
+            let line = record::Line {
+                id,
+                client: peer,
+                method,
+                uri,
+                project: None,
+            };
+            record::access(line, &response, outcome);
+        }
+        response
     }
 
     async fn platform(&self, request: Request<Incoming>, id: &HeaderValue) -> Response<Body> {

@@ -8,6 +8,7 @@
 //! xoshiro generator seeded from the OS. Ids must be unique, not secret, so that is enough.
 
 pub mod histogram;
+pub mod logs;
 pub mod stats;
 
 use std::cell::RefCell;
@@ -89,7 +90,8 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     new_request_id()
 }
 
-/// A fresh UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits.
+/// A fresh UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, the version, 12 random bits,
+/// the variant, 62 random bits; hyphenated lowercase hex.
 pub fn new_request_id() -> HeaderValue {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -100,13 +102,43 @@ pub fn new_request_id() -> HeaderValue {
         let mut rng = rng.borrow_mut();
         (rng.next_u64(), rng.next_u64())
     });
-    let mut random = [0u8; 10];
-    random[..8].copy_from_slice(&high.to_le_bytes());
-    random[8..].copy_from_slice(&low.to_le_bytes()[..2]);
-    let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
-    let mut buffer = uuid::Uuid::encode_buffer();
-    let text = uuid.hyphenated().encode_lower(&mut buffer);
-    HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("unknown"))
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6..14].copy_from_slice(&high.to_le_bytes());
+    bytes[14..].copy_from_slice(&low.to_le_bytes()[..2]);
+    bytes[6] = 0x70 | (bytes[6] & 0x0f);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
+    let text = hyphenated(&bytes);
+    // SAFETY: not a memory-safety matter: `from_maybe_shared_unchecked` skips the check that
+    // every byte is a visible ASCII character, and `hyphenated` writes only `0-9a-f` and `-`.
+    // Done on every request without an id of its own, so the check is worth skipping.
+    unsafe { HeaderValue::from_maybe_shared_unchecked(bytes::Bytes::copy_from_slice(&text)) }
+}
+
+/// Two lowercase hex digits for every byte value.
+static HEX: [[u8; 2]; 256] = {
+    let digits = b"0123456789abcdef";
+    let mut table = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = [digits[i >> 4], digits[i & 0xf]];
+        i += 1;
+    }
+    table
+};
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+fn hyphenated(bytes: &[u8; 16]) -> [u8; 36] {
+    let mut text = [b'-'; 36];
+    let mut at = 0;
+    for (index, byte) in bytes.iter().enumerate() {
+        if matches!(index, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        text[at..at + 2].copy_from_slice(&HEX[usize::from(*byte)]);
+        at += 2;
+    }
+    text
 }
 
 #[cfg(test)]
@@ -130,6 +162,21 @@ mod tests {
             ids[999].get_timestamp().unwrap(),
         );
         assert!(first.to_unix() <= last.to_unix());
+    }
+
+    #[test]
+    fn ids_are_formatted_like_the_uuid_crate_does() {
+        for _ in 0..100 {
+            let id = new_request_id();
+            let text = id.to_str().unwrap();
+            let parsed = uuid::Uuid::parse_str(text).unwrap();
+            assert_eq!(parsed.hyphenated().to_string(), text);
+        }
+        let bytes: [u8; 16] = std::array::from_fn(|i| (i as u8) * 17);
+        assert_eq!(
+            std::str::from_utf8(&hyphenated(&bytes)).unwrap(),
+            uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub(crate) mod policy;
 pub(crate) mod record;
 pub(crate) mod resolve;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub(crate) struct Pipeline {
     pub telemetry: Arc<Telemetry>,
     pub body_limit: u64,
     pub body_read_timeout: Duration,
+    /// One access-log line per request.
+    pub access_log: bool,
 }
 
 impl Pipeline {
@@ -48,6 +51,7 @@ impl Pipeline {
         &self,
         request: Request<Incoming>,
         id: &HeaderValue,
+        peer: SocketAddr,
         start: Instant,
     ) -> Response<Body> {
         let (head, body) = request.into_parts();
@@ -58,12 +62,27 @@ impl Pipeline {
             let response = self
                 .finish(Err(ApiError::not_found()), body.into_rest(), id)
                 .await;
-            record::instance(&self.telemetry, response.status(), start);
+            let outcome = record::measure(&self.telemetry, &response, start);
+            record::instance(&self.telemetry, outcome);
+            if self.access_log {
+                let line = record::Line {
+                    id,
+                    client: peer,
+                    method: &head.method,
+                    uri: &head.uri,
+                    project: None,
+                };
+                record::access(line, &response, outcome);
+            }
             return response;
         };
         // Stage 1b: the endpoint.
         let (reply, endpoint) = match project.lookup(&head.method, rest) {
-            ProjectLookup::Found { endpoint, params } => {
+            ProjectLookup::Found {
+                endpoint,
+                index,
+                params,
+            } => {
                 // Stage 2: the project's policy.
                 match policy::check(&project, &head) {
                     Ok(()) => {
@@ -77,7 +96,7 @@ impl Pipeline {
                             request_id: id,
                         };
                         let reply = endpoint.handler.respond(&cx, &mut body);
-                        (Ok(reply), Some(endpoint))
+                        (Ok(reply), Some((endpoint, index)))
                     }
                     Err(error) => (Err(error), None),
                 }
@@ -107,13 +126,23 @@ impl Pipeline {
         };
         let response = self.finish(reply, body.into_rest(), id).await;
         // Stage 4: record.
+        let outcome = record::measure(&self.telemetry, &response, start);
         record::project(
             &self.telemetry,
             &project,
-            endpoint,
-            response.status(),
-            start,
+            endpoint.map(|(endpoint, _)| endpoint),
+            outcome,
         );
+        if self.access_log {
+            let line = record::Line {
+                id,
+                client: peer,
+                method: &head.method,
+                uri: &head.uri,
+                project: Some((&project, endpoint.map(|(_, index)| index))),
+            };
+            record::access(line, &response, outcome);
+        }
         response
     }
 

@@ -1,24 +1,51 @@
-//! Stage 4 of the pipeline: counting the answer.
+//! Stage 4 of the pipeline: counting and logging the answer.
 //!
-//! One clock read when the response head is ready; the latency since the request reached
-//! the edge goes to the instance's stats, and for a project request to the project's and,
-//! when an endpoint answered, the endpoint's (`observe::stats`). Requests to the
+//! One clock read when the response head is ready ([`measure`]); the latency since the
+//! request reached the edge goes to the instance's stats, and for a project request to the
+//! project's and, when an endpoint answered, the endpoint's (`observe::stats`). With the
+//! access log on, one line per request (`observe::logs::access`). Requests to the
 //! observability endpoints themselves (`/stats`, `/metrics`, `/health`, `/ready`) are not
-//! counted, so that watching a node does not change what it reports.
+//! counted, so that watching a node does not change what it reports; `/health` and `/ready`
+//! are not logged either.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::StatusCode;
+use http::{HeaderValue, Method, Response, Uri};
+use http_body::Body as _;
 
-use crate::observe::Telemetry;
+use crate::body::Body;
+use crate::error;
+use crate::observe::{Telemetry, logs};
 use crate::routing::{CompiledEndpoint, CompiledProject};
+
+/// An answered request, measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub status: u16,
+    pub latency_ns: u64,
+    /// The second of the node's clock it ended in.
+    pub second: u64,
+}
+
+/// Reads the clock once: how long since `start`, for a response with `status`.
+#[inline]
+pub fn measure(telemetry: &Telemetry, response: &Response<Body>, start: Instant) -> Outcome {
+    let (latency_ns, second) = telemetry.since(start);
+    Outcome {
+        status: response.status().as_u16(),
+        latency_ns,
+        second,
+    }
+}
 
 /// Counts a request that reached no project (a platform request, or an unknown mount).
 #[inline]
-pub fn instance(telemetry: &Telemetry, status: StatusCode, start: Instant) {
-    let (latency, second) = telemetry.since(start);
-    telemetry.instance.record(status.as_u16(), latency, second);
+pub fn instance(telemetry: &Telemetry, outcome: Outcome) {
+    telemetry
+        .instance
+        .record(outcome.status, outcome.latency_ns, outcome.second);
 }
 
 /// Counts a project request: instance, project and, if one answered, endpoint.
@@ -27,14 +54,50 @@ pub fn project(
     telemetry: &Telemetry,
     project: &CompiledProject,
     endpoint: Option<&Arc<CompiledEndpoint>>,
-    status: StatusCode,
-    start: Instant,
+    outcome: Outcome,
 ) {
-    let (latency, second) = telemetry.since(start);
-    let status = status.as_u16();
-    telemetry.instance.record(status, latency, second);
-    project.stats.record(status, latency, second);
+    let Outcome {
+        status,
+        latency_ns,
+        second,
+    } = outcome;
+    telemetry.instance.record(status, latency_ns, second);
+    project.stats.record(status, latency_ns, second);
     if let Some(endpoint) = endpoint {
-        endpoint.stats.get().record(status, latency, second);
+        endpoint.stats.get().record(status, latency_ns, second);
     }
+}
+
+/// What the access log says of a request besides its outcome.
+pub struct Line<'a> {
+    pub id: &'a HeaderValue,
+    pub client: SocketAddr,
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    /// The project, and the index of the endpoint that answered.
+    pub project: Option<(&'a CompiledProject, Option<usize>)>,
+}
+
+/// Writes the access-log line of a request.
+pub fn access(line: Line<'_>, response: &Response<Body>, outcome: Outcome) {
+    let mount = line
+        .project
+        .map(|(project, _)| format!("{}/{}", project.def.owner, project.def.name));
+    let endpoint = line.project.and_then(|(project, index)| {
+        index
+            .and_then(|index| project.def.endpoints.get(index))
+            .map(|endpoint| endpoint.id.as_str())
+    });
+    logs::access(
+        error::id_str(line.id),
+        line.client,
+        line.method,
+        line.uri.path(),
+        line.uri.query(),
+        mount.as_deref(),
+        endpoint,
+        outcome.status,
+        response.body().size_hint().exact(),
+        outcome.latency_ns,
+    );
 }

@@ -112,12 +112,26 @@ async fn health() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
 
+/// How long `/ready` waits for the store before answering 503.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// 200 when the store answers a trivial query within [`READY_TIMEOUT`], else 503 with the
+/// reason: what a load balancer or an orchestrator's readiness probe asks.
 async fn ready(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state.accounts.store().ping().await.map_err(|error| {
-        tracing::warn!(%error, "store does not answer");
-        ApiError::new(Code::StoreUnavailable, "the store does not answer")
-    })?;
-    Ok(axum::Json(json!({"status": "ready"})))
+    let reason = match tokio::time::timeout(READY_TIMEOUT, state.accounts.store().ping()).await {
+        Ok(Ok(())) => return Ok(axum::Json(json!({"status": "ready"}))),
+        Ok(Err(error)) => {
+            // The cause stays in the log: 5xx messages do not show internals.
+            tracing::warn!(%error, "store ping failed");
+            "the store does not answer".to_owned()
+        }
+        Err(_) => format!(
+            "the store did not answer within {} s",
+            READY_TIMEOUT.as_secs()
+        ),
+    };
+    tracing::warn!(%reason, "not ready");
+    Err(ApiError::new(Code::StoreUnavailable, reason))
 }
 
 async fn fallback() -> ApiError {

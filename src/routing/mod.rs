@@ -309,6 +309,7 @@ impl CompiledProject {
             Lookup::Found(found) => match self.handlers.get(*found.value as usize) {
                 Some(endpoint) => ProjectLookup::Found {
                     endpoint,
+                    index: *found.value as usize,
                     params: found.params,
                 },
                 None => ProjectLookup::NotFound,
@@ -323,6 +324,8 @@ impl CompiledProject {
 pub enum ProjectLookup<'r, 'p> {
     Found {
         endpoint: &'r Arc<CompiledEndpoint>,
+        /// Its position in the project's endpoints.
+        index: usize,
         params: matcher::Params<'r, 'p>,
     },
     MethodNotAllowed(&'r str),

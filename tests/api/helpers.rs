@@ -425,8 +425,15 @@ pub struct Process {
 impl Process {
     /// Starts `switchyard serve` on `db` with extra `args`; it logs errors only.
     pub async fn start(db: &str, args: &[&str]) -> Process {
+        let mut all = vec!["--log-level", "error"];
+        all.extend_from_slice(args);
+        Process::start_with_logs(db, &all).await
+    }
+
+    /// Like [`Process::start`], with the binary's own log settings unless `args` set them.
+    pub async fn start_with_logs(db: &str, args: &[&str]) -> Process {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--port", "0", "--db", db, "--log", "error"])
+            .args(["serve", "--port", "0", "--db", db])
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())
@@ -446,6 +453,21 @@ impl Process {
         .await
         .expect("the binary listens within 30 s");
         Process { child, base }
+    }
+
+    /// Sends SIGTERM and waits (up to 15 s) for a clean exit.
+    pub async fn terminate(mut self) {
+        let pid = self.child.id().expect("a pid").to_string();
+        let signalled = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(signalled.success());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("the process exits")
+            .expect("exit status");
+        assert!(status.success(), "exit status {status}");
     }
 
     /// A `/proc/PID/status` figure in KiB (`VmRSS`, `VmHWM`).

@@ -21,6 +21,7 @@
 //! - `durability`: restart, kill -9 right after an acknowledged change, SIGTERM, broken
 //!   stored projects.
 //! - `stats`: `/stats` and project stats: counts, percentiles, resets, survival across edits.
+//! - `logs`: the binary's logs: JSON lines, the access log, redaction, `--access-log off`.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -37,6 +38,7 @@ mod endpoints;
 mod errors;
 mod health;
 mod login_limits;
+mod logs;
 mod projects;
 mod quotas;
 mod revisions;
