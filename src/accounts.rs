@@ -245,6 +245,11 @@ impl Accounts {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+
+    /// Password hashes waiting for a hashing thread now.
+    pub fn hashes_queued(&self) -> usize {
+        self.hasher.queued()
+    }
 }
 
 #[cfg(test)]

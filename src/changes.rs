@@ -30,6 +30,7 @@ use crate::handlers::Handler;
 use crate::model::{
     Endpoint, EndpointList, EndpointSpec, Mode, Project, ProjectDefinition, new_endpoint_id,
 };
+use crate::observe::Telemetry;
 use crate::routing::{
     CompileError, CompiledEndpoint, CompiledProject, HandlerList, Publish, RouteEdit, Routes,
     retire,
@@ -189,6 +190,8 @@ pub struct Changes {
     quotas: Quotas,
     locks: Arc<ProjectLocks>,
     gate: Option<Arc<CommitGate>>,
+    /// Where commit latencies are counted.
+    telemetry: Arc<Telemetry>,
 }
 
 /// One change lock per project, by store id (stable across renames). The request path
@@ -632,6 +635,7 @@ struct Finish {
     store: Arc<dyn Store>,
     routes: Arc<Routes>,
     gate: Option<Arc<CommitGate>>,
+    telemetry: Arc<Telemetry>,
     compiled: Arc<CompiledProject>,
     base_revision: i64,
     ops: OwnedOps,
@@ -653,6 +657,7 @@ impl Finish {
         };
         // The store commits only on top of `base_revision` (a second node on a shared
         // database may have moved it), so the new revision is `def.revision`.
+        let started = std::time::Instant::now();
         let committed = self
             .store
             .commit(&Commit {
@@ -667,6 +672,7 @@ impl Finish {
                 now: self.now,
             })
             .await;
+        self.telemetry.record_commit(committed.is_ok(), started);
         match committed {
             Ok(_) => {
                 if let Some(gate) = &self.gate {
@@ -699,6 +705,7 @@ impl Changes {
         routes: Arc<Routes>,
         quotas: Quotas,
         gate: Option<Arc<CommitGate>>,
+        telemetry: Arc<Telemetry>,
     ) -> Changes {
         Changes {
             store,
@@ -706,6 +713,7 @@ impl Changes {
             quotas,
             locks: Arc::new(ProjectLocks::default()),
             gate,
+            telemetry,
         }
     }
 
@@ -788,10 +796,12 @@ impl Changes {
         }
         let store = self.store.clone();
         let routes = self.routes.clone();
+        let telemetry = self.telemetry.clone();
         let (owner_id, owner_name, actor_id) =
             (owner.user_id, owner.username.to_owned(), actor.user_id);
         let project = run_to_end(async move {
             let def = &compiled.def;
+            let started = std::time::Instant::now();
             let created = store
                 .create_project(
                     &NewProject {
@@ -806,6 +816,7 @@ impl Changes {
                     Some(actor_id),
                 )
                 .await;
+            telemetry.record_commit(created.is_ok(), started);
             let id = created.map_err(|e| match e {
                 StoreError::ProjectExists => ChangeError::ProjectExists(def.name.clone()),
                 other => ChangeError::Store(other),
@@ -1162,6 +1173,7 @@ impl Changes {
             store: self.store.clone(),
             routes: self.routes.clone(),
             gate: self.gate.clone(),
+            telemetry: self.telemetry.clone(),
             compiled: compiled.clone(),
             base_revision: current.def.revision,
             ops,

@@ -168,11 +168,13 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let routes = Arc::new(Routes::from_loaded(loaded));
     release_freed_memory();
+    let telemetry = Arc::new(Telemetry::new());
     let changes = Arc::new(Changes::new(
         store.clone(),
         routes.clone(),
         config.quotas.clone(),
         config.commit_gate.clone(),
+        telemetry.clone(),
     ));
     let demo = if config.demo {
         Some(
@@ -183,7 +185,6 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     } else {
         None
     };
-    let telemetry = Arc::new(Telemetry::new());
     let state = AppState {
         accounts,
         changes,
@@ -324,10 +325,13 @@ async fn serve(
         });
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let connection = graceful.watch(connection);
+        let telemetry = app.pipeline.telemetry.clone();
+        telemetry.connections.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            telemetry.connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
     }

@@ -123,6 +123,11 @@ impl Hasher {
         }
     }
 
+    /// Password hashes waiting for a hashing thread now.
+    pub fn queued(&self) -> usize {
+        self.inner.shared.lock().jobs.len()
+    }
+
     /// Hashes a password into its PHC string (`$argon2id$…`).
     pub async fn hash(&self, password: String) -> Result<String, AccountError> {
         self.run(move || hash_blocking(&password)).await?

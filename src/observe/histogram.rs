@@ -179,6 +179,18 @@ impl Snapshot {
         self.buckets.iter().map(|(_, count)| count).sum()
     }
 
+    /// The counts at or below each of `bounds` (nanoseconds, increasing) and above the
+    /// previous one, then the count above the last: Prometheus buckets, not yet cumulative.
+    /// A bucket of the histogram counts toward the first bound at or above its midpoint.
+    pub fn bucket_counts(&self, bounds: &[u64]) -> Vec<u64> {
+        let mut counts = vec![0; bounds.len() + 1];
+        for &(value, count) in &self.buckets {
+            let slot = bounds.partition_point(|&bound| bound < value);
+            counts[slot] += count;
+        }
+        counts
+    }
+
     /// The nearest-rank `q`-quantile (`0 < q ≤ 1`) in nanoseconds: the smallest recorded
     /// value at or above which lie at most `(1 − q)` of the values, as its bucket's
     /// midpoint. 0 when nothing was recorded.
@@ -273,6 +285,18 @@ mod tests {
                 "p{q}: {got} ms, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn bucket_counts_suit_prometheus() {
+        let histogram = Histogram::new();
+        for value in [1_000, 2_000, 3_000, 10_000_000] {
+            histogram.record(value);
+        }
+        let counts = histogram
+            .snapshot()
+            .bucket_counts(&[1_500, 5_000, 1_000_000]);
+        assert_eq!(counts, vec![1, 2, 0, 1]);
     }
 
     #[test]

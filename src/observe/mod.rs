@@ -9,9 +9,11 @@
 
 pub mod histogram;
 pub mod logs;
+pub mod metrics;
 pub mod stats;
 
 use std::cell::RefCell;
+use std::sync::atomic::AtomicU64;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -22,6 +24,10 @@ use rand::{RngCore, SeedableRng};
 /// stats use.
 pub struct Telemetry {
     pub instance: stats::Stats,
+    /// Store commits: success or failure, and how long each took.
+    pub commits: stats::Stats,
+    /// Connections open now.
+    pub connections: AtomicU64,
     started: Instant,
 }
 
@@ -35,8 +41,17 @@ impl Telemetry {
     pub fn new() -> Telemetry {
         Telemetry {
             instance: stats::Stats::with_recent(),
+            commits: stats::Stats::new(),
+            connections: AtomicU64::new(0),
             started: Instant::now(),
         }
+    }
+
+    /// Counts one store commit that started at `start`.
+    pub fn record_commit(&self, ok: bool, start: Instant) {
+        let (latency, second) = self.since(start);
+        self.commits
+            .record(if ok { 200 } else { 500 }, latency, second);
     }
 
     /// Nanoseconds from `start` to now, and the current second of the node's clock (for

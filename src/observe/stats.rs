@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use once_cell::race::OnceBox;
 use serde::Serialize;
 
-use super::histogram::Histogram;
+use super::histogram::{Histogram, Snapshot};
 
 /// Length of the recent view, in one-second slots.
 pub const RECENT_SECONDS: u64 = 60;
@@ -121,6 +121,25 @@ impl Stats {
             },
             since: format_ms(self.since_ms.load(Ordering::Relaxed)),
             recent: self.recent.as_ref().map(|recent| recent.report(second)),
+        }
+    }
+}
+
+/// The raw counters, for `/metrics`.
+pub struct Totals {
+    /// Answers by status class, 1xx first.
+    pub classes: [u64; 5],
+    pub latency_sum_ns: u64,
+    pub latency: Snapshot,
+}
+
+impl Stats {
+    /// The raw counters as they are now.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            classes: std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed)),
+            latency_sum_ns: self.latency_sum_ns.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
         }
     }
 }

@@ -52,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/stats", get(stats::instance).delete(stats::reset_instance))
+        .route("/metrics", get(stats::metrics))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

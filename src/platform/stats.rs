@@ -2,7 +2,9 @@
 //! for a project (`?by=endpoint` adds one entry per endpoint), and `DELETE` on the same
 //! paths to start counting again (an admin for the instance; the owner or an admin for a
 //! project). The format is DESIGN.md's "Stats format", documented in
-//! `docs/observability.md`; the counting itself is `observe::stats`.
+//! `docs/observability.md`; the counting itself is `observe::stats`. Also `GET /metrics`,
+//! the same counters and the node's state for Prometheus (`observe::metrics`), for admins:
+//! it names every tenant's projects and endpoints.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -33,6 +35,32 @@ pub(super) async fn reset_instance(
     }
     state.telemetry.instance.reset();
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The Prometheus exposition (OpenMetrics text, which Prometheus reads natively).
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Response, ApiError> {
+    if !principal.is_admin() {
+        return Err(ApiError::new(
+            Code::Forbidden,
+            "only an admin may read /metrics: it names every user's projects and endpoints",
+        ));
+    }
+    let body = crate::observe::metrics::render(crate::observe::metrics::Sources {
+        table: arc_swap::Guard::into_inner(state.changes.routes().load()),
+        telemetry: state.telemetry.clone(),
+        hashes_queued: state.accounts.hashes_queued(),
+    });
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -22,6 +22,7 @@
 //!   stored projects.
 //! - `stats`: `/stats` and project stats: counts, percentiles, resets, survival across edits.
 //! - `logs`: the binary's logs: JSON lines, the access log, redaction, `--access-log off`.
+//! - `metrics`: `/metrics`, parsed as Prometheus text.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -39,6 +40,7 @@ mod errors;
 mod health;
 mod login_limits;
 mod logs;
+mod metrics;
 mod projects;
 mod quotas;
 mod revisions;
