@@ -47,7 +47,7 @@ fn actor(principal: &Principal) -> Actor<'_> {
 }
 
 /// 403 unless the caller owns `owner`'s projects or is an admin.
-fn authorize(principal: &Principal, owner: &str) -> Result<(), ApiError> {
+pub(super) fn authorize(principal: &Principal, owner: &str) -> Result<(), ApiError> {
     if principal.username == owner || principal.is_admin() {
         Ok(())
     } else {

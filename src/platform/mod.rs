@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod explain;
 pub mod extract;
 mod stats;
 
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/projects/{owner}/{name}/changes",
             get(admin::list_changes),
         )
+        .route("/admin/explain", get(explain::explain))
         .route(
             "/admin/projects/{owner}/{name}/stats",
             get(stats::project).delete(stats::reset_project),

@@ -859,6 +859,11 @@ impl Tree {
 /// each literal leaves the most room to everything left of it. Each placement is one reverse
 /// substring search, so the cost is O(k · n · m) rather than the exponential cost of naive
 /// backtracking over every split.
+/// Whether one request segment matches a pattern segment, for explanations.
+pub(super) fn pattern_matches(lits: &[Box<str>], segment: &str) -> bool {
+    match_pattern(lits, segment, &mut Captures::new())
+}
+
 fn match_pattern<'p>(lits: &[Box<str>], segment: &'p str, captures: &mut Captures<'p>) -> bool {
     let Some((prefix, after)) = lits.split_first() else {
         return false;

@@ -9,6 +9,7 @@
 //! `routing` knows nothing of the store or of HTTP servers: it is handed definitions and
 //! answers lookups.
 
+pub(crate) mod explain;
 pub(crate) mod matcher;
 pub(crate) mod template;
 #[cfg(test)]

@@ -23,6 +23,7 @@
 //! - `stats`: `/stats` and project stats: counts, percentiles, resets, survival across edits.
 //! - `logs`: the binary's logs: JSON lines, the access log, redaction, `--access-log off`.
 //! - `metrics`: `/metrics`, parsed as Prometheus text.
+//! - `explain`: `/admin/explain`: hits, wrong methods, near misses.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -37,6 +38,7 @@ mod docs;
 mod durability;
 mod endpoints;
 mod errors;
+mod explain;
 mod health;
 mod login_limits;
 mod logs;
