@@ -241,6 +241,26 @@ pub struct ServeArgs {
         default_value = "on"
     )]
     pub access_log: Switch,
+
+    /// Requests each project's journal keeps (GET /admin/projects/{o}/{p}/journal); 0 turns
+    /// journals off.
+    #[arg(
+        long,
+        env = "SWITCHYARD_JOURNAL_SIZE",
+        hide_env_values = true,
+        default_value_t = 1000
+    )]
+    pub journal_size: usize,
+
+    /// Bytes of each request and response body a journal entry keeps (e.g. 16KiB).
+    #[arg(
+        long,
+        env = "SWITCHYARD_JOURNAL_BODY",
+        hide_env_values = true,
+        default_value = "16KiB",
+        value_parser = parse_size
+    )]
+    pub journal_body: usize,
 }
 
 /// A feature switch on the command line.
@@ -290,6 +310,8 @@ impl ServeArgs {
                 pattern_siblings: self.max_pattern_siblings,
             },
             access_log: self.access_log == Switch::On,
+            journal_size: self.journal_size,
+            journal_body: self.journal_body,
             commit_gate: None,
         };
         config.validate()?;

@@ -53,6 +53,10 @@ pub struct Config {
     pub quotas: Quotas,
     /// One access-log line per request.
     pub access_log: bool,
+    /// Requests each project's journal keeps; 0 turns journals off.
+    pub journal_size: usize,
+    /// Bytes of each request and response body a journal entry keeps.
+    pub journal_body: usize,
     /// Test hook: hold every change between its commit and its publish.
     #[doc(hidden)]
     pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
@@ -160,6 +164,8 @@ impl Config {
                 pattern_siblings: 256,
             },
             access_log: true,
+            journal_size: 1000,
+            journal_body: 16 * 1024,
             commit_gate: None,
         }
     }

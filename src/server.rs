@@ -168,7 +168,10 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let routes = Arc::new(Routes::from_loaded(loaded));
     release_freed_memory();
-    let telemetry = Arc::new(Telemetry::new());
+    let telemetry = Arc::new(Telemetry::with_journal(
+        config.journal_size,
+        config.journal_body,
+    ));
     let changes = Arc::new(Changes::new(
         store.clone(),
         routes.clone(),

@@ -8,6 +8,7 @@
 //! xoshiro generator seeded from the OS. Ids must be unique, not secret, so that is enough.
 
 pub mod histogram;
+pub mod journal;
 pub mod logs;
 pub mod metrics;
 pub mod stats;
@@ -28,6 +29,10 @@ pub struct Telemetry {
     pub commits: stats::Stats,
     /// Connections open now.
     pub connections: AtomicU64,
+    /// Requests each project's journal keeps; 0: journals are off.
+    pub journal_size: usize,
+    /// Bytes of each body a journal entry keeps.
+    pub journal_body: usize,
     started: Instant,
 }
 
@@ -43,7 +48,18 @@ impl Telemetry {
             instance: stats::Stats::with_recent(),
             commits: stats::Stats::new(),
             connections: AtomicU64::new(0),
+            journal_size: 1000,
+            journal_body: 16 * 1024,
             started: Instant::now(),
+        }
+    }
+
+    /// The same, with journals of `size` entries keeping `body` bytes of each body.
+    pub fn with_journal(size: usize, body: usize) -> Telemetry {
+        Telemetry {
+            journal_size: size,
+            journal_body: body,
+            ..Telemetry::new()
         }
     }
 

@@ -32,6 +32,7 @@ use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::handlers::{Context, Reply, RequestBody};
 use crate::observe::Telemetry;
+use crate::observe::journal::Captured;
 use crate::routing::{ProjectLookup, Routes};
 
 /// What every project request needs: the route table, the stats and the body limits.
@@ -59,8 +60,8 @@ impl Pipeline {
         let path = head.uri.path();
         // Stage 1a: the project, by its mount.
         let Some((project, rest)) = resolve::project(&self.routes, path) else {
-            let response = self
-                .finish(Err(ApiError::not_found()), body.into_rest(), id)
+            let (response, _) = self
+                .finish(Err(ApiError::not_found()), body.into_rest(), id, 0)
                 .await;
             let outcome = record::measure(&self.telemetry, &response, start);
             record::instance(&self.telemetry, outcome);
@@ -124,7 +125,12 @@ impl Pipeline {
                 )
             }
         };
-        let response = self.finish(reply, body.into_rest(), id).await;
+        let capture = if self.telemetry.journal_size > 0 {
+            self.telemetry.journal_body
+        } else {
+            0
+        };
+        let (response, captured) = self.finish(reply, body.into_rest(), id, capture).await;
         // Stage 4: record.
         let outcome = record::measure(&self.telemetry, &response, start);
         record::project(
@@ -143,25 +149,42 @@ impl Pipeline {
             };
             record::access(line, &response, outcome);
         }
+        if capture > 0 {
+            let entry = record::Journaled {
+                id,
+                method: &head.method,
+                path: if rest.is_empty() { "/" } else { rest },
+                query: head.uri.query(),
+                headers: &head.headers,
+                body: captured,
+                endpoint: endpoint.map(|(_, index)| index),
+            };
+            record::journal(&self.telemetry, &project, entry, &response, outcome);
+        }
         response
     }
 
-    /// Drains what is left of the body, then waits for the reply.
+    /// Drains what is left of the body, keeping its first `capture` bytes, then waits for
+    /// the reply.
     async fn finish(
         &self,
         reply: Result<Reply, ApiError>,
         rest: Option<Incoming>,
         id: &HeaderValue,
-    ) -> Response<Body> {
+        capture: usize,
+    ) -> (Response<Body>, Captured) {
         // A body nobody took must still be read, so that the connection can carry the next
         // request; one over the limit is refused.
+        let mut captured = Captured::default();
         if let Some(body) = rest
             && !body.is_end_stream()
-            && let Err(error) = drain(body, self.body_limit, self.body_read_timeout).await
         {
-            return error::render(&error, error::id_str(id));
+            match drain(body, self.body_limit, self.body_read_timeout, capture).await {
+                Ok(kept) => captured = kept,
+                Err(error) => return (error::render(&error, error::id_str(id)), captured),
+            }
         }
-        match reply {
+        let response = match reply {
             Ok(Reply::Now(response)) => response,
             Ok(Reply::After(delay, response)) => {
                 tokio::time::sleep(delay).await;
@@ -169,20 +192,28 @@ impl Pipeline {
             }
             Ok(Reply::Later(future)) => future.await,
             Err(error) => error::render(&error, error::id_str(id)),
-        }
+        };
+        (response, captured)
     }
 }
 
-/// Reads and discards a request body, refusing one longer than `limit` or still arriving
-/// after `timeout` (counted from the start of the read, not per chunk).
-async fn drain(body: Incoming, limit: u64, timeout: Duration) -> Result<(), ApiError> {
-    tokio::time::timeout(timeout, discard(body, limit))
+/// Reads and discards a request body, keeping its first `capture` bytes for the journal,
+/// refusing one longer than `limit` or still arriving after `timeout` (counted from the
+/// start of the read, not per chunk).
+async fn drain(
+    body: Incoming,
+    limit: u64,
+    timeout: Duration,
+    capture: usize,
+) -> Result<Captured, ApiError> {
+    tokio::time::timeout(timeout, discard(body, limit, capture))
         .await
         .unwrap_or_else(|_| Err(ApiError::body_timeout(timeout)))
 }
 
-async fn discard(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
+async fn discard(mut body: Incoming, limit: u64, capture: usize) -> Result<Captured, ApiError> {
     let mut total = 0u64;
+    let mut kept = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
             ApiError::new(Code::BadRequest, format!("could not read the body: {e}"))
@@ -192,7 +223,13 @@ async fn discard(mut body: Incoming, limit: u64) -> Result<(), ApiError> {
             if total > limit {
                 return Err(ApiError::payload_too_large(limit));
             }
+            let room = capture.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
         }
     }
-    Ok(())
+    Ok(Captured {
+        truncated: total > kept.len() as u64,
+        bytes: kept.freeze(),
+        length: Some(total),
+    })
 }

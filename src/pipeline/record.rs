@@ -17,6 +17,7 @@ use http_body::Body as _;
 
 use crate::body::Body;
 use crate::error;
+use crate::observe::journal::{self, Captured, Entry};
 use crate::observe::{Telemetry, logs};
 use crate::routing::{CompiledEndpoint, CompiledProject};
 
@@ -100,4 +101,67 @@ pub fn access(line: Line<'_>, response: &Response<Body>, outcome: Outcome) {
         response.body().size_hint().exact(),
         outcome.latency_ns,
     );
+}
+
+/// What the journal keeps of a request besides its outcome.
+pub struct Journaled<'a> {
+    pub id: &'a HeaderValue,
+    pub method: &'a Method,
+    /// Inside the project.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+    pub body: Captured,
+    /// The index of the endpoint that answered.
+    pub endpoint: Option<usize>,
+}
+
+/// Adds a request to its project's journal.
+pub fn journal(
+    telemetry: &Telemetry,
+    project: &CompiledProject,
+    request: Journaled<'_>,
+    response: &Response<Body>,
+    outcome: Outcome,
+) {
+    let journal = &project.journal;
+    let unix_ms = chrono::Utc::now();
+    let answer = match response.body() {
+        Body::Full(Some(bytes)) => Captured {
+            bytes: bytes.slice(..bytes.len().min(telemetry.journal_body)),
+            length: Some(bytes.len() as u64),
+            truncated: bytes.len() > telemetry.journal_body,
+        },
+        Body::Full(None) => Captured {
+            length: Some(0),
+            ..Captured::default()
+        },
+        Body::Axum(_) => Captured::default(),
+    };
+    let entry = Entry {
+        seq: journal.next_seq(),
+        time: unix_ms.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        unix_ms: u64::try_from(unix_ms.timestamp_millis()).unwrap_or(0),
+        request_id: error::id_str(request.id).to_owned(),
+        request: journal::Request {
+            method: request.method.as_str().to_owned(),
+            path: request.path.to_owned(),
+            query: request
+                .query
+                .map(|query| logs::redact_query(query).into_owned()),
+            headers: journal::headers(request.headers),
+            body: request.body,
+        },
+        response: journal::Response {
+            status: outcome.status,
+            headers: journal::headers(response.headers()),
+            body: answer,
+        },
+        endpoint: request
+            .endpoint
+            .and_then(|index| project.def.endpoints.get(index))
+            .map(|endpoint| endpoint.id.clone()),
+        latency_ms: outcome.latency_ns as f64 / 1e6,
+    };
+    journal.push(entry, telemetry.journal_size);
 }

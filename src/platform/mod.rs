@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod explain;
 pub mod extract;
+mod journal;
 mod stats;
 
 use std::sync::Arc;
@@ -93,6 +94,10 @@ pub fn router(state: AppState) -> Router {
             get(admin::list_changes),
         )
         .route("/admin/explain", get(explain::explain))
+        .route(
+            "/admin/projects/{owner}/{name}/journal",
+            get(journal::list).delete(journal::clear),
+        )
         .route(
             "/admin/projects/{owner}/{name}/stats",
             get(stats::project).delete(stats::reset_project),

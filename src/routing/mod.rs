@@ -22,6 +22,7 @@ use arc_swap::ArcSwap;
 
 use crate::handlers::Handler;
 use crate::model::{Endpoint, MethodSpec, Project};
+use crate::observe::journal::Journal;
 use crate::observe::stats::{Stats, StatsCell};
 use crate::store::LoadedProject;
 pub use matcher::Params;
@@ -87,6 +88,8 @@ pub struct CompiledProject {
     pub router: Arc<Router<u32>>,
     /// The project's traffic, handed from each revision to the next.
     pub stats: Arc<Stats>,
+    /// The project's recent requests, handed on like `stats`.
+    pub journal: Arc<Journal>,
     /// Why the stored project could not be loaded whole, if it could not. Such a project
     /// answers 503 to every request and refuses every change but a whole replacement, so
     /// that what was read of it is never published as if it were all of it.
@@ -157,6 +160,7 @@ impl CompiledProject {
             handlers,
             router: Arc::new(router),
             stats: Arc::new(Stats::with_recent()),
+            journal: Arc::new(Journal::new()),
             problem: None,
         })
     }
@@ -179,6 +183,7 @@ impl CompiledProject {
             // the project's are handed on here.
             return CompiledProject::build(def, handlers).map(|next| CompiledProject {
                 stats: self.stats.clone(),
+                journal: self.journal.clone(),
                 ..next
             });
         }
@@ -213,6 +218,7 @@ impl CompiledProject {
             // the project's are handed on here.
             return CompiledProject::build(def, handlers).map(|next| CompiledProject {
                 stats: self.stats.clone(),
+                journal: self.journal.clone(),
                 ..next
             });
         };
@@ -221,6 +227,7 @@ impl CompiledProject {
             handlers,
             router,
             stats: self.stats.clone(),
+            journal: self.journal.clone(),
             problem: None,
         })
     }
@@ -230,6 +237,7 @@ impl CompiledProject {
     /// reloaded from the store); `O(endpoints)`.
     pub fn counting_as(mut self, previous: &CompiledProject) -> CompiledProject {
         self.stats = previous.stats.clone();
+        self.journal = previous.journal.clone();
         let old: std::collections::HashMap<&str, &StatsCell> = previous
             .def
             .endpoints
@@ -270,6 +278,7 @@ impl CompiledProject {
             handlers: HandlerList::new(),
             router: Arc::new(RouterBuilder::with_capacity(0).build()),
             stats: Arc::new(Stats::with_recent()),
+            journal: Arc::new(Journal::new()),
             problem: Some(Arc::new(Problem::new(problem))),
         }
     }

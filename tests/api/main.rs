@@ -24,6 +24,7 @@
 //! - `logs`: the binary's logs: JSON lines, the access log, redaction, `--access-log off`.
 //! - `metrics`: `/metrics`, parsed as Prometheus text.
 //! - `explain`: `/admin/explain`: hits, wrong methods, near misses.
+//! - `journal`: the request journal: entries, the cap, truncation, filters, counts.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -40,6 +41,7 @@ mod endpoints;
 mod errors;
 mod explain;
 mod health;
+mod journal;
 mod login_limits;
 mod logs;
 mod metrics;

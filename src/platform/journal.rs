@@ -1,0 +1,207 @@
+//! The journal API: `GET /admin/projects/{o}/{p}/journal` lists a project's recent
+//! requests, newest first, with filters; `?count=true` only counts them (what WireMock's
+//! `verify` answers); `DELETE` forgets them. Owner or admin. The recording itself is the
+//! pipeline's record stage and `observe::journal`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::admin::live_project;
+use super::extract::{Path, Query};
+use crate::accounts::Principal;
+use crate::error::{ApiError, FieldError};
+use crate::observe::journal::Entry;
+use crate::routing::explain::{Miss, near_misses};
+
+/// Entries listed when no `limit` is given.
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JournalQuery {
+    method: Option<String>,
+    /// Paths inside the project that start with this.
+    path_prefix: Option<String>,
+    /// `404`, or a class such as `4xx`.
+    status: Option<String>,
+    /// RFC 3339, or Unix milliseconds.
+    since: Option<String>,
+    request_id: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    count: bool,
+}
+
+/// The filters, checked.
+struct Filter {
+    method: Option<String>,
+    path_prefix: Option<String>,
+    status: Option<(u16, u16)>,
+    since_ms: Option<u64>,
+    request_id: Option<String>,
+}
+
+impl Filter {
+    fn parse(query: &JournalQuery) -> Result<Filter, ApiError> {
+        let mut errors = Vec::new();
+        let status = query.status.as_deref().and_then(|status| {
+            let range = match status.as_bytes() {
+                [d, b'x', b'x'] | [d, b'X', b'X'] if (b'1'..=b'5').contains(d) => {
+                    let low = u16::from(d - b'0') * 100;
+                    Some((low, low + 99))
+                }
+                _ => status
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|s| (100..=599).contains(s))
+                    .map(|s| (s, s)),
+            };
+            if range.is_none() {
+                errors.push(FieldError::new(
+                    "status",
+                    "a status such as 404, or a class such as 4xx",
+                ));
+            }
+            range
+        });
+        let since_ms = query.since.as_deref().and_then(|since| {
+            let parsed = since.parse::<u64>().ok().or_else(|| {
+                chrono::DateTime::parse_from_rfc3339(since)
+                    .ok()
+                    .and_then(|t| u64::try_from(t.timestamp_millis()).ok())
+            });
+            if parsed.is_none() {
+                errors.push(FieldError::new(
+                    "since",
+                    "an RFC 3339 time (2026-12-04T13:00:00Z) or Unix milliseconds",
+                ));
+            }
+            parsed
+        });
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        Ok(Filter {
+            method: query.method.as_ref().map(|m| m.to_ascii_uppercase()),
+            path_prefix: query.path_prefix.clone(),
+            status,
+            since_ms,
+            request_id: query.request_id.clone(),
+        })
+    }
+
+    fn keeps(&self, entry: &Entry) -> bool {
+        self.method
+            .as_ref()
+            .is_none_or(|m| *m == entry.request.method)
+            && self
+                .path_prefix
+                .as_ref()
+                .is_none_or(|p| entry.request.path.starts_with(p.as_str()))
+            && self
+                .status
+                .is_none_or(|(low, high)| (low..=high).contains(&entry.response.status))
+            && self.since_ms.is_none_or(|since| entry.unix_ms >= since)
+            && self
+                .request_id
+                .as_ref()
+                .is_none_or(|id| *id == entry.request_id)
+    }
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    entry: &'a Entry,
+    /// For a 404: the endpoints that came closest, against the current revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    near_misses: Option<Vec<NearMiss>>,
+}
+
+#[derive(Serialize)]
+struct NearMiss {
+    id: String,
+    method: String,
+    path: String,
+    miss: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segment: Option<usize>,
+    why: String,
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<JournalQuery>,
+) -> Result<Response, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    let filter = Filter::parse(&query)?;
+    let entries: Vec<Arc<Entry>> = project
+        .journal
+        .entries()
+        .into_iter()
+        .rev()
+        .filter(|entry| filter.keeps(entry))
+        .collect();
+    if query.count {
+        return Ok(axum::Json(serde_json::json!({"count": entries.len()})).into_response());
+    }
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    let listed: Vec<Listed<'_>> = entries
+        .iter()
+        .take(limit)
+        .map(|entry| Listed {
+            entry,
+            near_misses: (entry.response.status == 404 && entry.endpoint.is_none()).then(|| {
+                let method = http::Method::from_bytes(entry.request.method.as_bytes())
+                    .unwrap_or(http::Method::GET);
+                near_misses(&project, &method, &entry.request.path, 3)
+                    .into_iter()
+                    .map(|near| {
+                        let (miss, segment, why) = match near.miss {
+                            Miss::WrongMethod => (
+                                "wrong_method",
+                                None,
+                                "the path matches; the method does not".to_owned(),
+                            ),
+                            Miss::PathDiffers { segment, why } => {
+                                ("path_differs", Some(segment), why)
+                            }
+                        };
+                        NearMiss {
+                            id: near.endpoint.id.clone(),
+                            method: near.endpoint.spec.method.as_str().to_owned(),
+                            path: near.endpoint.spec.path.to_string(),
+                            miss,
+                            segment,
+                            why,
+                        }
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    Ok(axum::Json(serde_json::json!({
+        "project": project.def.mount(),
+        "capacity": state.telemetry.journal_size,
+        "matched": entries.len(),
+        "entries": listed,
+    }))
+    .into_response())
+}
+
+pub(super) async fn clear(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    project.journal.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
