@@ -8,20 +8,17 @@ use crate::helpers::{TestApp, User, assert_error, json_body, spawn_app};
 async fn shop() -> (TestApp, User) {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let created = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&json!({"name": "shop", "endpoints": [
-                {"id": "item", "method": "GET", "path": "/items/{id}", "response": {}},
-                {"id": "put-item", "method": "PUT", "path": "/items/{id}", "response": {}},
-                {"id": "user", "method": "GET", "path": "/users/{id}.json", "response": {}},
-                {"id": "files", "method": "GET", "path": "/files/{*rest}", "response": {}},
-            ]})),
-        )
-        .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
+    app.create_project_with(
+        &alice,
+        "shop",
+        json!([
+            {"id": "item", "method": "GET", "path": "/items/{id}", "response": {}},
+            {"id": "put-item", "method": "PUT", "path": "/items/{id}", "response": {}},
+            {"id": "user", "method": "GET", "path": "/users/{id}.json", "response": {}},
+            {"id": "files", "method": "GET", "path": "/files/{*rest}", "response": {}},
+        ]),
+    )
+    .await;
     (app, alice)
 }
 

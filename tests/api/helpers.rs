@@ -162,6 +162,20 @@ impl TestApp {
         .await
     }
 
+    /// Creates `user`'s project `name` holding `endpoints`, which must succeed.
+    pub async fn create_project_with(&self, user: &User, name: &str, endpoints: Value) {
+        let response = self
+            .call(
+                Method::POST,
+                "/admin/projects",
+                Some(&user.token),
+                Some(&json!({"name": name, "endpoints": endpoints})),
+            )
+            .await;
+        let status = response.status();
+        assert_eq!(status, StatusCode::CREATED, "{}", json_body(response).await);
+    }
+
     /// Adds an endpoint to `owner/project` and returns the answer.
     pub async fn post_endpoint(&self, user: &User, project: &str, endpoint: &Value) -> Response {
         self.call(

@@ -13,18 +13,15 @@ async fn shop(size: usize, body: usize) -> (TestApp, User) {
     })
     .await;
     let alice = app.user("alice").await;
-    let created = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&json!({"name": "shop", "endpoints": [
+    app.create_project_with(
+        &alice,
+        "shop",
+        json!([
                 {"id": "item", "method": "GET", "path": "/items/{id}", "response": {"json": {"ok": true}}},
                 {"id": "order", "method": "POST", "path": "/orders", "response": {"status": 201, "body": "created"}},
-            ]})),
-        )
-        .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
+            ]),
+    )
+    .await;
     (app, alice)
 }
 

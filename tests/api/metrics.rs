@@ -41,19 +41,16 @@ async fn metrics(app: &TestApp, token: &str) -> (String, Scrape) {
 async fn metrics_count_traffic_by_project_and_endpoint_and_show_the_node() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let created = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&json!({"name": "shop", "endpoints": [
-                {"id": "ok", "method": "GET", "path": "/ok", "response": {"body": "ok"}},
-                {"id": "boom", "method": "GET", "path": "/boom", "response": {"status": 500}},
-                {"id": "idle", "method": "GET", "path": "/idle", "response": {"body": "idle"}},
-            ]})),
-        )
-        .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
+    app.create_project_with(
+        &alice,
+        "shop",
+        json!([
+            {"id": "ok", "method": "GET", "path": "/ok", "response": {"body": "ok"}},
+            {"id": "boom", "method": "GET", "path": "/boom", "response": {"status": 500}},
+            {"id": "idle", "method": "GET", "path": "/idle", "response": {"body": "idle"}},
+        ]),
+    )
+    .await;
     for _ in 0..4 {
         app.get("/alice/shop/ok").await;
     }

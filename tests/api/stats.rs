@@ -11,15 +11,7 @@ use crate::helpers::{TestApp, User, assert_error, json_body, spawn_app};
 async fn shop(endpoints: Value) -> (TestApp, User) {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let response = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&json!({"name": "shop", "endpoints": endpoints})),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    app.create_project_with(&alice, "shop", endpoints).await;
     let reset = app
         .call(Method::DELETE, "/stats", Some(&alice.token), None)
         .await;
