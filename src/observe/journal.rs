@@ -40,10 +40,8 @@ pub struct Entry {
     /// Position in the project's journal, counting from 1 since the node started (or the
     /// journal was cleared).
     pub seq: u64,
-    /// When the answer was ready, RFC 3339.
-    pub time: String,
-    /// Unix milliseconds of the same instant, for filtering.
-    #[serde(skip)]
+    /// When the answer was ready, Unix milliseconds; shown as RFC 3339 `time`.
+    #[serde(rename = "time", serialize_with = "rfc3339")]
     pub unix_ms: u64,
     pub request_id: String,
     pub request: Request,
@@ -56,12 +54,13 @@ pub struct Entry {
 
 #[derive(Debug, Serialize)]
 pub struct Request {
-    pub method: String,
+    #[serde(serialize_with = "method_text")]
+    pub method: http::Method,
     /// The path inside the project, `/` for its root.
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     #[serde(flatten)]
     pub body: Captured,
 }
@@ -69,9 +68,71 @@ pub struct Request {
 #[derive(Debug, Serialize)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     #[serde(flatten)]
     pub body: Captured,
+}
+
+fn rfc3339<S: serde::Serializer>(unix_ms: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    let time = chrono::DateTime::from_timestamp_millis(i64::try_from(*unix_ms).unwrap_or(0))
+        .unwrap_or_default();
+    serializer.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn method_text<S: serde::Serializer>(
+    method: &http::Method,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(method.as_str())
+}
+
+/// Header pairs in one buffer (`name NUL value NUL …`: a header can hold no NUL), so that
+/// keeping a request's headers is one allocation; shown as `[name, value]` pairs. Names
+/// are lowercase; the values of [`SECRET_HEADERS`] are kept as [`REDACTED`].
+#[derive(Debug, Default)]
+pub struct Headers(Vec<u8>);
+
+impl Headers {
+    pub fn of(map: &http::HeaderMap) -> Headers {
+        let size: usize = map
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 2)
+            .sum();
+        let mut buffer = Vec::with_capacity(size);
+        for (name, value) in map {
+            let name = name.as_str();
+            buffer.extend_from_slice(name.as_bytes());
+            buffer.push(0);
+            if SECRET_HEADERS.contains(&name) {
+                buffer.extend_from_slice(REDACTED.as_bytes());
+            } else {
+                buffer.extend_from_slice(value.as_bytes());
+            }
+            buffer.push(0);
+        }
+        Headers(buffer)
+    }
+
+    /// `(name, value)` pairs, values that are not UTF-8 shown lossily.
+    pub fn pairs(
+        &self,
+    ) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
+        let mut parts = self.0.split(|&b| b == 0);
+        std::iter::from_fn(move || {
+            let name = parts.next().filter(|name| !name.is_empty())?;
+            let value = parts.next()?;
+            Some((
+                String::from_utf8_lossy(name),
+                String::from_utf8_lossy(value),
+            ))
+        })
+    }
+}
+
+impl Serialize for Headers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.pairs().map(|(name, value)| [name, value]))
+    }
 }
 
 /// The start of a body: text when it is UTF-8, base64 otherwise.
@@ -181,22 +242,6 @@ impl Journal {
     }
 }
 
-/// Header pairs as the journal keeps them: names lowercase, secrets redacted, values that
-/// are not text shown lossily.
-pub fn headers(map: &http::HeaderMap) -> Vec<(String, String)> {
-    map.iter()
-        .map(|(name, value)| {
-            let name = name.as_str();
-            let value = if SECRET_HEADERS.contains(&name) {
-                REDACTED.to_owned()
-            } else {
-                String::from_utf8_lossy(value.as_bytes()).into_owned()
-            };
-            (name.to_owned(), value)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,19 +249,18 @@ mod tests {
     fn entry(journal: &Journal) -> Entry {
         Entry {
             seq: journal.next_seq(),
-            time: String::new(),
             unix_ms: 0,
             request_id: String::new(),
             request: Request {
-                method: "GET".into(),
+                method: http::Method::GET,
                 path: "/".into(),
                 query: None,
-                headers: Vec::new(),
+                headers: Headers::default(),
                 body: Captured::default(),
             },
             response: Response {
                 status: 200,
-                headers: Vec::new(),
+                headers: Headers::default(),
                 body: Captured::default(),
             },
             endpoint: None,
@@ -255,14 +299,25 @@ mod tests {
         map.insert("cookie", "s=1".parse().unwrap());
         map.insert("x-api-key", "k".parse().unwrap());
         map.insert("accept", "*/*".parse().unwrap());
-        let kept = headers(&map);
-        for (name, value) in &kept {
+        let kept = Headers::of(&map);
+        assert_eq!(kept.pairs().count(), 4);
+        for (name, value) in kept.pairs() {
             if name == "accept" {
                 assert_eq!(value, "*/*");
             } else {
                 assert_eq!(value, REDACTED, "{name}");
             }
         }
+        let json = serde_json::to_value(&kept).unwrap();
+        assert!(
+            json.as_array()
+                .unwrap()
+                .contains(&serde_json::json!(["accept", "*/*"]))
+        );
+        assert_eq!(
+            serde_json::to_value(Headers::default()).unwrap(),
+            serde_json::json!([])
+        );
     }
 
     #[test]

@@ -90,6 +90,14 @@ impl Telemetry {
     }
 }
 
+/// Now, in Unix milliseconds.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
 /// Whether requests to `path` count in the stats: all but those to the observability
 /// endpoints themselves, so that watching a node does not change what it reports.
 pub fn counted(path: &str) -> bool {

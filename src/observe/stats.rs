@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use once_cell::race::OnceBox;
 use serde::Serialize;
@@ -45,7 +44,7 @@ impl Stats {
             latency_sum_ns: AtomicU64::new(0),
             latency_max_ns: AtomicU64::new(0),
             latency: Histogram::new(),
-            since_ms: AtomicU64::new(unix_ms()),
+            since_ms: AtomicU64::new(super::unix_ms()),
             recent: None,
         }
     }
@@ -83,7 +82,7 @@ impl Stats {
         if let Some(recent) = &self.recent {
             recent.reset();
         }
-        self.since_ms.store(unix_ms(), Ordering::Relaxed);
+        self.since_ms.store(super::unix_ms(), Ordering::Relaxed);
     }
 
     /// What the counters say now, in the documented stats format.
@@ -287,13 +286,6 @@ impl Recent {
 
 fn ms(nanos: u64) -> f64 {
     nanos as f64 / 1e6
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// RFC 3339 in UTC with milliseconds.

@@ -125,7 +125,6 @@ pub fn journal(
     outcome: Outcome,
 ) {
     let journal = &project.journal;
-    let unix_ms = chrono::Utc::now();
     let answer = match response.body() {
         Body::Full(Some(bytes)) => Captured {
             bytes: bytes.slice(..bytes.len().min(telemetry.journal_body)),
@@ -140,21 +139,20 @@ pub fn journal(
     };
     let entry = Entry {
         seq: journal.next_seq(),
-        time: unix_ms.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        unix_ms: u64::try_from(unix_ms.timestamp_millis()).unwrap_or(0),
+        unix_ms: crate::observe::unix_ms(),
         request_id: error::id_str(request.id).to_owned(),
         request: journal::Request {
-            method: request.method.as_str().to_owned(),
+            method: request.method.clone(),
             path: request.path.to_owned(),
             query: request
                 .query
                 .map(|query| logs::redact_query(query).into_owned()),
-            headers: journal::headers(request.headers),
+            headers: journal::Headers::of(request.headers),
             body: request.body,
         },
         response: journal::Response {
             status: outcome.status,
-            headers: journal::headers(response.headers()),
+            headers: journal::Headers::of(response.headers()),
             body: answer,
         },
         endpoint: request

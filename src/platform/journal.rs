@@ -98,7 +98,7 @@ impl Filter {
     fn keeps(&self, entry: &Entry) -> bool {
         self.method
             .as_ref()
-            .is_none_or(|m| *m == entry.request.method)
+            .is_none_or(|m| *m == entry.request.method.as_str())
             && self
                 .path_prefix
                 .as_ref()
@@ -159,9 +159,7 @@ pub(super) async fn list(
         .map(|entry| Listed {
             entry,
             near_misses: (entry.response.status == 404 && entry.endpoint.is_none()).then(|| {
-                let method = http::Method::from_bytes(entry.request.method.as_bytes())
-                    .unwrap_or(http::Method::GET);
-                near_misses(&project, &method, &entry.request.path, 3)
+                near_misses(&project, &entry.request.method, &entry.request.path, 3)
                     .into_iter()
                     .map(|near| {
                         let (miss, segment, why) = match near.miss {
