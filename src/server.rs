@@ -667,7 +667,9 @@ impl App {
         let head = logged.then(|| (request.method().clone(), request.uri().clone()));
         request.extensions_mut().insert(RequestId(id.clone()));
         request.extensions_mut().insert(ClientAddr(peer));
-        let response = self.platform(request, id).await;
+        // Every log line a platform handler writes names the request.
+        let span = tracing::info_span!("request", request_id = error::id_str(id));
+        let response = tracing::Instrument::instrument(self.platform(request, id), span).await;
         let telemetry = &self.pipeline.telemetry;
         let outcome = record::measure(telemetry, &response, start);
         if counted {

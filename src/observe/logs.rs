@@ -87,7 +87,7 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .flatten_event(true)
-            .with_current_span(false)
+            .with_current_span(true)
             .with_span_list(false)
             .with_env_filter(filter)
             .with_writer(writer)

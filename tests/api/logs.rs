@@ -153,8 +153,21 @@ async fn json_access_log_names_each_request_and_hides_secrets() {
             .iter()
             .any(|l| l["path"] == "/health" || l["path"] == "/ready")
     );
-    // Other lines are JSON too, e.g. the start-up line.
+    // Other lines are JSON too, e.g. the start-up line; a platform handler's lines name
+    // their request.
     assert!(lines.iter().any(|l| l["message"] == "listening"));
+    let created = lines
+        .iter()
+        .find(|l| l["message"] == "project created")
+        .expect("the create is logged");
+    let id = created["span"]["request_id"].as_str().expect("request id");
+    assert_eq!(id.len(), 36, "a generated UUIDv7: {created}");
+    assert!(
+        access
+            .iter()
+            .any(|l| l["request_id"] == id && l["path"] == "/admin/projects"),
+        "the same id is in the create's access line"
+    );
 }
 
 #[tokio::test]
