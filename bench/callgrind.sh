@@ -9,10 +9,11 @@
 # zeroed (`callgrind_control -z`), it sends BENCH_CG_REQUESTS more, the counters are dumped
 # (`callgrind_control -d`), and the dumped total divided by the request count is printed.
 # Servers: Switchyard (`--workers 1 --access-log off`, on a store made by `serve --demo`;
-# stats on, as by default) and the minimal
+# stats and the journal on, as by default) and the minimal
 # hyper server of bench/hyper_baseline.rs. Only 127.0.0.1 is used; every process started
 # here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (200),
-# BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate).
+# BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate),
+# BENCH_CG_SERVER_ARGS (more `serve` flags for Switchyard, e.g. "--journal-size 0").
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -90,5 +91,6 @@ wait_port 18931
 kill -TERM "$DEMO"
 wait "$DEMO" 2>/dev/null || true
 
-measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn --access-log off
+# shellcheck disable=SC2086 # BENCH_CG_SERVER_ARGS is a list of words
+measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn --access-log off ${BENCH_CG_SERVER_ARGS:-}
 measure hyper 18933 "$HYPER" --port 18933
