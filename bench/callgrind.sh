@@ -9,8 +9,8 @@
 # zeroed (`callgrind_control -z`), it sends BENCH_CG_REQUESTS more, the counters are dumped
 # (`callgrind_control -d`), and the dumped total divided by the request count is printed.
 # Servers: Switchyard (`--workers 1 --access-log off`, on a store made by `serve --demo`;
-# stats and the journal on, as by default) and the minimal
-# hyper server of bench/hyper_baseline.rs. Only 127.0.0.1 is used; every process started
+# stats and the journal on, as by default), the minimal hyper server of
+# bench/hyper_baseline.rs, and nginx (`return 200`, one process; installed if missing). Only 127.0.0.1 is used; every process started
 # here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (200),
 # BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate),
 # BENCH_CG_SERVER_ARGS (more `serve` flags for Switchyard, e.g. "--journal-size 0").
@@ -31,7 +31,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+missing=()
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+if ((${#missing[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 cargo build --release --locked --bin switchyard --example hyper_baseline >&2
 SY="$TARGET_DIR/release/switchyard"
 HYPER="$TARGET_DIR/release/examples/hyper_baseline"
@@ -94,3 +100,10 @@ wait "$DEMO" 2>/dev/null || true
 # shellcheck disable=SC2086 # BENCH_CG_SERVER_ARGS is a list of words
 measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn --access-log off ${BENCH_CG_SERVER_ARGS:-}
 measure hyper 18933 "$HYPER" --port 18933
+# nginx as bench/run.sh runs it (one worker, access log off, `return 200` with the same
+# body), but as a single process (`master_process off`) so that callgrind follows the one
+# that serves.
+mkdir -p "$WORK/nginx"
+sed -e "s|__DIR__|$WORK/nginx|g" -e "s|__PORT__|18934|g" -e "s|^master_process on;|master_process off;|" \
+    bench/nginx.conf >"$WORK/nginx/nginx.conf"
+measure nginx 18934 "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/nginx-error.log" -c "$WORK/nginx/nginx.conf"
