@@ -137,6 +137,8 @@ pub struct SettingsEdit {
     pub name: Option<String>,
     pub description: Option<String>,
     pub mode: Option<Mode>,
+    /// `Some(None)`: back to the node's default.
+    pub journal_size: Option<Option<u32>>,
 }
 
 /// How an endpoint write treats an existing endpoint with the same id.
@@ -448,6 +450,12 @@ fn settings_diff(before: &Project, after: &Project) -> Vec<DiffItem> {
     if before.mode != after.mode {
         diff.push(DiffItem::setting("mode", after.mode.as_str()));
     }
+    if before.journal_size != after.journal_size {
+        let size = after
+            .journal_size
+            .map_or_else(|| "default".to_owned(), |size| size.to_string());
+        diff.push(DiffItem::setting("journal_size", &size));
+    }
     diff
 }
 
@@ -481,6 +489,9 @@ fn apply_settings(project: &mut Project, settings: SettingsEdit) {
     }
     if let Some(mode) = settings.mode {
         project.mode = mode;
+    }
+    if let Some(size) = settings.journal_size {
+        project.journal_size = size;
     }
 }
 
@@ -666,6 +677,7 @@ impl Finish {
                 name: &def.name,
                 description: &def.description,
                 mode: def.mode,
+                journal_size: def.journal_size,
                 endpoints,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
@@ -757,6 +769,7 @@ impl Changes {
             name,
             description: String::new(),
             mode: Mode::default(),
+            journal_size: None,
             revision: 1,
             created_at: now,
             updated_at: now,
@@ -810,6 +823,7 @@ impl Changes {
                         name: &def.name,
                         description: &def.description,
                         mode: def.mode,
+                        journal_size: def.journal_size,
                         endpoints: &def.endpoints,
                         now,
                     },
@@ -872,6 +886,7 @@ impl Changes {
             name: None,
             description: Some(definition.description.unwrap_or_default()),
             mode: Some(definition.mode.unwrap_or_default()),
+            journal_size: Some(definition.journal_size),
         };
         self.apply(actor, target, true, move |current| {
             let (endpoints, handlers) = share_or_compile(&endpoints, Some(current))?;
@@ -1314,6 +1329,7 @@ mod tests {
             name: "p".into(),
             description: String::new(),
             mode: Mode::Development,
+            journal_size: None,
             revision: 1,
             created_at: 0,
             updated_at: 0,

@@ -95,6 +95,7 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
                         "Demo mock endpoints created by `switchyard serve --demo`".into(),
                     ),
                     mode: None,
+                    journal_size: None,
                 },
                 specs,
                 false,

@@ -130,6 +130,8 @@ pub struct Project {
     pub name: String,
     pub description: String,
     pub mode: Mode,
+    /// Requests the project's journal keeps: `None` for the node's default, 0 for none.
+    pub journal_size: Option<u32>,
     /// Starts at 1 and grows by one with every committed change.
     pub revision: i64,
     /// Unix milliseconds.
@@ -652,10 +654,38 @@ pub struct ProjectSettings {
     pub name: Option<String>,
     pub description: Option<String>,
     pub mode: Option<Mode>,
+    /// Absent: unchanged; `null`: the node's default; a number: that many (0: none).
+    #[serde(default, deserialize_with = "nullable")]
+    pub journal_size: Option<Option<u32>>,
+}
+
+/// The most requests one project's journal may keep.
+pub const MAX_JOURNAL_SIZE: u32 = 100_000;
+
+/// Tells an explicit `null` (`Some(None)`) from an absent field (`None`, by `default`).
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// Checks a journal size given by an owner.
+pub fn check_journal_size(size: Option<u32>, errors: &mut Vec<FieldError>) {
+    if let Some(size) = size
+        && size > MAX_JOURNAL_SIZE
+    {
+        errors.push(FieldError::new(
+            "journal_size",
+            format!("at most {MAX_JOURNAL_SIZE} (or 0 for none, null for the node's default)"),
+        ));
+    }
 }
 
 impl ProjectSettings {
     pub fn validate(&self, errors: &mut Vec<FieldError>) {
+        if let Some(size) = self.journal_size {
+            check_journal_size(size, errors);
+        }
         if let Some(name) = &self.name
             && let Err(message) = check_project_name(name)
         {
@@ -676,6 +706,9 @@ pub struct ProjectDefinition {
     pub name: Option<String>,
     pub description: Option<String>,
     pub mode: Option<Mode>,
+    /// `None` (absent or null): the node's default.
+    #[serde(default)]
+    pub journal_size: Option<u32>,
     #[serde(default)]
     pub endpoints: Vec<EndpointSpec>,
 }

@@ -125,7 +125,8 @@ impl Pipeline {
                 )
             }
         };
-        let capture = if self.telemetry.journal_size > 0 {
+        let journal_size = project.journal_size(self.telemetry.journal_size);
+        let capture = if journal_size > 0 {
             self.telemetry.journal_body
         } else {
             0
@@ -159,7 +160,14 @@ impl Pipeline {
                 body: captured,
                 endpoint: endpoint.map(|(_, index)| index),
             };
-            record::journal(&self.telemetry, &project, entry, &response, outcome);
+            record::journal(
+                &self.telemetry,
+                &project,
+                entry,
+                &response,
+                outcome,
+                journal_size,
+            );
         }
         response
     }

@@ -123,6 +123,7 @@ pub fn journal(
     request: Journaled<'_>,
     response: &Response<Body>,
     outcome: Outcome,
+    size: usize,
 ) {
     let journal = &project.journal;
     let answer = match response.body() {
@@ -161,5 +162,5 @@ pub fn journal(
             .map(|endpoint| endpoint.id.clone()),
         latency_ms: outcome.latency_ns as f64 / 1e6,
     };
-    journal.push(entry, telemetry.journal_size);
+    journal.push(entry, size);
 }

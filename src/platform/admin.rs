@@ -119,6 +119,7 @@ impl Serialize for ProjectAnswer<'_> {
         map.serialize_entry("mount", &def.mount())?;
         map.serialize_entry("description", &def.description)?;
         map.serialize_entry("mode", &def.mode)?;
+        map.serialize_entry("journal_size", &def.journal_size)?;
         map.serialize_entry("revision", &def.revision)?;
         map.serialize_entry("endpoints_count", &def.endpoints.len())?;
         let status = if project.problem.is_none() {
@@ -256,6 +257,7 @@ pub(super) struct CreateProjectBody {
     name: String,
     description: Option<String>,
     mode: Option<Mode>,
+    journal_size: Option<u32>,
     /// Admins may create a project for another user.
     owner: Option<String>,
     #[serde(default)]
@@ -272,6 +274,7 @@ pub(super) async fn create_project(
         name: Some(body.name),
         description: body.description,
         mode: body.mode,
+        journal_size: Some(body.journal_size),
     };
     let mut errors = Vec::new();
     settings.validate(&mut errors);
@@ -293,6 +296,7 @@ pub(super) async fn create_project(
                 name: settings.name,
                 description: settings.description,
                 mode: settings.mode,
+                journal_size: settings.journal_size,
             },
             body.endpoints,
             dry.dry_run,
@@ -364,6 +368,7 @@ pub(super) async fn update_project(
                 name: settings.name,
                 description: settings.description,
                 mode: settings.mode,
+                journal_size: settings.journal_size,
             },
         )
         .await?;
@@ -430,6 +435,7 @@ struct ProjectPutFields {
     name: Option<String>,
     description: Option<String>,
     mode: Option<Mode>,
+    journal_size: Option<u32>,
     #[serde(default)]
     endpoints: Vec<EndpointPut>,
 }
@@ -444,6 +450,7 @@ impl<'de> Deserialize<'de> for ProjectPut {
             name: fields.name,
             description: fields.description,
             mode: fields.mode,
+            journal_size: fields.journal_size,
             // Same size and alignment: collected in place, no second vector.
             endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
         }))
@@ -566,6 +573,7 @@ async fn replace_or_create(
                     name: Some(name),
                     description: definition.description,
                     mode: definition.mode,
+                    journal_size: Some(definition.journal_size),
                 },
                 definition.endpoints,
                 dry.dry_run,

@@ -187,7 +187,7 @@ pub(super) async fn list(
         .collect();
     Ok(axum::Json(serde_json::json!({
         "project": project.def.mount(),
-        "capacity": state.telemetry.journal_size,
+        "capacity": project.journal_size(state.telemetry.journal_size),
         "matched": entries.len(),
         "entries": listed,
     }))

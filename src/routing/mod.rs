@@ -183,7 +183,7 @@ impl CompiledProject {
             // the project's are handed on here.
             return CompiledProject::build(def, handlers).map(|next| CompiledProject {
                 stats: self.stats.clone(),
-                journal: self.journal.clone(),
+                journal: self.journal_for(&next.def),
                 ..next
             });
         }
@@ -218,16 +218,16 @@ impl CompiledProject {
             // the project's are handed on here.
             return CompiledProject::build(def, handlers).map(|next| CompiledProject {
                 stats: self.stats.clone(),
-                journal: self.journal.clone(),
+                journal: self.journal_for(&next.def),
                 ..next
             });
         };
         Ok(CompiledProject {
+            journal: self.journal_for(&def),
             def,
             handlers,
             router,
             stats: self.stats.clone(),
-            journal: self.journal.clone(),
             problem: None,
         })
     }
@@ -256,6 +256,21 @@ impl CompiledProject {
             }
         }
         self
+    }
+
+    /// The journal the next revision `def` keeps: this one, unless the journal's size
+    /// changed, which starts an empty one (a ring's size is fixed).
+    fn journal_for(&self, def: &Project) -> Arc<Journal> {
+        if def.journal_size == self.def.journal_size {
+            self.journal.clone()
+        } else {
+            Arc::new(Journal::new())
+        }
+    }
+
+    /// How many requests this project's journal keeps, given the node's default.
+    pub fn journal_size(&self, default: usize) -> usize {
+        self.def.journal_size.map_or(default, |size| size as usize)
     }
 
     /// Do `def`'s first endpoints have the methods and paths of `self`'s, in order?

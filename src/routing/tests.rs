@@ -1521,6 +1521,7 @@ mod publish {
             name: name.into(),
             description: String::new(),
             mode: Mode::Development,
+            journal_size: None,
             revision,
             created_at: 0,
             updated_at: 0,

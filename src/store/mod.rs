@@ -92,6 +92,7 @@ pub struct NewProject<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub mode: Mode,
+    pub journal_size: Option<u32>,
     pub endpoints: &'a EndpointList,
     pub now: i64,
 }
@@ -118,6 +119,7 @@ pub struct Commit<'a> {
     pub name: &'a str,
     pub description: &'a str,
     pub mode: Mode,
+    pub journal_size: Option<u32>,
     pub endpoints: EndpointOps<'a>,
     /// Who made the change, for the change history.
     pub actor_id: Option<i64>,

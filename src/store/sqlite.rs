@@ -241,7 +241,7 @@ impl SqliteStore {
     async fn load(&self, only: Option<i64>) -> Result<Vec<LoadedProject>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT p.id, u.username, p.name, p.description, p.mode, p.revision, p.created_at, p.updated_at
+            "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -259,6 +259,9 @@ impl SqliteStore {
                 description: row.try_get("description")?,
                 mode: Mode::parse(&mode)
                     .ok_or_else(|| StoreError::Corrupt(format!("unknown mode `{mode}`")))?,
+                journal_size: row
+                    .try_get::<Option<i64>, _>("journal_size")?
+                    .map(|size| u32::try_from(size).unwrap_or(u32::MAX)),
                 revision: row.try_get("revision")?,
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
@@ -540,14 +543,15 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5) RETURNING id",
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6) RETURNING id",
         )
         .bind(project.owner_id)
         .bind(project.name)
         .bind(project.description)
         .bind(project.mode.as_str())
         .bind(project.now)
+        .bind(project.journal_size.map(i64::from))
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -573,7 +577,8 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6
+            "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6,
+                 journal_size = ?7
              WHERE id = ?1 AND revision = ?2 RETURNING revision",
         )
         .bind(commit.project_id)
@@ -582,6 +587,7 @@ impl Store for SqliteStore {
         .bind(commit.description)
         .bind(commit.mode.as_str())
         .bind(commit.now)
+        .bind(commit.journal_size.map(i64::from))
         .fetch_optional(&mut *tx)
         .await;
         let revision: i64 = match updated {
@@ -703,6 +709,7 @@ mod tests {
             name: "p",
             description: "",
             mode: Mode::Development,
+            journal_size: None,
             endpoints,
             now: 1,
         }
@@ -776,6 +783,7 @@ mod tests {
             name: "p",
             description: "",
             mode: Mode::Development,
+            journal_size: None,
             endpoints: EndpointOps::Upsert(&added),
             actor_id: Some(owner.id),
             summary: "add two",
@@ -819,6 +827,7 @@ mod tests {
             name: "p",
             description: "",
             mode: Mode::Development,
+            journal_size: None,
             endpoints: EndpointOps::Upsert(&changed),
             actor_id: None,
             summary: "change x",

@@ -201,3 +201,64 @@ async fn a_journal_size_of_zero_keeps_nothing() {
     app.get("/alice/shop/items/1").await;
     assert_eq!(journal(&app, &alice, "?count=true").await["count"], 0);
 }
+
+async fn patch(app: &TestApp, user: &User, body: Value) -> reqwest::Response {
+    app.call(
+        Method::PATCH,
+        "/admin/projects/alice/shop",
+        Some(&user.token),
+        Some(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn each_project_sets_its_own_journal_size_and_it_survives_a_restart() {
+    let (app, alice) = shop(1000, 1024).await;
+    let resized = patch(&app, &alice, json!({"journal_size": 5})).await;
+    assert_eq!(resized.status(), StatusCode::OK);
+    assert_eq!(json_body(resized).await["journal_size"], 5);
+    for i in 0..8 {
+        app.get(&format!("/alice/shop/items/{i}")).await;
+    }
+    let listed = journal(&app, &alice, "").await;
+    assert_eq!(listed["capacity"], 5);
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 5);
+    assert_eq!(listed["entries"][0]["request"]["path"], "/items/7");
+
+    // Kept by the store: a restarted node still keeps 5.
+    let app = app.restart().await;
+    let project = app.read_project(&alice, "alice/shop").await;
+    assert_eq!(project["journal_size"], 5);
+    for i in 0..7 {
+        app.get(&format!("/alice/shop/items/{i}")).await;
+    }
+    assert_eq!(journal(&app, &alice, "?count=true").await["count"], 5);
+
+    // 0 switches the journal off; null goes back to the node's default.
+    assert!(
+        patch(&app, &alice, json!({"journal_size": 0}))
+            .await
+            .status()
+            .is_success()
+    );
+    app.get("/alice/shop/items/1").await;
+    let off = journal(&app, &alice, "").await;
+    assert_eq!(off["capacity"], 0);
+    assert_eq!(off["matched"], 0);
+    let back = patch(&app, &alice, json!({"journal_size": null})).await;
+    assert_eq!(json_body(back).await["journal_size"], Value::Null);
+    app.get("/alice/shop/items/1").await;
+    let default = journal(&app, &alice, "").await;
+    assert_eq!(default["capacity"], 1000);
+    assert_eq!(default["matched"], 1);
+
+    let too_big = patch(&app, &alice, json!({"journal_size": 100_001})).await;
+    let body = assert_error(
+        too_big,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["error"]["details"][0]["field"], "journal_size");
+}
