@@ -33,7 +33,7 @@ use crate::error::{self, ApiError, Code};
 use crate::handlers::{Context, Reply, RequestBody};
 use crate::observe::Telemetry;
 use crate::observe::journal::Captured;
-use crate::routing::{ProjectLookup, Routes};
+use crate::routing::{CompiledProject, ProjectLookup, Routes};
 
 /// What every project request needs: the route table, the stats and the body limits.
 pub(crate) struct Pipeline {
@@ -65,16 +65,7 @@ impl Pipeline {
                 .await;
             let outcome = record::measure(&self.telemetry, &response, start);
             record::instance(&self.telemetry, outcome);
-            if self.access_log {
-                let line = record::Line {
-                    id,
-                    client: peer,
-                    method: &head.method,
-                    uri: &head.uri,
-                    project: None,
-                };
-                record::access(line, &response, outcome);
-            }
+            self.log_access(id, peer, &head, None, &response, outcome);
             return response;
         };
         // Stage 1b: the endpoint.
@@ -140,16 +131,8 @@ impl Pipeline {
             endpoint.map(|(endpoint, _)| endpoint),
             outcome,
         );
-        if self.access_log {
-            let line = record::Line {
-                id,
-                client: peer,
-                method: &head.method,
-                uri: &head.uri,
-                project: Some((&project, endpoint.map(|(_, index)| index))),
-            };
-            record::access(line, &response, outcome);
-        }
+        let answered = Some((&*project, endpoint.map(|(_, index)| index)));
+        self.log_access(id, peer, &head, answered, &response, outcome);
         if capture > 0 {
             let entry = record::Journaled {
                 id,
@@ -170,6 +153,28 @@ impl Pipeline {
             );
         }
         response
+    }
+
+    /// The request's access-log line, if the access log is on.
+    fn log_access(
+        &self,
+        id: &HeaderValue,
+        peer: SocketAddr,
+        head: &http::request::Parts,
+        project: Option<(&CompiledProject, Option<usize>)>,
+        response: &Response<Body>,
+        outcome: record::Outcome,
+    ) {
+        if self.access_log {
+            let line = record::Line {
+                id,
+                client: peer,
+                method: &head.method,
+                uri: &head.uri,
+                project,
+            };
+            record::access(line, response, outcome);
+        }
     }
 
     /// Drains what is left of the body, keeping its first `capture` bytes, then waits for

@@ -13,7 +13,7 @@ use super::extract::Query;
 use crate::accounts::Principal;
 use crate::error::{ApiError, Code, FieldError};
 use crate::model::is_reserved_root;
-use crate::routing::explain::{Miss, near_misses};
+use crate::routing::explain::{NearMiss, near_misses};
 use crate::routing::{ProjectLookup, split_segment};
 
 /// Near misses listed at most.
@@ -46,7 +46,7 @@ struct Answer<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     allow: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    candidates: Vec<Candidate<'a>>,
+    candidates: Vec<NearMiss<'a>>,
 }
 
 #[derive(Serialize)]
@@ -60,17 +60,6 @@ struct EndpointRef<'a> {
     id: &'a str,
     method: &'a str,
     path: &'a str,
-}
-
-#[derive(Serialize)]
-struct Candidate<'a> {
-    #[serde(flatten)]
-    endpoint: EndpointRef<'a>,
-    /// `wrong_method` or `path_differs`.
-    miss: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segment: Option<usize>,
-    why: String,
 }
 
 pub(super) async fn explain(
@@ -160,31 +149,6 @@ pub(super) async fn explain(
     if answer.matched {
         return Ok(axum::Json(answer).into_response());
     }
-    answer.candidates = near_misses(project, &method, rest, CANDIDATES)
-        .into_iter()
-        .map(|near| {
-            let (miss, segment, why) = match near.miss {
-                Miss::WrongMethod => (
-                    "wrong_method",
-                    None,
-                    format!(
-                        "the path matches; the endpoint answers {}",
-                        near.endpoint.spec.method.as_str()
-                    ),
-                ),
-                Miss::PathDiffers { segment, why } => ("path_differs", Some(segment), why),
-            };
-            Candidate {
-                endpoint: EndpointRef {
-                    id: &near.endpoint.id,
-                    method: near.endpoint.spec.method.as_str(),
-                    path: &near.endpoint.spec.path,
-                },
-                miss,
-                segment,
-                why,
-            }
-        })
-        .collect();
+    answer.candidates = near_misses(project, &method, rest, CANDIDATES);
     Ok(axum::Json(answer).into_response())
 }

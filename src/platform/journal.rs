@@ -16,7 +16,7 @@ use super::extract::{Path, Query};
 use crate::accounts::Principal;
 use crate::error::{ApiError, FieldError};
 use crate::observe::journal::Entry;
-use crate::routing::explain::{Miss, near_misses};
+use crate::routing::explain::{NearMiss, near_misses};
 
 /// Entries listed when no `limit` is given.
 const DEFAULT_LIMIT: usize = 100;
@@ -120,18 +120,7 @@ struct Listed<'a> {
     entry: &'a Entry,
     /// For a 404: the endpoints that came closest, against the current revision.
     #[serde(skip_serializing_if = "Option::is_none")]
-    near_misses: Option<Vec<NearMiss>>,
-}
-
-#[derive(Serialize)]
-struct NearMiss {
-    id: String,
-    method: String,
-    path: String,
-    miss: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    segment: Option<usize>,
-    why: String,
+    near_misses: Option<Vec<NearMiss<'a>>>,
 }
 
 pub(super) async fn list(
@@ -158,31 +147,8 @@ pub(super) async fn list(
         .take(limit)
         .map(|entry| Listed {
             entry,
-            near_misses: (entry.response.status == 404 && entry.endpoint.is_none()).then(|| {
-                near_misses(&project, &entry.request.method, &entry.request.path, 3)
-                    .into_iter()
-                    .map(|near| {
-                        let (miss, segment, why) = match near.miss {
-                            Miss::WrongMethod => (
-                                "wrong_method",
-                                None,
-                                "the path matches; the method does not".to_owned(),
-                            ),
-                            Miss::PathDiffers { segment, why } => {
-                                ("path_differs", Some(segment), why)
-                            }
-                        };
-                        NearMiss {
-                            id: near.endpoint.id.clone(),
-                            method: near.endpoint.spec.method.as_str().to_owned(),
-                            path: near.endpoint.spec.path.to_string(),
-                            miss,
-                            segment,
-                            why,
-                        }
-                    })
-                    .collect()
-            }),
+            near_misses: (entry.response.status == 404 && entry.endpoint.is_none())
+                .then(|| near_misses(&project, &entry.request.method, &entry.request.path, 3)),
         })
         .collect();
     Ok(axum::Json(serde_json::json!({

@@ -31,6 +31,37 @@ pub struct NearMiss<'a> {
     score: usize,
 }
 
+/// Shown as the admin API answers it: `{id, method, path, miss, segment?, why}`, `miss`
+/// being `wrong_method` or `path_differs`.
+impl serde::Serialize for NearMiss<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let endpoint = self.endpoint;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &endpoint.id)?;
+        map.serialize_entry("method", endpoint.spec.method.as_str())?;
+        map.serialize_entry("path", &*endpoint.spec.path)?;
+        match &self.miss {
+            Miss::WrongMethod => {
+                map.serialize_entry("miss", "wrong_method")?;
+                map.serialize_entry(
+                    "why",
+                    &format!(
+                        "the path matches; the endpoint answers {}",
+                        endpoint.spec.method.as_str()
+                    ),
+                )?;
+            }
+            Miss::PathDiffers { segment, why } => {
+                map.serialize_entry("miss", "path_differs")?;
+                map.serialize_entry("segment", segment)?;
+                map.serialize_entry("why", why)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// The `limit` endpoints of `project` that came closest to answering `method path`
 /// (project-relative, `""` or `/…`), best first; endpoints listed earlier win ties.
 pub fn near_misses<'a>(
