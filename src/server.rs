@@ -168,10 +168,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let routes = Arc::new(Routes::from_loaded(loaded));
     release_freed_memory();
-    let telemetry = Arc::new(Telemetry::with_journal(
-        config.journal_size,
-        config.journal_body,
-    ));
+    let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));
     let changes = Arc::new(Changes::new(
         store.clone(),
         routes.clone(),
@@ -663,7 +660,7 @@ impl App {
     ) -> Response<Body> {
         let path = request.uri().path();
         let counted = observe::counted(path);
-        let logged = self.pipeline.access_log && !matches!(path, "/health" | "/ready");
+        let logged = self.pipeline.access_log && observe::logged(path);
         let head = logged.then(|| (request.method().clone(), request.uri().clone()));
         request.extensions_mut().insert(RequestId(id.clone()));
         request.extensions_mut().insert(ClientAddr(peer));

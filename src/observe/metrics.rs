@@ -67,12 +67,12 @@ impl Collector for Scrape {
         let instance = telemetry.instance.totals();
         let projects: Vec<(String, Totals)> = table
             .projects()
-            .map(|p| (format!("{}/{}", p.def.owner, p.def.name), p.stats.totals()))
+            .map(|p| (p.def.mount_key(), p.stats.totals()))
             .collect();
         let endpoints: Vec<(String, &str, Totals)> = table
             .projects()
             .flat_map(|p| {
-                let mount = format!("{}/{}", p.def.owner, p.def.name);
+                let mount = p.def.mount_key();
                 p.def
                     .endpoints
                     .iter()
@@ -152,7 +152,7 @@ impl Collector for Scrape {
                 MetricType::Gauge,
             )?;
             for project in table.projects() {
-                let mount = format!("{}/{}", project.def.owner, project.def.name);
+                let mount = project.def.mount_key();
                 let labels = [("project", mount.as_str())];
                 ConstGauge::new(project.def.revision).encode(family.encode_family(&labels)?)?;
             }

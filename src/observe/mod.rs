@@ -36,30 +36,17 @@ pub struct Telemetry {
     started: Instant,
 }
 
-impl Default for Telemetry {
-    fn default() -> Self {
-        Telemetry::new()
-    }
-}
-
 impl Telemetry {
-    pub fn new() -> Telemetry {
+    /// Nothing counted yet; journals of `journal_size` entries keeping `journal_body` bytes
+    /// of each body (the node's `Config`).
+    pub fn new(journal_size: usize, journal_body: usize) -> Telemetry {
         Telemetry {
             instance: stats::Stats::with_recent(),
             commits: stats::Stats::new(),
             connections: AtomicU64::new(0),
-            journal_size: 1000,
-            journal_body: 16 * 1024,
+            journal_size,
+            journal_body,
             started: Instant::now(),
-        }
-    }
-
-    /// The same, with journals of `size` entries keeping `body` bytes of each body.
-    pub fn with_journal(size: usize, body: usize) -> Telemetry {
-        Telemetry {
-            journal_size: size,
-            journal_body: body,
-            ..Telemetry::new()
         }
     }
 
@@ -102,6 +89,12 @@ pub fn unix_ms() -> u64 {
 /// endpoints themselves, so that watching a node does not change what it reports.
 pub fn counted(path: &str) -> bool {
     !matches!(path, "/stats" | "/metrics" | "/health" | "/ready")
+}
+
+/// Whether requests to `path` get an access-log line: all but the probes, which would
+/// drown the rest.
+pub fn logged(path: &str) -> bool {
+    !matches!(path, "/health" | "/ready")
 }
 
 /// The header that carries the request id, both ways.

@@ -57,16 +57,22 @@ pub fn project(
     endpoint: Option<&Arc<CompiledEndpoint>>,
     outcome: Outcome,
 ) {
+    instance(telemetry, outcome);
     let Outcome {
         status,
         latency_ns,
         second,
     } = outcome;
-    telemetry.instance.record(status, latency_ns, second);
     project.stats.record(status, latency_ns, second);
     if let Some(endpoint) = endpoint {
         endpoint.stats.get().record(status, latency_ns, second);
     }
+}
+
+/// The id of the endpoint at `index` of `project`, if one answered.
+fn endpoint_id(project: &CompiledProject, index: Option<usize>) -> Option<&str> {
+    let endpoint = project.def.endpoints.get(index?)?;
+    Some(endpoint.id.as_str())
 }
 
 /// What the access log says of a request besides its outcome.
@@ -81,14 +87,10 @@ pub struct Line<'a> {
 
 /// Writes the access-log line of a request.
 pub fn access(line: Line<'_>, response: &Response<Body>, outcome: Outcome) {
-    let mount = line
+    let mount = line.project.map(|(project, _)| project.def.mount_key());
+    let endpoint = line
         .project
-        .map(|(project, _)| format!("{}/{}", project.def.owner, project.def.name));
-    let endpoint = line.project.and_then(|(project, index)| {
-        index
-            .and_then(|index| project.def.endpoints.get(index))
-            .map(|endpoint| endpoint.id.as_str())
-    });
+        .and_then(|(project, index)| endpoint_id(project, index));
     logs::access(
         error::id_str(line.id),
         line.client,
@@ -156,10 +158,7 @@ pub fn journal(
             headers: journal::Headers::of(response.headers()),
             body: answer,
         },
-        endpoint: request
-            .endpoint
-            .and_then(|index| project.def.endpoints.get(index))
-            .map(|endpoint| endpoint.id.clone()),
+        endpoint: endpoint_id(project, request.endpoint).map(str::to_owned),
         latency_ms: outcome.latency_ns as f64 / 1e6,
     };
     journal.push(entry, size);
