@@ -13,7 +13,8 @@
 # bench/hyper_baseline.rs, and nginx (`return 200`, one process; installed if missing). Only 127.0.0.1 is used; every process started
 # here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (200),
 # BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate),
-# BENCH_CG_SERVER_ARGS (more `serve` flags for Switchyard, e.g. "--journal-size 0").
+# BENCH_CG_SERVER_ARGS (more `serve` flags for Switchyard, e.g. "--journal-size 0"),
+# BENCH_CG_ONLY (a space-separated subset of "switchyard hyper nginx").
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,7 +39,10 @@ if ((${#missing[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-cargo build --release --locked --bin switchyard --example hyper_baseline >&2
+# Built apart: examples enable the dev-dependencies' features (tokio's `process`), and the
+# binary measured must be the one `cargo build --release` ships.
+cargo build --release --locked --bin switchyard >&2
+cargo build --release --locked --example hyper_baseline >&2
 SY="$TARGET_DIR/release/switchyard"
 HYPER="$TARGET_DIR/release/examples/hyper_baseline"
 
@@ -70,6 +74,7 @@ wait_port() {
 measure() {
     local name=$1 port=$2
     shift 2
+    case " ${BENCH_CG_ONLY:-switchyard hyper nginx} " in *" $name "*) ;; *) return 0 ;; esac
     valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" "$@" \
         >"$WORK/$name.log" 2>&1 &
     local pid=$!

@@ -33,14 +33,13 @@
 //! - head size: hyper answers a head over `max_header_size` with a bare 431 and closes.
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
@@ -49,9 +48,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
-use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
+mod deadlines;
+
+use self::deadlines::{Deadlines, Watch};
 use crate::accounts::Accounts;
 use crate::body::Body;
 use crate::changes::Changes;
@@ -276,9 +277,10 @@ async fn serve(
         // The read buffer must be able to hold the largest head we accept.
         builder.max_buf_size(limits.max_header_size);
     }
-    let timeouts = Timeouts {
-        idle: limits.idle_timeout,
-        header: limits.header_read_timeout,
+    let deadlines = Deadlines::new(limits.idle_timeout, limits.header_read_timeout);
+    let sweeper = {
+        let telemetry = app.pipeline.telemetry.clone();
+        tokio::spawn(deadlines.clone().sweep(move || telemetry.resync()))
     };
     // One permit per open connection: when none is left the loop stops accepting and new
     // clients wait in the kernel's listen backlog; a closing connection frees its permit.
@@ -311,15 +313,19 @@ async fn serve(
         let connection = Arc::new(Connection {
             app: app.clone(),
             peer,
-            served: AtomicU32::new(0),
+            watch: deadlines.watch(),
+            deadlines: deadlines.clone(),
         });
-        let io = Guarded::new(stream, connection.clone(), timeouts);
+        let io = Guarded {
+            stream,
+            connection: connection.clone(),
+        };
         let service = hyper::service::service_fn(move |request| {
             let connection = connection.clone();
-            connection.mark();
+            connection.deadlines.busy(&connection.watch);
             async move {
                 let response = connection.app.handle(request, connection.peer).await;
-                connection.mark();
+                connection.deadlines.idle(&connection.watch);
                 Ok::<_, Infallible>(response)
             }
         });
@@ -336,6 +342,7 @@ async fn serve(
         });
     }
     drop(listener);
+    sweeper.abort();
     tokio::select! {
         _ = graceful.shutdown() => tracing::debug!("all connections closed"),
         _ = tokio::time::sleep(shutdown_timeout) => {
@@ -374,111 +381,27 @@ const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
 struct Connection {
     app: Arc<App>,
     peer: SocketAddr,
-    /// Bumped when a request starts and when its answer is ready: odd while one is being
-    /// served. Only this connection's task touches it (hyper polls the service inside the
-    /// connection future), so plain loads and stores suffice; the atomic is for `Send`.
-    served: AtomicU32,
+    deadlines: Arc<Deadlines>,
+    watch: Arc<Watch>,
 }
 
-impl Connection {
-    fn mark(&self) {
-        let next = self.served.load(Ordering::Relaxed).wrapping_add(1);
-        self.served.store(next, Ordering::Relaxed);
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Timeouts {
-    idle: Duration,
-    header: Duration,
-}
-
-/// Where a connection is between requests, as far as its deadline is concerned.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Nothing of the next request has arrived: the idle timeout runs.
-    Idle,
-    /// Part of a request head has arrived: the header read timeout runs.
-    Head,
-    /// A request is being served; its body has its own deadline (`body_read_timeout`).
-    Busy,
-}
-
-/// The socket of a connection, with the deadline of its current phase.
-///
-/// One `Sleep` per connection, not moved on the request path: a phase change only records
-/// the new deadline (the idle one when an answer is ready, one clock read; a head's when a
-/// read of it first has to wait). The `Sleep` is moved only when it fires before the
-/// deadline it stands for, or when a phase needs an earlier one.
+/// The socket of a connection, reporting its phases to the node's [`Deadlines`]: reading
+/// a head, idle once an answer is ready (the service reports busy and idle). When the socket
+/// has to wait and the phase's deadline has passed, the read or write fails with
+/// `TimedOut`, and hyper closes the connection.
 struct Guarded {
     stream: TcpStream,
     connection: Arc<Connection>,
-    timeouts: Timeouts,
-    /// The last `Connection::served` seen.
-    seen: u32,
-    phase: Phase,
-    /// The current phase's deadline, once computed.
-    deadline: Option<Instant>,
-    sleep: Pin<Box<Sleep>>,
 }
 
 impl Guarded {
-    fn new(stream: TcpStream, connection: Arc<Connection>, timeouts: Timeouts) -> Self {
-        let deadline = Instant::now() + timeouts.idle;
-        Guarded {
-            stream,
-            connection,
-            timeouts,
-            seen: 0,
-            phase: Phase::Idle,
-            deadline: Some(deadline),
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
-        }
-    }
-
-    /// Follows the service: busy while a request is served, idle once its answer is ready.
-    /// The idle deadline is fixed here, the one clock read a request costs.
-    fn observe(&mut self) {
-        let served = self.connection.served.load(Ordering::Relaxed);
-        if served != self.seen {
-            self.seen = served;
-            if served % 2 == 1 {
-                self.phase = Phase::Busy;
-                self.deadline = None;
-            } else {
-                self.phase = Phase::Idle;
-                self.deadline = Some(Instant::now() + self.timeouts.idle);
-            }
-        }
-    }
-
-    /// Called when IO has to wait: `Pending` while the phase's deadline is ahead, the error
-    /// to hand hyper (which then closes the connection) once it has passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let timeout = match self.phase {
-            Phase::Busy => return Poll::Pending,
-            Phase::Idle => self.timeouts.idle,
-            Phase::Head => self.timeouts.header,
-        };
-        // A head's deadline is set lazily: most heads arrive whole in one read.
-        let deadline = *self
-            .deadline
-            .get_or_insert_with(|| Instant::now() + timeout);
-        if self.sleep.deadline() > deadline {
-            self.sleep.as_mut().reset(deadline);
-        }
-        loop {
-            ready!(self.sleep.as_mut().poll(cx));
-            if self.sleep.deadline() >= deadline {
-                let what = if self.phase == Phase::Idle {
-                    "idle timeout"
-                } else {
-                    "header read timeout"
-                };
-                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what));
-            }
-            // It fired for an earlier phase; wait for this one's deadline.
-            self.sleep.as_mut().reset(deadline);
+    /// Called when IO has to wait: `Pending` (woken by the sweeper should the deadline
+    /// pass), or the error to hand hyper once it has.
+    fn wait<T>(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let connection = &*self.connection;
+        match connection.deadlines.overdue(&connection.watch, cx) {
+            Some(what) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
+            None => Poll::Pending,
         }
     }
 }
@@ -490,14 +413,13 @@ impl AsyncRead for Guarded {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.observe();
         let before = buf.filled().len();
         match Pin::new(&mut this.stream).poll_read(cx, buf) {
-            Poll::Pending => this.poll_deadline(cx).map(Err),
+            Poll::Pending => this.wait(cx),
             Poll::Ready(Ok(())) => {
-                if this.phase == Phase::Idle && buf.filled().len() > before {
-                    this.phase = Phase::Head;
-                    this.deadline = None;
+                if buf.filled().len() > before {
+                    let connection = &*this.connection;
+                    connection.deadlines.read_some(&connection.watch);
                 }
                 Poll::Ready(Ok(()))
             }
@@ -508,17 +430,20 @@ impl AsyncRead for Guarded {
 
 impl AsyncWrite for Guarded {
     // A write that waits after the answer was handed over is a client that does not read
-    // it: the idle timeout bounds that too.
+    // it: the idle timeout bounds that too (from the last write that made progress).
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.observe();
         match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Pending => this.poll_deadline(cx).map(Err),
-            ready => ready,
+            Poll::Pending => this.wait(cx),
+            ready => {
+                let connection = &*this.connection;
+                connection.deadlines.wrote_some(&connection.watch);
+                ready
+            }
         }
     }
 
@@ -528,10 +453,13 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        this.observe();
         match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.poll_deadline(cx).map(Err),
-            ready => ready,
+            Poll::Pending => this.wait(cx),
+            ready => {
+                let connection = &*this.connection;
+                connection.deadlines.wrote_some(&connection.watch);
+                ready
+            }
         }
     }
 
@@ -540,19 +468,7 @@ impl AsyncWrite for Guarded {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
-        this.observe();
-        if this.phase == Phase::Idle && flushed.is_ready() {
-            // hyper flushes every answer, then waits for the socket without reading again
-            // (it only re-reads at once when its own header timer is on), so the idle
-            // deadline is armed here. When it has passed already, a wake makes hyper read,
-            // and the read reports it.
-            if this.poll_deadline(cx).is_ready() {
-                cx.waker().wake_by_ref();
-            }
-        }
-        flushed
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -609,7 +525,8 @@ fn raise_fd_limit(max_connections: usize) {
 impl App {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let start = std::time::Instant::now();
-        let id = observe::request_id(request.headers());
+        let telemetry = &self.pipeline.telemetry;
+        let id = observe::request_id(request.headers(), || telemetry.unix_ms_at(start));
         let guarded =
             std::panic::AssertUnwindSafe(self.dispatch(request, &id, peer, start)).catch_unwind();
         let mut response = match guarded.await {

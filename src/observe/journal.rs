@@ -4,23 +4,26 @@
 //! A [`Journal`] is a fixed ring of slots, one per remembered request; a request takes the
 //! next sequence number with one atomic add and swaps its entry into slot `seq % capacity`,
 //! so recording takes no lock and memory is bounded by the capacity whatever the traffic.
-//! Reading copies the slots and orders them by sequence number. Like stats, a project's
-//! journal is handed from one revision to the next.
+//! An entry replaced in its slot is freed once no reader can still see it (epoch-based
+//! reclamation, `crossbeam-epoch`): a reader pins the current epoch while it walks the ring,
+//! a writer only swaps a pointer. Like stats, a project's journal is handed from one revision
+//! to the next.
 //!
-//! An entry keeps the request head (credentials redacted: the headers of
-//! [`SECRET_HEADERS`], and secret-looking query values as in the access log), the first
-//! bytes of its body (up to the node's capture size, marked when cut), and the answer's
-//! status, headers, first body bytes and latency.
+//! An entry keeps the request head, the first bytes of its body (up to the node's capture
+//! size, marked when cut), and the answer's status, headers, first body bytes and latency.
+//! Recording is on the hot path, so it copies bytes and nothing more: the text of an entry
+//! (request id, path, query, both header lists, endpoint id) is one allocation, and bodies
+//! are shared, not copied. Credentials are redacted when an entry is read, never shown: the
+//! values of [`SECRET_HEADERS`], and secret-looking query values as in the access log.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use crossbeam_epoch::{self as epoch, Atomic, Owned, Shared};
 use once_cell::race::OnceBox;
 use serde::Serialize;
 
-/// Request headers whose values are never kept: credentials.
+/// Request headers whose values are never shown: credentials.
 pub const SECRET_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -35,101 +38,226 @@ pub const SECRET_HEADERS: &[&str] = &[
 pub const REDACTED: &str = "[redacted]";
 
 /// One remembered request.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Entry {
     /// Position in the project's journal, counting from 1 since the node started (or the
     /// journal was cleared).
     pub seq: u64,
     /// When the answer was ready, Unix milliseconds; shown as RFC 3339 `time`.
-    #[serde(rename = "time", serialize_with = "rfc3339")]
     pub unix_ms: u64,
-    pub request_id: String,
-    pub request: Request,
-    pub response: Response,
-    /// The id of the endpoint that answered; absent for 404, 405 and 503 answers.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    pub latency_ms: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Request {
-    #[serde(serialize_with = "method_text")]
+    pub latency_ns: u64,
     pub method: http::Method,
-    /// The path inside the project, `/` for its root.
-    pub path: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query: Option<String>,
-    pub headers: Headers,
-    #[serde(flatten)]
-    pub body: Captured,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Response {
     pub status: u16,
-    pub headers: Headers,
-    #[serde(flatten)]
-    pub body: Captured,
+    pub request_body: Captured,
+    pub response_body: Captured,
+    /// Request id, path, query, request headers, response headers, endpoint id, one after
+    /// the other; `ends` says where each stops. Not shrunk to fit: a reallocation costs
+    /// more than the few spare bytes.
+    text: Vec<u8>,
+    ends: [u32; 6],
+    has_query: bool,
+    has_endpoint: bool,
 }
 
-fn rfc3339<S: serde::Serializer>(unix_ms: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-    let time = chrono::DateTime::from_timestamp_millis(i64::try_from(*unix_ms).unwrap_or(0))
-        .unwrap_or_default();
-    serializer.serialize_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+/// What a new [`Entry`] is made of, borrowed from the request and its answer.
+pub struct Record<'a> {
+    pub seq: u64,
+    pub unix_ms: u64,
+    pub latency_ns: u64,
+    pub request_id: &'a [u8],
+    pub method: &'a http::Method,
+    /// The path inside the project, `/` for its root.
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub request_headers: &'a http::HeaderMap,
+    pub request_body: Captured,
+    pub status: u16,
+    pub response_headers: &'a http::HeaderMap,
+    pub response_body: Captured,
+    /// The id of the endpoint that answered; `None` for 404, 405 and 503 answers.
+    pub endpoint: Option<&'a str>,
 }
 
-fn method_text<S: serde::Serializer>(
-    method: &http::Method,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(method.as_str())
+/// Room reserved per header before copying (headers are walked once: walking a `HeaderMap`
+/// costs more than copying a short header); longer ones grow the buffer.
+const HEADER_ROOM: usize = 48;
+
+/// Appends `headers` as `name NUL value NUL …`.
+fn put_headers(text: &mut Vec<u8>, headers: &http::HeaderMap) {
+    for (name, value) in headers {
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.push(0);
+        text.extend_from_slice(value.as_bytes());
+        text.push(0);
+    }
 }
 
-/// Header pairs in one buffer (`name NUL value NUL …`: a header can hold no NUL), so that
-/// keeping a request's headers is one allocation; shown as `[name, value]` pairs. Names
-/// are lowercase; the values of [`SECRET_HEADERS`] are kept as [`REDACTED`].
-#[derive(Debug, Default)]
-pub struct Headers(Vec<u8>);
-
-impl Headers {
-    pub fn of(map: &http::HeaderMap) -> Headers {
-        let size: usize = map
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + 2)
-            .sum();
-        let mut buffer = Vec::with_capacity(size);
-        for (name, value) in map {
-            let name = name.as_str();
-            buffer.extend_from_slice(name.as_bytes());
-            buffer.push(0);
-            if SECRET_HEADERS.contains(&name) {
-                buffer.extend_from_slice(REDACTED.as_bytes());
-            } else {
-                buffer.extend_from_slice(value.as_bytes());
-            }
-            buffer.push(0);
+impl Entry {
+    pub fn new(record: Record<'_>) -> Entry {
+        let query = record.query.unwrap_or("");
+        let endpoint = record.endpoint.unwrap_or("");
+        let size = record.request_id.len()
+            + record.path.len()
+            + query.len()
+            + HEADER_ROOM * (record.request_headers.len() + record.response_headers.len())
+            + endpoint.len();
+        let mut text = Vec::with_capacity(size);
+        let mut ends = [0u32; 6];
+        // An entry is at most a request head plus an answer's headers, far below 4 GiB.
+        let mut end = |text: &Vec<u8>, i: usize| ends[i] = text.len() as u32;
+        text.extend_from_slice(record.request_id);
+        end(&text, 0);
+        text.extend_from_slice(record.path.as_bytes());
+        end(&text, 1);
+        text.extend_from_slice(query.as_bytes());
+        end(&text, 2);
+        put_headers(&mut text, record.request_headers);
+        end(&text, 3);
+        put_headers(&mut text, record.response_headers);
+        end(&text, 4);
+        text.extend_from_slice(endpoint.as_bytes());
+        end(&text, 5);
+        Entry {
+            seq: record.seq,
+            unix_ms: record.unix_ms,
+            latency_ns: record.latency_ns,
+            method: record.method.clone(),
+            status: record.status,
+            request_body: record.request_body,
+            response_body: record.response_body,
+            text,
+            ends,
+            has_query: record.query.is_some(),
+            has_endpoint: record.endpoint.is_some(),
         }
-        Headers(buffer)
     }
 
-    /// `(name, value)` pairs, values that are not UTF-8 shown lossily.
+    fn part(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text
+            .get(start..self.ends[i] as usize)
+            .unwrap_or_default()
+    }
+
+    fn text_part(&self, i: usize) -> &str {
+        // Ids, paths, queries and endpoint ids are ASCII or UTF-8 when recorded.
+        std::str::from_utf8(self.part(i)).unwrap_or_default()
+    }
+
+    pub fn request_id(&self) -> &str {
+        self.text_part(0)
+    }
+
+    /// The path inside the project, `/` for its root.
+    pub fn path(&self) -> &str {
+        self.text_part(1)
+    }
+
+    /// The query string as it arrived (not redacted).
+    pub fn query(&self) -> Option<&str> {
+        self.has_query.then(|| self.text_part(2))
+    }
+
+    /// The request's headers, credentials redacted.
+    pub fn request_headers(&self) -> Headers<'_> {
+        Headers(self.part(3))
+    }
+
+    /// The answer's headers (as the handler gave them), credentials redacted.
+    pub fn response_headers(&self) -> Headers<'_> {
+        Headers(self.part(4))
+    }
+
+    /// The id of the endpoint that answered; `None` for 404, 405 and 503 answers.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.has_endpoint.then(|| self.text_part(5))
+    }
+}
+
+impl Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            seq: u64,
+            time: String,
+            request_id: &'a str,
+            request: RequestView<'a>,
+            response: ResponseView<'a>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            endpoint: Option<&'a str>,
+            latency_ms: f64,
+        }
+        #[derive(Serialize)]
+        struct RequestView<'a> {
+            method: &'a str,
+            path: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            query: Option<std::borrow::Cow<'a, str>>,
+            headers: Headers<'a>,
+            #[serde(flatten)]
+            body: &'a Captured,
+        }
+        #[derive(Serialize)]
+        struct ResponseView<'a> {
+            status: u16,
+            headers: Headers<'a>,
+            #[serde(flatten)]
+            body: &'a Captured,
+        }
+        let time =
+            chrono::DateTime::from_timestamp_millis(i64::try_from(self.unix_ms).unwrap_or(0))
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        View {
+            seq: self.seq,
+            time,
+            request_id: self.request_id(),
+            request: RequestView {
+                method: self.method.as_str(),
+                path: self.path(),
+                query: self.query().map(super::logs::redact_query),
+                headers: self.request_headers(),
+                body: &self.request_body,
+            },
+            response: ResponseView {
+                status: self.status,
+                headers: self.response_headers(),
+                body: &self.response_body,
+            },
+            endpoint: self.endpoint(),
+            latency_ms: self.latency_ns as f64 / 1e6,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// Header pairs as recorded (`name NUL value NUL …`: a header can hold no NUL); shown as
+/// `[name, value]` pairs. Names are lowercase; the values of [`SECRET_HEADERS`] show as
+/// [`REDACTED`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Headers<'a>(&'a [u8]);
+
+impl<'a> Headers<'a> {
+    /// `(name, value)` pairs, credentials redacted, values that are not UTF-8 shown lossily.
     pub fn pairs(
-        &self,
-    ) -> impl Iterator<Item = (std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> {
+        self,
+    ) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)> {
         let mut parts = self.0.split(|&b| b == 0);
         std::iter::from_fn(move || {
             let name = parts.next().filter(|name| !name.is_empty())?;
             let value = parts.next()?;
-            Some((
-                String::from_utf8_lossy(name),
-                String::from_utf8_lossy(value),
-            ))
+            let name = String::from_utf8_lossy(name);
+            let value = if SECRET_HEADERS.contains(&name.as_ref()) {
+                std::borrow::Cow::Borrowed(REDACTED)
+            } else {
+                String::from_utf8_lossy(value)
+            };
+            Some((name, value))
         })
     }
 }
 
-impl Serialize for Headers {
+impl Serialize for Headers<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.pairs().map(|(name, value)| [name, value]))
     }
@@ -165,7 +293,7 @@ impl Serialize for Captured {
     }
 }
 
-type Slots = Box<[ArcSwapOption<Entry>]>;
+type Slots = Box<[Atomic<Entry>]>;
 
 /// A project's ring of recent requests. The ring itself is allocated by the first entry,
 /// with the node's capacity then: a project nobody calls costs two words.
@@ -202,41 +330,85 @@ impl Journal {
     /// Remembers `entry` (numbered by [`Journal::next_seq`]), forgetting the oldest beyond
     /// `capacity` (the ring's size is fixed by the first entry).
     pub fn push(&self, entry: Entry, capacity: usize) {
-        let slots = self.slots.get_or_init(|| {
-            Box::new(
-                (0..capacity.max(1))
-                    .map(|_| ArcSwapOption::empty())
-                    .collect(),
-            )
-        });
-        let slot = (entry.seq % slots.len() as u64) as usize;
-        if let Some(slot) = slots.get(slot) {
+        let slots = self
+            .slots
+            .get_or_init(|| Box::new((0..capacity.max(1)).map(|_| Atomic::null()).collect()));
+        let Some(slot) = slots.get((entry.seq % slots.len() as u64) as usize) else {
+            return;
+        };
+        let guard = epoch::pin();
+        let mut entry = Owned::new(entry);
+        let mut current = slot.load(Ordering::Acquire, &guard);
+        loop {
+            // SAFETY: `current` was loaded under `guard`, so it is not freed before the
+            // guard is dropped (replaced entries are only ever freed through `defer_destroy`).
             // A slower writer of an older entry must not overwrite a newer one.
-            let newer = slot
-                .load()
-                .as_ref()
-                .is_some_and(|current| current.seq > entry.seq);
-            if !newer {
-                slot.store(Some(Arc::new(entry)));
+            if unsafe { current.as_ref() }.is_some_and(|newer| newer.seq > entry.seq) {
+                return;
+            }
+            match slot.compare_exchange(current, entry, Ordering::AcqRel, Ordering::Acquire, &guard)
+            {
+                Ok(_) => {
+                    if !current.is_null() {
+                        // SAFETY: `current` is no longer reachable from the ring; readers that
+                        // loaded it pinned an epoch this destruction waits for.
+                        unsafe { guard.defer_destroy(current) };
+                    }
+                    return;
+                }
+                Err(failed) => {
+                    current = failed.current;
+                    entry = failed.new;
+                }
             }
         }
     }
 
-    /// The remembered entries, oldest first.
-    pub fn entries(&self) -> Vec<Arc<Entry>> {
-        let Some(slots) = self.slots.get() else {
-            return Vec::new();
+    /// Calls `read` with the remembered entries, oldest first. The entries stay valid while
+    /// `read` runs (it holds a pinned epoch, which delays freeing replaced entries: keep it
+    /// short and never await inside).
+    pub fn read<R>(&self, read: impl FnOnce(&[&Entry]) -> R) -> R {
+        let guard = epoch::pin();
+        let mut entries: Vec<&Entry> = match self.slots.get() {
+            // SAFETY: loaded under `guard`, which outlives every use of the references.
+            Some(slots) => slots
+                .iter()
+                .filter_map(|slot| unsafe { slot.load(Ordering::Acquire, &guard).as_ref() })
+                .collect(),
+            None => Vec::new(),
         };
-        let mut entries: Vec<Arc<Entry>> = slots.iter().filter_map(|s| s.load_full()).collect();
         entries.sort_by_key(|entry| entry.seq);
-        entries
+        read(&entries)
     }
 
     /// Forgets every entry.
     pub fn clear(&self) {
         if let Some(slots) = self.slots.get() {
+            let guard = epoch::pin();
             for slot in slots.iter() {
-                slot.store(None);
+                let old = slot.swap(Shared::null(), Ordering::AcqRel, &guard);
+                if !old.is_null() {
+                    // SAFETY: unlinked above; see `push`.
+                    unsafe { guard.defer_destroy(old) };
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(slots) = self.slots.get() {
+            for slot in slots.iter() {
+                // SAFETY: `&mut self`: no reader or writer can hold this journal any more, so
+                // its entries can be freed at once.
+                unsafe {
+                    let guard = epoch::unprotected();
+                    let old = slot.swap(Shared::null(), Ordering::Relaxed, guard);
+                    if !old.is_null() {
+                        drop(old.into_owned());
+                    }
+                }
             }
         }
     }
@@ -246,26 +418,35 @@ impl Journal {
 mod tests {
     use super::*;
 
-    fn entry(journal: &Journal) -> Entry {
-        Entry {
-            seq: journal.next_seq(),
+    fn record<'a>(
+        seq: u64,
+        request: &'a http::HeaderMap,
+        response: &'a http::HeaderMap,
+    ) -> Record<'a> {
+        Record {
+            seq,
             unix_ms: 0,
-            request_id: String::new(),
-            request: Request {
-                method: http::Method::GET,
-                path: "/".into(),
-                query: None,
-                headers: Headers::default(),
-                body: Captured::default(),
-            },
-            response: Response {
-                status: 200,
-                headers: Headers::default(),
-                body: Captured::default(),
-            },
+            latency_ns: 0,
+            request_id: b"id-1",
+            method: &http::Method::GET,
+            path: "/",
+            query: None,
+            request_headers: request,
+            request_body: Captured::default(),
+            status: 200,
+            response_headers: response,
+            response_body: Captured::default(),
             endpoint: None,
-            latency_ms: 0.0,
         }
+    }
+
+    fn entry(journal: &Journal) -> Entry {
+        let empty = http::HeaderMap::new();
+        Entry::new(record(journal.next_seq(), &empty, &empty))
+    }
+
+    fn seqs(journal: &Journal) -> Vec<u64> {
+        journal.read(|entries| entries.iter().map(|e| e.seq).collect())
     }
 
     #[test]
@@ -274,10 +455,9 @@ mod tests {
         for _ in 0..25 {
             journal.push(entry(&journal), 10);
         }
-        let seqs: Vec<u64> = journal.entries().iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, (16..=25).collect::<Vec<_>>());
+        assert_eq!(seqs(&journal), (16..=25).collect::<Vec<_>>());
         journal.clear();
-        assert!(journal.entries().is_empty());
+        assert!(seqs(&journal).is_empty());
     }
 
     #[test]
@@ -288,36 +468,76 @@ mod tests {
         let newer = entry(&journal); // seq 3, same slot as 1
         journal.push(newer, 2);
         journal.push(old, 2);
-        let seqs: Vec<u64> = journal.entries().iter().map(|e| e.seq).collect();
-        assert_eq!(seqs, vec![3]);
+        assert_eq!(seqs(&journal), vec![3]);
     }
 
     #[test]
-    fn credentials_are_redacted() {
-        let mut map = http::HeaderMap::new();
-        map.insert("authorization", "Bearer abc".parse().unwrap());
-        map.insert("cookie", "s=1".parse().unwrap());
-        map.insert("x-api-key", "k".parse().unwrap());
-        map.insert("accept", "*/*".parse().unwrap());
-        let kept = Headers::of(&map);
-        assert_eq!(kept.pairs().count(), 4);
-        for (name, value) in kept.pairs() {
+    fn writers_on_many_threads_keep_the_newest_entries() {
+        let journal = std::sync::Arc::new(Journal::new());
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let journal = journal.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2_000 {
+                        journal.push(entry(&journal), 64);
+                        journal.read(|entries| assert!(entries.len() <= 64));
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(seqs(&journal), (8_000 - 63..=8_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn every_part_reads_back_and_credentials_are_redacted() {
+        let mut request = http::HeaderMap::new();
+        request.insert("authorization", "Bearer abc".parse().unwrap());
+        request.insert("cookie", "s=1".parse().unwrap());
+        request.insert("x-api-key", "k".parse().unwrap());
+        request.insert("accept", "*/*".parse().unwrap());
+        let mut response = http::HeaderMap::new();
+        response.insert("content-type", "text/plain".parse().unwrap());
+        response.insert("set-cookie", "s=2".parse().unwrap());
+        let entry = Entry::new(Record {
+            query: Some("a=1&token=secret"),
+            path: "/items/7",
+            endpoint: Some("ep_1"),
+            ..record(1, &request, &response)
+        });
+        assert_eq!(entry.request_id(), "id-1");
+        assert_eq!(entry.path(), "/items/7");
+        assert_eq!(entry.query(), Some("a=1&token=secret"));
+        assert_eq!(entry.endpoint(), Some("ep_1"));
+        assert_eq!(entry.request_headers().pairs().count(), 4);
+        for (name, value) in entry.request_headers().pairs() {
             if name == "accept" {
                 assert_eq!(value, "*/*");
             } else {
                 assert_eq!(value, REDACTED, "{name}");
             }
         }
-        let json = serde_json::to_value(&kept).unwrap();
-        assert!(
-            json.as_array()
-                .unwrap()
-                .contains(&serde_json::json!(["accept", "*/*"]))
-        );
+        let json = serde_json::to_value(&entry).unwrap();
+        let text = json.to_string();
+        for secret in ["Bearer abc", "s=1", "s=2", "secret"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(json["request"]["path"], "/items/7");
+        assert_eq!(json["endpoint"], "ep_1");
         assert_eq!(
-            serde_json::to_value(Headers::default()).unwrap(),
-            serde_json::json!([])
+            json["response"]["headers"][0],
+            serde_json::json!(["content-type", "text/plain"])
         );
+        let empty = http::HeaderMap::new();
+        let bare = Entry::new(record(2, &empty, &empty));
+        assert_eq!(bare.query(), None);
+        assert_eq!(bare.endpoint(), None);
+        let json = serde_json::to_value(&bare).unwrap();
+        assert_eq!(json["request"]["headers"], serde_json::json!([]));
+        assert!(json.get("endpoint").is_none());
+        assert!(json["request"].get("query").is_none());
     }
 
     #[test]

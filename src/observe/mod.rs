@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod stats;
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -34,6 +34,10 @@ pub struct Telemetry {
     /// Bytes of each body a journal entry keeps.
     pub journal_body: usize,
     started: Instant,
+    /// Unix milliseconds at `started`, so that a request's wall-clock time comes from the
+    /// same clock read as its latency; re-read now and then ([`Telemetry::resync`]) so that
+    /// the wall clock's corrections reach it.
+    started_unix_ms: AtomicU64,
 }
 
 impl Telemetry {
@@ -47,7 +51,22 @@ impl Telemetry {
             journal_size,
             journal_body,
             started: Instant::now(),
+            started_unix_ms: AtomicU64::new(unix_ms()),
         }
+        .resynced()
+    }
+
+    fn resynced(self) -> Telemetry {
+        self.resync();
+        self
+    }
+
+    /// Re-reads the wall clock: Unix milliseconds of the node's start, as the wall clock
+    /// says now.
+    pub fn resync(&self) {
+        let elapsed = self.started.elapsed().as_millis() as u64;
+        self.started_unix_ms
+            .store(unix_ms().saturating_sub(elapsed), Ordering::Relaxed);
     }
 
     /// Counts one store commit that started at `start`.
@@ -75,6 +94,35 @@ impl Telemetry {
     fn second_at(&self, now: Instant) -> u64 {
         now.saturating_duration_since(self.started).as_secs()
     }
+
+    /// One clock read for a request that started at `start`: its latency, the node's
+    /// second, and the Unix milliseconds now.
+    #[inline]
+    pub fn moment(&self, start: Instant) -> Moment {
+        let now = Instant::now();
+        let latency_ns =
+            u64::try_from(now.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+        let elapsed = now.saturating_duration_since(self.started);
+        Moment {
+            latency_ns,
+            second: elapsed.as_secs(),
+            unix_ms: self.started_unix_ms.load(Ordering::Relaxed) + elapsed.as_millis() as u64,
+        }
+    }
+
+    /// Unix milliseconds at `instant`, by the node's clock.
+    pub fn unix_ms_at(&self, instant: Instant) -> u64 {
+        self.started_unix_ms.load(Ordering::Relaxed)
+            + instant.saturating_duration_since(self.started).as_millis() as u64
+    }
+}
+
+/// When a request ended, read once.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment {
+    pub latency_ns: u64,
+    pub second: u64,
+    pub unix_ms: u64,
 }
 
 /// Now, in Unix milliseconds.
@@ -108,8 +156,8 @@ thread_local! {
 }
 
 /// The request id for a request: the caller's if it is 1–128 visible ASCII characters,
-/// else a fresh UUIDv7.
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+/// else a fresh UUIDv7 made at `unix_ms` (called only then).
+pub fn request_id(headers: &HeaderMap, unix_ms: impl FnOnce() -> u64) -> HeaderValue {
     if let Some(given) = headers.get(&REQUEST_ID) {
         let bytes = given.as_bytes();
         if !bytes.is_empty()
@@ -119,16 +167,13 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
             return given.clone();
         }
     }
-    new_request_id()
+    new_request_id(unix_ms())
 }
 
 /// A fresh UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, the version, 12 random bits,
-/// the variant, 62 random bits; hyphenated lowercase hex.
-pub fn new_request_id() -> HeaderValue {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
+/// the variant, 62 random bits; hyphenated lowercase hex. `millis` is now, in Unix
+/// milliseconds (read by the caller, who has a clock reading at hand).
+pub fn new_request_id(millis: u64) -> HeaderValue {
     // Two words from the generator, not ten byte-sized draws.
     let (high, low) = RANDOM.with(|rng| {
         let mut rng = rng.borrow_mut();
@@ -180,7 +225,7 @@ mod tests {
     #[test]
     fn fresh_ids_are_unique_time_ordered_uuidv7s() {
         let ids: Vec<uuid::Uuid> = (0..1000)
-            .map(|_| uuid::Uuid::parse_str(new_request_id().to_str().unwrap()).unwrap())
+            .map(|_| uuid::Uuid::parse_str(new_request_id(unix_ms()).to_str().unwrap()).unwrap())
             .collect();
         assert!(ids.iter().all(|id| id.get_version_num() == 7));
         assert!(
@@ -199,7 +244,7 @@ mod tests {
     #[test]
     fn ids_are_formatted_like_the_uuid_crate_does() {
         for _ in 0..100 {
-            let id = new_request_id();
+            let id = new_request_id(unix_ms());
             let text = id.to_str().unwrap();
             let parsed = uuid::Uuid::parse_str(text).unwrap();
             assert_eq!(parsed.hyphenated().to_string(), text);
@@ -215,10 +260,10 @@ mod tests {
     fn sane_incoming_ids_are_kept_and_others_replaced() {
         let mut headers = HeaderMap::new();
         headers.insert(REQUEST_ID, HeaderValue::from_static("trace-1"));
-        assert_eq!(request_id(&headers), "trace-1");
+        assert_eq!(request_id(&headers, unix_ms), "trace-1");
         for bad in ["", "has space", &"x".repeat(129)] {
             headers.insert(REQUEST_ID, HeaderValue::from_str(bad).unwrap());
-            assert_ne!(request_id(&headers), bad);
+            assert_ne!(request_id(&headers, unix_ms), bad);
         }
     }
 }

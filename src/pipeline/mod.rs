@@ -122,7 +122,14 @@ impl Pipeline {
         } else {
             0
         };
-        let (response, captured) = self.finish(reply, body.into_rest(), id, capture).await;
+        let unread = body.into_rest();
+        let (response, captured) = match reply {
+            // A literal mock's answer, with no body to drain: nothing to wait for.
+            Ok(Reply::Now(response)) if unread.as_ref().is_none_or(|b| b.is_end_stream()) => {
+                (response, Captured::default())
+            }
+            reply => self.finish(reply, unread, id, capture).await,
+        };
         // Stage 4: record.
         let outcome = record::measure(&self.telemetry, &response, start);
         record::project(

@@ -28,16 +28,19 @@ pub struct Outcome {
     pub latency_ns: u64,
     /// The second of the node's clock it ended in.
     pub second: u64,
+    /// When it ended, Unix milliseconds.
+    pub unix_ms: u64,
 }
 
 /// Reads the clock once: how long since `start`, for a response with `status`.
 #[inline]
 pub fn measure(telemetry: &Telemetry, response: &Response<Body>, start: Instant) -> Outcome {
-    let (latency_ns, second) = telemetry.since(start);
+    let moment = telemetry.moment(start);
     Outcome {
         status: response.status().as_u16(),
-        latency_ns,
-        second,
+        latency_ns: moment.latency_ns,
+        second: moment.second,
+        unix_ms: moment.unix_ms,
     }
 }
 
@@ -62,6 +65,7 @@ pub fn project(
         status,
         latency_ns,
         second,
+        ..
     } = outcome;
     project.stats.record(status, latency_ns, second);
     if let Some(endpoint) = endpoint {
@@ -118,7 +122,8 @@ pub struct Journaled<'a> {
     pub endpoint: Option<usize>,
 }
 
-/// Adds a request to its project's journal.
+/// Adds a request to its project's journal: its text copied into one buffer, its bodies
+/// shared.
 pub fn journal(
     telemetry: &Telemetry,
     project: &CompiledProject,
@@ -140,26 +145,20 @@ pub fn journal(
         },
         Body::Axum(_) => Captured::default(),
     };
-    let entry = Entry {
+    let entry = Entry::new(journal::Record {
         seq: journal.next_seq(),
-        unix_ms: crate::observe::unix_ms(),
-        request_id: error::id_str(request.id).to_owned(),
-        request: journal::Request {
-            method: request.method.clone(),
-            path: request.path.to_owned(),
-            query: request
-                .query
-                .map(|query| logs::redact_query(query).into_owned()),
-            headers: journal::Headers::of(request.headers),
-            body: request.body,
-        },
-        response: journal::Response {
-            status: outcome.status,
-            headers: journal::Headers::of(response.headers()),
-            body: answer,
-        },
-        endpoint: endpoint_id(project, request.endpoint).map(str::to_owned),
-        latency_ms: outcome.latency_ns as f64 / 1e6,
-    };
+        unix_ms: outcome.unix_ms,
+        latency_ns: outcome.latency_ns,
+        request_id: request.id.as_bytes(),
+        method: request.method,
+        path: request.path,
+        query: request.query,
+        request_headers: request.headers,
+        request_body: request.body,
+        status: outcome.status,
+        response_headers: response.headers(),
+        response_body: answer,
+        endpoint: endpoint_id(project, request.endpoint),
+    });
     journal.push(entry, size);
 }

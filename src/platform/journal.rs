@@ -3,8 +3,6 @@
 //! `verify` answers); `DELETE` forgets them. Owner or admin. The recording itself is the
 //! pipeline's record stage and `observe::journal`.
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -98,19 +96,19 @@ impl Filter {
     fn keeps(&self, entry: &Entry) -> bool {
         self.method
             .as_ref()
-            .is_none_or(|m| *m == entry.request.method.as_str())
+            .is_none_or(|m| *m == entry.method.as_str())
             && self
                 .path_prefix
                 .as_ref()
-                .is_none_or(|p| entry.request.path.starts_with(p.as_str()))
+                .is_none_or(|p| entry.path().starts_with(p.as_str()))
             && self
                 .status
-                .is_none_or(|(low, high)| (low..=high).contains(&entry.response.status))
+                .is_none_or(|(low, high)| (low..=high).contains(&entry.status))
             && self.since_ms.is_none_or(|since| entry.unix_ms >= since)
             && self
                 .request_id
                 .as_ref()
-                .is_none_or(|id| *id == entry.request_id)
+                .is_none_or(|id| id == entry.request_id())
     }
 }
 
@@ -131,33 +129,51 @@ pub(super) async fn list(
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let filter = Filter::parse(&query)?;
-    let entries: Vec<Arc<Entry>> = project
-        .journal
-        .entries()
-        .into_iter()
-        .rev()
-        .filter(|entry| filter.keeps(entry))
-        .collect();
-    if query.count {
-        return Ok(axum::Json(serde_json::json!({"count": entries.len()})).into_response());
-    }
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    let listed: Vec<Listed<'_>> = entries
-        .iter()
-        .take(limit)
-        .map(|entry| Listed {
-            entry,
-            near_misses: (entry.response.status == 404 && entry.endpoint.is_none())
-                .then(|| near_misses(&project, &entry.request.method, &entry.request.path, 3)),
+    // Serialised while the journal is read: its entries are borrowed, never copied.
+    let body = project.journal.read(|entries| {
+        let kept: Vec<&Entry> = entries
+            .iter()
+            .rev()
+            .filter(|entry| filter.keeps(entry))
+            .copied()
+            .collect();
+        if query.count {
+            return serde_json::to_vec(&serde_json::json!({"count": kept.len()}));
+        }
+        let listed: Vec<Listed<'_>> = kept
+            .iter()
+            .take(limit)
+            .map(|entry| Listed {
+                entry,
+                near_misses: (entry.status == 404 && entry.endpoint().is_none())
+                    .then(|| near_misses(&project, &entry.method, entry.path(), 3)),
+            })
+            .collect();
+        serde_json::to_vec(&Page {
+            project: project.def.mount(),
+            capacity: project.journal_size(state.telemetry.journal_size),
+            matched: kept.len(),
+            entries: listed,
         })
-        .collect();
-    Ok(axum::Json(serde_json::json!({
-        "project": project.def.mount(),
-        "capacity": project.journal_size(state.telemetry.journal_size),
-        "matched": entries.len(),
-        "entries": listed,
-    }))
-    .into_response())
+    });
+    let body = body.map_err(|error| ApiError::internal(&error))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    project: String,
+    capacity: usize,
+    matched: usize,
+    entries: Vec<Listed<'a>>,
 }
 
 pub(super) async fn clear(
