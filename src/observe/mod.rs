@@ -4,8 +4,9 @@
 //!
 //! Every response carries `x-request-id`. A sane incoming id is kept (so a trace spans
 //! services); otherwise a UUIDv7 is made. Making one is on the hot path, so it takes no lock
-//! and no system call beyond the vDSO clock: the random bits come from a per-thread
-//! xoshiro generator seeded from the OS. Ids must be unique, not secret, so that is enough.
+//! and reads no clock (its time is the request's start, by the clock the stats already
+//! read): the random bits come from a per-thread xoshiro generator seeded from the OS. Ids
+//! must be unique, not secret, so that is enough.
 
 pub mod histogram;
 pub mod journal;
