@@ -287,7 +287,9 @@ async fn serve(
     let permits = Arc::new(Semaphore::new(
         limits.max_connections.min(Semaphore::MAX_PERMITS),
     ));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Every connection task holds a sender; once the loop has dropped its own, `recv` ends
+    // when the last connection has.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
@@ -330,25 +332,42 @@ async fn serve(
             }
         });
         let connection = builder.serve_connection(TokioIo::new(io), service);
-        let connection = graceful.watch(connection);
         let telemetry = app.pipeline.telemetry.clone();
         telemetry.connections.fetch_add(1, Ordering::Relaxed);
+        let deadlines = deadlines.clone();
+        let open = open.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let mut closing = false;
+            // Shutting down: the sweeper wakes every connection, and each one asks hyper to
+            // finish the request in flight, if any, and close. One relaxed load per poll,
+            // where a shutdown watcher would poll a `Notified` future.
+            let ended = std::future::poll_fn(|cx| {
+                if !closing && deadlines.closing() {
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+                connection.as_mut().poll(cx)
+            })
+            .await;
+            if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");
             }
             telemetry.connections.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
+            drop(open);
         });
     }
     drop(listener);
-    sweeper.abort();
+    drop(open);
+    deadlines.close_all();
     tokio::select! {
-        _ = graceful.shutdown() => tracing::debug!("all connections closed"),
+        _ = all_closed.recv() => tracing::debug!("all connections closed"),
         _ = tokio::time::sleep(shutdown_timeout) => {
             tracing::warn!(timeout = ?shutdown_timeout, "in-flight requests did not finish in time");
         }
     }
+    sweeper.abort();
     store.close().await;
 }
 

@@ -12,8 +12,12 @@
 //!
 //! A timeout fires between its length and its length plus two ticks; a tick is a tenth of
 //! the shorter timeout, between 10 ms and one second.
+//!
+//! The same sweeper carries graceful shutdown: once [`Deadlines::close_all`] is called it
+//! wakes every connection at every tick, and each one, seeing [`Deadlines::closing`], asks
+//! hyper to finish its request in flight and close.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::Context;
 use std::time::{Duration, Instant};
@@ -34,6 +38,8 @@ pub struct Deadlines {
     header_ms: u64,
     tick: Duration,
     watched: Mutex<Vec<Weak<Watch>>>,
+    /// The node is shutting down: every connection should finish what it is doing and close.
+    closing: AtomicBool,
 }
 
 /// What the sweeper knows of one connection.
@@ -56,6 +62,7 @@ impl Deadlines {
             header_ms: millis(header),
             tick,
             watched: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -115,8 +122,36 @@ impl Deadlines {
         watch.overdue(self.now(), self.idle_ms, self.header_ms)
     }
 
-    /// Advances the clock and wakes every connection past its deadline, every tick, for
-    /// as long as the node runs. `each_tick` runs after each sweep.
+    /// Whether the node is shutting down ([`Deadlines::close_all`]).
+    #[inline]
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::Relaxed)
+    }
+
+    /// Starts the shutdown: every connection is woken now, and again at every tick until
+    /// it has closed, to see [`Deadlines::closing`].
+    pub fn close_all(&self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.wake(|_| true);
+    }
+
+    /// Wakes the connections `which` picks, forgetting closed ones.
+    fn wake(&self, which: impl Fn(&Watch) -> bool) {
+        let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        watched.retain(|watch| match watch.upgrade() {
+            Some(watch) => {
+                if which(&watch) {
+                    watch.waker.wake();
+                }
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Advances the clock and wakes every connection past its deadline (every connection,
+    /// once the node is closing), every tick, for as long as the node runs. `each_tick` runs
+    /// after each sweep.
     pub async fn sweep(self: Arc<Self>, mut each_tick: impl FnMut()) {
         let mut ticks = tokio::time::interval(self.tick);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -124,17 +159,10 @@ impl Deadlines {
             ticks.tick().await;
             let now = millis(self.start.elapsed());
             self.now_ms.store(now, Ordering::Relaxed);
-            let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
-            watched.retain(|watch| match watch.upgrade() {
-                Some(watch) => {
-                    if watch.overdue(now, self.idle_ms, self.header_ms).is_some() {
-                        watch.waker.wake();
-                    }
-                    true
-                }
-                None => false,
+            let closing = self.closing();
+            self.wake(|watch| {
+                closing || watch.overdue(now, self.idle_ms, self.header_ms).is_some()
             });
-            drop(watched);
             each_tick();
         }
     }
