@@ -54,12 +54,6 @@ impl Telemetry {
             started: Instant::now(),
             started_unix_ms: AtomicU64::new(unix_ms()),
         }
-        .resynced()
-    }
-
-    fn resynced(self) -> Telemetry {
-        self.resync();
-        self
     }
 
     /// Re-reads the wall clock: Unix milliseconds of the node's start, as the wall clock
@@ -72,46 +66,34 @@ impl Telemetry {
 
     /// Counts one store commit that started at `start`.
     pub fn record_commit(&self, ok: bool, start: Instant) {
-        let (latency, second) = self.since(start);
+        let moment = self.moment(start);
         self.commits
-            .record(if ok { 200 } else { 500 }, latency, second);
-    }
-
-    /// Nanoseconds from `start` to now, and the current second of the node's clock (for
-    /// the recent views). One clock read.
-    #[inline]
-    pub fn since(&self, start: Instant) -> (u64, u64) {
-        let now = Instant::now();
-        let latency =
-            u64::try_from(now.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX);
-        (latency, self.second_at(now))
+            .record(if ok { 200 } else { 500 }, moment.latency_ns, moment.second);
     }
 
     /// The current second of the node's clock.
     pub fn second(&self) -> u64 {
-        self.second_at(Instant::now())
-    }
-
-    fn second_at(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.started).as_secs()
+        Instant::now()
+            .saturating_duration_since(self.started)
+            .as_secs()
     }
 
     /// One clock read for a request that started at `start`: its latency, the node's
-    /// second, and the Unix milliseconds now.
+    /// second (for the recent views), and the Unix milliseconds now.
     #[inline]
     pub fn moment(&self, start: Instant) -> Moment {
         let now = Instant::now();
         let latency_ns =
             u64::try_from(now.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX);
-        let elapsed = now.saturating_duration_since(self.started);
         Moment {
             latency_ns,
-            second: elapsed.as_secs(),
-            unix_ms: self.started_unix_ms.load(Ordering::Relaxed) + elapsed.as_millis() as u64,
+            second: now.saturating_duration_since(self.started).as_secs(),
+            unix_ms: self.unix_ms_at(now),
         }
     }
 
     /// Unix milliseconds at `instant`, by the node's clock.
+    #[inline]
     pub fn unix_ms_at(&self, instant: Instant) -> u64 {
         self.started_unix_ms.load(Ordering::Relaxed)
             + instant.saturating_duration_since(self.started).as_millis() as u64
