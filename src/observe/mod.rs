@@ -85,18 +85,24 @@ impl Telemetry {
         let now = Instant::now();
         let latency_ns =
             u64::try_from(now.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+        let elapsed = now.saturating_duration_since(self.started);
         Moment {
             latency_ns,
-            second: now.saturating_duration_since(self.started).as_secs(),
-            unix_ms: self.unix_ms_at(now),
+            second: elapsed.as_secs(),
+            unix_ms: self.unix_ms_after(elapsed),
         }
     }
 
     /// Unix milliseconds at `instant`, by the node's clock.
     #[inline]
     pub fn unix_ms_at(&self, instant: Instant) -> u64 {
-        self.started_unix_ms.load(Ordering::Relaxed)
-            + instant.saturating_duration_since(self.started).as_millis() as u64
+        self.unix_ms_after(instant.saturating_duration_since(self.started))
+    }
+
+    /// Unix milliseconds `elapsed` after the node's start.
+    #[inline]
+    fn unix_ms_after(&self, elapsed: std::time::Duration) -> u64 {
+        self.started_unix_ms.load(Ordering::Relaxed) + elapsed.as_millis() as u64
     }
 }
 
