@@ -316,7 +316,6 @@ async fn serve(
             app: app.clone(),
             peer,
             watch: deadlines.watch(),
-            deadlines: deadlines.clone(),
         });
         let io = Guarded {
             stream,
@@ -324,10 +323,10 @@ async fn serve(
         };
         let service = hyper::service::service_fn(move |request| {
             let connection = connection.clone();
-            connection.deadlines.busy(&connection.watch);
+            connection.watch.busy();
             async move {
                 let response = connection.app.handle(request, connection.peer).await;
-                connection.deadlines.idle(&connection.watch);
+                connection.watch.idle();
                 Ok::<_, Infallible>(response)
             }
         });
@@ -400,7 +399,6 @@ const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
 struct Connection {
     app: Arc<App>,
     peer: SocketAddr,
-    deadlines: Arc<Deadlines>,
     watch: Arc<Watch>,
 }
 
@@ -417,10 +415,25 @@ impl Guarded {
     /// Called when IO has to wait: `Pending` (woken by the sweeper should the deadline
     /// pass), or the error to hand hyper once it has.
     fn wait<T>(&self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let connection = &*self.connection;
-        match connection.deadlines.overdue(&connection.watch, cx) {
+        match self.connection.watch.overdue_waiting(cx) {
             Some(what) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, what))),
             None => Poll::Pending,
+        }
+    }
+
+    /// What a write of the socket answered, with the connection's deadline applied.
+    #[inline]
+    fn written(
+        &self,
+        polled: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Pending => self.wait(cx),
+            ready => {
+                self.connection.watch.wrote_some();
+                ready
+            }
         }
     }
 }
@@ -437,8 +450,7 @@ impl AsyncRead for Guarded {
             Poll::Pending => this.wait(cx),
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    let connection = &*this.connection;
-                    connection.deadlines.read_some(&connection.watch);
+                    this.connection.watch.read_some();
                 }
                 Poll::Ready(Ok(()))
             }
@@ -456,14 +468,8 @@ impl AsyncWrite for Guarded {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write(cx, buf) {
-            Poll::Pending => this.wait(cx),
-            ready => {
-                let connection = &*this.connection;
-                connection.deadlines.wrote_some(&connection.watch);
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.written(polled, cx)
     }
 
     fn poll_write_vectored(
@@ -472,14 +478,8 @@ impl AsyncWrite for Guarded {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.stream).poll_write_vectored(cx, bufs) {
-            Poll::Pending => this.wait(cx),
-            ready => {
-                let connection = &*this.connection;
-                connection.deadlines.wrote_some(&connection.watch);
-                ready
-            }
-        }
+        let polled = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.written(polled, cx)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -42,9 +42,9 @@ pub struct Deadlines {
     closing: AtomicBool,
 }
 
-/// What the sweeper knows of one connection.
-#[derive(Default)]
+/// One connection's phase, as its own task notes it and the sweeper reads it.
 pub struct Watch {
+    deadlines: Arc<Deadlines>,
     phase: AtomicU8,
     /// When the phase began, on the coarse clock.
     since_ms: AtomicU64,
@@ -67,9 +67,13 @@ impl Deadlines {
     }
 
     /// A new connection, idle from now.
-    pub fn watch(&self) -> Arc<Watch> {
-        let watch = Arc::new(Watch::default());
-        watch.since_ms.store(self.now(), Ordering::Relaxed);
+    pub fn watch(self: &Arc<Self>) -> Arc<Watch> {
+        let watch = Arc::new(Watch {
+            deadlines: self.clone(),
+            phase: AtomicU8::new(IDLE),
+            since_ms: AtomicU64::new(self.now()),
+            waker: AtomicWaker::new(),
+        });
         self.watched
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -80,46 +84,6 @@ impl Deadlines {
     #[inline]
     fn now(&self) -> u64 {
         self.now_ms.load(Ordering::Relaxed)
-    }
-
-    /// A request is being served on `watch`'s connection: no deadline.
-    #[inline]
-    pub fn busy(&self, watch: &Watch) {
-        watch.phase.store(BUSY, Ordering::Relaxed);
-    }
-
-    /// `watch`'s connection has its answer: the idle timeout runs from now.
-    #[inline]
-    pub fn idle(&self, watch: &Watch) {
-        watch.since_ms.store(self.now(), Ordering::Relaxed);
-        watch.phase.store(IDLE, Ordering::Relaxed);
-    }
-
-    /// Bytes arrived on `watch`'s connection: if it was idle, a head is being read and the
-    /// header-read timeout runs from now.
-    #[inline]
-    pub fn read_some(&self, watch: &Watch) {
-        if watch.phase.load(Ordering::Relaxed) == IDLE {
-            watch.since_ms.store(self.now(), Ordering::Relaxed);
-            watch.phase.store(HEAD, Ordering::Relaxed);
-        }
-    }
-
-    /// An answer's bytes left on `watch`'s connection: an idle connection that makes
-    /// progress writing is not idle, so the idle timeout starts again.
-    #[inline]
-    pub fn wrote_some(&self, watch: &Watch) {
-        if watch.phase.load(Ordering::Relaxed) == IDLE {
-            watch.since_ms.store(self.now(), Ordering::Relaxed);
-        }
-    }
-
-    /// `watch`'s connection must wait for its socket: the timeout it has run past, if any
-    /// (`"idle timeout"` or `"header read timeout"`); otherwise the sweeper will wake it
-    /// through `cx` should its deadline pass.
-    pub fn overdue(&self, watch: &Watch, cx: &Context<'_>) -> Option<&'static str> {
-        watch.waker.register(cx.waker());
-        watch.overdue(self.now(), self.idle_ms, self.header_ms)
     }
 
     /// Whether the node is shutting down ([`Deadlines::close_all`]).
@@ -169,6 +133,47 @@ impl Deadlines {
 }
 
 impl Watch {
+    /// A request is being served: no deadline.
+    #[inline]
+    pub fn busy(&self) {
+        self.phase.store(BUSY, Ordering::Relaxed);
+    }
+
+    /// The answer is ready: the idle timeout runs from now.
+    #[inline]
+    pub fn idle(&self) {
+        self.since_ms.store(self.deadlines.now(), Ordering::Relaxed);
+        self.phase.store(IDLE, Ordering::Relaxed);
+    }
+
+    /// Bytes arrived: if the connection was idle, a head is being read and the header-read
+    /// timeout runs from now.
+    #[inline]
+    pub fn read_some(&self) {
+        if self.phase.load(Ordering::Relaxed) == IDLE {
+            self.since_ms.store(self.deadlines.now(), Ordering::Relaxed);
+            self.phase.store(HEAD, Ordering::Relaxed);
+        }
+    }
+
+    /// An answer's bytes left: an idle connection that makes progress writing is not idle,
+    /// so the idle timeout starts again.
+    #[inline]
+    pub fn wrote_some(&self) {
+        if self.phase.load(Ordering::Relaxed) == IDLE {
+            self.since_ms.store(self.deadlines.now(), Ordering::Relaxed);
+        }
+    }
+
+    /// The connection must wait for its socket: the timeout it has run past, if any
+    /// (`"idle timeout"` or `"header read timeout"`); otherwise the sweeper will wake it
+    /// through `cx` should its deadline pass.
+    pub fn overdue_waiting(&self, cx: &Context<'_>) -> Option<&'static str> {
+        self.waker.register(cx.waker());
+        let deadlines = &*self.deadlines;
+        self.overdue(deadlines.now(), deadlines.idle_ms, deadlines.header_ms)
+    }
+
     fn overdue(&self, now: u64, idle_ms: u64, header_ms: u64) -> Option<&'static str> {
         let (limit, what) = match self.phase.load(Ordering::Relaxed) {
             IDLE => (idle_ms, "idle timeout"),
@@ -195,7 +200,7 @@ mod tests {
         let watch = deadlines.watch();
         assert_eq!(watch.overdue(59_999, 60_000, 30_000), None);
         assert_eq!(watch.overdue(60_000, 60_000, 30_000), Some("idle timeout"));
-        deadlines.read_some(&watch);
+        watch.read_some();
         assert_eq!(watch.overdue(29_999, 60_000, 30_000), None);
         assert_eq!(
             watch.overdue(30_000, 60_000, 30_000),
@@ -203,18 +208,18 @@ mod tests {
         );
         // More bytes of the same head do not move its deadline.
         deadlines.now_ms.store(20_000, Ordering::Relaxed);
-        deadlines.read_some(&watch);
+        watch.read_some();
         assert_eq!(
             watch.overdue(30_000, 60_000, 30_000),
             Some("header read timeout")
         );
-        deadlines.busy(&watch);
+        watch.busy();
         assert_eq!(watch.overdue(u64::MAX, 60_000, 30_000), None);
-        deadlines.idle(&watch);
+        watch.idle();
         assert_eq!(watch.overdue(79_999, 60_000, 30_000), None);
         assert_eq!(watch.overdue(80_000, 60_000, 30_000), Some("idle timeout"));
         deadlines.now_ms.store(50_000, Ordering::Relaxed);
-        deadlines.wrote_some(&watch);
+        watch.wrote_some();
         assert_eq!(watch.overdue(80_000, 60_000, 30_000), None);
     }
 
