@@ -1,8 +1,10 @@
 //! Wiring, the listener, the request edge and graceful shutdown.
 //!
 //! [`start`] opens the store, loads and compiles every project, binds the listener and
-//! serves until [`Server::shutdown`]. Each request passes through [`App::handle`], the
-//! edge, in this order (outermost first):
+//! serves until [`Server::shutdown`]. Each request passes through [`Connection::answer`],
+//! the edge, in this order (outermost first). An answer made without waiting (a literal
+//! mock, most errors) is handed to hyper as a ready value; only a request that has to wait
+//! (a body, a delay, the platform API) gets a boxed future.
 //!
 //! 1. panic guard — a panic in any handler becomes a logged 500, never a dropped connection;
 //! 2. request id — the incoming `x-request-id` is kept if sane, else a UUIDv7 is made; it is
@@ -24,8 +26,8 @@
 //!   connection's phase. Idle (after connecting, or once an answer is ready, until a byte of
 //!   the next request arrives) is bounded by `idle_timeout`; a partly received request head
 //!   by `header_read_timeout`, from its first byte. Past either the connection is closed
-//!   without an answer. One timer per connection, moved only when it fires or a phase needs
-//!   an earlier deadline, and at most one clock read per request: the hot path pays no
+//!   without an answer. One sweeper task per node keeps every connection's deadline
+//!   (`deadlines`): a phase change is a relaxed store, so the hot path pays no timer,
 //!   allocation, lock or system call for this;
 //! - body read timeout: reading a request body (`drain` here, `platform::extract` for the
 //!   platform) stops after `body_read_timeout` with `408 request_timeout`, and that answer
@@ -62,7 +64,7 @@ use crate::error::{self, ApiError, Code, Pending};
 use crate::model::{Role, is_reserved_root};
 use crate::observe;
 use crate::observe::Telemetry;
-use crate::pipeline::{Pipeline, record};
+use crate::pipeline::{Pipeline, Served, record};
 use crate::platform::{self, AppState, PlatformConfig};
 use crate::routing::{Routes, split_segment};
 use crate::store::{self, Store, StoreError};
@@ -322,13 +324,8 @@ async fn serve(
             connection: connection.clone(),
         };
         let service = hyper::service::service_fn(move |request| {
-            let connection = connection.clone();
             connection.watch.busy();
-            async move {
-                let response = connection.app.handle(request, connection.peer).await;
-                connection.watch.idle();
-                Ok::<_, Infallible>(response)
-            }
+            connection.answer(request)
         });
         let connection = builder.serve_connection(TokioIo::new(io), service);
         let telemetry = app.pipeline.telemetry.clone();
@@ -541,48 +538,105 @@ fn raise_fd_limit(max_connections: usize) {
     let _ = max_connections;
 }
 
-impl App {
-    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-        let start = std::time::Instant::now();
-        let telemetry = &self.pipeline.telemetry;
+/// What the service hands hyper for one request: the answer itself when it was made without
+/// waiting (a literal mock, most errors), else a boxed future. The common answer thus costs
+/// no future state to build, move and poll.
+type Answer = futures_util::future::Either<
+    std::future::Ready<Result<Response<Body>, Infallible>>,
+    Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>,
+>;
+
+/// Where [`App::route`] sent a request.
+enum Routed {
+    /// Answered and recorded.
+    Now(Response<Body>),
+    /// A project request that needs a wait.
+    Waiting(Box<crate::pipeline::Waiting>),
+    /// A request to a reserved path, for the platform API.
+    Platform(Request<Incoming>),
+}
+
+impl Connection {
+    /// The edge: answers one request of this connection.
+    fn answer(self: &Arc<Self>, request: Request<Incoming>) -> Answer {
+        use futures_util::future::Either;
+        let start = Instant::now();
+        let app = &self.app;
+        let telemetry = &app.pipeline.telemetry;
         let id = observe::request_id(request.headers(), || telemetry.unix_ms_at(start));
-        let guarded =
-            std::panic::AssertUnwindSafe(self.dispatch(request, &id, peer, start)).catch_unwind();
-        let mut response = match guarded.await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::error!(request_id = ?id, "handler panicked");
-                let response = error::render(
-                    &ApiError::new(Code::Internal, "internal error"),
-                    error::id_str(&id),
-                );
-                let outcome = record::measure(&self.pipeline.telemetry, &response, start);
-                record::instance(&self.pipeline.telemetry, outcome);
-                response
+        let peer = self.peer;
+        let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            app.route(request, &id, peer, start)
+        }));
+        let mut response = match routed {
+            Ok(Routed::Now(response)) => response,
+            Err(_) => app.panicked(&id, start),
+            Ok(waiting) => {
+                let connection = self.clone();
+                return Either::Right(Box::pin(async move {
+                    let app = &connection.app;
+                    let later = async {
+                        match waiting {
+                            Routed::Waiting(waiting) => {
+                                app.pipeline.finish(waiting, &id, peer, start).await
+                            }
+                            Routed::Platform(request) => {
+                                app.platform_request(request, &id, peer, start).await
+                            }
+                            Routed::Now(response) => response,
+                        }
+                    };
+                    let guarded = std::panic::AssertUnwindSafe(later).catch_unwind();
+                    let mut response = match guarded.await {
+                        Ok(response) => response,
+                        Err(_) => app.panicked(&id, start),
+                    };
+                    response.headers_mut().insert(observe::REQUEST_ID, id);
+                    connection.watch.idle();
+                    Ok(response)
+                }));
             }
         };
         response.headers_mut().insert(observe::REQUEST_ID, id);
+        self.watch.idle();
+        Either::Left(std::future::ready(Ok(response)))
+    }
+}
+
+impl App {
+    /// The 500 of a handler that panicked, counted (a panic never drops the connection).
+    fn panicked(&self, id: &HeaderValue, start: Instant) -> Response<Body> {
+        tracing::error!(request_id = ?id, "handler panicked");
+        let response = error::render(
+            &ApiError::new(Code::Internal, "internal error"),
+            error::id_str(id),
+        );
+        let outcome = record::measure(&self.pipeline.telemetry, &response, start);
+        record::instance(&self.pipeline.telemetry, outcome);
         response
     }
 
-    async fn dispatch(
+    /// Root dispatch: reserved first segments go to the platform, the rest to the project
+    /// pipeline, which answers what needs no wait at once.
+    fn route(
         &self,
         request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: std::time::Instant,
-    ) -> Response<Body> {
+        start: Instant,
+    ) -> Routed {
         let path = request.uri().path();
         let first = path
             .strip_prefix('/')
             .map(|rest| split_segment(rest).0)
             .unwrap_or("");
         if first.is_empty() || is_reserved_root(first) {
-            // Boxed so that the project path's future stays small: the platform's is large,
-            // and every request would otherwise copy it around.
-            return Box::pin(self.platform_request(request, id, peer, start)).await;
+            return Routed::Platform(request);
         }
-        self.pipeline.serve(request, id, peer, start).await
+        match self.pipeline.serve(request, id, peer, start) {
+            Served::Now(response) => Routed::Now(response),
+            Served::Waiting(waiting) => Routed::Waiting(waiting),
+        }
     }
 
     /// A request to a reserved path: the platform answers it, and it is counted and logged

@@ -9,11 +9,14 @@
 //!    (literal mocks, from pre-rendered bytes), after a delay, or from a boxed future. A body
 //!    the handler does not take is drained here, under the body limits.
 //! 4. **record** ([`record`]) — the answer's status and latency go to the instance's, the
-//!    project's and the endpoint's stats (`observe::stats`).
+//!    project's and the endpoint's stats (`observe::stats`), the access log and the
+//!    project's journal.
 //!
-//! Everything before the handler is synchronous and allocation-free; a literal mock's answer
-//! is built without an await, and the only awaits are for a request body, a delay or a
-//! handler's future.
+//! [`Pipeline::serve`] is synchronous: it takes a request as far as it goes without waiting.
+//! A literal mock, or an error, with no request body to drain is answered and recorded there
+//! and handed back as [`Served::Now`]: no future is built, moved or polled for it. Anything
+//! that waits (a body to drain, a delay, a handler's future) comes back as
+//! [`Served::Waiting`], which [`Pipeline::finish`] completes and records.
 
 pub(crate) mod policy;
 pub(crate) mod record;
@@ -23,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -45,29 +49,64 @@ pub(crate) struct Pipeline {
     pub access_log: bool,
 }
 
+/// What the pipeline made of a request without waiting.
+pub(crate) enum Served {
+    /// Answered, counted, logged and journaled: a literal mock, or an error, with no request
+    /// body left to drain.
+    Now(Response<Body>),
+    /// The answer needs a wait (a body to drain, a delay, a handler's future):
+    /// [`Pipeline::finish`] completes it. Boxed: only the slow path pays for moving it.
+    Waiting(Box<Waiting>),
+}
+
+/// A request whose answer needs a wait, with what its record stage will need.
+pub(crate) struct Waiting {
+    head: Parts,
+    mounted: Option<Mounted>,
+    reply: Result<Reply, ApiError>,
+    unread: Option<Incoming>,
+}
+
+/// The project a request reached, and the endpoint that answered it, if one did.
+struct Mounted {
+    project: Arc<CompiledProject>,
+    /// Bytes of the path before the project-relative rest.
+    mount_len: usize,
+    /// Index of the endpoint in the project.
+    endpoint: Option<usize>,
+}
+
+impl Mounted {
+    /// The path inside the project, `/` for its root.
+    fn rest<'p>(&self, path: &'p str) -> &'p str {
+        match path.get(self.mount_len..) {
+            None | Some("") => "/",
+            Some(rest) => rest,
+        }
+    }
+}
+
 impl Pipeline {
-    /// Answers one project request (any path whose first segment is not reserved).
-    /// `start` is when the request reached the edge; its latency is counted from there.
-    pub async fn serve(
+    /// Takes one project request (any path whose first segment is not reserved) as far as it
+    /// goes without waiting: a literal mock, or an error, with no body to drain, is answered
+    /// and recorded here, synchronously. `start` is when the request reached the edge; its
+    /// latency is counted from there.
+    pub fn serve(
         &self,
         request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
         start: Instant,
-    ) -> Response<Body> {
+    ) -> Served {
         let (head, body) = request.into_parts();
         let mut body = RequestBody::new(body);
         let path = head.uri.path();
         // Stage 1a: the project, by its mount.
         let Some((project, rest)) = resolve::project(&self.routes, path) else {
-            let (response, _) = self
-                .finish(Err(ApiError::not_found()), body.into_rest(), id, 0)
-                .await;
-            let outcome = record::measure(&self.telemetry, &response, start);
-            record::instance(&self.telemetry, outcome);
-            self.log_access(id, peer, &head, None, &response, outcome);
-            return response;
+            let reply = Err(ApiError::not_found());
+            return self.answer(head, None, reply, body.into_rest(), id, peer, start);
         };
+        let mount_len = path.len() - rest.len();
         // Stage 1b: the endpoint.
         let (reply, endpoint) = match project.lookup(&head.method, rest) {
             ProjectLookup::Found {
@@ -87,8 +126,7 @@ impl Pipeline {
                             headers: &head.headers,
                             request_id: id,
                         };
-                        let reply = endpoint.handler.respond(&cx, &mut body);
-                        (Ok(reply), Some((endpoint, index)))
+                        (Ok(endpoint.handler.respond(&cx, &mut body)), Some(index))
                     }
                     Err(error) => (Err(error), None),
                 }
@@ -116,50 +154,147 @@ impl Pipeline {
                 )
             }
         };
-        let journal_size = project.journal_size(self.telemetry.journal_size);
-        let capture = if journal_size > 0 {
-            self.telemetry.journal_body
-        } else {
-            0
+        let mounted = Mounted {
+            project,
+            mount_len,
+            endpoint,
         };
-        let unread = body.into_rest();
-        let (response, captured) = match reply {
-            // A literal mock's answer, with no body to drain: nothing to wait for.
-            Ok(Reply::Now(response)) if unread.as_ref().is_none_or(|b| b.is_end_stream()) => {
-                (response, Captured::default())
+        self.answer(
+            head,
+            Some(mounted),
+            reply,
+            body.into_rest(),
+            id,
+            peer,
+            start,
+        )
+    }
+
+    /// Records and returns an answer that needs no wait, or hands over what waiting needs.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one request's parts, passed through"
+    )]
+    #[inline]
+    fn answer(
+        &self,
+        head: Parts,
+        mounted: Option<Mounted>,
+        reply: Result<Reply, ApiError>,
+        unread: Option<Incoming>,
+        id: &HeaderValue,
+        peer: SocketAddr,
+        start: Instant,
+    ) -> Served {
+        let response = match reply {
+            _ if unread.as_ref().is_some_and(|body| !body.is_end_stream()) => Err(reply),
+            Ok(Reply::Now(response)) => Ok(response),
+            Err(error) => Ok(error::render(&error, error::id_str(id))),
+            reply => Err(reply),
+        };
+        match response {
+            Ok(response) => {
+                let none = Captured::default();
+                self.record(&head, mounted.as_ref(), &response, none, id, peer, start);
+                Served::Now(response)
             }
-            reply => self.finish(reply, unread, id, capture).await,
+            Err(reply) => Served::Waiting(Box::new(Waiting {
+                head,
+                mounted,
+                reply,
+                unread,
+            })),
+        }
+    }
+
+    /// Completes a request [`Pipeline::serve`] left waiting: drains what is left of its
+    /// body (keeping the start for the journal), waits for the reply, and records it.
+    pub async fn finish(
+        &self,
+        waiting: Box<Waiting>,
+        id: &HeaderValue,
+        peer: SocketAddr,
+        start: Instant,
+    ) -> Response<Body> {
+        let Waiting {
+            head,
+            mounted,
+            reply,
+            unread,
+        } = *waiting;
+        let capture = match &mounted {
+            Some(mounted) if mounted.project.journal_size(self.telemetry.journal_size) > 0 => {
+                self.telemetry.journal_body
+            }
+            _ => 0,
         };
-        // Stage 4: record.
-        let outcome = record::measure(&self.telemetry, &response, start);
-        record::project(
-            &self.telemetry,
-            &project,
-            endpoint.map(|(endpoint, _)| endpoint),
+        let (response, captured) = self.wait(reply, unread, id, capture).await;
+        self.record(
+            &head,
+            mounted.as_ref(),
+            &response,
+            captured,
+            id,
+            peer,
+            start,
+        );
+        response
+    }
+
+    /// Stage 4: counts the answer, logs it and, for a project with a journal, journals it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one request's parts, passed through"
+    )]
+    fn record(
+        &self,
+        head: &Parts,
+        mounted: Option<&Mounted>,
+        response: &Response<Body>,
+        captured: Captured,
+        id: &HeaderValue,
+        peer: SocketAddr,
+        start: Instant,
+    ) {
+        let outcome = record::measure(&self.telemetry, response, start);
+        let Some(mounted) = mounted else {
+            record::instance(&self.telemetry, outcome);
+            self.log_access(id, peer, head, None, response, outcome);
+            return;
+        };
+        let project = &mounted.project;
+        let endpoint = mounted
+            .endpoint
+            .and_then(|index| project.handlers.get(index));
+        record::project(&self.telemetry, project, endpoint, outcome);
+        self.log_access(
+            id,
+            peer,
+            head,
+            Some((project, mounted.endpoint)),
+            response,
             outcome,
         );
-        let answered = Some((&*project, endpoint.map(|(_, index)| index)));
-        self.log_access(id, peer, &head, answered, &response, outcome);
-        if capture > 0 {
+        let journal_size = project.journal_size(self.telemetry.journal_size);
+        if journal_size > 0 {
             let entry = record::Journaled {
                 id,
                 method: &head.method,
-                path: if rest.is_empty() { "/" } else { rest },
+                path: mounted.rest(head.uri.path()),
                 query: head.uri.query(),
                 headers: &head.headers,
                 body: captured,
-                endpoint: endpoint.map(|(_, index)| index),
+                endpoint: mounted.endpoint,
             };
             record::journal(
                 &self.telemetry,
-                &project,
+                project,
                 entry,
-                &response,
+                response,
                 outcome,
                 journal_size,
             );
         }
-        response
     }
 
     /// The request's access-log line, if the access log is on.
@@ -186,7 +321,7 @@ impl Pipeline {
 
     /// Drains what is left of the body, keeping its first `capture` bytes, then waits for
     /// the reply.
-    async fn finish(
+    async fn wait(
         &self,
         reply: Result<Reply, ApiError>,
         rest: Option<Incoming>,
