@@ -4,10 +4,10 @@
 //! A [`Journal`] is a fixed ring of slots, one per remembered request; a request takes the
 //! next sequence number with one atomic add and swaps its entry into slot `seq % capacity`,
 //! so recording takes no lock and memory is bounded by the capacity whatever the traffic.
-//! An entry replaced in its slot is freed once no reader can still see it (epoch-based
-//! reclamation, `crossbeam-epoch`): a reader pins the current epoch while it walks the ring,
-//! a writer only swaps a pointer. Like stats, a project's journal is handed from one revision
-//! to the next.
+//! An entry replaced in its slot is freed at once unless a reader is walking the ring, in
+//! which case it is freed when the last reader leaves (see [`Journal`]): a request pays one
+//! pointer swap and one load, and takes no lock. Like stats, a project's journal is handed
+//! from one revision to the next.
 //!
 //! An entry keeps the request head, the first bytes of its body (up to the node's capture
 //! size, marked when cut), and the answer's status, headers, first body bytes and latency.
@@ -16,10 +16,10 @@
 //! are shared, not copied. Credentials are redacted when an entry is read, never shown: the
 //! values of [`SECRET_HEADERS`], and secret-looking query values as in the access log.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use crossbeam_epoch::{self as epoch, Atomic, Owned, Shared};
 use once_cell::race::OnceBox;
 use serde::Serialize;
 
@@ -293,14 +293,27 @@ impl Serialize for Captured {
     }
 }
 
-type Slots = Box<[Atomic<Entry>]>;
+type Slots = Box<[AtomicPtr<Entry>]>;
 
 /// A project's ring of recent requests. The ring itself is allocated by the first entry,
-/// with the node's capacity then: a project nobody calls costs two words.
+/// with the node's capacity then: a project nobody calls costs a few words.
+///
+/// Slots hold owned `Box<Entry>` pointers. A writer takes ownership of what it swaps out of
+/// a slot; it frees that at once when no reader is walking the ring (`readers` is 0), and
+/// otherwise parks it in `retired`, freed once the readers are gone. Every access to
+/// `readers` and to the slots is `SeqCst`, which is what makes "no reader" safe: a reader
+/// that counted itself after a writer looked at `readers` loads the slots after that
+/// writer's swap, so it cannot see what the writer freed. On x86 these are the plain loads
+/// and locked swaps the writer needs anyway.
 #[derive(Default)]
 pub struct Journal {
     slots: OnceBox<Slots>,
     next: AtomicU64,
+    /// Readers walking the ring now.
+    readers: AtomicUsize,
+    /// Entries replaced while a reader was walking the ring. Touched only while a reader
+    /// is (a `GET …/journal` in progress), never by a request otherwise.
+    retired: Mutex<Vec<Box<Entry>>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -330,50 +343,80 @@ impl Journal {
     /// Remembers `entry` (numbered by [`Journal::next_seq`]), forgetting the oldest beyond
     /// `capacity` (the ring's size is fixed by the first entry).
     pub fn push(&self, entry: Entry, capacity: usize) {
-        let slots = self
-            .slots
-            .get_or_init(|| Box::new((0..capacity.max(1)).map(|_| Atomic::null()).collect()));
+        let slots = self.slots.get_or_init(|| {
+            Box::new(
+                (0..capacity.max(1))
+                    .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                    .collect(),
+            )
+        });
         let Some(slot) = slots.get((entry.seq % slots.len() as u64) as usize) else {
             return;
         };
-        let guard = epoch::pin();
-        let mut entry = Owned::new(entry);
-        let mut current = slot.load(Ordering::Acquire, &guard);
+        // Swap ours in and own what comes out. A slower writer of an older entry must not
+        // leave it over a newer one: when what came out is newer than what went in, put
+        // it back and take whatever comes out then. Each round puts a newer entry in, so
+        // this ends, with the newest seen in the slot and the one left in hand the oldest.
+        let mut held = Box::into_raw(Box::new(entry));
         loop {
-            // SAFETY: `current` was loaded under `guard`, so it is not freed before the
-            // guard is dropped (replaced entries are only ever freed through `defer_destroy`).
-            // A slower writer of an older entry must not overwrite a newer one.
-            if unsafe { current.as_ref() }.is_some_and(|newer| newer.seq > entry.seq) {
+            let out = slot.swap(held, Ordering::SeqCst);
+            // SAFETY: `held` and `out` are owned here: `held` came from `Box::into_raw` or
+            // from a swap, and a pointer is only ever freed by whoever swapped it out.
+            let newer = !out.is_null() && unsafe { (*out).seq > (*held).seq };
+            if !newer {
+                if !out.is_null() {
+                    // SAFETY: swapped out above, so owned, and unreachable from the ring.
+                    self.retire(unsafe { Box::from_raw(out) });
+                }
                 return;
             }
-            match slot.compare_exchange(current, entry, Ordering::AcqRel, Ordering::Acquire, &guard)
-            {
-                Ok(_) => {
-                    if !current.is_null() {
-                        // SAFETY: `current` is no longer reachable from the ring; readers that
-                        // loaded it pinned an epoch this destruction waits for.
-                        unsafe { guard.defer_destroy(current) };
-                    }
-                    return;
-                }
-                Err(failed) => {
-                    current = failed.current;
-                    entry = failed.new;
-                }
-            }
+            held = out;
+        }
+    }
+
+    /// Frees an entry no longer in the ring, or parks it while a reader may still see it.
+    fn retire(&self, entry: Box<Entry>) {
+        if self.readers.load(Ordering::SeqCst) == 0 {
+            drop(entry);
+            return;
+        }
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        retired.push(entry);
+        Self::reclaim(&self.readers, &mut retired);
+    }
+
+    /// Frees the parked entries when no reader is walking the ring. Called with `retired`
+    /// locked: whatever is parked was unlinked before, and a reader arriving now cannot
+    /// load it.
+    fn reclaim(readers: &AtomicUsize, retired: &mut Vec<Box<Entry>>) {
+        if readers.load(Ordering::SeqCst) == 0 {
+            retired.clear();
         }
     }
 
     /// Calls `read` with the remembered entries, oldest first. The entries stay valid while
-    /// `read` runs (it holds a pinned epoch, which delays freeing replaced entries: keep it
-    /// short and never await inside).
+    /// `read` runs (replaced ones are parked until it returns: keep it short and never
+    /// await inside).
     pub fn read<R>(&self, read: impl FnOnce(&[&Entry]) -> R) -> R {
-        let guard = epoch::pin();
+        /// Counts a reader out, even if `read` panics, and frees what was parked for it.
+        struct Reading<'j>(&'j Journal);
+        impl Drop for Reading<'_> {
+            fn drop(&mut self) {
+                if self.0.readers.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    let journal = self.0;
+                    let mut retired = journal.retired.lock().unwrap_or_else(|e| e.into_inner());
+                    Journal::reclaim(&journal.readers, &mut retired);
+                }
+            }
+        }
+        self.readers.fetch_add(1, Ordering::SeqCst);
+        let _reading = Reading(self);
         let mut entries: Vec<&Entry> = match self.slots.get() {
-            // SAFETY: loaded under `guard`, which outlives every use of the references.
+            // SAFETY: counted in `readers` above, so nothing loaded now is freed before
+            // `_reading` is dropped, after the last use of these references.
             Some(slots) => slots
                 .iter()
-                .filter_map(|slot| unsafe { slot.load(Ordering::Acquire, &guard).as_ref() })
+                .filter_map(|slot| unsafe { slot.load(Ordering::SeqCst).as_ref() })
                 .collect(),
             None => Vec::new(),
         };
@@ -384,12 +427,11 @@ impl Journal {
     /// Forgets every entry.
     pub fn clear(&self) {
         if let Some(slots) = self.slots.get() {
-            let guard = epoch::pin();
             for slot in slots.iter() {
-                let old = slot.swap(Shared::null(), Ordering::AcqRel, &guard);
-                if !old.is_null() {
-                    // SAFETY: unlinked above; see `push`.
-                    unsafe { guard.defer_destroy(old) };
+                let out = slot.swap(std::ptr::null_mut(), Ordering::SeqCst);
+                if !out.is_null() {
+                    // SAFETY: swapped out, so owned; see `push`.
+                    self.retire(unsafe { Box::from_raw(out) });
                 }
             }
         }
@@ -400,14 +442,11 @@ impl Drop for Journal {
     fn drop(&mut self) {
         if let Some(slots) = self.slots.get() {
             for slot in slots.iter() {
-                // SAFETY: `&mut self`: no reader or writer can hold this journal any more, so
-                // its entries can be freed at once.
-                unsafe {
-                    let guard = epoch::unprotected();
-                    let old = slot.swap(Shared::null(), Ordering::Relaxed, guard);
-                    if !old.is_null() {
-                        drop(old.into_owned());
-                    }
+                let entry = slot.swap(std::ptr::null_mut(), Ordering::Relaxed);
+                if !entry.is_null() {
+                    // SAFETY: `&mut self`: no reader or writer can hold this journal any
+                    // more, and the ring owned the entry.
+                    drop(unsafe { Box::from_raw(entry) });
                 }
             }
         }
@@ -480,7 +519,13 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..2_000 {
                         journal.push(entry(&journal), 64);
-                        journal.read(|entries| assert!(entries.len() <= 64));
+                        // Entries replaced while this reader walks the ring stay whole.
+                        journal.read(|entries| {
+                            assert!(entries.len() <= 64);
+                            for entry in entries {
+                                assert_eq!((entry.request_id(), entry.path()), ("id-1", "/"));
+                            }
+                        });
                     }
                 })
             })
