@@ -313,6 +313,10 @@ pub struct Journal {
     readers: AtomicUsize,
     /// Entries replaced while a reader was walking the ring. Touched only while a reader
     /// is (a `GET …/journal` in progress), never by a request otherwise.
+    #[expect(
+        clippy::vec_box,
+        reason = "readers point into the boxes: they must not move"
+    )]
     retired: Mutex<Vec<Box<Entry>>>,
 }
 
@@ -388,6 +392,10 @@ impl Journal {
     /// Frees the parked entries when no reader is walking the ring. Called with `retired`
     /// locked: whatever is parked was unlinked before, and a reader arriving now cannot
     /// load it.
+    #[expect(
+        clippy::vec_box,
+        reason = "readers point into the boxes: they must not move"
+    )]
     fn reclaim(readers: &AtomicUsize, retired: &mut Vec<Box<Entry>>) {
         if readers.load(Ordering::SeqCst) == 0 {
             retired.clear();
