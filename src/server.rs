@@ -591,13 +591,13 @@ impl Connection {
                         Ok(response) => response,
                         Err(_) => app.panicked(&id, start),
                     };
-                    response.headers_mut().insert(observe::REQUEST_ID, id);
+                    observe::set_request_id(response.headers_mut(), id);
                     connection.watch.idle();
                     Ok(response)
                 }));
             }
         };
-        response.headers_mut().insert(observe::REQUEST_ID, id);
+        observe::set_request_id(response.headers_mut(), id);
         self.watch.idle();
         Either::Left(std::future::ready(Ok(response)))
     }

@@ -6,52 +6,97 @@
 //! JSON and text bodies are the definition's own bytes, shared, not copied: a project of
 //! 100,000 mocks holds each body once.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 
 use super::{HandlerError, Reply};
 use crate::body::Body;
 use crate::model::{MAX_DELAY_MS, MockSpec, shared_text};
+use crate::observe;
 
-/// The `content-type` values a body kind implies. Statics, so that a handler holds a
-/// pointer to one rather than a value of its own, and cloning one copies no bytes.
-static APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
-static TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-static OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+/// The response headers of a mock that sets none of its own, for each body kind: a
+/// placeholder `x-request-id` first (the edge puts the request's id in its place without a
+/// hash lookup, `observe::set_request_id`), then the implied `content-type`. Built once per
+/// node and shared by every such mock: a mock's answer clones its template map, which costs
+/// two allocations and no hashing.
+static PLAIN: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| template(None, &[]));
+static JSON: LazyLock<Arc<HeaderMap>> =
+    LazyLock::new(|| template(Some(HeaderValue::from_static("application/json")), &[]));
+static TEXT: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| {
+    template(
+        Some(HeaderValue::from_static("text/plain; charset=utf-8")),
+        &[],
+    )
+});
+static OCTET: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| {
+    template(
+        Some(HeaderValue::from_static("application/octet-stream")),
+        &[],
+    )
+});
 
-/// A pre-rendered mock response. One is held per endpoint, so it is kept small: 64 bytes.
+/// A mock's response headers: the placeholder request id, the mock's own headers (but any
+/// `x-request-id`: the edge sets that one), and `content_type` unless the mock sets one.
+fn template(
+    content_type: Option<HeaderValue>,
+    own: &[(HeaderName, HeaderValue)],
+) -> Arc<HeaderMap> {
+    let mut headers = HeaderMap::with_capacity(own.len() + 2);
+    headers.append(observe::REQUEST_ID, observe::REQUEST_ID_PLACEHOLDER);
+    for (name, value) in own {
+        if *name != observe::REQUEST_ID {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(content_type) = content_type
+        && !headers.contains_key(header::CONTENT_TYPE)
+    {
+        headers.append(header::CONTENT_TYPE, content_type);
+    }
+    Arc::new(headers)
+}
+
+/// A pre-rendered mock response. One is held per endpoint, so it is kept small.
 #[derive(Debug, Clone)]
 pub struct MockHandler {
     status: StatusCode,
     /// Milliseconds to wait before answering; 0 for none ([`MAX_DELAY_MS`] fits).
     delay_ms: u32,
-    /// The `content-type` the body kind implies, unless a header of the mock sets one. Kept
-    /// out of `headers` so that the usual mock (no headers of its own) needs no vector.
-    content_type: Option<&'static HeaderValue>,
-    headers: Box<[(HeaderName, HeaderValue)]>,
+    /// The response headers, cloned for each answer: a shared template for mocks without
+    /// headers of their own (most), the mock's own map otherwise.
+    headers: Arc<HeaderMap>,
     body: Bytes,
+}
+
+/// The body kinds a mock can have, for their implied `content-type`.
+enum Kind {
+    Empty,
+    Json,
+    Text,
+    Binary,
 }
 
 impl MockHandler {
     pub fn compile(spec: &MockSpec) -> Result<MockHandler, HandlerError> {
         let status =
             StatusCode::from_u16(spec.status).map_err(|e| HandlerError::Mock(e.to_string()))?;
-        let (body, default_type) = if let Some(json) = &spec.json {
-            (json.bytes(), Some(&APPLICATION_JSON))
+        let (body, kind) = if let Some(json) = &spec.json {
+            (json.bytes(), Kind::Json)
         } else if let Some(text) = &spec.body {
-            (shared_text(text), Some(&TEXT_PLAIN))
+            (shared_text(text), Kind::Text)
         } else if let Some(encoded) = &spec.body_base64 {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(encoded.as_bytes())
                 .map_err(|e| HandlerError::Mock(format!("body_base64: {e}")))?;
-            (Bytes::from(bytes), Some(&OCTET_STREAM))
+            (Bytes::from(bytes), Kind::Binary)
         } else {
-            (Bytes::new(), None)
+            (Bytes::new(), Kind::Empty)
         };
-        let mut headers = Vec::with_capacity(spec.headers.len());
+        let mut own = Vec::with_capacity(spec.headers.len());
         for (name, values) in spec.headers.iter() {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HandlerError::Mock(format!("invalid header name `{name}`")))?;
@@ -59,11 +104,21 @@ impl MockHandler {
                 let value = HeaderValue::from_str(value).map_err(|_| {
                     HandlerError::Mock(format!("invalid value for header `{name}`"))
                 })?;
-                headers.push((name.clone(), value));
+                own.push((name.clone(), value));
             }
         }
-        let content_type =
-            default_type.filter(|_| !headers.iter().any(|(name, _)| name == header::CONTENT_TYPE));
+        let shared = match kind {
+            Kind::Empty => &PLAIN,
+            Kind::Json => &JSON,
+            Kind::Text => &TEXT,
+            Kind::Binary => &OCTET,
+        };
+        let headers = if own.is_empty() {
+            Arc::clone(shared)
+        } else {
+            let content_type = shared.get(header::CONTENT_TYPE).cloned();
+            template(content_type, &own)
+        };
         let delay_ms = match spec.delay_ms {
             None => 0,
             Some(ms) => u32::try_from(ms)
@@ -74,8 +129,7 @@ impl MockHandler {
         Ok(MockHandler {
             status,
             delay_ms,
-            content_type,
-            headers: headers.into_boxed_slice(),
+            headers,
             body,
         })
     }
@@ -83,15 +137,7 @@ impl MockHandler {
     pub fn respond(&self) -> Reply {
         let mut response = http::Response::new(Body::full(self.body.clone()));
         *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        // One reservation for ours plus the request id the edge adds.
-        headers.reserve(self.headers.len() + usize::from(self.content_type.is_some()) + 1);
-        for (name, value) in self.headers.iter() {
-            headers.append(name.clone(), value.clone());
-        }
-        if let Some(content_type) = self.content_type {
-            headers.append(header::CONTENT_TYPE, content_type.clone());
-        }
+        *response.headers_mut() = HeaderMap::clone(&self.headers);
         match self.delay_ms {
             0 => Reply::Now(response),
             ms => Reply::After(Duration::from_millis(u64::from(ms)), response),

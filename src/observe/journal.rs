@@ -82,9 +82,12 @@ pub struct Record<'a> {
 /// costs more than copying a short header); longer ones grow the buffer.
 const HEADER_ROOM: usize = 48;
 
-/// Appends `headers` as `name NUL value NUL …`.
-fn put_headers(text: &mut Vec<u8>, headers: &http::HeaderMap) {
+/// Appends `headers` as `name NUL value NUL …`, but `skip`.
+fn put_headers(text: &mut Vec<u8>, headers: &http::HeaderMap, skip: Option<&http::HeaderName>) {
     for (name, value) in headers {
+        if skip == Some(name) {
+            continue;
+        }
         text.extend_from_slice(name.as_str().as_bytes());
         text.push(0);
         text.extend_from_slice(value.as_bytes());
@@ -111,9 +114,11 @@ impl Entry {
         end(&text, 1);
         text.extend_from_slice(query.as_bytes());
         end(&text, 2);
-        put_headers(&mut text, record.request_headers);
+        put_headers(&mut text, record.request_headers, None);
         end(&text, 3);
-        put_headers(&mut text, record.response_headers);
+        // The answer's `x-request-id` is the entry's request id, shown once; handlers that
+        // pre-build their headers hold only a placeholder for it at this point.
+        put_headers(&mut text, record.response_headers, Some(&super::REQUEST_ID));
         end(&text, 4);
         text.extend_from_slice(endpoint.as_bytes());
         end(&text, 5);
@@ -163,7 +168,8 @@ impl Entry {
         Headers(self.part(3))
     }
 
-    /// The answer's headers (as the handler gave them), credentials redacted.
+    /// The answer's headers (as the handler gave them, without `x-request-id`: that is
+    /// [`Entry::request_id`]), credentials redacted.
     pub fn response_headers(&self) -> Headers<'_> {
         Headers(self.part(4))
     }

@@ -137,6 +137,27 @@ pub fn logged(path: &str) -> bool {
 /// The header that carries the request id, both ways.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// What a handler puts as the first response header when it pre-builds its headers: the
+/// edge replaces it with the request's id ([`set_request_id`]). Empty, so that it can never
+/// be mistaken for an id.
+pub const REQUEST_ID_PLACEHOLDER: HeaderValue = HeaderValue::from_static("");
+
+/// Puts the request id on a response: into the placeholder when the response's first header
+/// is one (no hash lookup), else replacing any `x-request-id` the response has.
+#[inline]
+pub fn set_request_id(headers: &mut HeaderMap, id: HeaderValue) {
+    let mut each = headers.iter_mut();
+    if let Some((name, value)) = each.next()
+        && *name == REQUEST_ID
+        && value.is_empty()
+        && each.next().is_none_or(|(next, _)| *next != REQUEST_ID)
+    {
+        *value = id;
+        return;
+    }
+    headers.insert(REQUEST_ID, id);
+}
+
 /// The longest incoming id kept as is.
 const MAX_INCOMING: usize = 128;
 
@@ -210,6 +231,30 @@ fn hyphenated(bytes: &[u8; 16]) -> [u8; 36] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_id_fills_a_placeholder_or_replaces_every_other_value() {
+        let id = HeaderValue::from_static("id-1");
+        let mut placeholder = HeaderMap::new();
+        placeholder.append(REQUEST_ID, REQUEST_ID_PLACEHOLDER);
+        placeholder.append(http::header::CONTENT_TYPE, HeaderValue::from_static("a/b"));
+        set_request_id(&mut placeholder, id.clone());
+        assert_eq!(
+            placeholder.get_all(REQUEST_ID).iter().collect::<Vec<_>>(),
+            [&id]
+        );
+        assert_eq!(placeholder.len(), 2);
+        for first in ["", "upstream"] {
+            let mut twice = HeaderMap::new();
+            twice.append(REQUEST_ID, HeaderValue::from_str(first).unwrap());
+            twice.append(REQUEST_ID, HeaderValue::from_static("second"));
+            set_request_id(&mut twice, id.clone());
+            assert_eq!(twice.get_all(REQUEST_ID).iter().collect::<Vec<_>>(), [&id]);
+        }
+        let mut none = HeaderMap::new();
+        set_request_id(&mut none, id.clone());
+        assert_eq!(none[REQUEST_ID], id);
+    }
 
     #[test]
     fn fresh_ids_are_unique_time_ordered_uuidv7s() {

@@ -62,3 +62,62 @@ async fn an_incoming_request_id_is_kept_and_a_bad_one_replaced() {
     assert_ne!(id, "has spaces in it");
     assert_eq!(json_body(response).await["error"]["request_id"], id);
 }
+
+#[tokio::test]
+async fn the_request_id_wins_over_a_mocks_own_and_the_journal_shows_it_once() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.create_project_with(
+        &alice,
+        "ids",
+        serde_json::json!([
+            {"id": "own", "method": "GET", "path": "/own", "response": {"json": {"ok": true},
+             "headers": {"x-request-id": "from-the-mock", "x-extra": ["1", "2"]}}},
+            {"id": "plain", "method": "GET", "path": "/plain", "response": {"body": "hi"}},
+        ]),
+    )
+    .await;
+    for (path, sent) in [
+        ("/alice/ids/own", Some("trace-7")),
+        ("/alice/ids/plain", None),
+    ] {
+        let mut request = app.client.get(app.url(path));
+        if let Some(sent) = sent {
+            request = request.header("x-request-id", sent);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let ids: Vec<_> = response.headers().get_all("x-request-id").iter().collect();
+        assert_eq!(ids.len(), 1, "{path}: {ids:?}");
+        let id = ids[0].to_str().unwrap().to_owned();
+        match sent {
+            Some(sent) => assert_eq!(id, sent),
+            None => assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 7),
+        }
+        if path.ends_with("/own") {
+            let extra: Vec<_> = response.headers().get_all("x-extra").iter().collect();
+            assert_eq!(extra, ["1", "2"]);
+            assert_eq!(response.headers()["content-type"], "application/json");
+        }
+    }
+    let journal = app
+        .call(
+            reqwest::Method::GET,
+            "/admin/projects/alice/ids/journal",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    let journal = json_body(journal).await;
+    let entries = journal["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for entry in entries {
+        let headers = entry["response"]["headers"].as_array().unwrap();
+        assert!(
+            headers.iter().all(|pair| pair[0] != "x-request-id"),
+            "{headers:?}"
+        );
+        assert!(!headers.is_empty());
+    }
+    assert_eq!(entries[1]["request_id"], "trace-7");
+}
