@@ -9,6 +9,11 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 
+/// The largest piece of a whole body handed to hyper at once. hyper copies what it sends
+/// into the connection's write buffer (`server`), which keeps its size: sending a large
+/// body in pieces bounds that buffer. Splitting shares the bytes, it does not copy them.
+pub const MAX_FRAME: usize = 16 * 1024;
+
 /// A response body: whole bytes (the hot path), nothing, or a platform (axum) body.
 pub enum Body {
     /// The whole body in one buffer; `None` once it has been sent.
@@ -40,7 +45,12 @@ impl http_body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
-            Body::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Body::Full(bytes) => Poll::Ready(match bytes {
+                Some(rest) if rest.len() > MAX_FRAME => {
+                    Some(Ok(Frame::data(rest.split_to(MAX_FRAME))))
+                }
+                rest => rest.take().map(|b| Ok(Frame::data(b))),
+            }),
             Body::Axum(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -58,5 +68,32 @@ impl http_body::Body for Body {
             Body::Full(None) => SizeHint::with_exact(0),
             Body::Axum(body) => body.size_hint(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body::Body as _;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_large_body_goes_out_in_bounded_frames_and_whole() {
+        let bytes: Vec<u8> = (0..MAX_FRAME * 2 + 100).map(|i| i as u8).collect();
+        let mut body = Body::full(Bytes::from(bytes.clone()));
+        let mut sizes = Vec::new();
+        let mut seen = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            sizes.push(data.len());
+            seen.extend_from_slice(&data);
+            assert_eq!(
+                body.size_hint().exact(),
+                Some((bytes.len() - seen.len()) as u64)
+            );
+        }
+        assert_eq!(sizes, [MAX_FRAME, MAX_FRAME, 100]);
+        assert_eq!(seen, bytes);
+        assert!(body.is_end_stream());
     }
 }

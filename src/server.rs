@@ -267,6 +267,13 @@ async fn serve(
     // a wrapped read path, and no client of the foundation speaks h2c.
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.keep_alive(true);
+    // Each answer is copied into one buffer and sent with one `write`: for the small answers
+    // that dominate (a mock's head and body), that costs less than queueing both for a
+    // `writev` (about 420 instructions a request of 12,400). The buffer is reused and never
+    // shrunk, so what it may hold is bounded: `Body` hands hyper at most `body::MAX_FRAME`
+    // at a time, and hyper stops taking more while `max_buf_size` is buffered. A connection
+    // thus keeps at most `WRITE_BUFFER` plus one frame after a large answer.
+    builder.writev(false);
     // hyper's own header read timeout stays off: it counts the idle time after an answer as
     // header time (so an idle timeout longer than it could never apply), and it allocates and
     // registers a timer for every request. `Guarded` times both phases with one timer per
@@ -275,10 +282,8 @@ async fn serve(
     builder.header_read_timeout(None);
     // hyper answers a head over this size with a bare 431 and closes the connection.
     builder.max_header_size(limits.max_header_size);
-    if limits.max_header_size > HYPER_DEFAULT_MAX_BUF {
-        // The read buffer must be able to hold the largest head we accept.
-        builder.max_buf_size(limits.max_header_size);
-    }
+    // The read buffer must be able to hold the largest head we accept.
+    builder.max_buf_size(limits.max_header_size.max(WRITE_BUFFER));
     let deadlines = Deadlines::new(limits.idle_timeout, limits.header_read_timeout);
     let sweeper = {
         let telemetry = app.pipeline.telemetry.clone();
@@ -389,8 +394,11 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
-/// hyper's default read buffer limit (`max_buf_size`), about 400 KiB.
-const HYPER_DEFAULT_MAX_BUF: usize = 8192 + 4096 * 100;
+/// What a connection buffers of an answer before sending it (hyper's `max_buf_size`, which
+/// also bounds its read buffer; raised to the largest request head accepted when that is
+/// larger). hyper's default, about 400 KiB, would let every connection that once sent a
+/// large answer keep that much.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// What one connection's requests share.
 struct Connection {

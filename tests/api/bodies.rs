@@ -77,3 +77,44 @@ async fn a_body_over_the_limit_gets_413() {
         .unwrap();
     assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
 }
+
+#[tokio::test]
+async fn large_answers_arrive_byte_for_byte_on_a_reused_connection() {
+    use base64::Engine;
+    let app = spawn_app_with(|c| c.admin_body_limit = 4 * 1024 * 1024).await;
+    let alice = app.user("alice").await;
+    app.create_project(&alice, "big").await;
+    // Larger than a connection's write buffer and than one frame, and not a multiple of
+    // either: the answer goes out in pieces and must arrive whole.
+    let text: String = (0..300_001)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let binary: Vec<u8> = (0..150_003u32).map(|i| (i * 7 % 251) as u8).collect();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&binary);
+    for endpoint in [
+        json!({"method": "GET", "path": "/text", "response": {"body": text}}),
+        json!({"method": "GET", "path": "/binary", "response": {"body_base64": encoded}}),
+        json!({"method": "GET", "path": "/small", "response": {"json": {"ok": true}}}),
+    ] {
+        let response = app.post_endpoint(&alice, "alice/big", &endpoint).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        for (path, expected) in [
+            ("/alice/big/text", text.as_bytes()),
+            ("/alice/big/binary", &binary[..]),
+            ("/alice/big/small", &br#"{"ok":true}"#[..]),
+        ] {
+            let response = client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let length = response.content_length();
+            let body = response.bytes().await.unwrap();
+            assert_eq!(length, Some(expected.len() as u64), "{path}");
+            assert!(body[..] == *expected, "{path}: {} bytes differ", body.len());
+        }
+    }
+}
