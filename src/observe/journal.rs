@@ -97,6 +97,25 @@ fn put_headers(text: &mut Vec<u8>, headers: &http::HeaderMap, skip: Option<&http
 
 impl Entry {
     pub fn new(record: Record<'_>) -> Entry {
+        let mut entry = Entry {
+            seq: 0,
+            unix_ms: 0,
+            latency_ns: 0,
+            method: http::Method::GET,
+            status: 0,
+            request_body: Captured::default(),
+            response_body: Captured::default(),
+            text: Vec::new(),
+            ends: [0; 6],
+            has_query: false,
+            has_endpoint: false,
+        };
+        entry.fill(record);
+        entry
+    }
+
+    /// Makes this entry say `record`, reusing its text buffer.
+    fn fill(&mut self, record: Record<'_>) {
         let query = record.query.unwrap_or("");
         let endpoint = record.endpoint.unwrap_or("");
         let size = record.request_id.len()
@@ -104,37 +123,43 @@ impl Entry {
             + query.len()
             + HEADER_ROOM * (record.request_headers.len() + record.response_headers.len())
             + endpoint.len();
-        let mut text = Vec::with_capacity(size);
-        let mut ends = [0u32; 6];
+        let text = &mut self.text;
+        if text.capacity() > 2 * size {
+            // A recycled buffer much larger than needed: ring memory stays near what the
+            // entries hold.
+            *text = Vec::with_capacity(size);
+        } else {
+            text.clear();
+            text.reserve(size);
+        }
+        let ends = &mut self.ends;
         // An entry is at most a request head plus an answer's headers, far below 4 GiB.
         let mut end = |text: &Vec<u8>, i: usize| ends[i] = text.len() as u32;
         text.extend_from_slice(record.request_id);
-        end(&text, 0);
+        end(text, 0);
         text.extend_from_slice(record.path.as_bytes());
-        end(&text, 1);
+        end(text, 1);
         text.extend_from_slice(query.as_bytes());
-        end(&text, 2);
-        put_headers(&mut text, record.request_headers, None);
-        end(&text, 3);
+        end(text, 2);
+        put_headers(text, record.request_headers, None);
+        end(text, 3);
         // The answer's `x-request-id` is the entry's request id, shown once; handlers that
         // pre-build their headers hold only a placeholder for it at this point.
-        put_headers(&mut text, record.response_headers, Some(&super::REQUEST_ID));
-        end(&text, 4);
+        put_headers(text, record.response_headers, Some(&super::REQUEST_ID));
+        end(text, 4);
         text.extend_from_slice(endpoint.as_bytes());
-        end(&text, 5);
-        Entry {
-            seq: record.seq,
-            unix_ms: record.unix_ms,
-            latency_ns: record.latency_ns,
-            method: record.method.clone(),
-            status: record.status,
-            request_body: record.request_body,
-            response_body: record.response_body,
-            text,
-            ends,
-            has_query: record.query.is_some(),
-            has_endpoint: record.endpoint.is_some(),
+        end(text, 5);
+        self.seq = record.seq;
+        self.unix_ms = record.unix_ms;
+        self.latency_ns = record.latency_ns;
+        if self.method != *record.method {
+            self.method = record.method.clone();
         }
+        self.status = record.status;
+        self.request_body = record.request_body;
+        self.response_body = record.response_body;
+        self.has_query = record.query.is_some();
+        self.has_endpoint = record.endpoint.is_some();
     }
 
     fn part(&self, i: usize) -> &[u8] {
@@ -301,6 +326,26 @@ impl Serialize for Captured {
 
 type Slots = Box<[AtomicPtr<Entry>]>;
 
+/// Text buffers larger than this are freed rather than recycled, so that one request with a
+/// huge head does not leave every later entry of its thread that large.
+const RECYCLE_MAX: usize = 2 * 1024;
+
+thread_local! {
+    /// One entry this thread took out of a ring, kept to write the next one into.
+    static SPARE: std::cell::Cell<Option<Box<Entry>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Keeps `entry` as this thread's spare, its bodies let go; frees it if its text buffer is
+/// too large to keep.
+fn recycle(mut entry: Box<Entry>) {
+    if entry.text.capacity() > RECYCLE_MAX {
+        return;
+    }
+    entry.request_body = Captured::default();
+    entry.response_body = Captured::default();
+    SPARE.set(Some(entry));
+}
+
 /// A project's ring of recent requests. The ring itself is allocated by the first entry,
 /// with the node's capacity then: a project nobody calls costs a few words.
 ///
@@ -350,9 +395,27 @@ impl Journal {
         self.next.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// Remembers `entry` (numbered by [`Journal::next_seq`]), forgetting the oldest beyond
-    /// `capacity` (the ring's size is fixed by the first entry).
+    /// Remembers a request (numbered by [`Journal::next_seq`]), forgetting the oldest beyond
+    /// `capacity` (the ring's size is fixed by the first entry). The entry is written into
+    /// one this thread recycled when it can be: no allocation in the steady state.
+    pub fn record(&self, record: Record<'_>, capacity: usize) {
+        let entry = match SPARE.take() {
+            Some(mut spare) => {
+                spare.fill(record);
+                spare
+            }
+            None => Box::new(Entry::new(record)),
+        };
+        self.push_boxed(entry, capacity);
+    }
+
+    /// Remembers `entry` (numbered by [`Journal::next_seq`]), as [`Journal::record`].
+    #[cfg(test)]
     pub fn push(&self, entry: Entry, capacity: usize) {
+        self.push_boxed(Box::new(entry), capacity);
+    }
+
+    fn push_boxed(&self, entry: Box<Entry>, capacity: usize) {
         let slots = self.slots.get_or_init(|| {
             Box::new(
                 (0..capacity.max(1))
@@ -367,7 +430,7 @@ impl Journal {
         // leave it over a newer one: when what came out is newer than what went in, put
         // it back and take whatever comes out then. Each round puts a newer entry in, so
         // this ends, with the newest seen in the slot and the one left in hand the oldest.
-        let mut held = Box::into_raw(Box::new(entry));
+        let mut held = Box::into_raw(entry);
         loop {
             let out = slot.swap(held, Ordering::SeqCst);
             // SAFETY: `held` and `out` are owned here: `held` came from `Box::into_raw` or
@@ -384,10 +447,11 @@ impl Journal {
         }
     }
 
-    /// Frees an entry no longer in the ring, or parks it while a reader may still see it.
+    /// Frees (or recycles) an entry no longer in the ring, or parks it while a reader may
+    /// still see it.
     fn retire(&self, entry: Box<Entry>) {
         if self.readers.load(Ordering::SeqCst) == 0 {
-            drop(entry);
+            recycle(entry);
             return;
         }
         let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
@@ -511,6 +575,42 @@ mod tests {
         assert_eq!(seqs(&journal), (16..=25).collect::<Vec<_>>());
         journal.clear();
         assert!(seqs(&journal).is_empty());
+    }
+
+    #[test]
+    fn a_recycled_entry_keeps_nothing_of_its_last_request() {
+        let journal = Journal::new();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("accept", "*/*".parse().unwrap());
+        let full = |seq| Record {
+            query: Some("a=1"),
+            endpoint: Some("ep"),
+            method: &http::Method::POST,
+            request_body: Captured {
+                bytes: Bytes::from_static(b"in"),
+                length: Some(2),
+                truncated: false,
+            },
+            ..record(seq, &headers, &headers)
+        };
+        let empty = http::HeaderMap::new();
+        // Capacity 1: each entry replaces the last, which this thread then recycles.
+        for seq in 1..=3 {
+            journal.record(full(seq), 1);
+        }
+        journal.record(record(4, &empty, &empty), 1);
+        journal.record(record(5, &empty, &empty), 1);
+        journal.read(|entries| {
+            let [entry] = entries else {
+                panic!("one entry")
+            };
+            assert_eq!(entry.seq, 5);
+            assert_eq!((entry.query(), entry.endpoint()), (None, None));
+            assert_eq!(entry.method, http::Method::GET);
+            assert_eq!(entry.request_headers().pairs().count(), 0);
+            assert!(entry.request_body.bytes.is_empty());
+            assert_eq!(entry.request_id(), "id-1");
+        });
     }
 
     #[test]

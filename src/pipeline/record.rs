@@ -17,7 +17,7 @@ use http_body::Body as _;
 
 use crate::body::Body;
 use crate::error;
-use crate::observe::journal::{self, Captured, Entry};
+use crate::observe::journal::{self, Captured};
 use crate::observe::{Telemetry, logs};
 use crate::routing::{CompiledEndpoint, CompiledProject};
 
@@ -145,7 +145,7 @@ pub fn journal(
         },
         Body::Axum(_) => Captured::default(),
     };
-    let entry = Entry::new(journal::Record {
+    let entry = journal::Record {
         seq: journal.next_seq(),
         unix_ms: outcome.unix_ms,
         latency_ns: outcome.latency_ns,
@@ -159,6 +159,6 @@ pub fn journal(
         response_headers: response.headers(),
         response_body: answer,
         endpoint: endpoint_id(project, request.endpoint),
-    });
-    journal.push(entry, size);
+    };
+    journal.record(entry, size);
 }
