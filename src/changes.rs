@@ -668,7 +668,7 @@ impl Finish {
         };
         // The store commits only on top of `base_revision` (a second node on a shared
         // database may have moved it), so the new revision is `def.revision`.
-        let started = std::time::Instant::now();
+        let started = crate::observe::Stamp::now();
         let committed = self
             .store
             .commit(&Commit {
@@ -814,7 +814,7 @@ impl Changes {
             (owner.user_id, owner.username.to_owned(), actor.user_id);
         let project = run_to_end(async move {
             let def = &compiled.def;
-            let started = std::time::Instant::now();
+            let started = crate::observe::Stamp::now();
             let created = store
                 .create_project(
                     &NewProject {

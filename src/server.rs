@@ -63,7 +63,7 @@ use crate::demo::{self, DemoInfo};
 use crate::error::{self, ApiError, Code, Pending};
 use crate::model::{Role, is_reserved_root};
 use crate::observe;
-use crate::observe::Telemetry;
+use crate::observe::{Stamp, Telemetry};
 use crate::pipeline::{Pipeline, Served, record};
 use crate::platform::{self, AppState, PlatformConfig};
 use crate::routing::{Routes, split_segment};
@@ -568,7 +568,7 @@ impl Connection {
     /// The edge: answers one request of this connection.
     fn answer(self: &Arc<Self>, request: Request<Incoming>) -> Answer {
         use futures_util::future::Either;
-        let start = Instant::now();
+        let start = Stamp::now();
         let app = &self.app;
         let telemetry = &app.pipeline.telemetry;
         let id = observe::request_id(request.headers(), || telemetry.unix_ms_at(start));
@@ -613,7 +613,7 @@ impl Connection {
 
 impl App {
     /// The 500 of a handler that panicked, counted (a panic never drops the connection).
-    fn panicked(&self, id: &HeaderValue, start: Instant) -> Response<Body> {
+    fn panicked(&self, id: &HeaderValue, start: Stamp) -> Response<Body> {
         tracing::error!(request_id = ?id, "handler panicked");
         let response = error::render(
             &ApiError::new(Code::Internal, "internal error"),
@@ -631,7 +631,7 @@ impl App {
         request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: Instant,
+        start: Stamp,
     ) -> Routed {
         let path = request.uri().path();
         let first = path
@@ -654,7 +654,7 @@ impl App {
         mut request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: std::time::Instant,
+        start: Stamp,
     ) -> Response<Body> {
         let path = request.uri().path();
         let counted = observe::counted(path);

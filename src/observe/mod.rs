@@ -16,11 +16,48 @@ pub mod stats;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
+
+/// A reading of the node's monotonic clock (`CLOCK_MONOTONIC`, the clock `Instant` reads),
+/// in nanoseconds. A plain integer, so that a request's time arithmetic (latency, the
+/// stats' second, wall-clock time) is a subtraction and two divisions rather than
+/// `Duration` normalisation and 128-bit arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(u64);
+
+impl Stamp {
+    /// Now.
+    #[inline]
+    pub fn now() -> Stamp {
+        #[cfg(unix)]
+        {
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes into the struct we own and pass by pointer;
+            // CLOCK_MONOTONIC always exists on the platforms we build for.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+            Stamp((now.tv_sec as u64).wrapping_mul(1_000_000_000) + now.tv_nsec as u64)
+        }
+        #[cfg(not(unix))]
+        {
+            static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            let base = BASE.get_or_init(std::time::Instant::now);
+            Stamp(u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX))
+        }
+    }
+
+    /// Nanoseconds from `earlier` to this reading (0 if `earlier` is later).
+    #[inline]
+    pub fn nanos_since(self, earlier: Stamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
 
 /// What the node observes of its own traffic: the instance's stats, and the clock that
 /// stats use.
@@ -34,7 +71,7 @@ pub struct Telemetry {
     pub journal_size: usize,
     /// Bytes of each body a journal entry keeps.
     pub journal_body: usize,
-    started: Instant,
+    started: Stamp,
     /// Unix milliseconds at `started`, so that a request's wall-clock time comes from the
     /// same clock read as its latency; re-read now and then ([`Telemetry::resync`]) so that
     /// the wall clock's corrections reach it.
@@ -51,7 +88,7 @@ impl Telemetry {
             connections: AtomicU64::new(0),
             journal_size,
             journal_body,
-            started: Instant::now(),
+            started: Stamp::now(),
             started_unix_ms: AtomicU64::new(unix_ms()),
         }
     }
@@ -59,13 +96,13 @@ impl Telemetry {
     /// Re-reads the wall clock: Unix milliseconds of the node's start, as the wall clock
     /// says now.
     pub fn resync(&self) {
-        let elapsed = self.started.elapsed().as_millis() as u64;
+        let elapsed = Stamp::now().nanos_since(self.started) / NANOS_PER_MS;
         self.started_unix_ms
             .store(unix_ms().saturating_sub(elapsed), Ordering::Relaxed);
     }
 
     /// Counts one store commit that started at `start`.
-    pub fn record_commit(&self, ok: bool, start: Instant) {
+    pub fn record_commit(&self, ok: bool, start: Stamp) {
         let moment = self.moment(start);
         self.commits
             .record(if ok { 200 } else { 500 }, moment.latency_ns, moment.second);
@@ -73,38 +110,37 @@ impl Telemetry {
 
     /// The current second of the node's clock.
     pub fn second(&self) -> u64 {
-        Instant::now()
-            .saturating_duration_since(self.started)
-            .as_secs()
+        Stamp::now().nanos_since(self.started) / NANOS_PER_SECOND
     }
 
     /// One clock read for a request that started at `start`: its latency, the node's
     /// second (for the recent views), and the Unix milliseconds now.
     #[inline]
-    pub fn moment(&self, start: Instant) -> Moment {
-        let now = Instant::now();
-        let latency_ns =
-            u64::try_from(now.saturating_duration_since(start).as_nanos()).unwrap_or(u64::MAX);
-        let elapsed = now.saturating_duration_since(self.started);
+    pub fn moment(&self, start: Stamp) -> Moment {
+        let now = Stamp::now();
+        let elapsed = now.nanos_since(self.started);
         Moment {
-            latency_ns,
-            second: elapsed.as_secs(),
+            latency_ns: now.nanos_since(start),
+            second: elapsed / NANOS_PER_SECOND,
             unix_ms: self.unix_ms_after(elapsed),
         }
     }
 
-    /// Unix milliseconds at `instant`, by the node's clock.
+    /// Unix milliseconds at `stamp`, by the node's clock.
     #[inline]
-    pub fn unix_ms_at(&self, instant: Instant) -> u64 {
-        self.unix_ms_after(instant.saturating_duration_since(self.started))
+    pub fn unix_ms_at(&self, stamp: Stamp) -> u64 {
+        self.unix_ms_after(stamp.nanos_since(self.started))
     }
 
-    /// Unix milliseconds `elapsed` after the node's start.
+    /// Unix milliseconds `elapsed` nanoseconds after the node's start.
     #[inline]
-    fn unix_ms_after(&self, elapsed: std::time::Duration) -> u64 {
-        self.started_unix_ms.load(Ordering::Relaxed) + elapsed.as_millis() as u64
+    fn unix_ms_after(&self, elapsed: u64) -> u64 {
+        self.started_unix_ms.load(Ordering::Relaxed) + elapsed / NANOS_PER_MS
     }
 }
+
+const NANOS_PER_MS: u64 = 1_000_000;
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
 /// When a request ended, read once.
 #[derive(Debug, Clone, Copy)]
@@ -231,6 +267,25 @@ fn hyphenated(bytes: &[u8; 16]) -> [u8; 36] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_clock_reading_gives_latency_second_and_wall_time() {
+        let telemetry = Telemetry::new(0, 0);
+        let start = Stamp::now();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let moment = telemetry.moment(start);
+        assert!(moment.latency_ns >= 20_000_000, "{}", moment.latency_ns);
+        assert!(moment.latency_ns < 5_000_000_000, "{}", moment.latency_ns);
+        assert_eq!(moment.second, telemetry.second());
+        let wall = unix_ms();
+        assert!(
+            moment.unix_ms.abs_diff(wall) < 1_000,
+            "{} vs {wall}",
+            moment.unix_ms
+        );
+        assert!(telemetry.unix_ms_at(start) <= moment.unix_ms);
+        assert_eq!(start.nanos_since(Stamp::now()), 0, "never negative");
+    }
 
     #[test]
     fn the_request_id_fills_a_placeholder_or_replaces_every_other_value() {

@@ -24,7 +24,7 @@ pub(crate) mod resolve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
@@ -35,8 +35,8 @@ use hyper::body::Incoming;
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::handlers::{Context, Reply, RequestBody};
-use crate::observe::Telemetry;
 use crate::observe::journal::Captured;
+use crate::observe::{Stamp, Telemetry};
 use crate::routing::{CompiledProject, ProjectLookup, Routes};
 
 /// What every project request needs: the route table, the stats and the body limits.
@@ -96,7 +96,7 @@ impl Pipeline {
         request: Request<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: Instant,
+        start: Stamp,
     ) -> Served {
         let (head, body) = request.into_parts();
         let mut body = RequestBody::new(body);
@@ -184,7 +184,7 @@ impl Pipeline {
         unread: Option<Incoming>,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: Instant,
+        start: Stamp,
     ) -> Served {
         let response = match reply {
             _ if unread.as_ref().is_some_and(|body| !body.is_end_stream()) => Err(reply),
@@ -214,7 +214,7 @@ impl Pipeline {
         waiting: Box<Waiting>,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: Instant,
+        start: Stamp,
     ) -> Response<Body> {
         let Waiting {
             head,
@@ -254,7 +254,7 @@ impl Pipeline {
         captured: Captured,
         id: &HeaderValue,
         peer: SocketAddr,
-        start: Instant,
+        start: Stamp,
     ) {
         let outcome = record::measure(&self.telemetry, response, start);
         let Some(mounted) = mounted else {

@@ -10,7 +10,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use http::{HeaderValue, Method, Response, Uri};
 use http_body::Body as _;
@@ -18,7 +17,7 @@ use http_body::Body as _;
 use crate::body::Body;
 use crate::error;
 use crate::observe::journal::{self, Captured};
-use crate::observe::{Telemetry, logs};
+use crate::observe::{Stamp, Telemetry, logs};
 use crate::routing::{CompiledEndpoint, CompiledProject};
 
 /// An answered request, measured.
@@ -34,7 +33,7 @@ pub struct Outcome {
 
 /// Reads the clock once: how long since `start`, for a response with `status`.
 #[inline]
-pub fn measure(telemetry: &Telemetry, response: &Response<Body>, start: Instant) -> Outcome {
+pub fn measure(telemetry: &Telemetry, response: &Response<Body>, start: Stamp) -> Outcome {
     let moment = telemetry.moment(start);
     Outcome {
         status: response.status().as_u16(),
