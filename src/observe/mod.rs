@@ -276,7 +276,7 @@ mod tests {
         let moment = telemetry.moment(start);
         assert!(moment.latency_ns >= 20_000_000, "{}", moment.latency_ns);
         assert!(moment.latency_ns < 5_000_000_000, "{}", moment.latency_ns);
-        assert_eq!(moment.second, telemetry.second());
+        assert!(telemetry.second() - moment.second <= 1);
         let wall = unix_ms();
         assert!(
             moment.unix_ms.abs_diff(wall) < 1_000,
