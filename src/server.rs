@@ -554,61 +554,73 @@ type Answer = futures_util::future::Either<
     Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>,
 >;
 
-/// Where [`App::route`] sent a request.
-enum Routed {
-    /// Answered and recorded.
-    Now(Response<Body>),
-    /// A project request that needs a wait.
-    Waiting(Box<crate::pipeline::Waiting>),
+/// What the edge hands to a boxed future: a request that has to wait.
+enum Later {
+    /// A project request whose answer needs a wait.
+    Project(Box<crate::pipeline::Waiting>),
     /// A request to a reserved path, for the platform API.
     Platform(Request<Incoming>),
 }
 
 impl Connection {
-    /// The edge: answers one request of this connection.
+    /// The edge: answers one request of this connection. Root dispatch happens here:
+    /// reserved first segments (and `/`) go to the platform, the rest to the project
+    /// pipeline, which answers what needs no wait at once.
     fn answer(self: &Arc<Self>, request: Request<Incoming>) -> Answer {
-        use futures_util::future::Either;
         let start = Stamp::now();
         let app = &self.app;
         let telemetry = &app.pipeline.telemetry;
         let id = observe::request_id(request.headers(), || telemetry.unix_ms_at(start));
+        if is_platform(request.uri().path()) {
+            return self.later(Later::Platform(request), id, start);
+        }
         let peer = self.peer;
-        let routed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            app.route(request, &id, peer, start)
+        let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            app.pipeline.serve(request, &id, peer, start)
         }));
-        let mut response = match routed {
-            Ok(Routed::Now(response)) => response,
+        let mut response = match served {
+            Ok(Served::Now(response)) => response,
+            Ok(Served::Waiting(waiting)) => return self.later(Later::Project(waiting), id, start),
             Err(_) => app.panicked(&id, start),
-            Ok(waiting) => {
-                let connection = self.clone();
-                return Either::Right(Box::pin(async move {
-                    let app = &connection.app;
-                    let later = async {
-                        match waiting {
-                            Routed::Waiting(waiting) => {
-                                app.pipeline.finish(waiting, &id, peer, start).await
-                            }
-                            Routed::Platform(request) => {
-                                app.platform_request(request, &id, peer, start).await
-                            }
-                            Routed::Now(response) => response,
-                        }
-                    };
-                    let guarded = std::panic::AssertUnwindSafe(later).catch_unwind();
-                    let mut response = match guarded.await {
-                        Ok(response) => response,
-                        Err(_) => app.panicked(&id, start),
-                    };
-                    observe::set_request_id(response.headers_mut(), id);
-                    connection.watch.idle();
-                    Ok(response)
-                }));
-            }
         };
         observe::set_request_id(response.headers_mut(), id);
         self.watch.idle();
-        Either::Left(std::future::ready(Ok(response)))
+        futures_util::future::Either::Left(std::future::ready(Ok(response)))
     }
+
+    /// The boxed future of a request that has to wait, under the same panic guard.
+    fn later(self: &Arc<Self>, later: Later, id: HeaderValue, start: Stamp) -> Answer {
+        let connection = self.clone();
+        futures_util::future::Either::Right(Box::pin(async move {
+            let app = &connection.app;
+            let peer = connection.peer;
+            let answer = async {
+                match later {
+                    Later::Project(waiting) => app.pipeline.finish(waiting, &id, peer, start).await,
+                    Later::Platform(request) => {
+                        app.platform_request(request, &id, peer, start).await
+                    }
+                }
+            };
+            let guarded = std::panic::AssertUnwindSafe(answer).catch_unwind();
+            let mut response = match guarded.await {
+                Ok(response) => response,
+                Err(_) => app.panicked(&id, start),
+            };
+            observe::set_request_id(response.headers_mut(), id);
+            connection.watch.idle();
+            Ok(response)
+        }))
+    }
+}
+
+/// Whether `path` is for the platform: `/`, or a reserved first segment.
+fn is_platform(path: &str) -> bool {
+    let first = path
+        .strip_prefix('/')
+        .map(|rest| split_segment(rest).0)
+        .unwrap_or("");
+    first.is_empty() || is_reserved_root(first)
 }
 
 impl App {
@@ -622,29 +634,6 @@ impl App {
         let outcome = record::measure(&self.pipeline.telemetry, &response, start);
         record::instance(&self.pipeline.telemetry, outcome);
         response
-    }
-
-    /// Root dispatch: reserved first segments go to the platform, the rest to the project
-    /// pipeline, which answers what needs no wait at once.
-    fn route(
-        &self,
-        request: Request<Incoming>,
-        id: &HeaderValue,
-        peer: SocketAddr,
-        start: Stamp,
-    ) -> Routed {
-        let path = request.uri().path();
-        let first = path
-            .strip_prefix('/')
-            .map(|rest| split_segment(rest).0)
-            .unwrap_or("");
-        if first.is_empty() || is_reserved_root(first) {
-            return Routed::Platform(request);
-        }
-        match self.pipeline.serve(request, id, peer, start) {
-            Served::Now(response) => Routed::Now(response),
-            Served::Waiting(waiting) => Routed::Waiting(waiting),
-        }
     }
 
     /// A request to a reserved path: the platform answers it, and it is counted and logged
