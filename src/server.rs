@@ -558,8 +558,9 @@ type Answer = futures_util::future::Either<
 enum Later {
     /// A project request whose answer needs a wait.
     Project(Box<crate::pipeline::Waiting>),
-    /// A request to a reserved path, for the platform API.
-    Platform(Request<Incoming>),
+    /// A request to a reserved path, for the platform API. Boxed like the other: this
+    /// value only moves into the future.
+    Platform(Box<Request<Incoming>>),
 }
 
 impl Connection {
@@ -572,7 +573,7 @@ impl Connection {
         let telemetry = &app.pipeline.telemetry;
         let id = observe::request_id(request.headers(), || telemetry.unix_ms_at(start));
         if is_platform(request.uri().path()) {
-            return self.later(Later::Platform(request), id, start);
+            return self.later(Later::Platform(Box::new(request)), id, start);
         }
         let peer = self.peer;
         let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -598,7 +599,7 @@ impl Connection {
                 match later {
                     Later::Project(waiting) => app.pipeline.finish(waiting, &id, peer, start).await,
                     Later::Platform(request) => {
-                        app.platform_request(request, &id, peer, start).await
+                        app.platform_request(*request, &id, peer, start).await
                     }
                 }
             };
