@@ -134,6 +134,11 @@ impl MockHandler {
         })
     }
 
+    /// The response headers of every answer (the request id's placeholder first).
+    pub fn headers(&self) -> &Arc<HeaderMap> {
+        &self.headers
+    }
+
     pub fn respond(&self) -> Reply {
         let mut response = http::Response::new(Body::full(self.body.clone()));
         *response.status_mut() = self.status;

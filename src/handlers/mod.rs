@@ -92,6 +92,15 @@ impl Handler {
         mock::MockHandler::compile(&spec.response).map(Handler::Mock)
     }
 
+    /// The headers every answer of this handler carries (an `x-request-id` placeholder
+    /// aside), when they are fixed: the journal shares them rather than copying them.
+    #[inline]
+    pub fn fixed_headers(&self) -> Option<&std::sync::Arc<HeaderMap>> {
+        match self {
+            Handler::Mock(mock) => Some(mock.headers()),
+        }
+    }
+
     /// Answers a request. Synchronous work only; anything that waits goes in
     /// [`Reply::Later`].
     #[inline]

@@ -12,12 +12,14 @@
 //! An entry keeps the request head, the first bytes of its body (up to the node's capture
 //! size, marked when cut), and the answer's status, headers, first body bytes and latency.
 //! Recording is on the hot path, so it copies bytes and nothing more: the text of an entry
-//! (request id, path, query, both header lists, endpoint id) is one allocation, and bodies
-//! are shared, not copied. Credentials are redacted when an entry is read, never shown: the
+//! (request id, path, query, both header lists, endpoint id) is one buffer, bodies are
+//! shared, not copied, and so are the answer's headers when they are its handler's fixed
+//! ones (a mock's template, which is immutable). Credentials are redacted when an entry is read, never shown: the
 //! values of [`SECRET_HEADERS`], and secret-looking query values as in the access log.
 
-use std::sync::Mutex;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use once_cell::race::OnceBox;
@@ -57,6 +59,9 @@ pub struct Entry {
     ends: [u32; 6],
     has_query: bool,
     has_endpoint: bool,
+    /// The answer's headers when they were its handler's fixed ones (a mock's): shared,
+    /// not copied into `text`.
+    fixed_headers: Option<Arc<http::HeaderMap>>,
 }
 
 /// What a new [`Entry`] is made of, borrowed from the request and its answer.
@@ -73,6 +78,9 @@ pub struct Record<'a> {
     pub request_body: Captured,
     pub status: u16,
     pub response_headers: &'a http::HeaderMap,
+    /// `response_headers` are these, a handler's fixed headers: keep a reference to them
+    /// instead of a copy.
+    pub fixed_response_headers: Option<&'a Arc<http::HeaderMap>>,
     pub response_body: Captured,
     /// The id of the endpoint that answered; `None` for 404, 405 and 503 answers.
     pub endpoint: Option<&'a str>,
@@ -109,6 +117,7 @@ impl Entry {
             ends: [0; 6],
             has_query: false,
             has_endpoint: false,
+            fixed_headers: None,
         };
         entry.fill(record);
         entry
@@ -121,7 +130,11 @@ impl Entry {
         let size = record.request_id.len()
             + record.path.len()
             + query.len()
-            + HEADER_ROOM * (record.request_headers.len() + record.response_headers.len())
+            + HEADER_ROOM * record.request_headers.len()
+            + match record.fixed_response_headers {
+                Some(_) => 0,
+                None => HEADER_ROOM * record.response_headers.len(),
+            }
             + endpoint.len();
         let text = &mut self.text;
         if text.capacity() > 2 * size {
@@ -145,7 +158,21 @@ impl Entry {
         end(text, 3);
         // The answer's `x-request-id` is the entry's request id, shown once; handlers that
         // pre-build their headers hold only a placeholder for it at this point.
-        put_headers(text, record.response_headers, Some(&super::REQUEST_ID));
+        match record.fixed_response_headers {
+            Some(fixed) => {
+                if !self
+                    .fixed_headers
+                    .as_ref()
+                    .is_some_and(|kept| Arc::ptr_eq(kept, fixed))
+                {
+                    self.fixed_headers = Some(fixed.clone());
+                }
+            }
+            None => {
+                self.fixed_headers = None;
+                put_headers(text, record.response_headers, Some(&super::REQUEST_ID));
+            }
+        }
         end(text, 4);
         text.extend_from_slice(endpoint.as_bytes());
         end(text, 5);
@@ -190,13 +217,16 @@ impl Entry {
 
     /// The request's headers, credentials redacted.
     pub fn request_headers(&self) -> Headers<'_> {
-        Headers(self.part(3))
+        Headers::Copied(self.part(3))
     }
 
     /// The answer's headers (as the handler gave them, without `x-request-id`: that is
     /// [`Entry::request_id`]), credentials redacted.
     pub fn response_headers(&self) -> Headers<'_> {
-        Headers(self.part(4))
+        match &self.fixed_headers {
+            Some(fixed) => Headers::Shared(fixed),
+            None => Headers::Copied(self.part(4)),
+        }
     }
 
     /// The id of the endpoint that answered; `None` for 404, 405 and 503 answers.
@@ -262,28 +292,43 @@ impl Serialize for Entry {
     }
 }
 
-/// Header pairs as recorded (`name NUL value NUL …`: a header can hold no NUL); shown as
+/// Header pairs as recorded: copied (`name NUL value NUL …`: a header can hold no NUL), or
+/// a handler's fixed headers, shared (their `x-request-id` placeholder left out). Shown as
 /// `[name, value]` pairs. Names are lowercase; the values of [`SECRET_HEADERS`] show as
 /// [`REDACTED`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Headers<'a>(&'a [u8]);
+#[derive(Debug, Clone, Copy)]
+pub enum Headers<'a> {
+    Copied(&'a [u8]),
+    Shared(&'a http::HeaderMap),
+}
 
 impl<'a> Headers<'a> {
     /// `(name, value)` pairs, credentials redacted, values that are not UTF-8 shown lossily.
-    pub fn pairs(
-        self,
-    ) -> impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)> {
-        let mut parts = self.0.split(|&b| b == 0);
-        std::iter::from_fn(move || {
-            let name = parts.next().filter(|name| !name.is_empty())?;
-            let value = parts.next()?;
-            let name = String::from_utf8_lossy(name);
+    pub fn pairs(self) -> impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)> {
+        let (copied, shared) = match self {
+            Headers::Copied(text) => (Some(text), None),
+            Headers::Shared(map) => (None, Some(map)),
+        };
+        let copied = copied.into_iter().flat_map(|text| {
+            let mut parts = text.split(|&b| b == 0);
+            std::iter::from_fn(move || {
+                let name = parts.next().filter(|name| !name.is_empty())?;
+                let value = parts.next()?;
+                Some((String::from_utf8_lossy(name), value))
+            })
+        });
+        let shared = shared.into_iter().flat_map(|map| {
+            map.iter()
+                .filter(|(name, _)| **name != super::REQUEST_ID)
+                .map(|(name, value)| (Cow::Borrowed(name.as_str()), value.as_bytes()))
+        });
+        copied.chain(shared).map(|(name, value)| {
             let value = if SECRET_HEADERS.contains(&name.as_ref()) {
-                std::borrow::Cow::Borrowed(REDACTED)
+                Cow::Borrowed(REDACTED)
             } else {
                 String::from_utf8_lossy(value)
             };
-            Some((name, value))
+            (name, value)
         })
     }
 }
@@ -335,8 +380,8 @@ thread_local! {
     static SPARE: std::cell::Cell<Option<Box<Entry>>> = const { std::cell::Cell::new(None) };
 }
 
-/// Keeps `entry` as this thread's spare, its bodies let go; frees it if its text buffer is
-/// too large to keep.
+/// Keeps `entry` as this thread's spare, its bodies let go (its fixed headers are kept: the
+/// next entry is likely the same mock's); frees it if its text buffer is too large to keep.
 fn recycle(mut entry: Box<Entry>) {
     if entry.text.capacity() > RECYCLE_MAX {
         return;
@@ -552,6 +597,7 @@ mod tests {
             request_body: Captured::default(),
             status: 200,
             response_headers: response,
+            fixed_response_headers: None,
             response_body: Captured::default(),
             endpoint: None,
         }

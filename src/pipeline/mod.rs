@@ -67,6 +67,15 @@ pub(crate) struct Waiting {
     unread: Option<Incoming>,
 }
 
+/// An answer, for the record stage.
+struct Answered<'a> {
+    response: &'a Response<Body>,
+    /// Whether the handler made it (rather than an error of the pipeline's).
+    handler: bool,
+    /// The start of the request body, for the journal.
+    body: Captured,
+}
+
 /// The project a request reached, and the endpoint that answered it, if one did.
 struct Mounted {
     project: Arc<CompiledProject>,
@@ -188,14 +197,18 @@ impl Pipeline {
     ) -> Served {
         let response = match reply {
             _ if unread.as_ref().is_some_and(|body| !body.is_end_stream()) => Err(reply),
-            Ok(Reply::Now(response)) => Ok(response),
-            Err(error) => Ok(error::render(&error, error::id_str(id))),
+            Ok(Reply::Now(response)) => Ok((response, true)),
+            Err(error) => Ok((error::render(&error, error::id_str(id)), false)),
             reply => Err(reply),
         };
         match response {
-            Ok(response) => {
-                let none = Captured::default();
-                self.record(&head, mounted.as_ref(), &response, none, id, peer, start);
+            Ok((response, handler)) => {
+                let answer = Answered {
+                    response: &response,
+                    handler,
+                    body: Captured::default(),
+                };
+                self.record(&head, mounted.as_ref(), answer, id, peer, start);
                 Served::Now(response)
             }
             Err(reply) => Served::Waiting(Box::new(Waiting {
@@ -228,34 +241,27 @@ impl Pipeline {
             }
             _ => 0,
         };
-        let (response, captured) = self.wait(reply, unread, id, capture).await;
-        self.record(
-            &head,
-            mounted.as_ref(),
-            &response,
-            captured,
-            id,
-            peer,
-            start,
-        );
+        let (response, body, handler) = self.wait(reply, unread, id, capture).await;
+        let answer = Answered {
+            response: &response,
+            handler,
+            body,
+        };
+        self.record(&head, mounted.as_ref(), answer, id, peer, start);
         response
     }
 
     /// Stage 4: counts the answer, logs it and, for a project with a journal, journals it.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one request's parts, passed through"
-    )]
     fn record(
         &self,
         head: &Parts,
         mounted: Option<&Mounted>,
-        response: &Response<Body>,
-        captured: Captured,
+        answer: Answered<'_>,
         id: &HeaderValue,
         peer: SocketAddr,
         start: Stamp,
     ) {
+        let response = answer.response;
         let outcome = record::measure(&self.telemetry, response, start);
         let Some(mounted) = mounted else {
             record::instance(&self.telemetry, outcome);
@@ -283,8 +289,12 @@ impl Pipeline {
                 path: mounted.rest(head.uri.path()),
                 query: head.uri.query(),
                 headers: &head.headers,
-                body: captured,
+                body: answer.body,
                 endpoint: mounted.endpoint,
+                // The handler's own answer: its fixed headers, if it has them, are shared.
+                fixed_headers: endpoint
+                    .filter(|_| answer.handler)
+                    .and_then(|endpoint| endpoint.handler.fixed_headers()),
             };
             record::journal(
                 &self.telemetry,
@@ -320,14 +330,14 @@ impl Pipeline {
     }
 
     /// Drains what is left of the body, keeping its first `capture` bytes, then waits for
-    /// the reply.
+    /// the reply. Also says whether the answer is the handler's (not an error of ours).
     async fn wait(
         &self,
         reply: Result<Reply, ApiError>,
         rest: Option<Incoming>,
         id: &HeaderValue,
         capture: usize,
-    ) -> (Response<Body>, Captured) {
+    ) -> (Response<Body>, Captured, bool) {
         // A body nobody took must still be read, so that the connection can carry the next
         // request; one over the limit is refused.
         let mut captured = Captured::default();
@@ -336,9 +346,10 @@ impl Pipeline {
         {
             match drain(body, self.body_limit, self.body_read_timeout, capture).await {
                 Ok(kept) => captured = kept,
-                Err(error) => return (error::render(&error, error::id_str(id)), captured),
+                Err(error) => return (error::render(&error, error::id_str(id)), captured, false),
             }
         }
+        let handler = reply.is_ok();
         let response = match reply {
             Ok(Reply::Now(response)) => response,
             Ok(Reply::After(delay, response)) => {
@@ -348,7 +359,7 @@ impl Pipeline {
             Ok(Reply::Later(future)) => future.await,
             Err(error) => error::render(&error, error::id_str(id)),
         };
-        (response, captured)
+        (response, captured, handler)
     }
 }
 

@@ -119,6 +119,8 @@ pub struct Journaled<'a> {
     pub body: Captured,
     /// The index of the endpoint that answered.
     pub endpoint: Option<usize>,
+    /// The headers of the answer when they are its handler's fixed ones, to share.
+    pub fixed_headers: Option<&'a Arc<http::HeaderMap>>,
 }
 
 /// Adds a request to its project's journal: its text copied into one buffer, its bodies
@@ -156,6 +158,7 @@ pub fn journal(
         request_body: request.body,
         status: outcome.status,
         response_headers: response.headers(),
+        fixed_response_headers: request.fixed_headers,
         response_body: answer,
         endpoint: endpoint_id(project, request.endpoint),
     };

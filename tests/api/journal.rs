@@ -262,3 +262,54 @@ async fn each_project_sets_its_own_journal_size_and_it_survives_a_restart() {
     .await;
     assert_eq!(body["error"]["details"][0]["field"], "journal_size");
 }
+
+#[tokio::test]
+async fn response_headers_are_the_ones_sent_the_mocks_or_an_errors() {
+    let app = spawn_app_with(|c| c.body_limit = 1024).await;
+    let alice = app.user("alice").await;
+    app.create_project_with(
+        &alice,
+        "h",
+        json!([
+            {"id": "own", "method": "POST", "path": "/own", "response": {"body": "hi",
+             "headers": {"x-extra": ["1", "2"], "x-request-id": "mock's"}}},
+        ]),
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let ok = client
+        .post(app.url("/alice/h/own"))
+        .body("small")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let refused = client
+        .post(app.url("/alice/h/own"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 413);
+    let listed = app
+        .call(
+            Method::GET,
+            "/admin/projects/alice/h/journal",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    let listed = json_body(listed).await;
+    let headers = |i: usize| listed["entries"][i]["response"]["headers"].clone();
+    // Newest first: the 413, then the mock's answer.
+    assert_eq!(listed["entries"][0]["response"]["status"], 413);
+    assert_eq!(headers(0), json!([["content-type", "application/json"]]));
+    assert_eq!(
+        headers(1),
+        json!([
+            ["x-extra", "1"],
+            ["x-extra", "2"],
+            ["content-type", "text/plain; charset=utf-8"]
+        ])
+    );
+}
