@@ -9,12 +9,13 @@
 # zeroed (`callgrind_control -z`), it sends BENCH_CG_REQUESTS more, the counters are dumped
 # (`callgrind_control -d`), and the dumped total divided by the request count is printed.
 # Servers: Switchyard (`--workers 1 --access-log off`, on a store made by `serve --demo`;
-# stats and the journal on, as by default), the minimal hyper server of
-# bench/hyper_baseline.rs, and nginx (`return 200`, one process; installed if missing). Only 127.0.0.1 is used; every process started
-# here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (1200),
+# stats and the journal on, as by default), the same with `--journal-size 0`, the minimal
+# hyper server of bench/hyper_baseline.rs, and nginx (`return 200`, one process; installed
+# if missing). Only 127.0.0.1 is used; every process started here is stopped on exit. Knobs: CARGO_TARGET_DIR, BENCH_CG_WARMUP (1200),
 # BENCH_CG_REQUESTS (2000), BENCH_CG_KEEP=1 (keep the callgrind outputs for callgrind_annotate),
 # BENCH_CG_SERVER_ARGS (more `serve` flags for Switchyard, e.g. "--journal-size 0"),
-# BENCH_CG_ONLY (a space-separated subset of "switchyard hyper nginx").
+# BENCH_CG_ONLY (a space-separated subset of "switchyard no-journal hyper nginx";
+# `no-journal` is Switchyard with `--journal-size 0`, to show what the journal costs).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -77,7 +78,7 @@ wait_port() {
 measure() {
     local name=$1 port=$2
     shift 2
-    case " ${BENCH_CG_ONLY:-switchyard hyper nginx} " in *" $name "*) ;; *) return 0 ;; esac
+    case " ${BENCH_CG_ONLY:-switchyard no-journal hyper nginx} " in *" $name "*) ;; *) return 0 ;; esac
     valgrind --tool=callgrind --callgrind-out-file="$WORK/$name.%p" "$@" \
         >"$WORK/$name.log" 2>&1 &
     local pid=$!
@@ -107,6 +108,8 @@ wait "$DEMO" 2>/dev/null || true
 
 # shellcheck disable=SC2086 # BENCH_CG_SERVER_ARGS is a list of words
 measure switchyard 18932 "$SY" serve --db "$WORK/demo.db" --port 18932 --workers 1 --log warn --access-log off ${BENCH_CG_SERVER_ARGS:-}
+# shellcheck disable=SC2086
+measure no-journal 18935 "$SY" serve --db "$WORK/demo.db" --port 18935 --workers 1 --log warn --access-log off --journal-size 0 ${BENCH_CG_SERVER_ARGS:-}
 measure hyper 18933 "$HYPER" --port 18933
 # nginx as bench/run.sh runs it (one worker, access log off, `return 200` with the same
 # body), but as a single process (`master_process off`) so that callgrind follows the one
