@@ -139,6 +139,7 @@ impl MockHandler {
         &self.headers
     }
 
+    #[inline]
     pub fn respond(&self) -> Reply {
         let mut response = http::Response::new(Body::full(self.body.clone()));
         *response.status_mut() = self.status;

@@ -100,6 +100,7 @@ impl Pipeline {
     /// goes without waiting: a literal mock, or an error, with no body to drain, is answered
     /// and recorded here, synchronously. `start` is when the request reached the edge; its
     /// latency is counted from there.
+    #[inline(always)]
     pub fn serve(
         &self,
         request: Request<Incoming>,
@@ -184,7 +185,7 @@ impl Pipeline {
         clippy::too_many_arguments,
         reason = "one request's parts, passed through"
     )]
-    #[inline]
+    #[inline(always)]
     fn answer(
         &self,
         head: Parts,
