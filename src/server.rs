@@ -6,11 +6,12 @@
 //! mock, most errors) is handed to hyper as a ready value; only a request that has to wait
 //! (a body, a delay, the platform API) gets a boxed future.
 //!
-//! 1. panic guard — a panic in any handler becomes a logged 500, never a dropped connection;
-//! 2. request id — the incoming `x-request-id` is kept if sane, else a UUIDv7 is made; it is
+//! 1. request id — the incoming `x-request-id` is kept if sane, else a UUIDv7 is made; it is
 //!    set on every response and written into every error body;
-//! 3. root dispatch — reserved first segments (`/auth`, `/admin`, `/health`, …) go to the
+//! 2. root dispatch — reserved first segments (`/auth`, `/admin`, `/health`, …) go to the
 //!    platform API (axum); everything else is a project request;
+//! 3. panic guard — around the pipeline and the platform: a panic in any handler becomes a
+//!    logged 500, never a dropped connection;
 //! 4. project request — one `ArcSwap` load of the route table, one hash lookup of the mount,
 //!    one router lookup, one `match` on the handler. No lock, no store call, no await
 //!    before the answer is built;
@@ -276,8 +277,8 @@ async fn serve(
     builder.writev(false);
     // hyper's own header read timeout stays off: it counts the idle time after an answer as
     // header time (so an idle timeout longer than it could never apply), and it allocates and
-    // registers a timer for every request. `Guarded` times both phases with one timer per
-    // connection. Without a timer hyper would silently ignore the setting; saying `None`
+    // registers a timer for every request. `Guarded` and the sweeper (`deadlines`) time both
+    // phases without a timer per connection. Without a timer hyper would silently ignore the setting; saying `None`
     // keeps that choice visible.
     builder.header_read_timeout(None);
     // hyper answers a head over this size with a bare 431 and closes the connection.
