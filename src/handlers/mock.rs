@@ -23,21 +23,10 @@ use crate::observe;
 /// hash lookup, `observe::set_request_id`), then the implied `content-type`. Built once per
 /// node and shared by every such mock: a mock's answer clones its template map, which costs
 /// two allocations and no hashing.
-static PLAIN: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| template(None, &[]));
-static JSON: LazyLock<Arc<HeaderMap>> =
-    LazyLock::new(|| template(Some(HeaderValue::from_static("application/json")), &[]));
-static TEXT: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| {
-    template(
-        Some(HeaderValue::from_static("text/plain; charset=utf-8")),
-        &[],
-    )
-});
-static OCTET: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| {
-    template(
-        Some(HeaderValue::from_static("application/octet-stream")),
-        &[],
-    )
-});
+static PLAIN: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| Kind::Empty.template());
+static JSON: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| Kind::Json.template());
+static TEXT: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| Kind::Text.template());
+static OCTET: LazyLock<Arc<HeaderMap>> = LazyLock::new(|| Kind::Binary.template());
 
 /// A mock's response headers: the placeholder request id, the mock's own headers (but any
 /// `x-request-id`: the edge sets that one), and `content_type` unless the mock sets one.
@@ -73,11 +62,39 @@ pub struct MockHandler {
 }
 
 /// The body kinds a mock can have, for their implied `content-type`.
+#[derive(Clone, Copy)]
 enum Kind {
     Empty,
     Json,
     Text,
     Binary,
+}
+
+impl Kind {
+    /// The `content-type` this kind of body implies, if any.
+    fn content_type(self) -> Option<HeaderValue> {
+        match self {
+            Kind::Empty => None,
+            Kind::Json => Some(HeaderValue::from_static("application/json")),
+            Kind::Text => Some(HeaderValue::from_static("text/plain; charset=utf-8")),
+            Kind::Binary => Some(HeaderValue::from_static("application/octet-stream")),
+        }
+    }
+
+    /// The headers of a mock of this kind with none of its own.
+    fn template(self) -> Arc<HeaderMap> {
+        template(self.content_type(), &[])
+    }
+
+    /// The node's shared copy of [`Kind::template`].
+    fn shared(self) -> &'static Arc<HeaderMap> {
+        match self {
+            Kind::Empty => &PLAIN,
+            Kind::Json => &JSON,
+            Kind::Text => &TEXT,
+            Kind::Binary => &OCTET,
+        }
+    }
 }
 
 impl MockHandler {
@@ -107,17 +124,10 @@ impl MockHandler {
                 own.push((name.clone(), value));
             }
         }
-        let shared = match kind {
-            Kind::Empty => &PLAIN,
-            Kind::Json => &JSON,
-            Kind::Text => &TEXT,
-            Kind::Binary => &OCTET,
-        };
         let headers = if own.is_empty() {
-            Arc::clone(shared)
+            Arc::clone(kind.shared())
         } else {
-            let content_type = shared.get(header::CONTENT_TYPE).cloned();
-            template(content_type, &own)
+            template(kind.content_type(), &own)
         };
         let delay_ms = match spec.delay_ms {
             None => 0,

@@ -14,8 +14,9 @@
 //! Recording is on the hot path, so it copies bytes and nothing more: the text of an entry
 //! (request id, path, query, both header lists, endpoint id) is one buffer, bodies are
 //! shared, not copied, and so are the answer's headers when they are its handler's fixed
-//! ones (a mock's template, which is immutable). Credentials are redacted when an entry is read, never shown: the
-//! values of [`SECRET_HEADERS`], and secret-looking query values as in the access log.
+//! ones (a mock's template, which is immutable). Credentials are redacted when an entry is
+//! read, never shown: the values of [`SECRET_HEADERS`], and secret-looking query values as
+//! in the access log.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -253,7 +254,7 @@ impl Serialize for Entry {
             method: &'a str,
             path: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            query: Option<std::borrow::Cow<'a, str>>,
+            query: Option<Cow<'a, str>>,
             headers: Headers<'a>,
             #[serde(flatten)]
             body: &'a Captured,

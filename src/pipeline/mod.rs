@@ -88,11 +88,13 @@ struct Mounted {
 impl Mounted {
     /// The path inside the project, `/` for its root.
     fn rest<'p>(&self, path: &'p str) -> &'p str {
-        match path.get(self.mount_len..) {
-            None | Some("") => "/",
-            Some(rest) => rest,
-        }
+        inside(path.get(self.mount_len..).unwrap_or(""))
     }
+}
+
+/// What follows a project's mount, as the project sees it: `/` for its root.
+fn inside(rest: &str) -> &str {
+    if rest.is_empty() { "/" } else { rest }
 }
 
 impl Pipeline {
@@ -130,7 +132,7 @@ impl Pipeline {
                         // Stage 3: the handler.
                         let cx = Context {
                             method: &head.method,
-                            path: if rest.is_empty() { "/" } else { rest },
+                            path: inside(rest),
                             query: head.uri.query(),
                             params,
                             headers: &head.headers,
