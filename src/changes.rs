@@ -24,11 +24,13 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::accounts::now_ms;
+use crate::backends::Registry;
 use crate::config::Quotas;
 use crate::error::FieldError;
 use crate::handlers::Handler;
 use crate::model::{
-    Endpoint, EndpointList, EndpointSpec, Mode, Project, ProjectDefinition, new_endpoint_id,
+    Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, ProjectDefinition,
+    new_endpoint_id, validate_backends,
 };
 use crate::observe::Telemetry;
 use crate::routing::{
@@ -47,6 +49,10 @@ pub enum ChangeError {
     EndpointNotFound(String),
     #[error("an endpoint with id `{0}` exists in this project")]
     EndpointExists(String),
+    #[error("no backend `{0}` in this project")]
+    BackendNotFound(String),
+    #[error("endpoint `{endpoint}` forwards to backend `{backend}`; change or delete it first")]
+    BackendInUse { backend: String, endpoint: String },
     #[error("the owner already has a project named `{0}`")]
     ProjectExists(String),
     #[error("the project is at revision {current}, not {expected}")]
@@ -91,6 +97,15 @@ impl DiffItem {
             target: "endpoint".into(),
             id: Some(endpoint.id.clone()),
             detail: format!("{} {}", endpoint.spec.method.as_str(), endpoint.spec.path),
+        }
+    }
+
+    fn backend(op: &'static str, backend: &Backend) -> DiffItem {
+        DiffItem {
+            op,
+            target: "backend".into(),
+            id: Some(backend.name.clone()),
+            detail: backend.urls.join(" "),
         }
     }
 
@@ -194,6 +209,8 @@ pub struct Changes {
     gate: Option<Arc<CommitGate>>,
     /// Where commit latencies are counted.
     telemetry: Arc<Telemetry>,
+    /// The node's live upstreams, which compiled projects take theirs from.
+    registry: Arc<Registry>,
 }
 
 /// One change lock per project, by store id (stable across renames). The request path
@@ -310,6 +327,9 @@ fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Handler, ChangeE
 fn conflict(error: CompileError) -> ChangeError {
     match error {
         CompileError::Conflict { .. } => ChangeError::RouteConflict(error.to_string()),
+        CompileError::Template { .. } => {
+            ChangeError::Invalid(vec![FieldError::new("path", error.to_string())])
+        }
     }
 }
 
@@ -459,6 +479,60 @@ fn settings_diff(before: &Project, after: &Project) -> Vec<DiffItem> {
     diff
 }
 
+fn backends_diff(before: &[Backend], after: &[Backend]) -> Vec<DiffItem> {
+    let mut diff = Vec::new();
+    for backend in after {
+        match before.iter().find(|b| b.name == backend.name) {
+            None => diff.push(DiffItem::backend("add", backend)),
+            Some(previous) if previous != backend => {
+                diff.push(DiffItem::backend("change", backend))
+            }
+            Some(_) => {}
+        }
+    }
+    for backend in before {
+        if !after.iter().any(|b| b.name == backend.name) {
+            diff.push(DiffItem::backend("remove", backend));
+        }
+    }
+    diff
+}
+
+/// Refuses a proxy endpoint whose backend is not among `backends`; `prefix` names the
+/// endpoint in the request body (`""`, or `endpoints[3].`).
+fn check_backend_of(
+    endpoint: &Endpoint,
+    backends: &[Backend],
+    prefix: &str,
+) -> Result<(), FieldError> {
+    match endpoint.spec.handler.proxy() {
+        Some(proxy) if !backends.iter().any(|b| b.name == proxy.backend) => Err(FieldError::new(
+            format!("{prefix}proxy.backend"),
+            format!(
+                "the project has no backend `{}`; define it first (PUT …/backends/{})",
+                proxy.backend, proxy.backend
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a whole definition's backends, and that every proxy endpoint names one of them.
+fn check_backends(backends: &[Backend], endpoints: &EndpointList) -> Result<(), ChangeError> {
+    let mut errors = Vec::new();
+    validate_backends(backends, &mut errors);
+    for (index, endpoint) in endpoints.iter().enumerate() {
+        if let Err(error) = check_backend_of(endpoint, backends, &format!("endpoints[{index}].")) {
+            errors.push(error);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ChangeError::Invalid(errors))
+    }
+}
+
 fn endpoints_diff(before: &EndpointList, after: &EndpointList) -> Vec<DiffItem> {
     let old: HashMap<&str, &Arc<Endpoint>> = before.iter().map(|e| (e.id.as_str(), e)).collect();
     let new_ids: HashSet<&str> = after.iter().map(|e| e.id.as_str()).collect();
@@ -571,6 +645,7 @@ fn compute(
     edit: &EditFn,
     now: i64,
     quotas: &Quotas,
+    registry: &Registry,
 ) -> Result<Option<Computed>, ChangeError> {
     let Edit {
         mut project,
@@ -592,9 +667,13 @@ fn compute(
     project.revision = current.def.revision + 1;
     project.updated_at = now;
     // Edits that keep every method and path share the live router.
-    let compiled = current
+    let backends_changed = !Arc::ptr_eq(&project.backends, &current.def.backends);
+    let mut compiled = current
         .next(Arc::new(project), handlers, routes)
         .map_err(conflict)?;
+    if backends_changed {
+        compiled = compiled.with_upstreams(registry);
+    }
     check_patterns(&compiled, Some(current), quotas.pattern_siblings)?;
     Ok(Some(Computed {
         compiled: Arc::new(compiled),
@@ -606,14 +685,20 @@ fn compute(
 
 /// Reads project `id` back from the store and publishes it, or unmounts it if the store no
 /// longer has it: the node's copy follows the store. Returns the revision now stored.
-async fn reload(store: &dyn Store, routes: &Routes, id: i64) -> Option<i64> {
+async fn reload(
+    store: &dyn Store,
+    routes: &Routes,
+    registry: &Arc<Registry>,
+    id: i64,
+) -> Option<i64> {
     match store.load_project(id).await {
         Ok(Some(loaded)) => {
             let revision = loaded.project.revision;
             // The served revision's stats go on with the reloaded one.
             let served = routes.load().projects().find(|p| p.def.id == id).cloned();
+            let registry = registry.clone();
             let compiled = tokio::task::spawn_blocking(move || {
-                let compiled = CompiledProject::load(loaded);
+                let compiled = CompiledProject::load(loaded, &registry);
                 match served {
                     Some(served) => compiled.counting_as(&served),
                     None => compiled,
@@ -645,6 +730,7 @@ async fn reload(store: &dyn Store, routes: &Routes, id: i64) -> Option<i64> {
 struct Finish {
     store: Arc<dyn Store>,
     routes: Arc<Routes>,
+    registry: Arc<Registry>,
     gate: Option<Arc<CommitGate>>,
     telemetry: Arc<Telemetry>,
     compiled: Arc<CompiledProject>,
@@ -679,6 +765,7 @@ impl Finish {
                 mode: def.mode,
                 journal_size: def.journal_size,
                 endpoints,
+                backends: &def.backends,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
                 now: self.now,
@@ -699,7 +786,7 @@ impl Finish {
             Err(error) => {
                 // Refused as stale, or failed with an outcome we cannot know (the COMMIT may
                 // have happened): the store is the truth, so serve what it holds.
-                let stored = reload(&*self.store, &self.routes, def.id).await;
+                let stored = reload(&*self.store, &self.routes, &self.registry, def.id).await;
                 match error {
                     StoreError::RevisionConflict { .. } => Err(ChangeError::Stale {
                         current: stored.unwrap_or(self.base_revision),
@@ -718,6 +805,7 @@ impl Changes {
         quotas: Quotas,
         gate: Option<Arc<CommitGate>>,
         telemetry: Arc<Telemetry>,
+        registry: Arc<Registry>,
     ) -> Changes {
         Changes {
             store,
@@ -726,6 +814,7 @@ impl Changes {
             locks: Arc::new(ProjectLocks::default()),
             gate,
             telemetry,
+            registry,
         }
     }
 
@@ -740,6 +829,7 @@ impl Changes {
         owner: Actor<'_>,
         settings: SettingsEdit,
         endpoints: Vec<EndpointSpec>,
+        backends: Vec<Backend>,
         dry_run: bool,
     ) -> Result<Outcome, ChangeError> {
         let name = settings.name.clone().unwrap_or_default();
@@ -774,6 +864,7 @@ impl Changes {
             created_at: now,
             updated_at: now,
             endpoints: EndpointList::new(),
+            backends: backends.into(),
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -783,14 +874,19 @@ impl Changes {
             detail: project.mount(),
         }];
         let quotas = self.quotas.clone();
+        let registry = self.registry.clone();
         // Validate and compile first: a conflict must refuse the change before anything is
         // written.
         let compile = move || -> Result<(CompiledProject, Vec<DiffItem>), ChangeError> {
             let endpoints = prepare_specs(endpoints, quotas.endpoints_per_project)?;
-            let added = endpoints_diff(&EndpointList::new(), &endpoints);
+            check_backends(&project.backends, &endpoints)?;
+            let mut added = backends_diff(&[], &project.backends);
+            added.extend(endpoints_diff(&EndpointList::new(), &endpoints));
             let (endpoints, handlers) = share_or_compile(&endpoints, None)?;
             project.endpoints = endpoints;
-            let compiled = CompiledProject::build(Arc::new(project), handlers).map_err(conflict)?;
+            let compiled = CompiledProject::build(Arc::new(project), handlers)
+                .map_err(conflict)?
+                .with_upstreams(&registry);
             check_patterns(&compiled, None, quotas.pattern_siblings)?;
             Ok((compiled, added))
         };
@@ -825,6 +921,7 @@ impl Changes {
                         mode: def.mode,
                         journal_size: def.journal_size,
                         endpoints: &def.endpoints,
+                        backends: &def.backends,
                         now,
                     },
                     Some(actor_id),
@@ -882,6 +979,8 @@ impl Changes {
         } else {
             prepare_specs(specs, limit)?
         };
+        check_backends(&definition.backends, &endpoints)?;
+        let backends: Arc<[Backend]> = definition.backends.into();
         let settings = SettingsEdit {
             name: None,
             description: Some(definition.description.unwrap_or_default()),
@@ -894,6 +993,10 @@ impl Changes {
             apply_settings(&mut project, settings.clone());
             project.endpoints = endpoints;
             let mut diff = settings_diff(&current.def, &project);
+            diff.extend(backends_diff(&current.def.backends, &backends));
+            if current.def.backends[..] != backends[..] {
+                project.backends = backends.clone();
+            }
             diff.extend(endpoints_diff(&current.def.endpoints, &project.endpoints));
             if diff.is_empty() && current.problem.is_some() {
                 // Replacing a broken project with what could be read of it still repairs
@@ -920,6 +1023,8 @@ impl Changes {
         let handler = compile_handler(&endpoint, "")?;
         let endpoint = Arc::new(endpoint);
         self.apply(actor, target, false, move |current| {
+            check_backend_of(&endpoint, &current.def.backends, "")
+                .map_err(|error| ChangeError::Invalid(vec![error]))?;
             let mut project = current.def.as_ref().clone();
             let mut handlers = current.handlers.clone();
             let existing = if generated {
@@ -984,6 +1089,8 @@ impl Changes {
                 })?;
             let endpoint =
                 Arc::new(prepare_endpoint(spec, "", Some(&id)).map_err(ChangeError::Invalid)?);
+            check_backend_of(&endpoint, &current.def.backends, "")
+                .map_err(|error| ChangeError::Invalid(vec![error]))?;
             let handler = compile_handler(&endpoint, "")?;
             let mut project = current.def.as_ref().clone();
             let mut handlers = current.handlers.clone();
@@ -1025,6 +1132,89 @@ impl Changes {
         .await
     }
 
+    /// Adds or replaces one backend (`backend.name` is its name). Proxy endpoints that name
+    /// it forward to the new targets from this revision on.
+    pub async fn put_backend(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        backend: Backend,
+    ) -> Result<Outcome, ChangeError> {
+        let mut errors = Vec::new();
+        backend.validate("", &mut errors);
+        if !errors.is_empty() {
+            return Err(ChangeError::Invalid(errors));
+        }
+        self.apply(actor, target, false, move |current| {
+            let mut project = current.def.as_ref().clone();
+            let mut backends = project.backends.to_vec();
+            let diff = match backends.iter_mut().find(|b| b.name == backend.name) {
+                Some(existing) if *existing == backend => Vec::new(),
+                Some(existing) => {
+                    *existing = backend.clone();
+                    vec![DiffItem::backend("change", &backend)]
+                }
+                None => {
+                    let mut all = Vec::new();
+                    validate_backends(
+                        &[&backends[..], std::slice::from_ref(&backend)].concat(),
+                        &mut all,
+                    );
+                    if !all.is_empty() {
+                        return Err(ChangeError::Invalid(all));
+                    }
+                    backends.push(backend.clone());
+                    vec![DiffItem::backend("add", &backend)]
+                }
+            };
+            project.backends = backends.into();
+            Ok(
+                Edit::new(project, current.handlers.clone(), OwnedOps::None, diff)
+                    .routes(RouteEdit::Kept),
+            )
+        })
+        .await
+    }
+
+    /// Removes one backend; refused while a proxy endpoint names it.
+    pub async fn delete_backend(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        name: &str,
+    ) -> Result<Outcome, ChangeError> {
+        let name = name.to_owned();
+        self.apply(actor, target, false, move |current| {
+            let Some(removed) = current.def.backend(&name) else {
+                return Err(ChangeError::BackendNotFound(name.clone()));
+            };
+            if let Some(user) = current
+                .def
+                .endpoints
+                .iter()
+                .find(|e| e.spec.handler.proxy().is_some_and(|p| p.backend == name))
+            {
+                return Err(ChangeError::BackendInUse {
+                    backend: name.clone(),
+                    endpoint: user.id.clone(),
+                });
+            }
+            let diff = vec![DiffItem::backend("remove", removed)];
+            let mut project = current.def.as_ref().clone();
+            project.backends = project
+                .backends
+                .iter()
+                .filter(|b| b.name != name)
+                .cloned()
+                .collect();
+            Ok(
+                Edit::new(project, current.handlers.clone(), OwnedOps::None, diff)
+                    .routes(RouteEdit::Kept),
+            )
+        })
+        .await
+    }
+
     /// Deletes a project; its name and mount are free as soon as this returns.
     pub async fn delete_project(&self, target: Target<'_>) -> Result<Outcome, ChangeError> {
         let (guard, current) = self.lock_project(target.key, target.expected).await?;
@@ -1036,8 +1226,12 @@ impl Changes {
             detail: current.def.mount(),
         }];
         if !dry_run {
-            let (store, routes, locks) =
-                (self.store.clone(), self.routes.clone(), self.locks.clone());
+            let (store, routes, locks, registry) = (
+                self.store.clone(),
+                self.routes.clone(),
+                self.locks.clone(),
+                self.registry.clone(),
+            );
             let id = current.def.id;
             run_to_end(async move {
                 let _guard = guard;
@@ -1045,7 +1239,7 @@ impl Changes {
                     // Gone already (another node): unmounting is all there is to do.
                     Ok(()) | Err(StoreError::NotFound) => {}
                     Err(error) => {
-                        reload(&*store, &routes, id).await;
+                        reload(&*store, &routes, &registry, id).await;
                         return Err(error.into());
                     }
                 }
@@ -1151,7 +1345,8 @@ impl Changes {
         let large = whole || current.def.endpoints.len() >= EDIT_BLOCKING_FROM;
         let work = {
             let (current, quotas) = (current.clone(), self.quotas.clone());
-            move || compute(&current, &*edit, now, &quotas)
+            let registry = self.registry.clone();
+            move || compute(&current, &*edit, now, &quotas, &registry)
         };
         let computed = if large {
             off_thread(work).await?
@@ -1187,6 +1382,7 @@ impl Changes {
         let finish = Finish {
             store: self.store.clone(),
             routes: self.routes.clone(),
+            registry: self.registry.clone(),
             gate: self.gate.clone(),
             telemetry: self.telemetry.clone(),
             compiled: compiled.clone(),
@@ -1334,6 +1530,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             endpoints: endpoints.into(),
+            backends: Arc::from([]),
         }
     }
 
@@ -1348,7 +1545,9 @@ mod tests {
         else {
             panic!("{path} is served");
         };
-        let Handler::Mock(mock) = &endpoint.handler;
+        let Handler::Mock(mock) = &endpoint.handler else {
+            panic!("{path} is a mock");
+        };
         let crate::handlers::Reply::Now(response) = mock.respond() else {
             panic!("no delay");
         };

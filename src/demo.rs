@@ -98,6 +98,7 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
                     journal_size: None,
                 },
                 specs,
+                Vec::new(),
                 false,
             )
             .await

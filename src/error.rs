@@ -51,6 +51,7 @@ codes! {
     NotFound => ("not_found", NOT_FOUND, "No route or resource at this path."),
     ProjectNotFound => ("project_not_found", NOT_FOUND, "No such project."),
     EndpointNotFound => ("endpoint_not_found", NOT_FOUND, "No endpoint with this id in the project."),
+    BackendNotFound => ("backend_not_found", NOT_FOUND, "No backend with this name in the project."),
     TokenNotFound => ("token_not_found", NOT_FOUND, "No API token with this id belongs to the caller."),
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The path exists but not for this method; `Allow` lists the methods it takes."),
     RequestTimeout => ("request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body read timeout; the connection is closed."),
@@ -58,6 +59,7 @@ codes! {
     ProjectExists => ("project_exists", CONFLICT, "The owner already has a project with this name."),
     RouteConflict => ("route_conflict", CONFLICT, "Another endpoint of the project has the same method and path."),
     EndpointExists => ("endpoint_exists", CONFLICT, "An endpoint with this id exists in the project."),
+    BackendInUse => ("backend_in_use", CONFLICT, "A proxy endpoint of the project names this backend; change or delete that endpoint first."),
     ProjectBroken => ("project_broken", CONFLICT, "The project's stored definition could not be read; only a whole-project `PUT` or a `DELETE` is accepted until it is replaced."),
     Conflict => ("conflict", CONFLICT, "The request conflicts with the current state of the resource."),
     RevisionMismatch => ("revision_mismatch", PRECONDITION_FAILED, "`If-Match` named a revision that is no longer current."),
@@ -66,8 +68,9 @@ codes! {
     ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "The body or parameters are well-formed but wrong; `details` names each bad field."),
     TooManyRequests => ("too_many_requests", TOO_MANY_REQUESTS, "Too many attempts (failed logins from this address or for this user); `Retry-After` says when to try again."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "An unexpected failure inside Switchyard; the cause is logged with the request id."),
-    BadGateway => ("bad_gateway", BAD_GATEWAY, "An upstream answered with something that is not valid HTTP."),
+    BadGateway => ("bad_gateway", BAD_GATEWAY, "An upstream failed: it closed or reset the connection, or answered with something that is not valid HTTP."),
     ProjectUnavailable => ("project_unavailable", SERVICE_UNAVAILABLE, "The project's stored definition could not be compiled; fix it through the admin API."),
+    UpstreamUnavailable => ("upstream_unavailable", SERVICE_UNAVAILABLE, "A proxy endpoint's backend has no target that accepts connections (none listed or discovered, or every one refused)."),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store did not answer; the request can be retried."),
     ServerBusy => ("server_busy", SERVICE_UNAVAILABLE, "Too much expensive work (password hashing) is already waiting; `Retry-After` says when to try again."),
     GatewayTimeout => ("gateway_timeout", GATEWAY_TIMEOUT, "An upstream did not answer in time."),
@@ -96,8 +99,11 @@ impl FieldError {
     pub fn from_serde(path: &str, message: impl Into<String>) -> Self {
         let message = message.into();
         let parent = if path == "." { "" } else { path };
+        // serde names a missing field this way; our own conversions name a field they
+        // refuse as `field `name`: …`.
         let missing = message
             .strip_prefix("missing field `")
+            .or_else(|| message.strip_prefix("field `"))
             .and_then(|rest| rest.split('`').next());
         let field = match (parent, missing) {
             ("", Some(name)) => name.to_owned(),

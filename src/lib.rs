@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod server;
 
+pub mod backends;
 pub(crate) mod body;
 pub(crate) mod handlers;
 pub(crate) mod observe;

@@ -16,6 +16,11 @@ use serde_json::value::RawValue;
 use crate::error::FieldError;
 use crate::routing::template::Template;
 
+mod backend;
+pub use backend::{
+    Backend, Balance, ProxySpec, check_backend_name, check_target_url, validate_backends,
+};
+
 /// Root path segments the platform owns; no user, project or mount may take them.
 pub const RESERVED_NAMES: &[&str] = &[
     "health", "ready", "stats", "metrics", "docs", "redoc", "auth", "admin", "ui", "api", "static",
@@ -141,6 +146,8 @@ pub struct Project {
     /// shares all but the changed chunk with this one, so a one-endpoint change costs
     /// O(log n) whatever the project's size.
     pub endpoints: EndpointList,
+    /// The project's backends (upstream groups its proxy endpoints name), by name.
+    pub backends: Arc<[Backend]>,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].
@@ -162,6 +169,11 @@ impl Project {
     pub fn endpoint(&self, id: &str) -> Option<&Arc<Endpoint>> {
         self.endpoints.iter().rev().find(|e| e.id == id)
     }
+
+    /// The backend with this name.
+    pub fn backend(&self, name: &str) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.name == name)
+    }
 }
 
 /// A stored endpoint: its id, its validated definition and its parsed path template
@@ -180,7 +192,23 @@ impl Endpoint {
         spec: EndpointSpec,
     ) -> Result<Endpoint, crate::routing::template::TemplateError> {
         let template = Template::parse_shared(spec.path.clone())?;
-        Ok(Endpoint { id, spec, template })
+        let endpoint = Endpoint { id, spec, template };
+        endpoint.tail().transpose()?;
+        Ok(endpoint)
+    }
+
+    /// For a prefix endpoint (a proxy), the template of everything below its path: the
+    /// path followed by `/{*rest}` (`/{*rest}` for `/`, which then takes every path). Made
+    /// when asked (compiling a router, explaining a miss) rather than kept: prefix
+    /// endpoints are few, and every endpoint would pay for the field.
+    pub fn tail(&self) -> Option<Result<Template, crate::routing::template::TemplateError>> {
+        match &self.spec.handler {
+            HandlerSpec::Proxy(_) => {
+                let path = self.spec.path.trim_end_matches('/');
+                Some(Template::parse(&format!("{path}/{{*{PREFIX_TAIL}}}")))
+            }
+            HandlerSpec::Mock(_) => None,
+        }
     }
 }
 
@@ -235,14 +263,14 @@ impl<'de> Deserialize<'de> for MethodSpec {
 /// Its JSON form is flat (see [`SpecJson`]); in memory the rarely given docs fields sit
 /// behind one pointer, since a project holds one definition per endpoint.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "SpecJson")]
+#[serde(try_from = "SpecJson")]
 pub struct EndpointSpec {
     /// Chosen by the client (stable ids for `push`), or generated when absent.
     pub id: Option<String>,
     pub method: MethodSpec,
     /// Shared with the endpoint's parsed [`Template`], so that the path is held once.
     pub path: Arc<str>,
-    pub response: MockSpec,
+    pub handler: HandlerSpec,
     /// `None` when no docs field is given.
     pub docs: Option<Box<Docs>>,
 }
@@ -255,6 +283,40 @@ pub struct Docs {
     pub tags: Box<[Box<str>]>,
 }
 
+/// What an endpoint does: one of the handler kinds, as its definition gives it. In the JSON
+/// form each kind is its own field (`response` for a mock, `proxy`), and exactly one is given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HandlerSpec {
+    Mock(MockSpec),
+    Proxy(Box<ProxySpec>),
+}
+
+impl HandlerSpec {
+    /// The mock response, for a mock endpoint.
+    pub fn mock(&self) -> Option<&MockSpec> {
+        match self {
+            HandlerSpec::Mock(mock) => Some(mock),
+            HandlerSpec::Proxy(_) => None,
+        }
+    }
+
+    /// The proxy definition, for a proxy endpoint.
+    pub fn proxy(&self) -> Option<&ProxySpec> {
+        match self {
+            HandlerSpec::Proxy(proxy) => Some(proxy),
+            HandlerSpec::Mock(_) => None,
+        }
+    }
+
+    /// The kind's name, as in the JSON form's field and the docs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HandlerSpec::Mock(_) => "mock",
+            HandlerSpec::Proxy(_) => "proxy",
+        }
+    }
+}
+
 /// The JSON form of [`EndpointSpec`], which it is read through.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,7 +325,10 @@ struct SpecJson {
     id: Option<String>,
     method: MethodSpec,
     path: Arc<str>,
-    response: MockSpec,
+    #[serde(default)]
+    response: Option<MockSpec>,
+    #[serde(default)]
+    proxy: Option<ProxySpec>,
     #[serde(default)]
     summary: Option<Box<str>>,
     #[serde(default)]
@@ -272,20 +337,36 @@ struct SpecJson {
     tags: Box<[Box<str>]>,
 }
 
-impl From<SpecJson> for EndpointSpec {
-    fn from(json: SpecJson) -> EndpointSpec {
+impl TryFrom<SpecJson> for EndpointSpec {
+    type Error = &'static str;
+
+    fn try_from(json: SpecJson) -> Result<EndpointSpec, &'static str> {
+        let handler = match (json.response, json.proxy) {
+            (Some(mock), None) => HandlerSpec::Mock(mock),
+            (None, Some(proxy)) => HandlerSpec::Proxy(Box::new(proxy)),
+            (Some(_), Some(_)) => {
+                return Err(
+                    "field `proxy`: an endpoint has one handler; give `response` (a mock) or `proxy`, not both",
+                );
+            }
+            (None, None) => {
+                return Err(
+                    "missing field `response` (an endpoint needs a handler: `response` for a mock, or `proxy`)",
+                );
+            }
+        };
         let docs = Docs {
             summary: json.summary,
             description: json.description,
             tags: json.tags,
         };
-        EndpointSpec {
+        Ok(EndpointSpec {
             id: json.id,
             method: json.method,
             path: json.path,
-            response: json.response,
+            handler,
             docs: (docs != Docs::default()).then(|| Box::new(docs)),
-        }
+        })
     }
 }
 
@@ -296,7 +377,10 @@ struct SpecJsonRef<'a> {
     id: Option<&'a str>,
     method: &'a MethodSpec,
     path: &'a str,
-    response: &'a MockSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a MockSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy: Option<&'a ProxySpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -312,7 +396,8 @@ impl Serialize for EndpointSpec {
             id: self.id.as_deref(),
             method: &self.method,
             path: &self.path,
-            response: &self.response,
+            response: self.handler.mock(),
+            proxy: self.handler.proxy(),
             summary: docs.and_then(|d| d.summary.as_deref()),
             description: docs.and_then(|d| d.description.as_deref()),
             tags: docs.map_or(&[], |d| &d.tags[..]),
@@ -565,10 +650,42 @@ impl EndpointSpec {
                 "at most 32 tags of 1 to 64 bytes each",
             ));
         }
-        self.response
-            .validate(&format!("{prefix}response."), &mut errors);
+        match &self.handler {
+            HandlerSpec::Mock(mock) => mock.validate(&format!("{prefix}response."), &mut errors),
+            HandlerSpec::Proxy(proxy) => {
+                if let Err(message) = check_backend_name(&proxy.backend) {
+                    errors.push(FieldError::new(field("proxy.backend"), message));
+                }
+                if let Err(message) = check_prefix_path(&self.path) {
+                    errors.push(FieldError::new(field("path"), message));
+                }
+            }
+        }
         errors
     }
+}
+
+/// The name of the tail parameter a prefix (proxy) endpoint's path is extended with.
+pub const PREFIX_TAIL: &str = "rest";
+
+/// A proxy endpoint's path is a prefix: it takes everything below it, so it may not end in
+/// `/` (but for `/` itself), end in a tail of its own, or use the tail's name.
+fn check_prefix_path(path: &str) -> Result<(), String> {
+    if path.len() > 1 && path.ends_with('/') {
+        return Err(format!(
+            "a proxy endpoint's path is a prefix and takes everything below it: write `{}`",
+            path.trim_end_matches('/')
+        ));
+    }
+    if path.contains("{*") {
+        return Err("a proxy endpoint's path is a prefix and takes everything below it; leave out the tail `{*…}`".into());
+    }
+    if path.contains(&format!("{{{PREFIX_TAIL}}}")) {
+        return Err(format!(
+            "`{{{PREFIX_TAIL}}}` names what follows a proxy endpoint's prefix; give this parameter another name"
+        ));
+    }
+    Ok(())
 }
 
 impl MockSpec {
@@ -711,6 +828,8 @@ pub struct ProjectDefinition {
     pub journal_size: Option<u32>,
     #[serde(default)]
     pub endpoints: Vec<EndpointSpec>,
+    #[serde(default)]
+    pub backends: Vec<Backend>,
 }
 
 /// The most endpoints one project may hold.
@@ -760,12 +879,18 @@ mod tests {
         let with_null =
             spec(serde_json::json!({"method": "GET", "path": "/", "response": {"json": null}}));
         assert_eq!(
-            with_null.response.json.as_ref().map(JsonBody::get),
+            with_null
+                .handler
+                .mock()
+                .unwrap()
+                .json
+                .as_ref()
+                .map(JsonBody::get),
             Some("null")
         );
         let without = spec(serde_json::json!({"method": "GET", "path": "/", "response": {}}));
-        assert_eq!(without.response.json, None);
-        assert_eq!(without.response.status, 200);
+        assert_eq!(without.handler.mock().unwrap().json, None);
+        assert_eq!(without.handler.mock().unwrap().status, 200);
     }
 
     #[test]
@@ -773,7 +898,7 @@ mod tests {
         let text = r#"{"method": "GET", "path": "/a", "summary": "s", "tags": ["t"],
                        "response": {"json": { "b" : [1, 2.50, "\u0041"], "a": null }}}"#;
         let parsed: EndpointSpec = serde_json::from_str(text).unwrap();
-        let body = parsed.response.json.as_ref().unwrap();
+        let body = parsed.handler.mock().unwrap().json.as_ref().unwrap();
         assert_eq!(body.get(), r#"{"b":[1,2.5,"A"],"a":null}"#);
         let written = serde_json::to_string(&parsed).unwrap();
         assert_eq!(
@@ -823,12 +948,19 @@ mod tests {
     fn headers_round_trip_and_none_is_no_map() {
         let bare = spec(serde_json::json!({"method": "GET", "path": "/",
                                             "response": {"headers": {}}}));
-        assert!(bare.response.headers.is_empty());
-        assert_eq!(bare.response.headers.len(), 0);
+        assert!(bare.handler.mock().unwrap().headers.is_empty());
+        assert_eq!(bare.handler.mock().unwrap().headers.len(), 0);
         let text = r#"{"method":"GET","path":"/","response":{"status":200,"headers":{"a":"1","b":["2","3"]}}}"#;
         let with: EndpointSpec = serde_json::from_str(text).unwrap();
-        assert_eq!(with.response.headers.len(), 2);
-        let names: Vec<_> = with.response.headers.iter().map(|(name, _)| name).collect();
+        assert_eq!(with.handler.mock().unwrap().headers.len(), 2);
+        let names: Vec<_> = with
+            .handler
+            .mock()
+            .unwrap()
+            .headers
+            .iter()
+            .map(|(name, _)| name)
+            .collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(serde_json::to_string(&with).unwrap(), text);
     }
@@ -930,14 +1062,14 @@ mod tests {
                 id: None,
                 method: MethodSpec::Any,
                 path: path.into(),
-                response: MockSpec {
+                handler: HandlerSpec::Mock(MockSpec {
                     status,
                     headers: BTreeMap::from([(header, HeaderValues::One(value))]).into(),
                     json: None,
                     body: None,
                     body_base64: Some(base64.into()),
                     delay_ms: None,
-                },
+                }),
                 docs: None,
             };
             let errors = spec.validate("");

@@ -170,7 +170,8 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let loaded = store.load_projects().await?;
     let projects = loaded.len();
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
-    let routes = Arc::new(Routes::from_loaded(loaded));
+    let registry = Arc::new(crate::backends::Registry::new());
+    let routes = Arc::new(Routes::from_loaded(loaded, &registry));
     release_freed_memory();
     let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));
     let changes = Arc::new(Changes::new(
@@ -179,6 +180,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         config.quotas.clone(),
         config.commit_gate.clone(),
         telemetry.clone(),
+        registry,
     ));
     let demo = if config.demo {
         Some(

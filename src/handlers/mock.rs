@@ -179,17 +179,24 @@ mod tests {
         let json = spec(serde_json::json!(
             {"method": "GET", "path": "/", "response": {"json": {"message": "hello"}}}
         ));
-        let handler = MockHandler::compile(&json.response).unwrap();
-        let text = json.response.json.as_ref().unwrap().get();
+        let handler = MockHandler::compile(json.handler.mock().unwrap()).unwrap();
+        let text = json.handler.mock().unwrap().json.as_ref().unwrap().get();
         assert_eq!(&handler.body[..], br#"{"message":"hello"}"#);
         assert_eq!(handler.body.as_ptr(), text.as_ptr());
         let plain = spec(serde_json::json!(
             {"method": "GET", "path": "/", "response": {"body": "hi"}}
         ));
-        let handler = MockHandler::compile(&plain.response).unwrap();
+        let handler = MockHandler::compile(plain.handler.mock().unwrap()).unwrap();
         assert_eq!(
             handler.body.as_ptr(),
-            plain.response.body.as_ref().unwrap().as_ptr()
+            plain
+                .handler
+                .mock()
+                .unwrap()
+                .body
+                .as_ref()
+                .unwrap()
+                .as_ptr()
         );
     }
 
@@ -205,17 +212,22 @@ mod tests {
         let slow = spec(serde_json::json!(
             {"method": "GET", "path": "/", "response": {"delay_ms": 250}}
         ));
-        let Reply::After(delay, _) = MockHandler::compile(&slow.response).unwrap().respond() else {
+        let Reply::After(delay, _) = MockHandler::compile(slow.handler.mock().unwrap())
+            .unwrap()
+            .respond()
+        else {
             panic!("a delay was asked for");
         };
         assert_eq!(delay, Duration::from_millis(250));
-        let mut bad = slow.response.clone();
+        let mut bad = slow.handler.mock().unwrap().clone();
         bad.delay_ms = Some(u64::MAX);
         assert!(MockHandler::compile(&bad).is_err());
         let none = spec(serde_json::json!(
             {"method": "GET", "path": "/", "response": {"delay_ms": 0}}
         ));
-        let reply = MockHandler::compile(&none.response).unwrap().respond();
+        let reply = MockHandler::compile(none.handler.mock().unwrap())
+            .unwrap()
+            .respond();
         assert!(matches!(reply, Reply::Now(_)));
     }
 
@@ -224,7 +236,10 @@ mod tests {
         let plain = spec(serde_json::json!(
             {"method": "GET", "path": "/", "response": {"json": 1}}
         ));
-        let Reply::Now(response) = MockHandler::compile(&plain.response).unwrap().respond() else {
+        let Reply::Now(response) = MockHandler::compile(plain.handler.mock().unwrap())
+            .unwrap()
+            .respond()
+        else {
             panic!("no delay was asked for");
         };
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
@@ -232,7 +247,10 @@ mod tests {
             {"method": "GET", "path": "/", "response": {"json": 1,
              "headers": {"content-type": "application/problem+json", "x-a": ["1", "2"]}}}
         ));
-        let Reply::Now(response) = MockHandler::compile(&typed.response).unwrap().respond() else {
+        let Reply::Now(response) = MockHandler::compile(typed.handler.mock().unwrap())
+            .unwrap()
+            .respond()
+        else {
             panic!("no delay was asked for");
         };
         let types: Vec<_> = response

@@ -1,6 +1,6 @@
 //! Endpoint handlers: the closed set of things an endpoint can do.
 //!
-//! [`Handler`] is one enum with one variant per kind (`mock` now; `script`, `proxy` and
+//! [`Handler`] is one enum with one variant per kind (`mock` and `proxy` now; `script` and
 //! `dataset` in later issues), compiled once from a validated definition when the project
 //! changes, and dispatched with one `match` by the request pipeline (`pipeline`, stage 3). A
 //! handler never touches the store or the route table; it is handed a [`Context`] (the
@@ -8,6 +8,7 @@
 //! [`Reply`].
 
 pub(crate) mod mock;
+pub(crate) mod proxy;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,22 +18,23 @@ use http::{HeaderMap, HeaderValue, Method};
 use hyper::body::Incoming;
 
 use crate::body::Body;
-use crate::model::EndpointSpec;
+use crate::model::{EndpointSpec, HandlerSpec};
 use crate::routing::Params;
 
 /// What a handler may know of the request it answers. Borrowed: building one costs nothing.
-#[expect(
-    dead_code,
-    reason = "read by script, proxy and dataset handlers (later issues)"
-)]
 pub struct Context<'a> {
     pub method: &'a Method,
     /// The path inside the project, `/` for the project's root.
     pub path: &'a str,
     pub query: Option<&'a str>,
+    /// Path parameters; a prefix (proxy) endpoint's `rest` is what follows its prefix.
     pub params: Params<'a, 'a>,
     pub headers: &'a HeaderMap,
     pub request_id: &'a HeaderValue,
+    /// The caller's address.
+    pub peer: std::net::SocketAddr,
+    /// The live upstreams of the project's backends, by name.
+    pub upstreams: &'a crate::backends::Upstreams,
 }
 
 /// The request body, for a handler to take (to read it, or forward it). What no handler
@@ -45,10 +47,6 @@ impl RequestBody {
         RequestBody(Some(body))
     }
 
-    #[expect(
-        dead_code,
-        reason = "proxy, script and dataset handlers (later issues)"
-    )]
     pub fn take(&mut self) -> Option<Incoming> {
         self.0.take()
     }
@@ -72,6 +70,7 @@ pub enum HandlerError {
 #[derive(Debug, Clone)]
 pub enum Handler {
     Mock(mock::MockHandler),
+    Proxy(proxy::ProxyHandler),
 }
 
 /// What a handler answers: a response now (literal mocks: pre-rendered bytes), after a
@@ -80,16 +79,15 @@ pub enum Handler {
 pub enum Reply {
     Now(http::Response<Body>),
     After(Duration, http::Response<Body>),
-    #[expect(
-        dead_code,
-        reason = "proxy, script and dataset handlers (later issues)"
-    )]
     Later(Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>),
 }
 
 impl Handler {
     pub fn compile(spec: &EndpointSpec) -> Result<Handler, HandlerError> {
-        mock::MockHandler::compile(&spec.response).map(Handler::Mock)
+        match &spec.handler {
+            HandlerSpec::Mock(mock) => mock::MockHandler::compile(mock).map(Handler::Mock),
+            HandlerSpec::Proxy(proxy) => Ok(Handler::Proxy(proxy::ProxyHandler::compile(proxy))),
+        }
     }
 
     /// The headers every answer of this handler carries (an `x-request-id` placeholder
@@ -98,6 +96,7 @@ impl Handler {
     pub fn fixed_headers(&self) -> Option<&std::sync::Arc<HeaderMap>> {
         match self {
             Handler::Mock(mock) => Some(mock.headers()),
+            Handler::Proxy(_) => None,
         }
     }
 
@@ -111,6 +110,8 @@ impl Handler {
                 let _ = (cx, body);
                 mock.respond()
             }
+            // A proxy forwards the body as it arrives.
+            Handler::Proxy(proxy) => proxy.respond(cx, body.take()),
         }
     }
 }

@@ -137,6 +137,8 @@ impl Pipeline {
                             params,
                             headers: &head.headers,
                             request_id: id,
+                            peer,
+                            upstreams: &project.upstreams,
                         };
                         (Ok(endpoint.handler.respond(&cx, &mut body)), Some(index))
                     }

@@ -144,7 +144,9 @@ pub fn journal(
             length: Some(0),
             ..Captured::default()
         },
-        Body::Axum(_) => Captured::default(),
+        // A streamed body (the platform's, or an upstream's) is not held back for the
+        // journal: it goes to the client as it arrives.
+        Body::Axum(_) | Body::Upstream(_) => Captured::default(),
     };
     let entry = journal::Record {
         seq: journal.next_seq(),

@@ -27,7 +27,7 @@ use crate::accounts::Principal;
 use crate::changes::{Actor, Outcome, SettingsEdit, Target, Upsert};
 use crate::error::{ApiError, Code, FieldError};
 use crate::model::{
-    Endpoint, EndpointSpec, Mode, ProjectDefinition, ProjectSettings, check_project_name,
+    Backend, Endpoint, EndpointSpec, Mode, ProjectDefinition, ProjectSettings, check_project_name,
 };
 use crate::routing::CompiledProject;
 
@@ -38,7 +38,7 @@ pub(super) fn timestamp(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn actor(principal: &Principal) -> Actor<'_> {
+pub(super) fn actor(principal: &Principal) -> Actor<'_> {
     Actor {
         user_id: principal.user_id,
         username: &principal.username,
@@ -122,6 +122,7 @@ impl Serialize for ProjectAnswer<'_> {
         map.serialize_entry("journal_size", &def.journal_size)?;
         map.serialize_entry("revision", &def.revision)?;
         map.serialize_entry("endpoints_count", &def.endpoints.len())?;
+        map.serialize_entry("backends", &def.backends)?;
         let status = if project.problem.is_none() {
             "ok"
         } else {
@@ -189,13 +190,17 @@ fn etag(revision: i64) -> HeaderValue {
 }
 
 /// A read answer: the body with the project's revision as `ETag`.
-fn read_reply(revision: i64, body: impl Serialize) -> Response {
+pub(super) fn read_reply(revision: i64, body: impl Serialize) -> Response {
     ([(header::ETAG, etag(revision))], axum::Json(body)).into_response()
 }
 
 /// A change answer: the new state with its revision as `ETag`, or for a dry run what would
 /// change.
-fn change_reply(outcome: &Outcome, status: StatusCode, body: impl Serialize) -> Response {
+pub(super) fn change_reply(
+    outcome: &Outcome,
+    status: StatusCode,
+    body: impl Serialize,
+) -> Response {
     let revision = outcome.project.def.revision;
     if outcome.dry_run {
         #[derive(Serialize)]
@@ -262,6 +267,8 @@ pub(super) struct CreateProjectBody {
     owner: Option<String>,
     #[serde(default)]
     endpoints: Vec<EndpointSpec>,
+    #[serde(default)]
+    backends: Vec<Backend>,
 }
 
 pub(super) async fn create_project(
@@ -299,6 +306,7 @@ pub(super) async fn create_project(
                 journal_size: settings.journal_size,
             },
             body.endpoints,
+            body.backends,
             dry.dry_run,
         )
         .await?;
@@ -438,6 +446,8 @@ struct ProjectPutFields {
     journal_size: Option<u32>,
     #[serde(default)]
     endpoints: Vec<EndpointPut>,
+    #[serde(default)]
+    backends: Vec<Backend>,
 }
 
 struct EndpointPut(EndpointSpec);
@@ -453,6 +463,7 @@ impl<'de> Deserialize<'de> for ProjectPut {
             journal_size: fields.journal_size,
             // Same size and alignment: collected in place, no second vector.
             endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
+            backends: fields.backends,
         }))
     }
 }
@@ -576,6 +587,7 @@ async fn replace_or_create(
                     journal_size: Some(definition.journal_size),
                 },
                 definition.endpoints,
+                definition.backends,
                 dry.dry_run,
             )
             .await?;

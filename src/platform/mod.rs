@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod backends;
 mod explain;
 pub mod extract;
 mod journal;
@@ -88,6 +89,16 @@ pub fn router(state: AppState) -> Router {
                 .put(admin::replace_endpoint)
                 .patch(admin::patch_endpoint)
                 .delete(admin::delete_endpoint),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/backends",
+            get(backends::list_backends),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/backends/{backend}",
+            get(backends::get_backend)
+                .put(backends::put_backend)
+                .delete(backends::delete_backend),
         )
         .route(
             "/admin/projects/{owner}/{name}/changes",
@@ -193,6 +204,8 @@ impl From<ChangeError> for ApiError {
             ChangeError::ProjectNotFound(_) => ApiError::new(Code::ProjectNotFound, message),
             ChangeError::EndpointNotFound(_) => ApiError::new(Code::EndpointNotFound, message),
             ChangeError::EndpointExists(_) => ApiError::new(Code::EndpointExists, message),
+            ChangeError::BackendNotFound(_) => ApiError::new(Code::BackendNotFound, message),
+            ChangeError::BackendInUse { .. } => ApiError::new(Code::BackendInUse, message),
             ChangeError::ProjectExists(_) => ApiError::new(Code::ProjectExists, message),
             ChangeError::RevisionMismatch { .. } => ApiError::new(Code::RevisionMismatch, message),
             ChangeError::Invalid(details) => ApiError::validation(details),

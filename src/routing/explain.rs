@@ -96,7 +96,11 @@ fn method_matches(spec: &MethodSpec, method: &Method) -> bool {
 
 /// How `endpoint` compares with a request; `None` if it would answer it.
 fn compare<'a>(endpoint: &'a Endpoint, method: &Method, parts: &[&str]) -> Option<NearMiss<'a>> {
-    let segments: Vec<Segment<'_>> = endpoint.template.segments().collect();
+    // A prefix (proxy) endpoint takes its path and everything below it: its tail template
+    // (`/api/{*rest}`) says both.
+    let tail = endpoint.tail().and_then(Result::ok);
+    let template = tail.as_ref().unwrap_or(&endpoint.template);
+    let segments: Vec<Segment<'_>> = template.segments().collect();
     let mut index = 0;
     loop {
         let segment = segments.get(index);

@@ -1136,6 +1136,11 @@ impl<T> RouterBuilder<T> {
         Ok(())
     }
 
+    /// The value of the route inserted `route`-th (a [`Conflict`]'s `existing`).
+    pub fn value_of(&self, route: usize) -> Option<&T> {
+        self.routes.get(route).map(|r| &r.value)
+    }
+
     /// Freezes the routes into an immutable router. O(nodes).
     pub fn build(self) -> Router<T> {
         let mut tree = self.tree;
@@ -1301,6 +1306,11 @@ impl<T: Clone> Router<T> {
     /// segment that is new at its node also re-sorts the pattern list, which is O(patterns)
     /// because the list is already sorted but for the appended edge. On a conflict nothing
     /// is kept and the copy is dropped.
+    /// The value of the route inserted `route`-th (a [`Conflict`]'s `existing`).
+    pub fn value_of(&self, route: usize) -> Option<&T> {
+        self.routes.get(route).map(|r| &r.value)
+    }
+
     pub fn with_route(
         &self,
         method: RouteMethod,

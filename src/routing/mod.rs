@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::backends::{Registry, Upstreams};
 use crate::handlers::Handler;
 use crate::model::{Endpoint, MethodSpec, Project};
 use crate::observe::journal::Journal;
@@ -40,6 +41,8 @@ pub enum CompileError {
         method: String,
         path: String,
     },
+    #[error("endpoint `{endpoint}`: {message}")]
+    Template { endpoint: String, message: String },
 }
 
 /// Compiled endpoints parallel to a project's endpoints, persistent like
@@ -90,6 +93,9 @@ pub struct CompiledProject {
     pub stats: Arc<Stats>,
     /// The project's recent requests, handed on like `stats`.
     pub journal: Arc<Journal>,
+    /// The live upstreams of the project's backends (node state from `backends::Registry`,
+    /// shared with every revision that keeps the same backends).
+    pub upstreams: Upstreams,
     /// Why the stored project could not be loaded whole, if it could not. Such a project
     /// answers 503 to every request and refuses every change but a whole replacement, so
     /// that what was read of it is never published as if it were all of it.
@@ -161,8 +167,15 @@ impl CompiledProject {
             router: Arc::new(router),
             stats: Arc::new(Stats::with_recent()),
             journal: Arc::new(Journal::new()),
+            upstreams: Upstreams::default(),
             problem: None,
         })
+    }
+
+    /// This project with the live upstreams of its backends, from the node's registry.
+    pub fn with_upstreams(mut self, registry: &Registry) -> CompiledProject {
+        self.upstreams = registry.upstreams(&self.def.backends);
+        self
     }
 
     /// Compiles the next revision `def` from this one, doing as little routing work as the
@@ -184,6 +197,7 @@ impl CompiledProject {
             return CompiledProject::build(def, handlers).map(|next| CompiledProject {
                 stats: self.stats.clone(),
                 journal: self.journal_for(&next.def),
+                upstreams: self.upstreams.clone(),
                 ..next
             });
         }
@@ -208,10 +222,20 @@ impl CompiledProject {
             && let Some(added) = def.endpoints.last()
         {
             let value = u32::try_from(before).unwrap_or(u32::MAX);
-            let extended = self
+            let method = route_method(&added.spec.method);
+            let conflict = |router: &Router<u32>, existing: usize| {
+                conflict_error(&def, added, router.value_of(existing))
+            };
+            let mut extended = self
                 .router
-                .with_route(route_method(&added.spec.method), &added.template, value)
-                .map_err(|conflict| conflict_error(&def, added, conflict.existing))?;
+                .with_route(method.clone(), &added.template, value)
+                .map_err(|c| conflict(&self.router, c.existing))?;
+            if let Some(tail) = added.tail() {
+                let tail = tail.map_err(|e| template_error(added, e))?;
+                extended = extended
+                    .with_route(method, &tail, value)
+                    .map_err(|c| conflict(&extended, c.existing))?;
+            }
             Arc::new(extended)
         } else {
             // Edits carry a changed endpoint's stats over themselves (`CompiledEndpoint::new`);
@@ -219,6 +243,7 @@ impl CompiledProject {
             return CompiledProject::build(def, handlers).map(|next| CompiledProject {
                 stats: self.stats.clone(),
                 journal: self.journal_for(&next.def),
+                upstreams: self.upstreams.clone(),
                 ..next
             });
         };
@@ -228,6 +253,7 @@ impl CompiledProject {
             handlers,
             router,
             stats: self.stats.clone(),
+            upstreams: self.upstreams.clone(),
             problem: None,
         })
     }
@@ -294,6 +320,7 @@ impl CompiledProject {
             router: Arc::new(RouterBuilder::with_capacity(0).build()),
             stats: Arc::new(Stats::with_recent()),
             journal: Arc::new(Journal::new()),
+            upstreams: Upstreams::default(),
             problem: Some(Arc::new(Problem::new(problem))),
         }
     }
@@ -301,7 +328,7 @@ impl CompiledProject {
     /// Compiles a project read from the store, as at start or when the node reloads one; a
     /// failure gives a broken project rather than an error, so one bad project never stops
     /// the node.
-    pub fn load(loaded: LoadedProject) -> CompiledProject {
+    pub fn load(loaded: LoadedProject, registry: &Registry) -> CompiledProject {
         let def = Arc::new(loaded.project);
         if let Some(problem) = loaded.problem {
             tracing::error!(project = %def.mount(), %problem, "project cannot be read; serving 503");
@@ -316,7 +343,7 @@ impl CompiledProject {
             CompiledProject::build(def.clone(), handlers).map_err(|e| e.to_string())
         });
         match result {
-            Ok(project) => project,
+            Ok(project) => project.with_upstreams(registry),
             Err(error) => {
                 tracing::error!(project = %def.mount(), %error, "project does not compile; serving 503");
                 CompiledProject::broken(def, &error)
@@ -363,13 +390,21 @@ fn build_router(def: &Project) -> Result<Router<u32>, CompileError> {
     for (index, endpoint) in def.endpoints.iter().enumerate() {
         // Indices fit in u32: a project holds at most model::MAX_ENDPOINTS endpoints.
         let value = u32::try_from(index).unwrap_or(u32::MAX);
-        builder
-            .insert(
-                route_method(&endpoint.spec.method),
-                &endpoint.template,
-                value,
-            )
-            .map_err(|conflict| conflict_error(def, endpoint, conflict.existing))?;
+        let tail = endpoint
+            .tail()
+            .transpose()
+            .map_err(|e| template_error(endpoint, e))?;
+        for template in std::iter::once(&endpoint.template).chain(tail.as_ref()) {
+            if let Err(conflict) =
+                builder.insert(route_method(&endpoint.spec.method), template, value)
+            {
+                return Err(conflict_error(
+                    def,
+                    endpoint,
+                    builder.value_of(conflict.existing),
+                ));
+            }
+        }
     }
     Ok(builder.build())
 }
@@ -381,13 +416,22 @@ fn route_method(method: &MethodSpec) -> RouteMethod {
     }
 }
 
-/// The conflict of `endpoint` with the route at index `existing`, named by endpoint ids.
-fn conflict_error(def: &Project, endpoint: &Endpoint, existing: usize) -> CompileError {
+/// A prefix endpoint whose tail template does not parse (validation refuses such paths
+/// first).
+fn template_error(endpoint: &Endpoint, error: template::TemplateError) -> CompileError {
+    CompileError::Template {
+        endpoint: endpoint.id.clone(),
+        message: error.to_string(),
+    }
+}
+
+/// The conflict of `endpoint` with the route of endpoint index `existing`, named by
+/// endpoint ids.
+fn conflict_error(def: &Project, endpoint: &Endpoint, existing: Option<&u32>) -> CompileError {
     CompileError::Conflict {
         endpoint: endpoint.id.clone(),
-        existing: def
-            .endpoints
-            .get(existing)
+        existing: existing
+            .and_then(|index| def.endpoints.get(*index as usize))
             .map(|e| e.id.clone())
             .unwrap_or_default(),
         method: endpoint.spec.method.as_str().to_owned(),
@@ -463,12 +507,12 @@ impl Routes {
 
     /// Builds the table from every stored project, as at start. A project the store could
     /// not read whole is mounted broken (503) rather than served partly.
-    pub fn from_loaded(projects: Vec<LoadedProject>) -> Routes {
+    pub fn from_loaded(projects: Vec<LoadedProject>, registry: &Registry) -> Routes {
         let mounts = projects
             .into_iter()
             .map(|loaded| {
                 let key = Arc::from(loaded.project.mount_key());
-                (key, Arc::new(CompiledProject::load(loaded)))
+                (key, Arc::new(CompiledProject::load(loaded, registry)))
             })
             .collect();
         Routes::new(RouteTable { mounts })

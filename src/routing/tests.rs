@@ -1526,6 +1526,7 @@ mod publish {
             created_at: 0,
             updated_at: 0,
             endpoints: crate::model::EndpointList::new(),
+            backends: Arc::from([]),
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

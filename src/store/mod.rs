@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Endpoint, EndpointList, Mode, Project, Role};
+use crate::model::{Backend, Endpoint, EndpointList, Mode, Project, Role};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,7 @@ pub struct NewProject<'a> {
     pub mode: Mode,
     pub journal_size: Option<u32>,
     pub endpoints: &'a EndpointList,
+    pub backends: &'a [Backend],
     pub now: i64,
 }
 
@@ -121,6 +122,8 @@ pub struct Commit<'a> {
     pub mode: Mode,
     pub journal_size: Option<u32>,
     pub endpoints: EndpointOps<'a>,
+    /// The project's backends after the change (few: always written whole).
+    pub backends: &'a [Backend],
     /// Who made the change, for the change history.
     pub actor_id: Option<i64>,
     /// One line for the change history (`add GET /hello`).

@@ -34,7 +34,7 @@ use super::{
     ChangeRecord, Commit, EndpointOps, LoadedProject, NewProject, Store, StoreError, TokenKind,
     TokenRecord, UserRecord,
 };
-use crate::model::{Endpoint, EndpointList, EndpointSpec, Mode, Project, Role};
+use crate::model::{Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, Role};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -241,7 +241,8 @@ impl SqliteStore {
     async fn load(&self, only: Option<i64>) -> Result<Vec<LoadedProject>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
-            "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at
+            "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at,
+                    p.backends
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -252,6 +253,14 @@ impl SqliteStore {
         let mut by_id = std::collections::HashMap::with_capacity(rows.len());
         for row in rows {
             let mode: String = row.try_get("mode")?;
+            let backends: &str = row.try_get("backends")?;
+            let (backends, problem) = match serde_json::from_str::<Vec<Backend>>(backends) {
+                Ok(backends) => (backends, None),
+                Err(error) => (
+                    Vec::new(),
+                    Some(format!("its backends cannot be read: {error}")),
+                ),
+            };
             let project = Project {
                 id: row.try_get("id")?,
                 owner: row.try_get("username")?,
@@ -266,12 +275,10 @@ impl SqliteStore {
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
                 endpoints: EndpointList::new(),
+                backends: backends.into(),
             };
             by_id.insert(project.id, projects.len());
-            projects.push(LoadedProject {
-                project,
-                problem: None,
-            });
+            projects.push(LoadedProject { project, problem });
         }
         // Streamed, not fetched whole: a row is parsed and dropped before the next one is
         // read, so the rows of a large project never all sit in memory at once beside the
@@ -308,6 +315,11 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(projects)
     }
+}
+
+/// A project's backends as stored: the JSON array the admin API takes.
+fn backends_json(backends: &[Backend]) -> Result<String, StoreError> {
+    serde_json::to_string(backends).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -543,8 +555,8 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6) RETURNING id",
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7) RETURNING id",
         )
         .bind(project.owner_id)
         .bind(project.name)
@@ -552,6 +564,7 @@ impl Store for SqliteStore {
         .bind(project.mode.as_str())
         .bind(project.now)
         .bind(project.journal_size.map(i64::from))
+        .bind(backends_json(project.backends)?)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -578,7 +591,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6,
-                 journal_size = ?7
+                 journal_size = ?7, backends = ?8
              WHERE id = ?1 AND revision = ?2 RETURNING revision",
         )
         .bind(commit.project_id)
@@ -588,6 +601,7 @@ impl Store for SqliteStore {
         .bind(commit.mode.as_str())
         .bind(commit.now)
         .bind(commit.journal_size.map(i64::from))
+        .bind(backends_json(commit.backends)?)
         .fetch_optional(&mut *tx)
         .await;
         let revision: i64 = match updated {
@@ -710,6 +724,7 @@ mod tests {
             description: "",
             mode: Mode::Development,
             journal_size: None,
+            backends: &[],
             endpoints,
             now: 1,
         }
@@ -784,6 +799,7 @@ mod tests {
             description: "",
             mode: Mode::Development,
             journal_size: None,
+            backends: &[],
             endpoints: EndpointOps::Upsert(&added),
             actor_id: Some(owner.id),
             summary: "add two",
@@ -828,6 +844,7 @@ mod tests {
             description: "",
             mode: Mode::Development,
             journal_size: None,
+            backends: &[],
             endpoints: EndpointOps::Upsert(&changed),
             actor_id: None,
             summary: "change x",

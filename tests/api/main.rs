@@ -29,6 +29,7 @@
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
 mod helpers;
+mod upstream;
 
 mod accounts;
 mod bodies;
@@ -46,6 +47,7 @@ mod login_limits;
 mod logs;
 mod metrics;
 mod projects;
+mod proxy;
 mod quotas;
 mod revisions;
 mod routing;

@@ -1,0 +1,431 @@
+//! Backends, live: the upstream state kept beside the route table.
+//!
+//! `model` holds what a backend *is* (a name, target URLs, a policy, timeouts); this module
+//! holds what it needs to forward requests, which outlives any one revision of a project:
+//!
+//! - one pooled HTTP/1.1 client node-wide ([`client`]), or rather one per distinct connect
+//!   timeout, since that is a setting of the connector: backends with the same timeout share
+//!   a pool of keep-alive connections to each target authority;
+//! - per-target passive health ([`health`]): a target that refuses connections is skipped
+//!   for a back-off;
+//! - balancing: [`Upstream::pick`] chooses a healthy target, at random or in turn.
+//!
+//! The [`Registry`] (one per node) hands out an [`Upstream`] for each backend definition
+//! when a project is compiled; the compiled project holds them as its [`Upstreams`], which
+//! its proxy handlers find by name.
+//!
+//! Invariants:
+//! - **Same definition, same upstream.** While an `Upstream` is alive, a definition with
+//!   the same URLs, policy and timeouts (whatever its name or project) gets that very `Arc`
+//!   back, so a project edit that keeps a backend keeps its health and round-robin
+//!   position, and its connections.
+//! - **Health is per target authority**, shared by every upstream that lists it.
+//! - **The request path takes no lock**: picking reads atomics; the registry's lock is
+//!   taken on the change path only. Nothing here panics on any definition: a URL that does
+//!   not parse (validation keeps them out) is left out, and a backend left with no target
+//!   answers 503.
+//! - What no project holds any more is freed: the registry keeps weak references only.
+
+pub mod client;
+pub mod health;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Uri};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+pub use client::{Client, Failure, Outgoing};
+pub use health::Health;
+
+use crate::model::{Backend, Balance};
+
+/// The most targets an upstream keeps: the most URLs a backend may list (`model`'s
+/// `MAX_URLS`), so that a pick fits a small array on the stack.
+pub const MAX_TARGETS: usize = 64;
+
+thread_local! {
+    /// The random policy's generator: per thread, so that picking takes no lock.
+    static RANDOM: RefCell<SmallRng> = RefCell::new(SmallRng::from_entropy());
+}
+
+/// The node's live upstreams: the clients, and every upstream and target health in use.
+pub struct Registry {
+    inner: Mutex<Inner>,
+}
+
+/// Weak references only: what no compiled project holds is dropped (its entry pruned on the
+/// next call).
+#[derive(Default)]
+struct Inner {
+    /// Clients by connect timeout (milliseconds).
+    clients: HashMap<u64, Weak<Client>>,
+    upstreams: HashMap<Key, Weak<Upstream>>,
+    /// Health by normalised target authority (`host:port`, lowercase).
+    health: HashMap<String, Weak<Health>>,
+}
+
+/// What makes two backend definitions the same upstream: everything but the name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    urls: Vec<String>,
+    policy: Balance,
+    connect_timeout_ms: u64,
+    timeout_ms: u64,
+}
+
+impl Key {
+    fn of(backend: &Backend) -> Key {
+        Key {
+            urls: backend.urls.clone(),
+            policy: backend.policy,
+            connect_timeout_ms: backend.connect_timeout_ms,
+            timeout_ms: backend.timeout_ms,
+        }
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::new()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The live upstreams of a project's backend definitions. The same definition (name
+    /// aside: urls, policy, timeouts) gives back the very same `Arc<Upstream>` as long as
+    /// one is alive, so a project edit that keeps a backend keeps its health state and
+    /// round-robin position; per-target health is shared by every backend listing the same
+    /// target authority. Called on the change path only (takes a lock; never on the request
+    /// path).
+    pub fn upstreams(&self, backends: &[Backend]) -> Upstreams {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.prune();
+        let live = backends
+            .iter()
+            .map(|backend| (Box::from(backend.name.as_str()), inner.upstream(backend)))
+            .collect();
+        Upstreams(live)
+    }
+}
+
+impl Inner {
+    /// Forgets what nobody holds any more.
+    fn prune(&mut self) {
+        self.clients.retain(|_, client| client.strong_count() > 0);
+        self.upstreams
+            .retain(|_, upstream| upstream.strong_count() > 0);
+        self.health.retain(|_, health| health.strong_count() > 0);
+    }
+
+    fn upstream(&mut self, backend: &Backend) -> Arc<Upstream> {
+        let key = Key::of(backend);
+        if let Some(live) = self.upstreams.get(&key).and_then(Weak::upgrade) {
+            return live;
+        }
+        let targets = backend
+            .urls
+            .iter()
+            .take(MAX_TARGETS)
+            .filter_map(|url| {
+                let target = Target::parse(url, |authority| self.health(authority));
+                if target.is_none() {
+                    tracing::warn!(
+                        backend = backend.name,
+                        url,
+                        "a backend target that is not a valid URL is left out"
+                    );
+                }
+                target
+            })
+            .collect();
+        let upstream = Arc::new(Upstream {
+            targets,
+            policy: backend.policy,
+            connect_timeout: Duration::from_millis(backend.connect_timeout_ms),
+            timeout: Duration::from_millis(backend.timeout_ms),
+            turn: AtomicUsize::new(0),
+            client: self.client(backend.connect_timeout_ms),
+        });
+        self.upstreams.insert(key, Arc::downgrade(&upstream));
+        upstream
+    }
+
+    /// The client for a connect timeout, shared by every upstream with that timeout.
+    fn client(&mut self, connect_timeout_ms: u64) -> Arc<Client> {
+        if let Some(live) = self
+            .clients
+            .get(&connect_timeout_ms)
+            .and_then(Weak::upgrade)
+        {
+            return live;
+        }
+        let client = Arc::new(client::build(Duration::from_millis(connect_timeout_ms)));
+        self.clients
+            .insert(connect_timeout_ms, Arc::downgrade(&client));
+        client
+    }
+
+    /// The health of a target authority, shared by every upstream that lists it.
+    fn health(&mut self, authority: &Authority) -> Arc<Health> {
+        let key = format!(
+            "{}:{}",
+            authority.host().to_ascii_lowercase(),
+            authority.port_u16().unwrap_or(80)
+        );
+        if let Some(live) = self.health.get(&key).and_then(Weak::upgrade) {
+            return live;
+        }
+        let health = Arc::new(Health::new());
+        self.health.insert(key, Arc::downgrade(&health));
+        health
+    }
+}
+
+/// A project's live upstreams, by backend name. Cheap to clone; a project has few
+/// backends, so finding one is a search of a short slice.
+#[derive(Clone, Default)]
+pub struct Upstreams(Arc<[(Box<str>, Arc<Upstream>)]>);
+
+impl Upstreams {
+    /// The upstream of the backend named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.0
+            .iter()
+            .find(|(candidate, _)| **candidate == *name)
+            .map(|(_, upstream)| upstream)
+    }
+
+    /// The backends' names and upstreams, in definition order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Upstream>)> {
+        self.0.iter().map(|(name, upstream)| (&**name, upstream))
+    }
+}
+
+impl std::fmt::Debug for Upstreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// One backend, live: its targets, how to pick one, its timeouts and the client to send on.
+pub struct Upstream {
+    /// At most [`MAX_TARGETS`] (what validation allows), so a pick fits a small array.
+    targets: Box<[Target]>,
+    policy: Balance,
+    connect_timeout: Duration,
+    timeout: Duration,
+    /// The round-robin counter.
+    turn: AtomicUsize,
+    client: Arc<Client>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("targets", &self.targets)
+            .field("policy", &self.policy)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Upstream {
+    /// A target to send a request to at `now` ([`health::now_ms`]): one of the healthy
+    /// ones, by the policy; if every target is down, the one that comes back first (so that
+    /// a recovered target is found without waiting out its back-off). `None` only when the
+    /// backend has no target.
+    #[inline]
+    pub fn pick(&self, now: u64) -> Option<usize> {
+        if self.targets.len() == 1 {
+            return Some(0);
+        }
+        self.choose(now, None).or_else(|| self.earliest(None))
+    }
+
+    /// A healthy target other than `tried`, for a second attempt; `None` if there is none.
+    pub fn pick_other(&self, now: u64, tried: usize) -> Option<usize> {
+        self.choose(now, Some(tried))
+    }
+
+    /// One of the targets up at `now` (but `except`), by the policy.
+    fn choose(&self, now: u64, except: Option<usize>) -> Option<usize> {
+        let mut healthy = [0u8; MAX_TARGETS];
+        let mut count = 0;
+        for (index, target) in self.targets.iter().enumerate().take(MAX_TARGETS) {
+            if Some(index) != except && !target.health.is_down(now) {
+                // `index` < MAX_TARGETS = 64.
+                healthy[count] = index as u8;
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return None;
+        }
+        let nth = match self.policy {
+            Balance::Random => RANDOM.with(|rng| rng.borrow_mut().gen_range(0..count)),
+            Balance::RoundRobin => self.turn.fetch_add(1, Ordering::Relaxed) % count,
+        };
+        healthy.get(nth).map(|&index| usize::from(index))
+    }
+
+    /// The target (but `except`) whose back-off ends first.
+    fn earliest(&self, except: Option<usize>) -> Option<usize> {
+        self.targets
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| Some(*index) != except)
+            .min_by_key(|(_, target)| target.health.down_until())
+            .map(|(index, _)| index)
+    }
+
+    pub fn target(&self, index: usize) -> Option<&Target> {
+        self.targets.get(index)
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    pub fn policy(&self) -> Balance {
+        self.policy
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long a target may take to send its response head.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The client this upstream's requests go out on (shared with every upstream of the
+    /// same connect timeout).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// What of the request's path follows a target's base path upstream.
+#[derive(Debug, Clone, Copy)]
+pub enum Tail<'a> {
+    /// The whole path inside the project (`/` for its root).
+    Path(&'a str),
+    /// What follows the endpoint's prefix (its `rest` parameter; `None` for the prefix
+    /// itself), after a `/`: the prefix is stripped.
+    Rest(Option<&'a str>),
+}
+
+/// One target of a backend: where to connect, what to put in front of the path, and its
+/// health.
+pub struct Target {
+    authority: Authority,
+    /// The URL's path without its trailing `/`: empty for a URL without a path.
+    base: Box<str>,
+    /// The authority as a `host` header value.
+    host: HeaderValue,
+    health: Arc<Health>,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.authority, self.base)
+    }
+}
+
+impl Target {
+    /// A target from a URL (as validated by `model`), with its health from `health`;
+    /// `None` if the URL is not a valid target.
+    fn parse(url: &str, health: impl FnOnce(&Authority) -> Arc<Health>) -> Option<Target> {
+        let uri = crate::model::check_target_url(url).ok()?;
+        let authority = uri.authority()?.clone();
+        let host = HeaderValue::from_str(authority.as_str()).ok()?;
+        let base = uri.path().trim_end_matches('/').into();
+        let health = health(&authority);
+        Some(Target {
+            authority,
+            base,
+            host,
+            health,
+        })
+    }
+
+    /// `host:port` as the URL gives it.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The `host` header a request to this target carries.
+    pub fn host(&self) -> &HeaderValue {
+        &self.host
+    }
+
+    /// The URL's base path, without its trailing `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The absolute URI of a request to this target: the base path, then `tail`, then
+    /// `?query` if there is one, all raw (percent-encoding as received). `None` if that is
+    /// not a valid URI, which a path and query that arrived as one cannot cause.
+    pub fn uri(&self, tail: Tail<'_>, query: Option<&str>) -> Option<Uri> {
+        let (slash, tail) = match tail {
+            Tail::Path(path) => (!path.starts_with('/'), path),
+            Tail::Rest(rest) => (true, rest.unwrap_or("")),
+        };
+        let length = self.base.len() + 1 + tail.len() + query.map_or(0, |q| q.len() + 1);
+        let mut text = String::with_capacity(length);
+        text.push_str(&self.base);
+        if slash {
+            text.push('/');
+        }
+        text.push_str(tail);
+        if let Some(query) = query {
+            text.push('?');
+            text.push_str(query);
+        }
+        // From `Bytes`, the text is taken as is, not copied.
+        let path = PathAndQuery::from_maybe_shared(Bytes::from(text)).ok()?;
+        Uri::builder()
+            .scheme(Scheme::HTTP)
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .ok()
+    }
+
+    /// `uri`, made for `from`, made for this target instead (same path below the base
+    /// path, same query).
+    pub fn rebase(&self, uri: &Uri, from: &Target) -> Option<Uri> {
+        let path = uri.path();
+        let below = path.strip_prefix(&*from.base).unwrap_or(path);
+        self.uri(Tail::Path(below), uri.query())
+    }
+}
+
+#[cfg(test)]
+mod tests;

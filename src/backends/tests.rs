@@ -1,0 +1,240 @@
+//! Tests of the live upstreams: picking, health, the registry's sharing, upstream URIs.
+
+use super::*;
+
+fn backend(name: &str, urls: &[&str], policy: Balance) -> Backend {
+    Backend {
+        name: name.into(),
+        urls: urls.iter().map(|url| (*url).to_owned()).collect(),
+        policy,
+        connect_timeout_ms: 5_000,
+        timeout_ms: 60_000,
+    }
+}
+
+fn live(urls: &[&str], policy: Balance) -> (Registry, Arc<Upstream>) {
+    let registry = Registry::new();
+    let upstreams = registry.upstreams(&[backend("b", urls, policy)]);
+    let upstream = Arc::clone(upstreams.get("b").unwrap());
+    (registry, upstream)
+}
+
+const THREE: &[&str] = &["http://a:1", "http://b:2", "http://c:3"];
+
+#[test]
+fn round_robin_cycles_in_order() {
+    let (_registry, upstream) = live(THREE, Balance::RoundRobin);
+    let picks: Vec<_> = (0..7).map(|_| upstream.pick(0).unwrap()).collect();
+    assert_eq!(picks, [0, 1, 2, 0, 1, 2, 0]);
+}
+
+#[test]
+fn random_spreads_over_every_target() {
+    let (_registry, upstream) = live(THREE, Balance::Random);
+    let mut counts = [0; 3];
+    for _ in 0..3_000 {
+        counts[upstream.pick(0).unwrap()] += 1;
+    }
+    assert!(counts.iter().all(|&n| n > 700), "{counts:?}");
+}
+
+#[test]
+fn down_targets_are_skipped() {
+    for policy in [Balance::Random, Balance::RoundRobin] {
+        let (_registry, upstream) = live(THREE, policy);
+        upstream.target(1).unwrap().health().failed(100);
+        let picks: Vec<_> = (0..200).map(|_| upstream.pick(200).unwrap()).collect();
+        assert!(!picks.contains(&1), "{policy:?}");
+        assert!(picks.contains(&0) && picks.contains(&2), "{policy:?}");
+        if policy == Balance::RoundRobin {
+            assert!(
+                picks.windows(2).all(|pair| pair[0] != pair[1]),
+                "alternates"
+            );
+        }
+        // Once its back-off is over, it is picked again.
+        let later: Vec<_> = (0..200).map(|_| upstream.pick(1_100).unwrap()).collect();
+        assert!(later.contains(&1), "{policy:?}");
+    }
+}
+
+#[test]
+fn when_every_target_is_down_the_first_back_comes_first() {
+    let (_registry, upstream) = live(THREE, Balance::RoundRobin);
+    upstream.target(0).unwrap().health().failed(300);
+    upstream.target(1).unwrap().health().failed(100);
+    upstream.target(2).unwrap().health().failed(200);
+    for _ in 0..5 {
+        assert_eq!(upstream.pick(250), Some(1));
+    }
+    // No healthy target but the one tried: no second attempt.
+    assert_eq!(upstream.pick_other(250, 1), None);
+}
+
+#[test]
+fn a_second_attempt_goes_to_another_healthy_target() {
+    let (_registry, upstream) = live(THREE, Balance::Random);
+    for _ in 0..100 {
+        assert_ne!(upstream.pick_other(0, 1), Some(1));
+    }
+    upstream.target(2).unwrap().health().failed(0);
+    for _ in 0..20 {
+        assert_eq!(upstream.pick_other(10, 1), Some(0));
+    }
+    let (_registry, single) = live(&["http://a:1"], Balance::Random);
+    assert_eq!(single.pick_other(0, 0), None);
+    single.target(0).unwrap().health().failed(0);
+    assert_eq!(
+        single.pick(10),
+        Some(0),
+        "the only target is tried even when down"
+    );
+}
+
+#[test]
+fn a_backend_without_a_valid_target_has_nothing_to_pick() {
+    let (_registry, upstream) = live(&["not a url", "ftp://x"], Balance::Random);
+    assert!(upstream.targets().is_empty());
+    assert_eq!(upstream.pick(0), None);
+    let (_registry, none) = live(&[], Balance::RoundRobin);
+    assert_eq!(none.pick(0), None);
+}
+
+#[test]
+fn the_same_definition_gives_the_same_upstream() {
+    let registry = Registry::new();
+    let first = registry.upstreams(&[backend("pay", THREE, Balance::RoundRobin)]);
+    let pay = first.get("pay").unwrap();
+    // Another revision, another name, another project: the same definition.
+    let second = registry.upstreams(&[
+        backend("other", &["http://x:9"], Balance::Random),
+        backend("renamed", THREE, Balance::RoundRobin),
+    ]);
+    assert!(Arc::ptr_eq(pay, second.get("renamed").unwrap()));
+    assert!(second.get("pay").is_none());
+    // The round-robin position is kept.
+    assert_eq!(pay.pick(0), Some(0));
+    assert_eq!(second.get("renamed").unwrap().pick(0), Some(1));
+    // Once nothing holds it, a definition starts afresh.
+    let weak = Arc::downgrade(pay);
+    drop((first, second));
+    assert!(weak.upgrade().is_none());
+    let third = registry.upstreams(&[backend("pay", THREE, Balance::RoundRobin)]);
+    assert_eq!(third.get("pay").unwrap().pick(0), Some(0));
+}
+
+#[test]
+fn other_timeouts_make_another_upstream_with_the_same_health() {
+    let registry = Registry::new();
+    let mut slow = backend("slow", &["http://A:80/x", "http://b:2"], Balance::Random);
+    slow.timeout_ms = 1_000;
+    let mut careful = slow.clone();
+    careful.name = "careful".into();
+    careful.connect_timeout_ms = 100;
+    let plain = backend("plain", &["http://a"], Balance::Random);
+    let all = registry.upstreams(&[slow, careful, plain]);
+    let slow = all.get("slow").unwrap();
+    let careful = all.get("careful").unwrap();
+    let plain = all.get("plain").unwrap();
+    assert!(!Arc::ptr_eq(slow, careful));
+    assert!(!Arc::ptr_eq(slow, plain));
+    assert_eq!(slow.timeout(), Duration::from_secs(1));
+    assert_eq!(careful.connect_timeout(), Duration::from_millis(100));
+    // `http://A:80` and `http://a` are one authority: one health.
+    let health = |upstream: &Upstream, index: usize| -> *const Health {
+        upstream.target(index).unwrap().health()
+    };
+    assert_eq!(health(slow, 0), health(careful, 0));
+    assert_eq!(health(slow, 0), health(plain, 0));
+    assert_eq!(health(slow, 1), health(careful, 1));
+    assert_ne!(health(slow, 0), health(slow, 1));
+    slow.target(0).unwrap().health().failed(0);
+    assert!(plain.target(0).unwrap().health().is_down(1));
+    // Clients are shared by connect timeout.
+    assert!(std::ptr::eq(slow.client(), plain.client()));
+    assert!(!std::ptr::eq(slow.client(), careful.client()));
+    // The host header is the authority as written.
+    assert_eq!(slow.target(0).unwrap().host(), "A:80");
+    assert_eq!(plain.target(0).unwrap().host(), "a");
+}
+
+#[test]
+fn upstream_uris_put_the_base_path_in_front() {
+    let (_registry, upstream) = live(
+        &["http://a:1", "http://b:2/base/", "http://c:3/v1/api"],
+        Balance::Random,
+    );
+    let uri = |index: usize, tail: Tail<'_>, query: Option<&str>| {
+        upstream
+            .target(index)
+            .unwrap()
+            .uri(tail, query)
+            .unwrap()
+            .to_string()
+    };
+    // The whole path inside the project.
+    assert_eq!(uri(0, Tail::Path("/"), None), "http://a:1/");
+    assert_eq!(
+        uri(0, Tail::Path("/api/pay/x"), None),
+        "http://a:1/api/pay/x"
+    );
+    assert_eq!(
+        uri(1, Tail::Path("/api/pay"), None),
+        "http://b:2/base/api/pay"
+    );
+    assert_eq!(uri(1, Tail::Path("/"), None), "http://b:2/base/");
+    assert_eq!(
+        uri(2, Tail::Path("/x/"), Some("q=1&r")),
+        "http://c:3/v1/api/x/?q=1&r"
+    );
+    // Stripped of the endpoint's prefix.
+    assert_eq!(uri(0, Tail::Rest(Some("x/y")), None), "http://a:1/x/y");
+    assert_eq!(uri(0, Tail::Rest(None), None), "http://a:1/");
+    assert_eq!(uri(0, Tail::Rest(Some("")), Some("a=b")), "http://a:1/?a=b");
+    assert_eq!(uri(1, Tail::Rest(None), None), "http://b:2/base/");
+    assert_eq!(uri(1, Tail::Rest(Some("x")), None), "http://b:2/base/x");
+    // Raw bytes: percent-encoding and empty queries are kept as they came.
+    assert_eq!(
+        uri(0, Tail::Path("/a%2Fb/%20c"), Some("x=%41&y=a+b")),
+        "http://a:1/a%2Fb/%20c?x=%41&y=a+b"
+    );
+    assert_eq!(uri(0, Tail::Path("/a"), Some("")), "http://a:1/a?");
+    assert_eq!(uri(0, Tail::Path("//double"), None), "http://a:1//double");
+    // Bytes that cannot be in a URI are refused, not sent.
+    let target = upstream.target(0).unwrap();
+    assert!(target.uri(Tail::Path("/a b"), None).is_none());
+}
+
+#[test]
+fn a_second_attempt_keeps_the_path_below_the_base() {
+    let (_registry, upstream) = live(&["http://a:1/base", "http://b:2"], Balance::Random);
+    let (a, b) = (upstream.target(0).unwrap(), upstream.target(1).unwrap());
+    let first = a.uri(Tail::Path("/x%20y"), Some("q")).unwrap();
+    assert_eq!(
+        b.rebase(&first, a).unwrap().to_string(),
+        "http://b:2/x%20y?q"
+    );
+    let back = b.rebase(&first, a).unwrap();
+    assert_eq!(
+        a.rebase(&back, b).unwrap().to_string(),
+        "http://a:1/base/x%20y?q"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn uris_never_panic(path in "\\PC{0,40}", query in proptest::option::of("\\PC{0,20}")) {
+        let (_registry, upstream) = live(&["http://a:1/base"], Balance::Random);
+        let target = upstream.target(0).unwrap();
+        let _ = target.uri(Tail::Path(&path), query.as_deref());
+        let _ = target.uri(Tail::Rest(Some(&path)), query.as_deref());
+    }
+}
+
+#[test]
+fn the_live_state_is_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Registry>();
+    shared::<Upstreams>();
+    shared::<Upstream>();
+}

@@ -1,0 +1,236 @@
+//! Backends and proxy endpoints as users write them: a backend is a named group of upstream
+//! targets with a balancing policy and timeouts; a proxy endpoint forwards to one backend
+//! of its project. Validation only, no IO: the live side (pools, health) is `backends`.
+
+use serde::{Deserialize, Serialize};
+
+use super::FieldError;
+
+/// The most backends one project may define.
+pub const MAX_BACKENDS: usize = 64;
+/// The most target URLs one backend may list.
+pub const MAX_URLS: usize = 64;
+/// The longest connect or response timeout a backend may ask for: ten minutes.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// A named group of upstream targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    /// Unique in its project; may be left out where the name is given by the URL.
+    #[serde(default)]
+    pub name: String,
+    /// Targets: absolute `http://` URLs, each with an optional base path.
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub policy: Balance,
+    /// How long connecting to a target may take.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// How long a target may take to send its response head once the request is sent.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_connect_timeout() -> u64 {
+    5_000
+}
+
+fn default_timeout() -> u64 {
+    60_000
+}
+
+/// How a backend picks one of its healthy targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    #[default]
+    Random,
+    RoundRobin,
+}
+
+/// A proxy endpoint: forward to `backend`, without (`strip_prefix`) or with the endpoint's
+/// own path in front of the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySpec {
+    pub backend: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strip_prefix: bool,
+}
+
+/// Backend names follow the project name rules: 1–64 of `[a-z0-9_-]`, starting with a
+/// letter or digit.
+pub fn check_backend_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err("a backend name is 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit".into())
+    }
+}
+
+/// Checks one target URL: absolute `http://`, a host, no user info, query or fragment.
+pub fn check_target_url(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("`{url}` is not a URL"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(
+                "https upstreams are not supported yet: give an http:// URL (a TLS-terminating sidecar can front an https service)"
+                    .into(),
+            );
+        }
+        Some(other) => {
+            return Err(format!(
+                "the scheme `{other}` is not supported; use http://"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "`{url}` is not an absolute URL; write http://host:port"
+            ));
+        }
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(format!("`{url}` has no host"));
+    };
+    if authority.host().is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    if authority.as_str().contains('@') {
+        return Err("a target URL may not carry a user name or password".into());
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err("a target URL may not have a query or a fragment".into());
+    }
+    Ok(uri)
+}
+
+impl Backend {
+    /// Every problem of this backend, each naming its field under `prefix`.
+    pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
+        let field = |name: &str| format!("{prefix}{name}");
+        if let Err(message) = check_backend_name(&self.name) {
+            errors.push(FieldError::new(field("name"), message));
+        }
+        if self.urls.is_empty() || self.urls.len() > MAX_URLS {
+            errors.push(FieldError::new(
+                field("urls"),
+                format!("list 1 to {MAX_URLS} target URLs"),
+            ));
+        }
+        for (index, url) in self.urls.iter().enumerate().take(MAX_URLS) {
+            if let Err(message) = check_target_url(url) {
+                errors.push(FieldError::new(field(&format!("urls[{index}]")), message));
+            }
+        }
+        for (name, value) in [
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            ("timeout_ms", self.timeout_ms),
+        ] {
+            if value == 0 || value > MAX_TIMEOUT_MS {
+                errors.push(FieldError::new(
+                    field(name),
+                    format!("must be from 1 to {MAX_TIMEOUT_MS}"),
+                ));
+            }
+        }
+    }
+}
+
+/// Checks a project's backends as a whole: each one, and no name twice.
+pub fn validate_backends(backends: &[Backend], errors: &mut Vec<FieldError>) {
+    if backends.len() > MAX_BACKENDS {
+        errors.push(FieldError::new(
+            "backends",
+            format!("at most {MAX_BACKENDS} backends per project"),
+        ));
+    }
+    for (index, backend) in backends.iter().enumerate() {
+        backend.validate(&format!("backends[{index}]."), errors);
+        if backends[..index].iter().any(|b| b.name == backend.name) {
+            errors.push(FieldError::new(
+                format!("backends[{index}].name"),
+                format!("another backend is named `{}`", backend.name),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(json: serde_json::Value) -> Result<Backend, serde_json::Error> {
+        serde_json::from_value(json)
+    }
+
+    fn fields(backend: &Backend) -> Vec<String> {
+        let mut errors = Vec::new();
+        backend.validate("", &mut errors);
+        errors.into_iter().map(|e| e.field).collect()
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let b =
+            backend(serde_json::json!({"name": "pay", "urls": ["http://127.0.0.1:9000"]})).unwrap();
+        assert_eq!(b.policy, Balance::Random);
+        assert_eq!((b.connect_timeout_ms, b.timeout_ms), (5_000, 60_000));
+        assert!(fields(&b).is_empty());
+        let rr =
+            backend(serde_json::json!({"urls": ["http://a"], "policy": "round_robin"})).unwrap();
+        assert_eq!(rr.policy, Balance::RoundRobin);
+        assert!(backend(serde_json::json!({"urls": ["http://a"], "policy": "fastest"})).is_err());
+        assert!(backend(serde_json::json!({"urls": ["http://a"], "weight": 1})).is_err());
+    }
+
+    #[test]
+    fn bad_urls_are_named_by_index() {
+        let b = backend(serde_json::json!({"name": "x", "urls": [
+            "http://ok:1/base", "ftp://host", "http://", "https://secure", "http://u:p@host",
+            "http://host/?q=1", "/relative", "not a url"
+        ]}))
+        .unwrap();
+        assert_eq!(
+            fields(&b),
+            [
+                "urls[1]", "urls[2]", "urls[3]", "urls[4]", "urls[5]", "urls[6]", "urls[7]"
+            ]
+        );
+        let none = backend(serde_json::json!({"name": "x", "urls": []})).unwrap();
+        assert_eq!(fields(&none), ["urls"]);
+    }
+
+    #[test]
+    fn names_and_timeouts_are_checked() {
+        let b = backend(serde_json::json!({"name": "Bad Name", "urls": ["http://a"],
+            "connect_timeout_ms": 0, "timeout_ms": MAX_TIMEOUT_MS + 1}))
+        .unwrap();
+        assert_eq!(fields(&b), ["name", "connect_timeout_ms", "timeout_ms"]);
+        let twice = [
+            backend(serde_json::json!({"name": "a", "urls": ["http://a"]})).unwrap(),
+            backend(serde_json::json!({"name": "a", "urls": ["http://b"]})).unwrap(),
+        ];
+        let mut errors = Vec::new();
+        validate_backends(&twice, &mut errors);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "backends[1].name");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn url_checks_never_panic(url in "\\PC{0,60}") {
+            let _ = check_target_url(&url);
+        }
+    }
+}
