@@ -25,28 +25,31 @@ pub struct Cli {
 pub enum Command {
     /// Run the platform: accounts, projects and their endpoints, managed through /admin.
     Serve(ServeArgs),
+    /// Run a gateway from a YAML file of routes and backends, reloaded when it changes.
+    #[command(after_help = GATEWAY_EXAMPLE)]
+    Gateway(GatewayArgs),
 }
+
+const GATEWAY_EXAMPLE: &str = "\
+Example routes.yml (requests under /api/payment go to the payment backend; the longest
+matching prefix wins; anything else gets the default response):
+
+  routes:
+    - path_prefix: /api/payment
+      backend: payment
+  default_response:
+    body: \"This is not reachable\"
+    status_code: 403
+  backends:
+    - name: payment
+      urls: [\"http://127.0.0.1:9000\"]
+
+  switchyard gateway -c routes.yml -p 8080";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(
-        long,
-        env = "SWITCHYARD_LISTEN",
-        hide_env_values = true,
-        default_value = "127.0.0.1"
-    )]
-    pub listen: IpAddr,
-
-    /// Port to listen on (0 picks a free one).
-    #[arg(
-        long,
-        short = 'p',
-        env = "SWITCHYARD_PORT",
-        hide_env_values = true,
-        default_value_t = 8080
-    )]
-    pub port: u16,
+    #[command(flatten)]
+    pub node: NodeArgs,
 
     /// Store: sqlite://PATH (created if missing; add ?sync=full to fsync every commit).
     #[arg(
@@ -84,42 +87,9 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_ADMIN_BODY_LIMIT", hide_env_values = true, default_value = "1MiB", value_parser = parse_size)]
     pub admin_body_limit: usize,
 
-    /// Largest request body a project endpoint takes (e.g. 16MiB); larger ones get 413.
-    #[arg(long, env = "SWITCHYARD_BODY_LIMIT", hide_env_values = true, default_value = "16MiB", value_parser = parse_size)]
-    pub body_limit: usize,
-
     /// How long a login session lasts (e.g. 24h, 30m).
     #[arg(long, env = "SWITCHYARD_SESSION_TTL", hide_env_values = true, default_value = "24h", value_parser = humantime::parse_duration)]
     pub session_ttl: Duration,
-
-    /// How long shutdown waits for in-flight requests.
-    #[arg(long, env = "SWITCHYARD_SHUTDOWN_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Duration,
-
-    /// Longest wait for a request's head (request line and headers) to arrive.
-    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT", hide_env_values = true, default_value = "30s", value_parser = humantime::parse_duration)]
-    pub header_read_timeout: Duration,
-
-    /// Longest a keep-alive connection may sit idle between requests before it is closed.
-    #[arg(long, env = "SWITCHYARD_IDLE_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub idle_timeout: Duration,
-
-    /// Longest reading one request body may take (project and platform alike); then 408.
-    #[arg(long, env = "SWITCHYARD_BODY_READ_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration)]
-    pub body_read_timeout: Duration,
-
-    /// Open connections at most; beyond it new ones wait until others close.
-    #[arg(
-        long,
-        env = "SWITCHYARD_MAX_CONNECTIONS",
-        hide_env_values = true,
-        default_value_t = 10_000
-    )]
-    pub max_connections: usize,
-
-    /// Largest request head (request line and headers) read; larger ones get 431.
-    #[arg(long, env = "SWITCHYARD_MAX_HEADER_SIZE", hide_env_values = true, default_value = "64KiB", value_parser = parse_size)]
-    pub max_header_size: usize,
 
     /// Password hashes computed at once (each takes 19 MiB; default: one per core).
     #[arg(long, env = "SWITCHYARD_HASH_CONCURRENCY", hide_env_values = true)]
@@ -192,6 +162,78 @@ pub struct ServeArgs {
         default_value_t = 256
     )]
     pub max_pattern_siblings: usize,
+}
+
+/// `switchyard gateway`: a gateway from a YAML file of routes and backends.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The YAML file of routes, backends and the default response; followed as it changes.
+    #[arg(
+        long,
+        short = 'c',
+        env = "SWITCHYARD_GATEWAY_CONFIG",
+        hide_env_values = true
+    )]
+    pub config: PathBuf,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Settings every kind of node takes: where it listens, connection limits, logs, journal.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "SWITCHYARD_LISTEN",
+        hide_env_values = true,
+        default_value = "127.0.0.1"
+    )]
+    pub listen: IpAddr,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(
+        long,
+        short = 'p',
+        env = "SWITCHYARD_PORT",
+        hide_env_values = true,
+        default_value_t = 8080
+    )]
+    pub port: u16,
+
+    /// Largest request body a project endpoint takes (e.g. 16MiB); larger ones get 413.
+    #[arg(long, env = "SWITCHYARD_BODY_LIMIT", hide_env_values = true, default_value = "16MiB", value_parser = parse_size)]
+    pub body_limit: usize,
+
+    /// How long shutdown waits for in-flight requests.
+    #[arg(long, env = "SWITCHYARD_SHUTDOWN_TIMEOUT", hide_env_values = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Longest wait for a request's head (request line and headers) to arrive.
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT", hide_env_values = true, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest a keep-alive connection may sit idle between requests before it is closed.
+    #[arg(long, env = "SWITCHYARD_IDLE_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest reading one request body may take (project and platform alike); then 408.
+    #[arg(long, env = "SWITCHYARD_BODY_READ_TIMEOUT", hide_env_values = true, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Open connections at most; beyond it new ones wait until others close.
+    #[arg(
+        long,
+        env = "SWITCHYARD_MAX_CONNECTIONS",
+        hide_env_values = true,
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
+
+    /// Largest request head (request line and headers) read; larger ones get 431.
+    #[arg(long, env = "SWITCHYARD_MAX_HEADER_SIZE", hide_env_values = true, default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_size: usize,
 
     /// Worker threads (default: one per core; 1 runs everything on one thread).
     #[arg(long, env = "SWITCHYARD_WORKERS", hide_env_values = true)]
@@ -275,27 +317,65 @@ fn parse_size(value: &str) -> Result<usize, String> {
     usize::try_from(size.as_u64()).map_err(|_| format!("{value} is too large"))
 }
 
+impl NodeArgs {
+    /// These settings over the defaults of a node with the store at `db`.
+    fn config(&self, db: String) -> Config {
+        let mut config = Config::new(db);
+        config.listen = self.listen;
+        config.port = self.port;
+        config.body_limit = self.body_limit as u64;
+        config.shutdown_timeout = self.shutdown_timeout;
+        config.limits = ConnectionLimits {
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_connections: self.max_connections,
+            max_header_size: self.max_header_size,
+        };
+        config.access_log = self.access_log == Switch::On;
+        config.journal_size = self.journal_size;
+        config.journal_body = self.journal_body;
+        config
+    }
+
+    /// Starts logging and the async runtime these settings ask for, and runs `main` on it.
+    fn run<F: std::future::Future<Output = anyhow::Result<()>>>(
+        &self,
+        main: impl FnOnce() -> F,
+    ) -> anyhow::Result<()> {
+        // Held to the end: dropping it flushes the log writer.
+        let _logs = logs::init(&LogSettings {
+            filter: self.log.clone(),
+            format: self.log_format,
+            file: self.log_file.clone(),
+            retention: self.log_retention,
+        })?;
+        // One worker means one core: a current-thread runtime serves it without the
+        // work-stealing machinery a multi-thread runtime pays for on every wake-up.
+        let mut runtime = match self.workers {
+            Some(1) => tokio::runtime::Builder::new_current_thread(),
+            Some(workers) => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(workers.max(1));
+                builder
+            }
+            None => tokio::runtime::Builder::new_multi_thread(),
+        };
+        runtime.enable_all();
+        let runtime = runtime.build().context("starting the async runtime")?;
+        runtime.block_on(main())
+    }
+}
+
 impl ServeArgs {
     /// Resolves the parsed options into a validated configuration.
     pub fn config(&self) -> anyhow::Result<Config> {
         let config = Config {
-            listen: self.listen,
-            port: self.port,
-            db: self.db.clone(),
             demo: self.demo,
             registration: self.registration,
             admin: Config::admin_from(self.admin_user.clone(), self.admin_password.clone())?,
             admin_body_limit: self.admin_body_limit,
-            body_limit: self.body_limit as u64,
             session_ttl: self.session_ttl,
-            shutdown_timeout: self.shutdown_timeout,
-            limits: ConnectionLimits {
-                header_read_timeout: self.header_read_timeout,
-                idle_timeout: self.idle_timeout,
-                body_read_timeout: self.body_read_timeout,
-                max_connections: self.max_connections,
-                max_header_size: self.max_header_size,
-            },
             login: LoginLimits {
                 hash_concurrency: self.hash_concurrency.unwrap_or(0),
                 hash_queue: self.hash_queue,
@@ -309,10 +389,8 @@ impl ServeArgs {
                 tokens_per_user: self.max_tokens_per_user,
                 pattern_siblings: self.max_pattern_siblings,
             },
-            access_log: self.access_log == Switch::On,
-            journal_size: self.journal_size,
-            journal_body: self.journal_body,
             commit_gate: None,
+            ..self.node.config(self.db.clone())
         };
         config.validate()?;
         Ok(config)
@@ -334,32 +412,13 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Gateway(args) => gateway(args),
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    // Held to the end: dropping it flushes the log writer.
-    let _logs = logs::init(&LogSettings {
-        filter: args.log.clone(),
-        format: args.log_format,
-        file: args.log_file.clone(),
-        retention: args.log_retention,
-    })?;
-    // One worker means one core: a current-thread runtime serves it without the
-    // work-stealing machinery a multi-thread runtime pays for on every wake-up.
-    let mut runtime = match args.workers {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(workers) => {
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(workers.max(1));
-            builder
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    runtime.enable_all();
-    let runtime = runtime.build().context("starting the async runtime")?;
-    runtime.block_on(async {
+    args.node.run(|| async {
         let server = server::start(config).await?;
         let addr = server.addr();
         if let Some(demo) = server.demo() {
@@ -379,6 +438,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         println!("Switchyard listening on http://{addr}");
         server.run_until_signal().await;
-        Ok::<_, anyhow::Error>(())
+        Ok(())
+    })
+}
+
+fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
+    let config = args.node.config(String::new());
+    let file = args.config.clone();
+    args.node.run(|| async {
+        let server = server::start_gateway(config, file).await?;
+        println!("Switchyard gateway listening on http://{}", server.addr());
+        server.run_until_signal().await;
+        Ok(())
     })
 }

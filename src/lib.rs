@@ -1,15 +1,17 @@
 //! Switchyard: many small HTTP APIs in one fast binary, changed at runtime.
 //!
-//! Modules in reading order: how a node starts (`cli`, `config`, `server`), how a request
-//! is answered (`routing`, `handlers`, `body`, `observe`), how a change is made (`platform`, `changes`,
-//! `store`), and the vocabulary all of them share (`model`, `accounts`, `error`).
+//! Modules in reading order: how a node starts (`cli`, `config`, `server`, and `gateway`
+//! for gateway mode), how a request is answered (`routing`, `pipeline`, `handlers`,
+//! `backends`, `body`, `observe`), how a change is made (`platform`, `changes`, `store`), and
+//! the vocabulary all of them share (`model`, `accounts`, `error`).
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
 pub mod config;
+pub(crate) mod gateway;
 pub mod server;
 
-pub mod backends;
+pub(crate) mod backends;
 pub(crate) mod body;
 pub(crate) mod handlers;
 pub(crate) mod observe;

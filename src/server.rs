@@ -81,6 +81,8 @@ pub enum ServerError {
     Admin(String),
     #[error("creating the demo data: {0}")]
     Demo(String),
+    #[error("gateway configuration {0}")]
+    Gateway(#[from] crate::gateway::GatewayError),
     #[error("listening on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -89,12 +91,23 @@ pub enum ServerError {
     },
 }
 
+/// Which first path segments the node answers itself rather than routing to projects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reserved {
+    /// The platform: `/auth`, `/admin`, `/health`, … (`model::RESERVED_NAMES`) and `/`.
+    Platform,
+    /// Gateway mode: only `/health`, `/ready`, `/stats` and `/metrics`; the file's routes
+    /// take everything else, `/` included.
+    Gateway,
+}
+
 /// The state every request reaches.
 struct App {
     /// Project requests.
     pipeline: Pipeline,
     /// Reserved paths: `/auth`, `/admin`, `/health`, `/stats`, …
     platform: axum::Router,
+    reserved: Reserved,
 }
 
 /// A running node.
@@ -210,7 +223,54 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             access_log: config.access_log,
         },
         platform: platform::router(state),
+        reserved: Reserved::Platform,
     });
+    let server = launch(app, &config, Some(store)).await?;
+    let startup = started.elapsed();
+    tracing::info!(addr = %server.addr, projects, endpoints, startup_ms = startup.as_secs_f64() * 1000.0, "listening");
+    Ok(Server { demo, ..server })
+}
+
+/// Starts a node in gateway mode: the routes, backends and default response of the YAML
+/// file at `file` (see `gateway`), followed as it changes; no store, no accounts, and only
+/// `/health`, `/ready`, `/stats` and `/metrics` reserved. `config.db` is not used.
+pub async fn start_gateway(
+    config: Config,
+    file: std::path::PathBuf,
+) -> Result<Server, ServerError> {
+    // Registration has no meaning here; the rest of the settings is checked as for `serve`.
+    let mut checked = config.clone();
+    checked
+        .registration
+        .get_or_insert(crate::config::Registration::Closed);
+    checked.validate()?;
+    let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));
+    let registry = Arc::new(crate::backends::Registry::new());
+    let routes = Arc::new(Routes::new(Default::default()));
+    let gateway = crate::gateway::Gateway::load(file, routes.clone(), registry)?;
+    let app = Arc::new(App {
+        pipeline: Pipeline {
+            routes: routes.clone(),
+            telemetry: telemetry.clone(),
+            body_limit: config.body_limit,
+            body_read_timeout: config.limits.body_read_timeout,
+            access_log: config.access_log,
+        },
+        platform: platform::gateway_router(routes, telemetry),
+        reserved: Reserved::Gateway,
+    });
+    let server = launch(app, &config, None).await?;
+    tokio::spawn(gateway.watch(server.shutdown.subscribe()));
+    tracing::info!(addr = %server.addr, "gateway listening");
+    Ok(server)
+}
+
+/// Binds the listener and serves `app` on it until shutdown.
+async fn launch(
+    app: Arc<App>,
+    config: &Config,
+    store: Option<Arc<dyn Store>>,
+) -> Result<Server, ServerError> {
     raise_fd_limit(config.limits.max_connections);
     let addr = SocketAddr::new(config.listen, config.port);
     let listener = bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
@@ -226,13 +286,11 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         config.limits.clone(),
         config.shutdown_timeout,
     ));
-    let startup = started.elapsed();
-    tracing::info!(%addr, projects, endpoints, startup_ms = startup.as_secs_f64() * 1000.0, "listening");
     Ok(Server {
         addr,
         shutdown,
         task,
-        demo,
+        demo: None,
     })
 }
 
@@ -262,7 +320,7 @@ async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     mut signal: watch::Receiver<bool>,
-    store: Arc<dyn Store>,
+    store: Option<Arc<dyn Store>>,
     limits: ConnectionLimits,
     shutdown_timeout: Duration,
 ) {
@@ -372,7 +430,9 @@ async fn serve(
         }
     }
     sweeper.abort();
-    store.close().await;
+    if let Some(store) = store {
+        store.close().await;
+    }
 }
 
 /// Connections the kernel may hold, handshake done, until the accept loop takes them. A
@@ -575,7 +635,7 @@ impl Connection {
         let app = &self.app;
         let telemetry = &app.pipeline.telemetry;
         let id = observe::request_id(request.headers(), || telemetry.unix_ms_at(start));
-        if is_platform(request.uri().path()) {
+        if self.app.reserves(request.uri().path()) {
             return self.later(Later::Platform(Box::new(request)), id, start);
         }
         let peer = self.peer;
@@ -619,15 +679,23 @@ impl Connection {
 }
 
 /// Whether `path` is for the platform: `/`, or a reserved first segment.
-fn is_platform(path: &str) -> bool {
-    let first = path
-        .strip_prefix('/')
-        .map(|rest| split_segment(rest).0)
-        .unwrap_or("");
-    first.is_empty() || is_reserved_root(first)
-}
+/// Names gateway mode keeps for itself.
+const GATEWAY_RESERVED: &[&str] = &["health", "ready", "stats", "metrics"];
 
 impl App {
+    /// Does the node answer this path itself (rather than a project)?
+    #[inline]
+    fn reserves(&self, path: &str) -> bool {
+        let first = path
+            .strip_prefix('/')
+            .map(|rest| split_segment(rest).0)
+            .unwrap_or("");
+        match self.reserved {
+            Reserved::Platform => first.is_empty() || is_reserved_root(first),
+            Reserved::Gateway => GATEWAY_RESERVED.contains(&first),
+        }
+    }
+
     /// The 500 of a handler that panicked, counted (a panic never drops the connection).
     fn panicked(&self, id: &HeaderValue, start: Stamp) -> Response<Body> {
         tracing::error!(request_id = ?id, "handler panicked");

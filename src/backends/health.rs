@@ -61,6 +61,7 @@ impl Health {
     }
 
     /// Failures in a row.
+    #[cfg(test)]
     pub fn failures(&self) -> u32 {
         self.failures.load(Ordering::Relaxed)
     }

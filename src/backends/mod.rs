@@ -306,10 +306,7 @@ impl Upstream {
         &self.targets
     }
 
-    pub fn policy(&self) -> Balance {
-        self.policy
-    }
-
+    #[cfg(test)]
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
@@ -378,11 +375,6 @@ impl Target {
     /// The `host` header a request to this target carries.
     pub fn host(&self) -> &HeaderValue {
         &self.host
-    }
-
-    /// The URL's base path, without its trailing `/`.
-    pub fn base(&self) -> &str {
-        &self.base
     }
 
     pub fn health(&self) -> &Health {

@@ -32,6 +32,19 @@ pub struct Backend {
     pub timeout_ms: u64,
 }
 
+impl Backend {
+    /// A backend of these targets with the default policy and timeouts.
+    pub fn with_urls(name: String, urls: Vec<String>) -> Backend {
+        Backend {
+            name,
+            urls,
+            policy: Balance::default(),
+            connect_timeout_ms: default_connect_timeout(),
+            timeout_ms: default_timeout(),
+        }
+    }
+}
+
 fn default_connect_timeout() -> u64 {
     5_000
 }

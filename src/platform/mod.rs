@@ -12,6 +12,7 @@ mod auth;
 mod backends;
 mod explain;
 pub mod extract;
+mod gateway;
 mod journal;
 mod stats;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub telemetry: Arc<crate::observe::Telemetry>,
     pub config: Arc<PlatformConfig>,
 }
+
+pub use gateway::router as gateway_router;
 
 /// The platform's routes.
 pub fn router(state: AppState) -> Router {

@@ -53,14 +53,19 @@ pub(super) async fn metrics(
         telemetry: state.telemetry.clone(),
         hashes_queued: state.accounts.hashes_queued(),
     });
-    Ok((
+    Ok(openmetrics(body))
+}
+
+/// A rendered exposition as its answer (OpenMetrics text, which Prometheus reads natively).
+pub(super) fn openmetrics(body: String) -> Response {
+    (
         [(
             axum::http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         body,
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

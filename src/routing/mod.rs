@@ -456,12 +456,18 @@ pub struct RouteTable {
     /// foldhash with a per-process random seed, as the router's static table: several
     /// times cheaper than SipHash on short keys, and still not predictable by tenants.
     mounts: foldhash::HashMap<Arc<str>, Arc<CompiledProject>>,
+    /// A project mounted at `/`, which takes every path (gateway mode).
+    root: Option<Arc<CompiledProject>>,
 }
 
 impl RouteTable {
     /// Splits `/owner/project/rest` into the project mounted there and the project-relative
-    /// rest (`/rest`, or `""`). Costs one hash lookup, whatever the number of projects.
+    /// rest (`/rest`, or `""`). Costs one hash lookup, whatever the number of projects. A
+    /// project mounted at `/` takes the whole path.
     pub fn resolve<'p>(&self, path: &'p str) -> Option<(&Arc<CompiledProject>, &'p str)> {
+        if let Some(root) = &self.root {
+            return Some((root, path));
+        }
         let trimmed = path.strip_prefix('/')?;
         let (owner, after_owner) = split_segment(trimmed);
         let (project, _) = split_segment(after_owner?);
@@ -474,7 +480,12 @@ impl RouteTable {
     }
 
     pub fn projects(&self) -> impl Iterator<Item = &Arc<CompiledProject>> {
-        self.mounts.values()
+        self.mounts.values().chain(self.root.as_ref())
+    }
+
+    /// The project mounted at `/`, if one is.
+    pub fn root(&self) -> Option<&Arc<CompiledProject>> {
+        self.root.as_ref()
     }
 }
 
@@ -495,6 +506,9 @@ pub enum Publish {
     Mount(Arc<CompiledProject>),
     /// Unmount the project with this store id, wherever it is mounted.
     Unmount(i64),
+    /// Mount this project at `/`, where it takes every path (gateway mode), replacing the
+    /// one there unless that one is of the same or a newer revision.
+    Root(Arc<CompiledProject>),
 }
 
 impl Routes {
@@ -515,7 +529,7 @@ impl Routes {
                 (key, Arc::new(CompiledProject::load(loaded, registry)))
             })
             .collect();
-        Routes::new(RouteTable { mounts })
+        Routes::new(RouteTable { mounts, root: None })
     }
 
     /// The table as it is now; hold the guard only for synchronous work.
@@ -536,6 +550,20 @@ impl Routes {
         let id = match &change {
             Publish::Mount(project) => project.def.id,
             Publish::Unmount(id) => *id,
+            Publish::Root(project) => {
+                if live
+                    .root
+                    .as_ref()
+                    .is_some_and(|root| root.def.revision >= project.def.revision)
+                {
+                    return None;
+                }
+                let table = RouteTable {
+                    root: Some(project.clone()),
+                    ..RouteTable::clone(&live)
+                };
+                return Some(self.current.swap(Arc::new(table)));
+            }
         };
         let mounted = live
             .mounts
@@ -559,6 +587,7 @@ impl Routes {
                 let (key, _) = mounted?;
                 table.mounts.remove(&key);
             }
+            Publish::Root(_) => {}
         }
         Some(self.current.swap(Arc::new(table)))
     }

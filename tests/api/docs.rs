@@ -69,6 +69,7 @@ fn the_committed_help_texts_match_the_binary() {
     for (args, file) in [
         (&["--help"][..], "docs/cli/switchyard-help.txt"),
         (&["serve", "--help"][..], "docs/cli/serve-help.txt"),
+        (&["gateway", "--help"][..], "docs/cli/gateway-help.txt"),
     ] {
         let printed = help(args);
         let committed = read(file);

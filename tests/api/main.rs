@@ -41,6 +41,7 @@ mod durability;
 mod endpoints;
 mod errors;
 mod explain;
+mod gateway;
 mod health;
 mod journal;
 mod login_limits;
