@@ -65,6 +65,9 @@ impl http_body::Body for Body {
     type Data = Bytes;
     type Error = axum::Error;
 
+    // The whole-bytes arm is the hot path and stays small enough to inline into hyper's
+    // writer; the streamed kinds are handled out of line.
+    #[inline]
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -76,12 +79,43 @@ impl http_body::Body for Body {
                 }
                 rest => rest.take().map(|b| Ok(Frame::data(b))),
             }),
+            streamed => streamed.poll_streamed(cx),
+        }
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(bytes) => bytes.is_none(),
+            streamed => streamed.streamed_end(),
+        }
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Body::Full(None) => SizeHint::with_exact(0),
+            streamed => streamed.streamed_hint(),
+        }
+    }
+}
+
+impl Body {
+    #[inline(never)]
+    fn poll_streamed(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        match self {
+            Body::Full(_) => Poll::Ready(None),
             Body::Axum(body) => Pin::new(body).poll_frame(cx),
             Body::Upstream(streamed) => streamed.poll_frame(cx),
         }
     }
 
-    fn is_end_stream(&self) -> bool {
+    #[inline(never)]
+    fn streamed_end(&self) -> bool {
         match self {
             Body::Full(bytes) => bytes.is_none(),
             Body::Axum(body) => body.is_end_stream(),
@@ -89,10 +123,10 @@ impl http_body::Body for Body {
         }
     }
 
-    fn size_hint(&self) -> SizeHint {
+    #[inline(never)]
+    fn streamed_hint(&self) -> SizeHint {
         match self {
-            Body::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
-            Body::Full(None) => SizeHint::with_exact(0),
+            Body::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Axum(body) => body.size_hint(),
             Body::Upstream(streamed) => {
                 let mut hint = streamed.body.size_hint();

@@ -27,6 +27,7 @@
 //! - What no project holds any more is freed: the registry keeps weak references only.
 
 pub mod client;
+pub mod docker;
 pub mod health;
 
 use std::cell::RefCell;
@@ -35,6 +36,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Uri};
@@ -58,6 +60,8 @@ thread_local! {
 /// The node's live upstreams: the clients, and every upstream and target health in use.
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Keeps the targets of Docker backends current (started by the first one).
+    discovery: Arc<docker::Discovery>,
 }
 
 /// Weak references only: what no compiled project holds is dropped (its entry pruned on the
@@ -75,6 +79,7 @@ struct Inner {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
     urls: Vec<String>,
+    docker: Option<crate::model::DockerSelector>,
     policy: Balance,
     connect_timeout_ms: u64,
     timeout_ms: u64,
@@ -84,6 +89,7 @@ impl Key {
     fn of(backend: &Backend) -> Key {
         Key {
             urls: backend.urls.clone(),
+            docker: backend.docker.clone(),
             policy: backend.policy,
             connect_timeout_ms: backend.connect_timeout_ms,
             timeout_ms: backend.timeout_ms,
@@ -107,6 +113,7 @@ impl Registry {
     pub fn new() -> Registry {
         Registry {
             inner: Mutex::new(Inner::default()),
+            discovery: Arc::new(docker::Discovery::default()),
         }
     }
 
@@ -119,10 +126,16 @@ impl Registry {
     pub fn upstreams(&self, backends: &[Backend]) -> Upstreams {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.prune();
-        let live = backends
+        let live: Arc<[(Box<str>, Arc<Upstream>)]> = backends
             .iter()
             .map(|backend| (Box::from(backend.name.as_str()), inner.upstream(backend)))
             .collect();
+        drop(inner);
+        for (_, upstream) in live.iter() {
+            if upstream.selector().is_some() {
+                self.discovery.register(upstream);
+            }
+        }
         Upstreams(live)
     }
 }
@@ -158,7 +171,8 @@ impl Inner {
             })
             .collect();
         let upstream = Arc::new(Upstream {
-            targets,
+            targets: ArcSwap::from_pointee(Targets::new(targets)),
+            selector: backend.docker.clone(),
             policy: backend.policy,
             connect_timeout: Duration::from_millis(backend.connect_timeout_ms),
             timeout: Duration::from_millis(backend.timeout_ms),
@@ -229,7 +243,11 @@ impl std::fmt::Debug for Upstreams {
 /// One backend, live: its targets, how to pick one, its timeouts and the client to send on.
 pub struct Upstream {
     /// At most [`MAX_TARGETS`] (what validation allows), so a pick fits a small array.
-    targets: Box<[Target]>,
+    /// Fixed for a backend of URLs; replaced whole by discovery for a Docker backend. A
+    /// request works on one snapshot ([`Upstream::targets`]), so its indices stay valid.
+    targets: ArcSwap<Targets>,
+    /// For a Docker backend, the containers it selects.
+    selector: Option<crate::model::DockerSelector>,
     policy: Balance,
     connect_timeout: Duration,
     timeout: Duration,
@@ -238,10 +256,38 @@ pub struct Upstream {
     client: Arc<Client>,
 }
 
+/// A backend's targets at one moment.
+#[derive(Debug, Default)]
+pub struct Targets(Box<[Target]>);
+
+impl Targets {
+    pub fn new(targets: Vec<Target>) -> Targets {
+        let mut targets = targets;
+        targets.truncate(MAX_TARGETS);
+        Targets(targets.into_boxed_slice())
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Target> {
+        self.0.get(index)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Target> {
+        self.0.iter()
+    }
+}
+
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Upstream")
-            .field("targets", &self.targets)
+            .field("targets", &self.targets.load())
             .field("policy", &self.policy)
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
@@ -250,28 +296,48 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// A target to send a request to at `now` ([`health::now_ms`]): one of the healthy
-    /// ones, by the policy; if every target is down, the one that comes back first (so that
-    /// a recovered target is found without waiting out its back-off). `None` only when the
-    /// backend has no target.
+    /// The targets as they are now. A request keeps this snapshot for all of its attempts.
     #[inline]
-    pub fn pick(&self, now: u64) -> Option<usize> {
-        if self.targets.len() == 1 {
+    pub fn targets(&self) -> Arc<Targets> {
+        self.targets.load_full()
+    }
+
+    /// Replaces the targets (Docker discovery).
+    pub(crate) fn set_targets(&self, targets: Targets) {
+        self.targets.store(Arc::new(targets));
+    }
+
+    /// The containers this upstream selects, for a Docker backend.
+    pub(crate) fn selector(&self) -> Option<&crate::model::DockerSelector> {
+        self.selector.as_ref()
+    }
+
+    /// A target of `targets` to send a request to at `now` ([`health::now_ms`]): one of the
+    /// healthy ones, by the policy; if every target is down, the one that comes back first
+    /// (so that a recovered target is found without waiting out its back-off). `None` only
+    /// when there is no target.
+    #[inline]
+    pub fn pick(&self, targets: &Targets, now: u64) -> Option<usize> {
+        if targets.is_empty() {
+            return None;
+        }
+        if targets.len() == 1 {
             return Some(0);
         }
-        self.choose(now, None).or_else(|| self.earliest(None))
+        self.choose(targets, now, None)
+            .or_else(|| earliest(targets, None))
     }
 
     /// A healthy target other than `tried`, for a second attempt; `None` if there is none.
-    pub fn pick_other(&self, now: u64, tried: usize) -> Option<usize> {
-        self.choose(now, Some(tried))
+    pub fn pick_other(&self, targets: &Targets, now: u64, tried: usize) -> Option<usize> {
+        self.choose(targets, now, Some(tried))
     }
 
     /// One of the targets up at `now` (but `except`), by the policy.
-    fn choose(&self, now: u64, except: Option<usize>) -> Option<usize> {
+    fn choose(&self, targets: &Targets, now: u64, except: Option<usize>) -> Option<usize> {
         let mut healthy = [0u8; MAX_TARGETS];
         let mut count = 0;
-        for (index, target) in self.targets.iter().enumerate().take(MAX_TARGETS) {
+        for (index, target) in targets.iter().enumerate().take(MAX_TARGETS) {
             if Some(index) != except && !target.health.is_down(now) {
                 // `index` < MAX_TARGETS = 64.
                 healthy[count] = index as u8;
@@ -288,22 +354,10 @@ impl Upstream {
         healthy.get(nth).map(|&index| usize::from(index))
     }
 
-    /// The target (but `except`) whose back-off ends first.
-    fn earliest(&self, except: Option<usize>) -> Option<usize> {
-        self.targets
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| Some(*index) != except)
-            .min_by_key(|(_, target)| target.health.down_until())
-            .map(|(index, _)| index)
-    }
-
-    pub fn target(&self, index: usize) -> Option<&Target> {
-        self.targets.get(index)
-    }
-
-    pub fn targets(&self) -> &[Target] {
-        &self.targets
+    /// Target `index` of the current set (tests).
+    #[cfg(test)]
+    pub fn target(&self, index: usize) -> Option<Target> {
+        self.targets().get(index).cloned()
     }
 
     #[cfg(test)]
@@ -333,8 +387,19 @@ pub enum Tail<'a> {
     Rest(Option<&'a str>),
 }
 
+/// The target (but `except`) whose back-off ends first.
+fn earliest(targets: &Targets, except: Option<usize>) -> Option<usize> {
+    targets
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| Some(*index) != except)
+        .min_by_key(|(_, target)| target.health.down_until())
+        .map(|(index, _)| index)
+}
+
 /// One target of a backend: where to connect, what to put in front of the path, and its
 /// health.
+#[derive(Clone)]
 pub struct Target {
     authority: Authority,
     /// The URL's path without its trailing `/`: empty for a URL without a path.
@@ -353,7 +418,10 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// A target from a URL (as validated by `model`), with its health from `health`;
     /// `None` if the URL is not a valid target.
-    fn parse(url: &str, health: impl FnOnce(&Authority) -> Arc<Health>) -> Option<Target> {
+    pub(crate) fn parse(
+        url: &str,
+        health: impl FnOnce(&Authority) -> Arc<Health>,
+    ) -> Option<Target> {
         let uri = crate::model::check_target_url(url).ok()?;
         let authority = uri.authority()?.clone();
         let host = HeaderValue::from_str(authority.as_str()).ok()?;

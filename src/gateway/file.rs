@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::model::{
-    Backend, Balance, EndpointSpec, HandlerSpec, MethodSpec, MockSpec, ProxySpec,
+    Backend, Balance, DockerSelector, EndpointSpec, HandlerSpec, MethodSpec, MockSpec, ProxySpec,
     check_backend_name,
 };
 
@@ -108,6 +108,14 @@ impl GatewayFile {
                     value.path_prefix
                 )));
             }
+            // Prefixes are plain text, as in the gateways this file format comes from: no
+            // `{parameter}` patterns (project endpoints have those).
+            if value.path_prefix.contains(['{', '}']) {
+                return Err(at(format!(
+                    "path_prefix `{}` is plain text; `{{` and `}}` are not allowed in it",
+                    value.path_prefix
+                )));
+            }
             // A prefix is matched on segment boundaries: `/api/` and `/api` are one prefix.
             let prefix = match value.path_prefix.trim_end_matches('/') {
                 "" => "/",
@@ -174,14 +182,14 @@ impl GatewayFile {
                     value.name
                 )));
             }
-            let urls = match (&value.urls, &value.match_labels) {
-                (Some(urls), None) => urls.clone(),
-                (None, Some(_)) => {
-                    return Err(at(format!(
-                        "backend `{}` selects Docker containers by `match_labels`; Docker discovery is not available in this build yet: list its `urls` instead",
-                        value.name
-                    )));
-                }
+            let (urls, docker) = match (&value.urls, &value.match_labels) {
+                (Some(urls), None) => (urls.clone(), None),
+                (None, Some(labels)) => (
+                    Vec::new(),
+                    Some(DockerSelector {
+                        match_labels: labels.clone(),
+                    }),
+                ),
                 (Some(_), Some(_)) => {
                     return Err(at(format!(
                         "backend `{}` gives both `urls` and `match_labels`; give one",
@@ -190,13 +198,14 @@ impl GatewayFile {
                 }
                 (None, None) => {
                     return Err(at(format!(
-                        "backend `{}` needs `urls` (or `match_labels`)",
+                        "backend `{}` needs `urls` or `match_labels`",
                         value.name
                     )));
                 }
             };
             let defaults = Backend::with_urls(value.name.clone(), urls);
             let backend = Backend {
+                docker,
                 policy: value.policy.unwrap_or(defaults.policy),
                 connect_timeout_ms: value
                     .connect_timeout_ms
@@ -316,12 +325,12 @@ backends:
                 "line 2: backend `b`: urls[0]",
             ),
             (
-                "backends:\n  - name: b\n    match_labels: [\"a=b\"]\n",
-                "line 2: backend `b` selects Docker containers",
+                "backends:\n  - name: b\n    match_labels: [\"=b\"]\n",
+                "line 2: backend `b`: docker.match_labels[0]",
             ),
             (
                 "backends:\n  - name: b\n",
-                "line 2: backend `b` needs `urls`",
+                "line 2: backend `b` needs `urls` or `match_labels`",
             ),
             (
                 "backends:\n  - name: b\n    urls: [\"http://x\"]\n  - name: b\n    urls: [\"http://y\"]\n",

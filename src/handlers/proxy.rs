@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 use smallvec::SmallVec;
 
 use super::{Context, Reply};
-use crate::backends::{Failure, Outgoing, Tail, Upstream, client::Chain, health};
+use crate::backends::{Failure, Outgoing, Tail, Targets, Upstream, client::Chain, health};
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::model::{PREFIX_TAIL, ProxySpec};
@@ -69,9 +69,11 @@ impl ProxyHandler {
             return Reply::Now(unavailable(&self.backend, id));
         };
         let now = health::now_ms();
+        // One snapshot of the targets for the whole exchange: discovery may replace them.
+        let targets = upstream.targets();
         let Some((index, target)) = upstream
-            .pick(now)
-            .and_then(|index| Some((index, upstream.target(index)?)))
+            .pick(&targets, now)
+            .and_then(|index| Some((index, targets.get(index)?)))
         else {
             return Reply::Now(unavailable(&self.backend, id));
         };
@@ -92,6 +94,7 @@ impl ProxyHandler {
         let headers = request_headers(cx.headers, target.host(), cx.peer.ip(), id);
         let exchange = Exchange {
             upstream: Arc::clone(upstream),
+            targets: Arc::clone(&targets),
             backend: self.backend.clone(),
             id: id.clone(),
             method: cx.method.clone(),
@@ -104,6 +107,8 @@ impl ProxyHandler {
 /// report on it.
 struct Exchange {
     upstream: Arc<Upstream>,
+    /// The targets as they were when the request arrived; `index` points into them.
+    targets: Arc<Targets>,
     backend: Arc<str>,
     id: HeaderValue,
     method: http::Method,
@@ -121,11 +126,11 @@ impl Exchange {
     ) -> Response<Body> {
         let deadline = tokio::time::Instant::now() + self.upstream.timeout();
         // Only a request without a body can be sent twice: a body is read as it is sent.
-        let mut again = body.as_ref().is_none_or(|body| body.is_end_stream())
-            && self.upstream.targets().len() > 1;
+        let mut again =
+            body.as_ref().is_none_or(|body| body.is_end_stream()) && self.targets.len() > 1;
         let mut body = Outgoing::from(body);
         loop {
-            let Some(target) = self.upstream.target(index) else {
+            let Some(target) = self.targets.get(index) else {
                 return unavailable(&self.backend, &self.id);
             };
             // The head is kept for a second attempt only when there may be one.
@@ -161,7 +166,8 @@ impl Exchange {
                 target.health().failed(health::now_ms());
             }
             let next = if again && kind.marks_down() {
-                self.upstream.pick_other(health::now_ms(), index)
+                self.upstream
+                    .pick_other(&self.targets, health::now_ms(), index)
             } else {
                 None
             };
@@ -178,8 +184,7 @@ impl Exchange {
                 Failure::ConnectTimeout => Code::GatewayTimeout,
                 Failure::Connect | Failure::Exchange => Code::BadGateway,
             };
-            let Some((next, other)) =
-                next.and_then(|next| Some((next, self.upstream.target(next)?)))
+            let Some((next, other)) = next.and_then(|next| Some((next, self.targets.get(next)?)))
             else {
                 return failure(code, &self.backend, &self.id);
             };

@@ -20,8 +20,13 @@ pub struct Backend {
     /// Unique in its project; may be left out where the name is given by the URL.
     #[serde(default)]
     pub name: String,
-    /// Targets: absolute `http://` URLs, each with an optional base path.
+    /// Targets: absolute `http://` URLs, each with an optional base path. Empty for a
+    /// Docker backend.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// Targets found in the Docker engine instead: running containers with these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<DockerSelector>,
     #[serde(default)]
     pub policy: Balance,
     /// How long connecting to a target may take.
@@ -38,6 +43,7 @@ impl Backend {
         Backend {
             name,
             urls,
+            docker: None,
             policy: Balance::default(),
             connect_timeout_ms: default_connect_timeout(),
             timeout_ms: default_timeout(),
@@ -51,6 +57,44 @@ fn default_connect_timeout() -> u64 {
 
 fn default_timeout() -> u64 {
     60_000
+}
+
+/// The containers a Docker backend sends to: every running (and, with a health check,
+/// healthy) container that carries each of `match_labels` (`key=value`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSelector {
+    pub match_labels: Vec<String>,
+}
+
+/// The most labels a Docker selector may require.
+pub const MAX_LABELS: usize = 32;
+
+impl DockerSelector {
+    /// The labels as `(key, value)` pairs; a label without `=` requires an empty value.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.match_labels
+            .iter()
+            .map(|label| label.split_once('=').unwrap_or((label.as_str(), "")))
+    }
+
+    fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
+        if self.match_labels.is_empty() || self.match_labels.len() > MAX_LABELS {
+            errors.push(FieldError::new(
+                format!("{prefix}match_labels"),
+                format!("list 1 to {MAX_LABELS} labels, each `key=value`"),
+            ));
+        }
+        for (index, label) in self.match_labels.iter().enumerate().take(MAX_LABELS) {
+            let key = label.split_once('=').map_or("", |(key, _)| key);
+            if key.is_empty() || label.len() > 1024 || label.chars().any(char::is_control) {
+                errors.push(FieldError::new(
+                    format!("{prefix}match_labels[{index}]"),
+                    format!("`{label}` is not a label selector; write `key=value`"),
+                ));
+            }
+        }
+    }
 }
 
 /// How a backend picks one of its healthy targets.
@@ -135,11 +179,21 @@ impl Backend {
         if let Err(message) = check_backend_name(&self.name) {
             errors.push(FieldError::new(field("name"), message));
         }
-        if self.urls.is_empty() || self.urls.len() > MAX_URLS {
-            errors.push(FieldError::new(
+        match &self.docker {
+            Some(_) if !self.urls.is_empty() => errors.push(FieldError::new(
                 field("urls"),
-                format!("list 1 to {MAX_URLS} target URLs"),
-            ));
+                "give `urls` or `docker`, not both",
+            )),
+            Some(docker) => docker.validate(&field("docker."), errors),
+            None if self.urls.is_empty() || self.urls.len() > MAX_URLS => {
+                errors.push(FieldError::new(
+                    field("urls"),
+                    format!(
+                        "list 1 to {MAX_URLS} target URLs (or select containers with `docker`)"
+                    ),
+                ))
+            }
+            None => {}
         }
         for (index, url) in self.urls.iter().enumerate().take(MAX_URLS) {
             if let Err(message) = check_target_url(url) {

@@ -130,7 +130,7 @@ impl Pipeline {
                 match policy::check(&project, &head) {
                     Ok(()) => {
                         // Stage 3: the handler.
-                        let cx = Context {
+                        let cx = || Context {
                             method: &head.method,
                             path: inside(rest),
                             query: head.uri.query(),
@@ -140,7 +140,7 @@ impl Pipeline {
                             peer,
                             upstreams: &project.upstreams,
                         };
-                        (Ok(endpoint.handler.respond(&cx, &mut body)), Some(index))
+                        (Ok(endpoint.handler.respond(cx, &mut body)), Some(index))
                     }
                     Err(error) => (Err(error), None),
                 }

@@ -465,9 +465,13 @@ impl RouteTable {
     /// rest (`/rest`, or `""`). Costs one hash lookup, whatever the number of projects. A
     /// project mounted at `/` takes the whole path.
     pub fn resolve<'p>(&self, path: &'p str) -> Option<(&Arc<CompiledProject>, &'p str)> {
-        if let Some(root) = &self.root {
-            return Some((root, path));
-        }
+        self.mounted(path)
+            .or_else(|| self.root.as_ref().map(|root| (root, path)))
+    }
+
+    /// The project mounted at `/owner/project`, and the rest of the path.
+    #[inline]
+    fn mounted<'p>(&self, path: &'p str) -> Option<(&Arc<CompiledProject>, &'p str)> {
         let trimmed = path.strip_prefix('/')?;
         let (owner, after_owner) = split_segment(trimmed);
         let (project, _) = split_segment(after_owner?);

@@ -10,8 +10,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_parse::{Scrape, Value as Sample};
@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 use switchyard::config::Config;
 use switchyard::server::{self, Server};
 use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::{assert_error, header, json_body};
+use crate::helpers::{Process, assert_error, header, json_body};
 use crate::upstream::{Upstream, refused_url};
 
 /// How long a valid edit may take to be served: the contract's second (250 ms polls), and
@@ -90,34 +91,37 @@ async fn start_at(file: &Path) -> Result<Server, String> {
         .map_err(|error| message(&error))
 }
 
-/// Writes `yaml` to `routes.yml` in a new temporary directory and starts a gateway on it.
-async fn spawn_gateway(yaml: &str) -> Gw {
+/// Writes `yaml` to `routes.yml` in a new temporary directory and starts a gateway on it;
+/// `Err` holds the start error's message and the file's path.
+async fn try_gateway(yaml: &str) -> Result<Gw, (String, String)> {
     let dir = tempfile::tempdir().expect("temporary directory");
     let file = dir.path().join("routes.yml");
     std::fs::write(&file, yaml).expect("write the routes file");
-    let server = start_at(&file)
-        .await
-        .unwrap_or_else(|error| panic!("the gateway starts: {error}\n{yaml}"));
-    Gw {
-        addr: server.addr(),
-        client: client(),
-        dir,
-        file,
-        _server: server,
+    match start_at(&file).await {
+        Ok(server) => Ok(Gw {
+            addr: server.addr(),
+            client: client(),
+            dir,
+            file,
+            _server: server,
+        }),
+        Err(error) => Err((error, file.display().to_string())),
+    }
+}
+
+/// Starts a gateway on `yaml`, which must succeed.
+async fn spawn_gateway(yaml: &str) -> Gw {
+    match try_gateway(yaml).await {
+        Ok(gw) => gw,
+        Err((error, _)) => panic!("the gateway starts: {error}\n{yaml}"),
     }
 }
 
 /// Starts a gateway on `yaml`, which must fail; gives the error and the file's path.
 async fn start_error(yaml: &str) -> (String, String) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let file = dir.path().join("routes.yml");
-    std::fs::write(&file, yaml).expect("write the routes file");
-    match start_at(&file).await {
-        Ok(server) => {
-            server.shutdown().await;
-            panic!("the gateway started on a file it must refuse:\n{yaml}")
-        }
-        Err(error) => (error, file.display().to_string()),
+    match try_gateway(yaml).await {
+        Ok(_) => panic!("the gateway started on a file it must refuse:\n{yaml}"),
+        Err(failure) => failure,
     }
 }
 
@@ -473,20 +477,15 @@ async fn a_prefix_is_text_never_a_pattern() {
             &[(prefix, "a"), ("/", "root")],
             &[("a", &a.url()), ("root", &root.url())],
         );
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let path = dir.path().join("routes.yml");
-        std::fs::write(&path, &yaml).expect("write the routes file");
-        match start_at(&path).await {
-            Err(error) => assert!(names_line(&error, 2), "{prefix}: no `line 2` in: {error}"),
-            Ok(server) => {
-                let url = format!("http://{}{other}", server.addr());
-                let answer = upstream_at(&client(), &url).await;
+        match try_gateway(&yaml).await {
+            Err((error, _)) => assert!(names_line(&error, 2), "{prefix}: no `line 2` in: {error}"),
+            Ok(gw) => {
+                let answer = upstream_at(&gw.client, &gw.url(other)).await;
                 assert_eq!(
                     answer.as_deref(),
                     Ok("root"),
                     "prefix {prefix} took {other} as a pattern"
                 );
-                server.shutdown().await;
             }
         }
     }
@@ -685,7 +684,8 @@ async fn a_bad_file_is_a_start_error_naming_the_file_and_line() {
         (
             "a wrong type",
             format!(
-                "routes:\n  - path_prefix: /api\n    backend: a\n    strip_prefix: sometimes\nbackends:\n{}",
+                "routes:\n{}    strip_prefix: sometimes\nbackends:\n{}",
+                route("/api", "a"),
                 backend("a", url)
             ),
             4,
@@ -694,7 +694,8 @@ async fn a_bad_file_is_a_start_error_naming_the_file_and_line() {
         (
             "a route naming an undefined backend",
             format!(
-                "routes:\n  - path_prefix: /ok\n    backend: a\n  - {{ path_prefix: /bad, backend: nope }}\nbackends:\n{}",
+                "routes:\n{}  - {{ path_prefix: /bad, backend: nope }}\nbackends:\n{}",
+                route("/ok", "a"),
                 backend("a", url)
             ),
             4,
@@ -713,15 +714,17 @@ async fn a_bad_file_is_a_start_error_naming_the_file_and_line() {
             "/dup",
         ),
         (
-            "a match_labels backend",
+            // Refused whether or not the build discovers Docker containers: the selector is
+            // no `key=value`.
+            "a match_labels backend with a bad selector",
             format!(
-                "routes:\n{}{}backends:\n{}  - {{ name: orders, match_labels: [\"app_name=orders\", \"env=production\"] }}\n",
+                "routes:\n{}{}backends:\n{}  - {{ name: orders, match_labels: [\"=orders\"] }}\n",
                 route("/payment", "payment"),
                 route("/orders", "orders"),
                 backend("payment", url)
             ),
             9,
-            "Docker discovery is not available",
+            "orders",
         ),
         (
             "a bad URL",
@@ -842,6 +845,77 @@ async fn reload_applies_good_edits_and_keeps_the_last_good_config_otherwise() {
     std::fs::remove_dir(&gw.file).expect("remove the directory");
     gw.rewrite(&file(&[("/svc", "a")], &backends));
     gw.wait_applied("/svc", "a").await;
+}
+
+/// `switchyard gateway -c FILE -p 0` running, and every line it has written to stderr so
+/// far (read as it comes, so that it never blocks on a full pipe).
+async fn gateway_process(file: &Path) -> (Process, Arc<Mutex<Vec<String>>>) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["gateway", "-c"])
+        .arg(file)
+        .args(["-p", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let logged = stderr.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            logged.lock().expect("stderr lines").push(line);
+        }
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.expect("stdout line") {
+            if let Some((_, url)) = line.split_once("listening on ") {
+                return url.to_owned();
+            }
+        }
+        panic!("the binary exited before listening: {:?}", stderr.lock());
+    })
+    .await
+    .expect("the binary listens within 30 s");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (Process { child, base }, stderr)
+}
+
+#[tokio::test]
+async fn the_binary_logs_a_rejected_edit_and_serves_on() {
+    let a = Upstream::start("a").await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("routes.yml");
+    std::fs::write(&path, file(&[("/svc", "a")], &[("a", &a.url())])).expect("write");
+    let (process, stderr) = gateway_process(&path).await;
+    let client = client();
+    let svc = format!("{}/svc", process.base);
+    assert_eq!(upstream_at(&client, &svc).await.as_deref(), Ok("a"));
+
+    let next = dir.path().join("next.yml");
+    std::fs::write(&next, "routes:\n  - path_prefix: /svc\n    backnd: a\n").expect("write");
+    std::fs::rename(&next, &path).expect("rename");
+    let shown = path.display().to_string();
+    let start = Instant::now();
+    loop {
+        let logged = stderr.lock().expect("stderr lines").clone();
+        let rejection = logged
+            .iter()
+            .find(|line| line.contains(&shown) && names_line(line, 3) && line.contains("backnd"));
+        if let Some(line) = rejection {
+            assert!(line.contains("ERROR"), "not logged as an error: {line}");
+            break;
+        }
+        assert!(
+            start.elapsed() < APPLIED_WITHIN,
+            "no rejection naming {shown} and line 3 logged: {logged:#?}"
+        );
+        tokio::time::sleep(PROBE_EVERY).await;
+    }
+    assert_eq!(upstream_at(&client, &svc).await.as_deref(), Ok("a"));
+    process.terminate().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

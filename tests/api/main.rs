@@ -25,6 +25,11 @@
 //! - `metrics`: `/metrics`, parsed as Prometheus text.
 //! - `explain`: `/admin/explain`: hits, wrong methods, near misses.
 //! - `journal`: the request journal: entries, the cap, truncation, filters, counts.
+//! - `proxy`: backends and proxy endpoints against real upstreams (`upstream` starts them):
+//!   forwarding, streaming, errors, balancing, passive health.
+//! - `gateway`: gateway mode from a YAML file: routing, the default response, start errors,
+//!   live reload, atomic swaps, route order.
+//! - `docker`: Docker backends against the real engine (`scripts/test` provides it).
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -36,6 +41,7 @@ mod bodies;
 mod changes;
 mod connections;
 mod demo;
+mod docker;
 mod docs;
 mod durability;
 mod endpoints;
