@@ -393,7 +393,10 @@ async fn serve(
             connection.watch.busy();
             connection.answer(request)
         });
-        let connection = builder.serve_connection(TokioIo::new(io), service);
+        // Upgrades: a proxy endpoint passes a WebSocket (or any `Upgrade`) through.
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
         let telemetry = app.pipeline.telemetry.clone();
         telemetry.connections.fetch_add(1, Ordering::Relaxed);
         let deadlines = deadlines.clone();
@@ -672,7 +675,11 @@ impl Connection {
                 Err(_) => app.panicked(&id, start),
             };
             observe::set_request_id(response.headers_mut(), id);
-            connection.watch.idle();
+            // An upgraded connection is a tunnel from now on: it stays busy (no idle or head
+            // deadline) until either side closes it.
+            if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                connection.watch.idle();
+            }
             Ok(response)
         }))
     }

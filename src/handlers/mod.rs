@@ -40,20 +40,37 @@ pub struct Context<'a> {
 /// The request body, for a handler to take (to read it, or forward it). What no handler
 /// takes, the pipeline drains within the body limits, so that the connection can carry the
 /// next request.
-pub struct RequestBody(Option<Incoming>);
+pub struct RequestBody {
+    body: Option<Incoming>,
+    /// The connection itself, once answered with `101 Switching Protocols`, for a request
+    /// that asks for an upgrade (WebSocket) and a handler that can forward one.
+    upgrade: Option<hyper::upgrade::OnUpgrade>,
+}
 
 impl RequestBody {
     pub fn new(body: Incoming) -> RequestBody {
-        RequestBody(Some(body))
+        RequestBody {
+            body: Some(body),
+            upgrade: None,
+        }
     }
 
     pub fn take(&mut self) -> Option<Incoming> {
-        self.0.take()
+        self.body.take()
+    }
+
+    /// Hands over the connection's upgrade, if the request asked for one.
+    pub fn set_upgrade(&mut self, upgrade: Option<hyper::upgrade::OnUpgrade>) {
+        self.upgrade = upgrade;
+    }
+
+    pub fn take_upgrade(&mut self) -> Option<hyper::upgrade::OnUpgrade> {
+        self.upgrade.take()
     }
 
     /// What is left for the pipeline to drain.
     pub fn into_rest(self) -> Option<Incoming> {
-        self.0
+        self.body
     }
 }
 
@@ -90,6 +107,12 @@ impl Handler {
         }
     }
 
+    /// Whether this handler can take over an upgraded connection (WebSocket).
+    #[inline]
+    pub fn forwards_upgrades(&self) -> bool {
+        matches!(self, Handler::Proxy(_))
+    }
+
     /// The headers every answer of this handler carries (an `x-request-id` placeholder
     /// aside), when they are fixed: the journal shares them rather than copying them.
     #[inline]
@@ -108,8 +131,8 @@ impl Handler {
         match self {
             // A mock does not read the request; the pipeline drains its body.
             Handler::Mock(mock) => mock.respond(),
-            // A proxy forwards the body as it arrives.
-            Handler::Proxy(proxy) => proxy.respond(&cx(), body.take()),
+            // A proxy forwards the body as it arrives, and an upgraded connection's bytes.
+            Handler::Proxy(proxy) => proxy.respond(&cx(), body.take(), body.take_upgrade()),
         }
     }
 }

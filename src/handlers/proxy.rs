@@ -20,9 +20,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderName};
-use http::{HeaderMap, HeaderValue, Request, Response, Uri};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::Body as _;
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
 use smallvec::SmallVec;
 
 use super::{Context, Reply};
@@ -57,7 +59,12 @@ impl ProxyHandler {
 
     /// Forwards the request. Synchronous set-up (pick a target, build the upstream request
     /// head) then [`Reply::Later`] with a boxed future that sends it and maps the answer.
-    pub fn respond(&self, cx: &Context<'_>, body: Option<Incoming>) -> Reply {
+    pub fn respond(
+        &self,
+        cx: &Context<'_>,
+        body: Option<Incoming>,
+        upgrade: Option<OnUpgrade>,
+    ) -> Reply {
         let id = cx.request_id;
         let Some(upstream) = cx.upstreams.get(&self.backend) else {
             // Validation makes a proxy endpoint name one of its project's backends.
@@ -91,8 +98,18 @@ impl ProxyHandler {
             );
             return Reply::Now(failure(Code::BadGateway, &self.backend, id));
         };
-        let headers = request_headers(cx.headers, target.host(), cx.peer.ip(), id);
+        let mut headers = request_headers(cx.headers, target.host(), cx.peer.ip(), id);
+        // A request for a protocol switch (WebSocket) keeps its `Upgrade` upstream, and the
+        // `Connection: upgrade` that makes it one; the caller's connection goes along.
+        let upgrade = upgrade.filter(|_| cx.headers.contains_key(header::UPGRADE));
+        if upgrade.is_some() {
+            for value in cx.headers.get_all(header::UPGRADE) {
+                headers.append(header::UPGRADE, value.clone());
+            }
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         let exchange = Exchange {
+            upgrade,
             upstream: Arc::clone(upstream),
             targets: Arc::clone(&targets),
             backend: self.backend.clone(),
@@ -106,6 +123,8 @@ impl ProxyHandler {
 /// One request on its way upstream, with what its future needs to send it (again) and
 /// report on it.
 struct Exchange {
+    /// The caller's connection, for a request that asks for a protocol switch.
+    upgrade: Option<OnUpgrade>,
     upstream: Arc<Upstream>,
     /// The targets as they were when the request arrived; `index` points into them.
     targets: Arc<Targets>,
@@ -118,7 +137,7 @@ impl Exchange {
     /// Sends the request to target `index` (and on a failed connect, without a body, once
     /// more to another target), and maps the answer.
     async fn run(
-        self,
+        mut self,
         mut index: usize,
         mut uri: Uri,
         mut headers: HeaderMap,
@@ -147,7 +166,12 @@ impl Exchange {
             let error = match sent.await {
                 Ok(Ok(response)) => {
                     target.health().succeeded();
-                    return relay(response);
+                    return match self.upgrade.take() {
+                        Some(caller) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                            tunnel(caller, response, &self.backend, &self.id)
+                        }
+                        _ => relay(response),
+                    };
                 }
                 Ok(Err(error)) => error,
                 Err(_) => {
@@ -207,6 +231,58 @@ fn relay(response: Response<Incoming>) -> Response<Body> {
     let mut answer = Response::new(Body::upstream(body));
     *answer.status_mut() = head.status;
     *answer.headers_mut() = response_headers(head.headers);
+    answer
+}
+
+/// The caller's answer to an upstream's `101 Switching Protocols`: the same head (its
+/// `Upgrade` and `Connection: upgrade` kept, as a switch needs them), and, once both sides
+/// have switched, the two connections joined byte for byte until either closes.
+fn tunnel(
+    caller: OnUpgrade,
+    mut response: Response<Incoming>,
+    backend: &Arc<str>,
+    id: &HeaderValue,
+) -> Response<Body> {
+    let upstream = hyper::upgrade::on(&mut response);
+    let (head, _) = response.into_parts();
+    let (backend, request_id) = (backend.clone(), id.clone());
+    tokio::spawn(async move {
+        let (caller, upstream) = match tokio::try_join!(caller, upstream) {
+            Ok(both) => both,
+            Err(error) => {
+                tracing::warn!(
+                    request_id = error::id_str(&request_id),
+                    backend = &*backend,
+                    %error,
+                    "a connection upgrade could not be completed"
+                );
+                return;
+            }
+        };
+        let (mut caller, mut upstream) = (TokioIo::new(caller), TokioIo::new(upstream));
+        if let Err(error) = tokio::io::copy_bidirectional(&mut caller, &mut upstream).await {
+            tracing::debug!(
+                request_id = error::id_str(&request_id),
+                backend = &*backend,
+                %error,
+                "an upgraded connection ended with an error"
+            );
+        }
+    });
+    let upgrade: SmallVec<[HeaderValue; 1]> = head
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .cloned()
+        .collect();
+    let mut answer = Response::new(Body::empty());
+    *answer.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let mut headers = response_headers(head.headers);
+    for value in upgrade {
+        headers.append(header::UPGRADE, value);
+    }
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    *answer.headers_mut() = headers;
     answer
 }
 

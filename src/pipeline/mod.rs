@@ -110,7 +110,7 @@ impl Pipeline {
         peer: SocketAddr,
         start: Stamp,
     ) -> Served {
-        let (head, body) = request.into_parts();
+        let (mut head, body) = request.into_parts();
         let mut body = RequestBody::new(body);
         let path = head.uri.path();
         // Stage 1a: the project, by its mount.
@@ -129,7 +129,11 @@ impl Pipeline {
                 // Stage 2: the project's policy.
                 match policy::check(&project, &head) {
                     Ok(()) => {
-                        // Stage 3: the handler.
+                        // Stage 3: the handler. hyper leaves an upgrade in the extensions
+                        // only of a request that asks for one (WebSocket).
+                        if endpoint.handler.forwards_upgrades() {
+                            body.set_upgrade(head.extensions.remove::<hyper::upgrade::OnUpgrade>());
+                        }
                         let cx = || Context {
                             method: &head.method,
                             path: inside(rest),

@@ -1107,3 +1107,83 @@ async fn backends_are_their_owners_business() {
         );
     }
 }
+
+// Upgrades.
+
+/// Sends a request asking to switch to the `echo` protocol on a raw connection and returns
+/// the connection and the answer's head.
+async fn upgrade(app: &TestApp, path: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: shop.test\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut byte))
+            .await
+            .expect("the answer's head in time")
+            .expect("read");
+        assert_eq!(
+            read, 1,
+            "the connection closed before the head ended: {head:?}"
+        );
+        head.push(byte[0]);
+    }
+    (stream, String::from_utf8(head).expect("utf-8 head"))
+}
+
+#[tokio::test]
+async fn an_upgrade_is_passed_through_and_the_connection_becomes_a_tunnel() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = Upstream::start("a").await;
+    let (app, _) = api_to(&a).await;
+    let (mut stream, head) = upgrade(&app, "/alice/shop/api/upgrade").await;
+    let lower = head.to_ascii_lowercase();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(lower.contains("upgrade: echo"), "{head}");
+    assert!(lower.contains("connection: upgrade"), "{head}");
+    assert!(lower.contains("x-request-id:"), "{head}");
+    // The upstream saw the switch asked for.
+    let seen = a.last();
+    assert_eq!(seen.header("upgrade"), Some("echo"));
+    assert!(
+        seen.header("connection")
+            .is_some_and(|value| value.eq_ignore_ascii_case("upgrade")),
+        "{:?}",
+        seen.headers
+    );
+    // Then bytes flow both ways, in several exchanges, unchanged.
+    let mut greeting = [0u8; 2];
+    stream.read_exact(&mut greeting).await.expect("greeting");
+    assert_eq!(&greeting, b"a\n");
+    for message in [&b"ping"[..], &[0u8, 255, 13, 10, 1][..], &[7u8; 3000][..]] {
+        stream.write_all(message).await.expect("write");
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_exact(&mut echoed),
+        )
+        .await
+        .expect("the echo in time")
+        .expect("read");
+        assert_eq!(echoed, message);
+    }
+}
+
+#[tokio::test]
+async fn an_upgrade_refused_upstream_is_an_ordinary_answer() {
+    let a = Upstream::start("a").await;
+    let (app, _) = api_to(&a).await;
+    // The upstream answers 200 (its echo): no switch, the answer is relayed as is.
+    let (_stream, head) = upgrade(&app, "/alice/shop/api/plain").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // And a mock never switches, whatever the request asks.
+    let (app, _) = shop(&[], &[mock("GET", "/hello", json!("hi"))]).await;
+    let (_stream, head) = upgrade(&app, "/alice/shop/hello").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}

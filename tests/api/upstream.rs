@@ -197,6 +197,45 @@ pub async fn garbage_url() -> String {
     format!("http://{addr}")
 }
 
+/// `101 Switching Protocols` to `protocol`; then the connection greets with the upstream's
+/// name and a newline, and echoes every byte it gets until the other side closes.
+fn switch(
+    upgrade: hyper::upgrade::OnUpgrade,
+    protocol: hyper::header::HeaderValue,
+    name: &str,
+) -> Response<Body> {
+    let greeting = format!("{name}\n");
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else {
+            return;
+        };
+        let mut io = TokioIo::new(upgraded);
+        if io.write_all(greeting.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut buffer = [0u8; 1024];
+        loop {
+            match io.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => {
+                    if io.write_all(&buffer[..read]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()).boxed_unsync());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    response
+        .headers_mut()
+        .insert(hyper::header::UPGRADE, protocol);
+    response
+        .headers_mut()
+        .insert(hyper::header::CONNECTION, "upgrade".parse().expect("value"));
+    response
+}
+
 async fn serve(listener: TcpListener, state: Arc<State>) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -210,6 +249,7 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
             let _ = hyper::server::conn::http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -219,7 +259,8 @@ async fn answer(
     state: Arc<State>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let body = body
         .collect()
         .await
@@ -284,6 +325,14 @@ async fn answer(
             let body = json!({"upstream": state.name, "status": status.as_u16()});
             full(status, "application/json", body.to_string())
         }
+        Some("upgrade") => match (upgrade, parts.headers.get(hyper::header::UPGRADE)) {
+            (Some(upgrade), Some(protocol)) => switch(upgrade, protocol.clone(), &state.name),
+            _ => full(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "no upgrade asked for",
+            ),
+        },
         Some("headers") => {
             let mut response = full(StatusCode::OK, "application/json", "{}");
             for (name, value) in HEADERS {
@@ -299,7 +348,7 @@ async fn answer(
 }
 
 const ROUTES: &[&str] = &[
-    "slow", "array", "text", "binary", "large", "chunked", "status", "headers",
+    "slow", "array", "text", "binary", "large", "chunked", "status", "headers", "upgrade",
 ];
 
 fn echo(name: &str, seen: &Seen) -> Response<Body> {
