@@ -18,7 +18,7 @@ use crate::routing::template::Template;
 
 mod backend;
 pub use backend::{
-    Backend, Balance, DockerSelector, ProxySpec, check_backend_name, check_target_url,
+    Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_name, check_target_url,
     validate_backends,
 };
 

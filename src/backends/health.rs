@@ -1,6 +1,7 @@
 //! Passive health of one upstream target, and the clock it is kept by.
 //!
-//! A target is never probed: it is judged by the requests sent to it. A connection it
+//! Passive health: a target is judged by the requests sent to it (a backend's active health
+//! check, if it has one, is `probe`'s, and kept apart). A connection it
 //! refuses (or that cannot reach it, or times out) marks it down for a back-off of 1 s,
 //! doubling to at most 30 s while it keeps failing; a response from it makes it healthy
 //! again at once. A back-off escalates only when a failure is seen while the target was

@@ -8,6 +8,9 @@
 //!   a pool of keep-alive connections to each target authority;
 //! - per-target passive health ([`health`]): a target that refuses connections is skipped
 //!   for a back-off;
+//! - for a backend with a `health_check`, active health ([`probe`]): one task per upstream
+//!   probes every target every interval, and a target that fails its check is skipped
+//!   until it passes again;
 //! - balancing: [`Upstream::pick`] chooses a healthy target, at random or in turn.
 //!
 //! The [`Registry`] (one per node) hands out an [`Upstream`] for each backend definition
@@ -16,10 +19,12 @@
 //!
 //! Invariants:
 //! - **Same definition, same upstream.** While an `Upstream` is alive, a definition with
-//!   the same URLs, policy and timeouts (whatever its name or project) gets that very `Arc`
-//!   back, so a project edit that keeps a backend keeps its health and round-robin
-//!   position, and its connections.
-//! - **Health is per target authority**, shared by every upstream that lists it.
+//!   the same URLs, policy, timeouts and health check (whatever its name or project) gets
+//!   that very `Arc` back, so a project edit that keeps a backend keeps its health (passive
+//!   and active), its round-robin position, its probe task and its connections.
+//! - **Passive health is per target authority**, shared by every upstream that lists it;
+//!   **active health is per upstream and target** (two backends may check one target on
+//!   different paths).
 //! - **The request path takes no lock**: picking reads atomics; the registry's lock is
 //!   taken on the change path only. Nothing here panics on any definition: a URL that does
 //!   not parse (validation keeps them out) is left out, and a backend left with no target
@@ -29,6 +34,7 @@
 pub mod client;
 pub mod docker;
 pub mod health;
+pub mod probe;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,8 +51,9 @@ use rand::{Rng, SeedableRng};
 
 pub use client::{Client, Failure, Outgoing};
 pub use health::Health;
+pub use probe::ActiveHealth;
 
-use crate::model::{Backend, Balance};
+use crate::model::{Backend, Balance, HealthCheck};
 
 /// The most targets an upstream keeps: the most URLs a backend may list (`model`'s
 /// `MAX_URLS`), so that a pick fits a small array on the stack.
@@ -83,6 +90,7 @@ struct Key {
     policy: Balance,
     connect_timeout_ms: u64,
     timeout_ms: u64,
+    health_check: Option<HealthCheck>,
 }
 
 impl Key {
@@ -93,6 +101,7 @@ impl Key {
             policy: backend.policy,
             connect_timeout_ms: backend.connect_timeout_ms,
             timeout_ms: backend.timeout_ms,
+            health_check: backend.health_check.clone(),
         }
     }
 }
@@ -118,11 +127,12 @@ impl Registry {
     }
 
     /// The live upstreams of a project's backend definitions. The same definition (name
-    /// aside: urls, policy, timeouts) gives back the very same `Arc<Upstream>` as long as
-    /// one is alive, so a project edit that keeps a backend keeps its health state and
-    /// round-robin position; per-target health is shared by every backend listing the same
-    /// target authority. Called on the change path only (takes a lock; never on the request
-    /// path).
+    /// aside: urls, docker selector, policy, timeouts, health check) gives back the very
+    /// same `Arc<Upstream>` as long as one is alive, so a project edit that keeps a backend
+    /// keeps its health state, probe task and round-robin position; passive per-target
+    /// health is shared by every backend listing the same target authority. Starts the
+    /// probe task of an upstream with a health check. Called on the change path only (takes
+    /// a lock; never on the request path).
     pub fn upstreams(&self, backends: &[Backend]) -> Upstreams {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.prune();
@@ -131,10 +141,12 @@ impl Registry {
             .map(|backend| (Box::from(backend.name.as_str()), inner.upstream(backend)))
             .collect();
         drop(inner);
-        for (_, upstream) in live.iter() {
+        for (name, upstream) in live.iter() {
+            upstream.rename(name);
             if upstream.selector().is_some() {
                 self.discovery.register(upstream);
             }
+            probe::start(upstream);
         }
         Upstreams(live)
     }
@@ -170,8 +182,22 @@ impl Inner {
                 target
             })
             .collect();
+        let probe = backend.health_check.as_ref().and_then(|check| {
+            let probe = probe::Probe::new(check);
+            if probe.is_none() {
+                tracing::warn!(
+                    backend = backend.name,
+                    path = check.path,
+                    "a health check whose path is not valid is left out"
+                );
+            }
+            probe
+        });
+        let targets = Targets::new(targets).checked(probe.is_some(), &Targets::default());
         let upstream = Arc::new(Upstream {
-            targets: ArcSwap::from_pointee(Targets::new(targets)),
+            name: Mutex::new(Arc::from(backend.name.as_str())),
+            targets: ArcSwap::from_pointee(targets),
+            probe,
             selector: backend.docker.clone(),
             policy: backend.policy,
             connect_timeout: Duration::from_millis(backend.connect_timeout_ms),
@@ -242,10 +268,15 @@ impl std::fmt::Debug for Upstreams {
 
 /// One backend, live: its targets, how to pick one, its timeouts and the client to send on.
 pub struct Upstream {
+    /// The name of the backend it was last handed out for (for logs; an upstream is shared
+    /// by every backend of the same definition, whatever its name).
+    name: Mutex<Arc<str>>,
     /// At most [`MAX_TARGETS`] (what validation allows), so a pick fits a small array.
     /// Fixed for a backend of URLs; replaced whole by discovery for a Docker backend. A
     /// request works on one snapshot ([`Upstream::targets`]), so its indices stay valid.
     targets: ArcSwap<Targets>,
+    /// The active health check, if the backend has one.
+    probe: Option<probe::Probe>,
     /// For a Docker backend, the containers it selects.
     selector: Option<crate::model::DockerSelector>,
     policy: Balance,
@@ -282,6 +313,21 @@ impl Targets {
     pub fn iter(&self) -> impl Iterator<Item = &Target> {
         self.0.iter()
     }
+
+    /// These targets with active health state when `checked` (the state `previous` has
+    /// for the same authority, else a fresh one, up), without any when not.
+    fn checked(mut self, checked: bool, previous: &Targets) -> Targets {
+        for target in self.0.iter_mut() {
+            target.active = checked.then(|| {
+                previous
+                    .iter()
+                    .find(|old| old.authority == target.authority)
+                    .and_then(|old| old.active.clone())
+                    .unwrap_or_default()
+            });
+        }
+        self
+    }
 }
 
 impl std::fmt::Debug for Upstream {
@@ -291,6 +337,7 @@ impl std::fmt::Debug for Upstream {
             .field("policy", &self.policy)
             .field("connect_timeout", &self.connect_timeout)
             .field("timeout", &self.timeout)
+            .field("probe", &self.probe)
             .finish_non_exhaustive()
     }
 }
@@ -302,9 +349,23 @@ impl Upstream {
         self.targets.load_full()
     }
 
-    /// Replaces the targets (Docker discovery).
+    /// Replaces the targets (Docker discovery). A target still there keeps its active
+    /// health state.
     pub(crate) fn set_targets(&self, targets: Targets) {
+        let targets = targets.checked(self.probe.is_some(), &self.targets.load());
         self.targets.store(Arc::new(targets));
+    }
+
+    /// The name of the backend this upstream was last handed out for.
+    pub fn name(&self) -> Arc<str> {
+        Arc::clone(&self.name.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn rename(&self, name: &str) {
+        let mut current = self.name.lock().unwrap_or_else(PoisonError::into_inner);
+        if **current != *name {
+            *current = Arc::from(name);
+        }
     }
 
     /// The containers this upstream selects, for a Docker backend.
@@ -313,9 +374,10 @@ impl Upstream {
     }
 
     /// A target of `targets` to send a request to at `now` ([`health::now_ms`]): one of the
-    /// healthy ones, by the policy; if every target is down, the one that comes back first
-    /// (so that a recovered target is found without waiting out its back-off). `None` only
-    /// when there is no target.
+    /// healthy ones (not in a back-off, not failing its health check), by the policy; if
+    /// every target is down, the one that comes back first (so that a recovered target is
+    /// found without waiting out its back-off), preferring a target in a back-off to one
+    /// failing its health check. `None` only when there is no target.
     #[inline]
     pub fn pick(&self, targets: &Targets, now: u64) -> Option<usize> {
         if targets.is_empty() {
@@ -338,7 +400,7 @@ impl Upstream {
         let mut healthy = [0u8; MAX_TARGETS];
         let mut count = 0;
         for (index, target) in targets.iter().enumerate().take(MAX_TARGETS) {
-            if Some(index) != except && !target.health.is_down(now) {
+            if Some(index) != except && !target.health.is_down(now) && !target.failing_check() {
                 // `index` < MAX_TARGETS = 64.
                 healthy[count] = index as u8;
                 count += 1;
@@ -387,13 +449,14 @@ pub enum Tail<'a> {
     Rest(Option<&'a str>),
 }
 
-/// The target (but `except`) whose back-off ends first.
+/// The target (but `except`) whose back-off ends first, among those passing their health
+/// check if any does.
 fn earliest(targets: &Targets, except: Option<usize>) -> Option<usize> {
     targets
         .iter()
         .enumerate()
         .filter(|(index, _)| Some(*index) != except)
-        .min_by_key(|(_, target)| target.health.down_until())
+        .min_by_key(|(_, target)| (target.failing_check(), target.health.down_until()))
         .map(|(index, _)| index)
 }
 
@@ -407,6 +470,8 @@ pub struct Target {
     /// The authority as a `host` header value.
     host: HeaderValue,
     health: Arc<Health>,
+    /// Its state under the backend's health check, when the backend has one.
+    active: Option<Arc<ActiveHealth>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -432,6 +497,7 @@ impl Target {
             base,
             host,
             health,
+            active: None,
         })
     }
 
@@ -447,6 +513,17 @@ impl Target {
 
     pub fn health(&self) -> &Health {
         &self.health
+    }
+
+    /// Its state under the backend's health check; `None` when the backend has none.
+    pub fn active(&self) -> Option<&ActiveHealth> {
+        self.active.as_deref()
+    }
+
+    /// Whether it fails the backend's health check (never, without one).
+    #[inline]
+    pub fn failing_check(&self) -> bool {
+        self.active.as_ref().is_some_and(|active| active.is_down())
     }
 
     /// The absolute URI of a request to this target: the base path, then `tail`, then

@@ -10,6 +10,7 @@ fn backend(name: &str, urls: &[&str], policy: Balance) -> Backend {
         policy,
         connect_timeout_ms: 5_000,
         timeout_ms: 60_000,
+        health_check: None,
     }
 }
 
@@ -256,4 +257,298 @@ fn the_live_state_is_shared_between_threads() {
     shared::<Registry>();
     shared::<Upstreams>();
     shared::<Upstream>();
+}
+
+// Active health checks.
+
+fn checked(name: &str, urls: &[&str], check: HealthCheck) -> Backend {
+    Backend {
+        health_check: Some(check),
+        ..backend(name, urls, Balance::RoundRobin)
+    }
+}
+
+/// Records `results` (`+` a success, `-` a failure) for target `index` of `upstream`.
+fn record(upstream: &Upstream, index: usize, results: &str) {
+    let target = upstream.target(index).unwrap();
+    let thresholds = probe::Thresholds {
+        unhealthy_after: 2,
+        healthy_after: 2,
+    };
+    for result in results.chars() {
+        target.active().unwrap().record(result == '+', thresholds);
+    }
+}
+
+#[test]
+fn a_target_failing_its_check_is_skipped_until_it_passes_again() {
+    let registry = Registry::new();
+    let all = registry.upstreams(&[checked("b", THREE, HealthCheck::of_path("/healthz"))]);
+    let upstream = all.get("b").unwrap();
+    let picks = |upstream: &Upstream| -> Vec<usize> {
+        (0..30)
+            .map(|_| upstream.pick(&upstream.targets(), 0).unwrap())
+            .collect()
+    };
+    assert!(picks(upstream).contains(&1), "every target starts up");
+    record(upstream, 1, "--");
+    assert!(upstream.target(1).unwrap().failing_check());
+    assert!(!picks(upstream).contains(&1));
+    // An answer to a proxied request does not bring it back; only its check does.
+    upstream.target(1).unwrap().health().succeeded();
+    assert!(!picks(upstream).contains(&1));
+    record(upstream, 1, "+");
+    assert!(!picks(upstream).contains(&1), "one success of two");
+    record(upstream, 1, "+");
+    assert!(picks(upstream).contains(&1));
+    // A second attempt never goes to a target failing its check.
+    record(upstream, 2, "--");
+    for _ in 0..20 {
+        assert_eq!(upstream.pick_other(&upstream.targets(), 0, 1), Some(0));
+    }
+}
+
+#[test]
+fn when_every_target_is_down_one_in_a_back_off_comes_before_one_failing_its_check() {
+    let registry = Registry::new();
+    let all = registry.upstreams(&[checked("b", THREE, HealthCheck::of_path("/healthz"))]);
+    let upstream = all.get("b").unwrap();
+    record(upstream, 0, "--");
+    record(upstream, 1, "--");
+    upstream.target(2).unwrap().health().failed(1_000);
+    for _ in 0..5 {
+        assert_eq!(upstream.pick(&upstream.targets(), 1_500), Some(2));
+    }
+    // Every target failing its check: still one is tried, the one whose back-off ends
+    // first.
+    record(upstream, 2, "--");
+    upstream.target(0).unwrap().health().failed(1_000);
+    assert_eq!(upstream.pick(&upstream.targets(), 1_500), Some(1));
+    assert_eq!(upstream.pick_other(&upstream.targets(), 1_500, 1), None);
+}
+
+#[test]
+fn the_health_check_is_part_of_the_definition() {
+    let registry = Registry::new();
+    let check = HealthCheck::of_path("/healthz");
+    let first = registry.upstreams(&[checked("a", THREE, check.clone())]);
+    let a = first.get("a").unwrap();
+    record(a, 0, "--");
+    // Same definition, another name: the same upstream, its targets' state kept.
+    let again = registry.upstreams(&[checked("renamed", THREE, check.clone())]);
+    assert!(Arc::ptr_eq(a, again.get("renamed").unwrap()));
+    assert!(a.target(0).unwrap().failing_check());
+    assert_eq!(&*a.name(), "renamed", "logs name the backend it now serves");
+    // Another check, or none: another upstream, with its own active state (passive health
+    // stays shared by authority).
+    let mut slower = check.clone();
+    slower.interval_ms = 10_000;
+    let other = registry.upstreams(&[
+        checked("slower", THREE, slower),
+        backend("plain", THREE, Balance::RoundRobin),
+    ]);
+    let slower = other.get("slower").unwrap();
+    let plain = other.get("plain").unwrap();
+    assert!(!Arc::ptr_eq(a, slower) && !Arc::ptr_eq(a, plain));
+    assert!(!slower.target(0).unwrap().failing_check());
+    assert!(plain.target(0).unwrap().active().is_none());
+    assert!(!plain.target(0).unwrap().failing_check());
+    let health = |upstream: &Upstream| -> *const Health { upstream.target(0).unwrap().health() };
+    assert_eq!(health(a), health(plain));
+}
+
+#[test]
+fn a_new_target_set_keeps_the_state_of_the_targets_it_still_has() {
+    let registry = Registry::new();
+    let upstream = registry.inner.lock().unwrap().upstream(&checked(
+        "b",
+        &["http://a:1", "http://b:2"],
+        HealthCheck::of_path("/h"),
+    ));
+    record(&upstream, 1, "--");
+    let parse = |url: &str| Target::parse(url, |_| Arc::new(Health::new())).unwrap();
+    upstream.set_targets(Targets::new(vec![parse("http://b:2"), parse("http://c:3")]));
+    assert!(
+        upstream.target(0).unwrap().failing_check(),
+        "b:2 is still down"
+    );
+    assert!(
+        !upstream.target(1).unwrap().failing_check(),
+        "c:3 starts up"
+    );
+    assert!(upstream.target(1).unwrap().active().is_some());
+    // Without a health check, targets get no active state.
+    let (_registry, plain) = live(THREE, Balance::Random);
+    plain.set_targets(Targets::new(vec![parse("http://b:2")]));
+    assert!(plain.target(0).unwrap().active().is_none());
+}
+
+/// A local HTTP server for probes: answers every request with `status`, and records what
+/// it was asked.
+struct Probed {
+    addr: std::net::SocketAddr,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    seen: Arc<Mutex<Vec<(String, String, String)>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Probed {
+    async fn start() -> Probed {
+        use std::sync::atomic::AtomicU16;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = Arc::new(AtomicU16::new(200));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (answer, log) = (Arc::clone(&status), Arc::clone(&seen));
+        let accept = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (answer, log) = (Arc::clone(&answer), Arc::clone(&log));
+                let service = hyper::service::service_fn(move |request: http::Request<_>| {
+                    let header = |name| {
+                        request
+                            .headers()
+                            .get(name)
+                            .and_then(|v: &HeaderValue| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    log.lock().unwrap().push((
+                        request.uri().to_string(),
+                        header(http::header::HOST),
+                        header(http::header::USER_AGENT),
+                    ));
+                    let status = answer.load(Ordering::SeqCst);
+                    let response = http::Response::builder()
+                        .status(status)
+                        .body(http_body_util::Full::new(Bytes::from_static(b"ok")))
+                        .unwrap();
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        Probed {
+            addr,
+            status,
+            seen,
+            accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+impl Drop for Probed {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Waits (up to 5 s) for `done`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited in vain: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn fast(path: &str) -> HealthCheck {
+    HealthCheck {
+        interval_ms: 100,
+        timeout_ms: 500,
+        unhealthy_after: 2,
+        healthy_after: 2,
+        ..HealthCheck::of_path(path)
+    }
+}
+
+#[tokio::test]
+async fn the_probe_task_follows_the_answers_and_stops_with_its_upstream() {
+    let server = Probed::start().await;
+    let registry = Registry::new();
+    let base = format!("{}/base", server.url());
+    let all = registry.upstreams(&[checked("b", &[&base], fast("/healthz?deep=1"))]);
+    let upstream = Arc::clone(all.get("b").unwrap());
+    let target = upstream.target(0).unwrap();
+    until("a first probe", || server.count() > 0).await;
+    let (uri, host, agent) = server.seen.lock().unwrap()[0].clone();
+    assert_eq!(uri, "/healthz?deep=1", "at the root: no base path");
+    assert_eq!(host, server.addr.to_string());
+    assert_eq!(agent, probe::USER_AGENT);
+    server.status.store(503, Ordering::SeqCst);
+    until("down after two failures", || target.failing_check()).await;
+    server.status.store(302, Ordering::SeqCst);
+    until("up after two successes", || !target.failing_check()).await;
+    drop((all, upstream));
+    let after = server.count();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(
+        server.count() <= after + 1,
+        "the probes stop with the upstream: {after} then {}",
+        server.count()
+    );
+}
+
+#[tokio::test]
+async fn unreachable_and_slow_targets_fail_their_check() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let refused = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let hold = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let registry = Registry::new();
+    let mut check = fast("/healthz");
+    check.timeout_ms = 100;
+    let all = registry.upstreams(&[checked("b", &[&refused, &silent_url], check)]);
+    let upstream = all.get("b").unwrap();
+    let (a, b) = (upstream.target(0).unwrap(), upstream.target(1).unwrap());
+    until("both down", || a.failing_check() && b.failing_check()).await;
+    hold.abort();
+}
+
+#[tokio::test]
+async fn a_docker_upstream_probes_its_current_targets() {
+    let (first, second) = (Probed::start().await, Probed::start().await);
+    let registry = Registry::new();
+    let mut definition = checked("d", &[], fast("/healthz"));
+    definition.docker = Some(crate::model::DockerSelector {
+        match_labels: vec!["app=x".into()],
+    });
+    // Not registered with discovery: the test sets the targets itself.
+    let upstream = registry.inner.lock().unwrap().upstream(&definition);
+    probe::start(&upstream);
+    let parse = |url: &str| Target::parse(url, |_| Arc::new(Health::new())).unwrap();
+    upstream.set_targets(Targets::new(vec![parse(&first.url())]));
+    until("the first target is probed", || first.count() > 0).await;
+    upstream.set_targets(Targets::new(vec![parse(&second.url())]));
+    until("the new target is probed", || second.count() > 0).await;
+    second.status.store(500, Ordering::SeqCst);
+    let target = upstream.target(0).unwrap();
+    until("the new target goes down", || target.failing_check()).await;
+    let before = first.count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        first.count() <= before + 1,
+        "a target that left is not probed"
+    );
 }

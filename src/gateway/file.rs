@@ -13,8 +13,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::model::{
-    Backend, Balance, DockerSelector, EndpointSpec, HandlerSpec, MethodSpec, MockSpec, ProxySpec,
-    check_backend_name,
+    Backend, Balance, DockerSelector, EndpointSpec, HandlerSpec, HealthCheck, MethodSpec, MockSpec,
+    ProxySpec, check_backend_name,
 };
 
 /// The file as written.
@@ -70,6 +70,10 @@ pub struct BackendEntry {
     pub connect_timeout_ms: Option<u64>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Active health checks of every target (`path`, and optionally `interval_ms`,
+    /// `timeout_ms`, `unhealthy_after`, `healthy_after`).
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// The id the default response's endpoint has in stats and metrics.
@@ -211,6 +215,7 @@ impl GatewayFile {
                     .connect_timeout_ms
                     .unwrap_or(defaults.connect_timeout_ms),
                 timeout_ms: value.timeout_ms.unwrap_or(defaults.timeout_ms),
+                health_check: value.health_check.clone(),
                 ..defaults
             };
             let mut errors = Vec::new();
@@ -345,6 +350,48 @@ backends:
                 .unwrap_err();
             assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
         }
+    }
+
+    #[test]
+    fn a_backend_may_have_a_health_check() {
+        let text = "backends:\n  - name: b\n    urls: [\"http://x\"]\n    health_check:\n      path: /healthz\n      interval_ms: 250\n  - name: c\n    urls: [\"http://y\"]\n";
+        let (_, backends) = GatewayFile::parse(text).unwrap().definition().unwrap();
+        let check = backends[0].health_check.as_ref().unwrap();
+        assert_eq!(check.path, "/healthz");
+        assert_eq!(check.interval_ms, 250);
+        assert_eq!(check.timeout_ms, HealthCheck::of_path("/").timeout_ms);
+        assert_eq!(backends[1].health_check, None);
+        let cases = [
+            (
+                "backends:\n  - name: b\n    urls: [\"http://x\"]\n    health_check:\n      path: healthz\n",
+                "line 2: backend `b`: health_check.path",
+            ),
+            (
+                "backends:\n  - name: b\n    urls: [\"http://x\"]\n  - name: c\n    match_labels: [\"a=b\"]\n    health_check: {path: /h, interval_ms: 50}\n",
+                "line 4: backend `c`: health_check.interval_ms: must be from 100 to 600000",
+            ),
+            (
+                "backends:\n  - name: b\n    urls: [\"http://x\"]\n    health_check: {path: /h, healthy_after: 11}\n",
+                "line 2: backend `b`: health_check.healthy_after",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = GatewayFile::parse(text)
+                .unwrap()
+                .definition()
+                .map(|_| ())
+                .unwrap_err();
+            assert!(error.starts_with(expected), "{error}\nexpected: {expected}");
+        }
+        // Shape errors come from the parser, with their line.
+        let error = GatewayFile::parse(
+            "backends:\n  - name: b\n    urls: [\"http://x\"]\n    health_check:\n      interval_ms: 100\n",
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("line 5") && error.contains("path"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Backend {
     /// How long a target may take to send its response head once the request is sent.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Active health checks: every target probed with `GET path` every interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 impl Backend {
@@ -47,6 +50,7 @@ impl Backend {
             policy: Balance::default(),
             connect_timeout_ms: default_connect_timeout(),
             timeout_ms: default_timeout(),
+            health_check: None,
         }
     }
 }
@@ -91,6 +95,109 @@ impl DockerSelector {
                 errors.push(FieldError::new(
                     format!("{prefix}match_labels[{index}]"),
                     format!("`{label}` is not a label selector; write `key=value`"),
+                ));
+            }
+        }
+    }
+}
+
+/// The shortest and longest probe interval or probe timeout, in milliseconds.
+pub const HEALTH_CHECK_MS: std::ops::RangeInclusive<u64> = 100..=600_000;
+/// The fewest and most consecutive probe results that turn a target down or up.
+pub const HEALTH_CHECK_THRESHOLD: std::ops::RangeInclusive<u32> = 1..=10;
+/// The longest health check path.
+pub const MAX_HEALTH_CHECK_PATH: usize = 1024;
+
+/// A backend's active health check: each target gets `GET path` every `interval_ms`; an
+/// answer of 2xx or 3xx within `timeout_ms` is a success, anything else a failure. After
+/// `unhealthy_after` failures in a row a target is down, and stays down until
+/// `healthy_after` successes in a row.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// The path (and query) probed, at the root of each target: a URL's base path is not
+    /// put in front of it.
+    pub path: String,
+    #[serde(default = "default_check_interval")]
+    pub interval_ms: u64,
+    #[serde(default = "default_check_timeout")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_unhealthy_after")]
+    pub unhealthy_after: u32,
+    #[serde(default = "default_healthy_after")]
+    pub healthy_after: u32,
+}
+
+fn default_check_interval() -> u64 {
+    5_000
+}
+
+fn default_check_timeout() -> u64 {
+    1_000
+}
+
+fn default_unhealthy_after() -> u32 {
+    3
+}
+
+fn default_healthy_after() -> u32 {
+    1
+}
+
+impl HealthCheck {
+    /// A check of `path` with the default interval, timeout and thresholds.
+    pub fn of_path(path: impl Into<String>) -> HealthCheck {
+        HealthCheck {
+            path: path.into(),
+            interval_ms: default_check_interval(),
+            timeout_ms: default_check_timeout(),
+            unhealthy_after: default_unhealthy_after(),
+            healthy_after: default_healthy_after(),
+        }
+    }
+
+    fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
+        let field = |name: &str| format!("{prefix}{name}");
+        let path_ok = self.path.starts_with('/')
+            && self.path.len() <= MAX_HEALTH_CHECK_PATH
+            && !self.path.contains('#')
+            && self.path.parse::<http::uri::PathAndQuery>().is_ok();
+        if !path_ok {
+            errors.push(FieldError::new(
+                field("path"),
+                format!(
+                    "`{}` is not a health check path: write a path starting with `/` (at most {MAX_HEALTH_CHECK_PATH} characters, no spaces or fragment), like `/healthz`",
+                    self.path
+                ),
+            ));
+        }
+        for (name, value) in [
+            ("interval_ms", self.interval_ms),
+            ("timeout_ms", self.timeout_ms),
+        ] {
+            if !HEALTH_CHECK_MS.contains(&value) {
+                errors.push(FieldError::new(
+                    field(name),
+                    format!(
+                        "must be from {} to {}",
+                        HEALTH_CHECK_MS.start(),
+                        HEALTH_CHECK_MS.end()
+                    ),
+                ));
+            }
+        }
+        for (name, value) in [
+            ("unhealthy_after", self.unhealthy_after),
+            ("healthy_after", self.healthy_after),
+        ] {
+            if !HEALTH_CHECK_THRESHOLD.contains(&value) {
+                errors.push(FieldError::new(
+                    field(name),
+                    format!(
+                        "must be from {} to {} probes in a row",
+                        HEALTH_CHECK_THRESHOLD.start(),
+                        HEALTH_CHECK_THRESHOLD.end()
+                    ),
                 ));
             }
         }
@@ -211,6 +318,9 @@ impl Backend {
                 ));
             }
         }
+        if let Some(check) = &self.health_check {
+            check.validate(&field("health_check."), errors);
+        }
     }
 }
 
@@ -292,6 +402,106 @@ mod tests {
         validate_backends(&twice, &mut errors);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].field, "backends[1].name");
+    }
+
+    #[test]
+    fn a_health_check_needs_a_path_and_has_defaults_for_the_rest() {
+        let b = backend(serde_json::json!({"name": "pay", "urls": ["http://a"]})).unwrap();
+        assert_eq!(b.health_check, None);
+        assert!(
+            serde_json::to_value(&b)
+                .unwrap()
+                .get("health_check")
+                .is_none()
+        );
+        let b = backend(serde_json::json!({"name": "pay", "urls": ["http://a"],
+            "health_check": {"path": "/healthz"}}))
+        .unwrap();
+        let check = b.health_check.clone().unwrap();
+        assert_eq!(check, HealthCheck::of_path("/healthz"));
+        assert_eq!(
+            (
+                check.interval_ms,
+                check.timeout_ms,
+                check.unhealthy_after,
+                check.healthy_after
+            ),
+            (5_000, 1_000, 3, 1)
+        );
+        assert!(fields(&b).is_empty());
+        // Shown whole, defaults included.
+        assert_eq!(
+            serde_json::to_value(&b).unwrap()["health_check"],
+            serde_json::json!({"path": "/healthz", "interval_ms": 5000, "timeout_ms": 1000,
+                "unhealthy_after": 3, "healthy_after": 1})
+        );
+        for bad in [
+            serde_json::json!({"interval_ms": 1000}),
+            serde_json::json!({"path": "/h", "method": "HEAD"}),
+            serde_json::json!({"path": "/h", "interval_ms": -1}),
+            serde_json::json!("/healthz"),
+        ] {
+            let json = serde_json::json!({"urls": ["http://a"], "health_check": bad});
+            assert!(backend(json).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn health_check_fields_are_checked_and_named() {
+        let check = |json: serde_json::Value| {
+            let mut all = serde_json::json!({"name": "b", "urls": ["http://a"]});
+            all["health_check"] = json;
+            fields(&backend(all).unwrap())
+        };
+        for path in ["/", "/healthz", "/status?full=1", "/a/b-c_d.json"] {
+            assert!(
+                check(serde_json::json!({"path": path})).is_empty(),
+                "{path}"
+            );
+        }
+        let long = format!("/{}", "a".repeat(MAX_HEALTH_CHECK_PATH));
+        for path in [
+            "healthz",
+            "",
+            "/a b",
+            "/h#frag",
+            "http://a/h",
+            long.as_str(),
+        ] {
+            assert_eq!(
+                check(serde_json::json!({"path": path})),
+                ["health_check.path"],
+                "{path}"
+            );
+        }
+        assert_eq!(
+            check(
+                serde_json::json!({"path": "/h", "interval_ms": 99, "timeout_ms": 600_001,
+                "unhealthy_after": 0, "healthy_after": 11})
+            ),
+            [
+                "health_check.interval_ms",
+                "health_check.timeout_ms",
+                "health_check.unhealthy_after",
+                "health_check.healthy_after"
+            ]
+        );
+        assert!(
+            check(
+                serde_json::json!({"path": "/h", "interval_ms": 100, "timeout_ms": 600_000,
+                "unhealthy_after": 1, "healthy_after": 10})
+            )
+            .is_empty(),
+            "the bounds are allowed"
+        );
+        let mut errors = Vec::new();
+        let mut with = backend(serde_json::json!({"name": "b", "urls": ["http://a"]})).unwrap();
+        with.health_check = Some(HealthCheck {
+            interval_ms: 0,
+            ..HealthCheck::of_path("/h")
+        });
+        validate_backends(&[with], &mut errors);
+        assert_eq!(errors[0].field, "backends[0].health_check.interval_ms");
     }
 
     proptest::proptest! {

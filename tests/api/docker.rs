@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reqwest::{Method, StatusCode};
@@ -28,7 +28,6 @@ use sha2::{Digest, Sha256};
 use switchyard::config::Config;
 use switchyard::server::{self, Server};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{Process, TestApp, assert_invalid, json_body, spawn_app};
 use crate::upstream::Upstream;
@@ -572,44 +571,6 @@ fn payment_routes(selector: &[String]) -> String {
     )
 }
 
-/// `switchyard gateway -c file -p 0` with `DOCKER_HOST=docker_host`, and its stderr so far.
-/// A process of its own, so that its `DOCKER_HOST` is its own: the test process's
-/// environment is shared by every test it runs (with `cargo test`, side by side).
-async fn gateway_process(file: &Path, docker_host: &str) -> (Process, Arc<Mutex<Vec<String>>>) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["gateway", "-c"])
-        .arg(file)
-        .args(["-p", "0", "--log-level", "info"])
-        .env("DOCKER_HOST", docker_host)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let logged = stderr.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            logged.lock().expect("stderr lines").push(line);
-        }
-    });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("stdout line") {
-            if let Some((_, url)) = line.split_once("listening on ") {
-                return url.to_owned();
-            }
-        }
-        panic!("the gateway exited before listening: {:#?}", stderr.lock());
-    })
-    .await
-    .expect("the gateway listens within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (Process { child, base }, stderr)
-}
-
 // Selection.
 
 #[tokio::test]
@@ -936,7 +897,12 @@ async fn an_unreachable_engine_answers_503_and_the_gateway_serves_on() {
     let selector = ["app_name=payment".to_owned()];
     std::fs::write(&file, mixed_routes(&upstream.url(), &selector)).expect("write");
     let nowhere = format!("unix://{}", dir.path().join("nonexistent.sock").display());
-    let (process, stderr) = gateway_process(&file, &nowhere).await;
+    let (process, stderr) = Process::gateway(
+        &file,
+        &["--log-level", "info"],
+        &[("DOCKER_HOST", &nowhere)],
+    )
+    .await;
     let client = client();
 
     let health = get(&client, &format!("{}/health", process.base)).await;
@@ -1020,7 +986,12 @@ async fn discovery_finds_the_engine_when_it_answers_again() {
     std::fs::write(&file, payment_routes(&scope.selector(&labels))).expect("write");
     // The gateway's engine is a socket of this test, which answers only from a point on.
     let socket = dir.path().join("docker.sock");
-    let (process, stderr) = gateway_process(&file, &format!("unix://{}", socket.display())).await;
+    let (process, stderr) = Process::gateway(
+        &file,
+        &["--log-level", "info"],
+        &[("DOCKER_HOST", &format!("unix://{}", socket.display()))],
+    )
+    .await;
     let client = client();
     let url = format!("{}/api/payment", process.base);
     for _ in 0..5 {

@@ -10,8 +10,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use prometheus_parse::{Scrape, Value as Sample};
@@ -20,7 +20,6 @@ use serde_json::{Value, json};
 use switchyard::config::Config;
 use switchyard::server::{self, Server};
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{Process, assert_error, header, json_body};
 use crate::upstream::{Upstream, refused_url};
@@ -847,49 +846,13 @@ async fn reload_applies_good_edits_and_keeps_the_last_good_config_otherwise() {
     gw.wait_applied("/svc", "a").await;
 }
 
-/// `switchyard gateway -c FILE -p 0` running, and every line it has written to stderr so
-/// far (read as it comes, so that it never blocks on a full pipe).
-async fn gateway_process(file: &Path) -> (Process, Arc<Mutex<Vec<String>>>) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["gateway", "-c"])
-        .arg(file)
-        .args(["-p", "0"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the binary starts");
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let logged = stderr.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            logged.lock().expect("stderr lines").push(line);
-        }
-    });
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.expect("stdout line") {
-            if let Some((_, url)) = line.split_once("listening on ") {
-                return url.to_owned();
-            }
-        }
-        panic!("the binary exited before listening: {:?}", stderr.lock());
-    })
-    .await
-    .expect("the binary listens within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (Process { child, base }, stderr)
-}
-
 #[tokio::test]
 async fn the_binary_logs_a_rejected_edit_and_serves_on() {
     let a = Upstream::start("a").await;
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("routes.yml");
     std::fs::write(&path, file(&[("/svc", "a")], &[("a", &a.url())])).expect("write");
-    let (process, stderr) = gateway_process(&path).await;
+    let (process, stderr) = Process::gateway(&path, &[], &[]).await;
     let client = client();
     let svc = format!("{}/svc", process.base);
     assert_eq!(upstream_at(&client, &svc).await.as_deref(), Ok("a"));

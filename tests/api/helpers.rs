@@ -469,6 +469,50 @@ impl Process {
         Process { child, base }
     }
 
+    /// Starts `switchyard gateway -c file -p 0` with extra `args` and environment `envs`
+    /// (a process of its own, so that its environment is its own), and collects every line
+    /// it writes to stderr as it comes (so that it never blocks on a full pipe).
+    pub async fn gateway(
+        file: &std::path::Path,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (Process, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["gateway", "-c"])
+            .arg(file)
+            .args(["-p", "0"])
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let logged = stderr.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                logged.lock().expect("stderr lines").push(line);
+            }
+        });
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("stdout line") {
+                if let Some((_, url)) = line.split_once("listening on ") {
+                    return url.to_owned();
+                }
+            }
+            panic!("the gateway exited before listening: {:#?}", stderr.lock());
+        })
+        .await
+        .expect("the gateway listens within 30 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (Process { child, base }, stderr)
+    }
+
     /// Sends SIGTERM and waits (up to 15 s) for a clean exit.
     pub async fn terminate(mut self) {
         let pid = self.child.id().expect("a pid").to_string();

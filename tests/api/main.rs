@@ -30,6 +30,9 @@
 //! - `gateway`: gateway mode from a YAML file: routing, the default response, start errors,
 //!   live reload, atomic swaps, route order.
 //! - `docker`: Docker backends against the real engine (`scripts/test` provides it).
+//! - `health_checks`: active health checks of backends (`health_check`): targets left out
+//!   and brought back by their probes, state kept across edits, gateway files, logs,
+//!   validation.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -49,6 +52,7 @@ mod errors;
 mod explain;
 mod gateway;
 mod health;
+mod health_checks;
 mod journal;
 mod login_limits;
 mod logs;
