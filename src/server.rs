@@ -821,6 +821,16 @@ fn limit_arenas() {
     }
 }
 
+/// Gives freed memory back to the OS shortly after a large change: by then the replaced
+/// revision (freed on a blocking thread by `routing::retire`) and the request's own buffers
+/// are gone. Without it glibc keeps the change's peak as RSS.
+pub(crate) fn release_memory_soon() {
+    tokio::spawn(async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = tokio::task::spawn_blocking(release_freed_memory).await;
+    });
+}
+
 /// Hands memory freed after loading (parsed rows, temporary strings) back to the OS, so that
 /// idle RSS reflects what the node keeps, not the peak of reading the store.
 pub(crate) fn release_freed_memory() {

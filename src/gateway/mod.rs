@@ -122,13 +122,20 @@ impl Gateway {
             }
             // Reading and compiling are synchronous and small; a huge file is compiled on
             // a blocking thread so that it never stalls the workers.
-            self = match tokio::task::spawn_blocking(move || {
-                self.poll();
-                self
+            let polled = tokio::task::spawn_blocking(move || {
+                let applied = self.poll();
+                (self, applied)
             })
-            .await
-            {
-                Ok(gateway) => gateway,
+            .await;
+            self = match polled {
+                Ok((gateway, applied)) => {
+                    if applied {
+                        // The replaced configuration (a large one is many small
+                        // allocations) is freed off to the side; give that memory back.
+                        crate::server::release_memory_soon();
+                    }
+                    gateway
+                }
                 Err(error) => {
                     tracing::error!(%error, "the gateway's file watcher stopped");
                     return;
@@ -137,19 +144,20 @@ impl Gateway {
         }
     }
 
-    /// One look at the file: reloads it if it changed since it was last looked at.
-    fn poll(&mut self) {
+    /// One look at the file: reloads it if it changed since it was last looked at. Says
+    /// whether a new configuration was applied.
+    fn poll(&mut self) -> bool {
         let seen = match std::fs::metadata(&self.path) {
             Ok(metadata) => Seen::of(&metadata),
             Err(error) => {
                 self.seen = None;
                 let error = self.error(format!("cannot be read: {error}"));
                 self.report(error);
-                return;
+                return false;
             }
         };
         if self.seen.as_ref() == Some(&seen) {
-            return;
+            return false;
         }
         // Looked at once per change, good or bad: a bad file is not parsed again until it
         // changes.
@@ -168,8 +176,12 @@ impl Gateway {
                         "the gateway configuration file is back, unchanged"
                     );
                 }
+                applied
             }
-            Err(error) => self.report(error),
+            Err(error) => {
+                self.report(error);
+                false
+            }
         }
     }
 

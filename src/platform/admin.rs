@@ -12,7 +12,6 @@
 use std::sync::Arc;
 
 use std::marker::PhantomData;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -409,7 +408,7 @@ pub(super) async fn replace_project(
     let large = definition.endpoints.len() >= LARGE_CHANGE;
     let reply = replace_or_create(&state, &principal, owner, name, expected, dry, definition).await;
     if large {
-        release_memory_soon();
+        crate::server::release_memory_soon();
     }
     reply
 }
@@ -420,16 +419,6 @@ const LARGE_BODY: usize = 256 * 1024;
 /// Projects with at least this many endpoints are a large change: once it is answered, the
 /// memory it used is given back to the OS.
 const LARGE_CHANGE: usize = 10_000;
-
-/// Gives freed memory back to the OS shortly after a large change: by then the replaced
-/// revision (freed on a blocking thread by `routing::retire`) and the request's own buffers
-/// are gone. Without it glibc keeps the change's peak as RSS.
-fn release_memory_soon() {
-    tokio::spawn(async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = tokio::task::spawn_blocking(crate::server::release_freed_memory).await;
-    });
-}
 
 /// A project `PUT` body: a [`ProjectDefinition`] in which the read-only fields of a `GET`
 /// answer (`PROJECT_READ_ONLY`, and `ENDPOINT_READ_ONLY` in each endpoint) are allowed and
