@@ -1149,3 +1149,18 @@ async fn stats_go_on_across_a_reload_that_keeps_the_route() {
     assert_eq!(gw.upstream_of("/keep").await, "a");
     assert_eq!(gw.counts().await, (1, 0));
 }
+
+#[tokio::test]
+async fn the_latency_of_a_slow_upstream_shows_in_the_stats() {
+    let a = Upstream::start("a").await;
+    let gw = spawn_gateway(&file(&[("/api", "a")], &[("a", &a.url())])).await;
+    for _ in 0..5 {
+        assert_eq!(gw.get("/api/slow?ms=50").await.status(), StatusCode::OK);
+    }
+    let stats = gw.stats().await;
+    let average = stats["latency_ms"]["average"].as_f64().expect("average");
+    let p99 = stats["latency_ms"]["p99"].as_f64().expect("p99");
+    assert!(average >= 50.0, "{stats}");
+    assert!(p99 >= 50.0, "{stats}");
+    assert_eq!(gw.counts().await, (5, 0));
+}

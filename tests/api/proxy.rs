@@ -1187,3 +1187,97 @@ async fn an_upgrade_refused_upstream_is_an_ordinary_answer() {
     let (_stream, head) = upgrade(&app, "/alice/shop/hello").await;
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
+
+// Order.
+
+/// Which upstream answers each of `paths` in `project` of `alice`.
+async fn routing_of(app: &TestApp, project: &str, paths: &[&str]) -> Vec<String> {
+    let mut seen = Vec::new();
+    for path in paths {
+        seen.push(answered_by(app, &format!("/alice/{project}{path}")).await);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn which_endpoint_answers_depends_on_the_definition_not_on_the_order_of_changes() {
+    let upstreams = [
+        Upstream::start("a").await,
+        Upstream::start("ab").await,
+        Upstream::start("abc").await,
+        Upstream::start("ab2").await,
+        Upstream::start("root").await,
+    ];
+    let backends: Vec<(&str, Value)> = upstreams
+        .iter()
+        .map(|u| (u.name.as_str(), urls(&[&u.url()])))
+        .collect();
+    let routes = [
+        proxy("/a", "a"),
+        proxy("/a/b", "ab"),
+        proxy("/a/b/c", "abc"),
+        proxy("/ab", "ab2"),
+        proxy("/", "root"),
+    ];
+    let paths = [
+        "/a", "/a/", "/a/x", "/a/b", "/a/bx", "/a/b/", "/a/b/c", "/a/b/c/d", "/a/b/cd", "/ab",
+        "/ab/c", "/abc", "/", "/b", "/x/a/b",
+    ];
+    let orders: [[usize; 5]; 4] = [
+        [0, 1, 2, 3, 4],
+        [4, 3, 2, 1, 0],
+        [2, 4, 0, 3, 1],
+        [3, 0, 4, 2, 1],
+    ];
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    for (n, order) in orders.iter().enumerate() {
+        let endpoints: Vec<Value> = order.iter().map(|&i| routes[i].clone()).collect();
+        setup(&app, &alice, &format!("p{n}"), &backends, &endpoints).await;
+    }
+    // One more, replaced whole in yet another order (one change of many routes).
+    let last: Vec<Value> = [1, 4, 3, 0, 2].iter().map(|&i| routes[i].clone()).collect();
+    let whole = json!({
+        "backends": upstreams.iter().map(|u| json!({"name": u.name, "urls": [u.url()]})).collect::<Vec<_>>(),
+        "endpoints": last,
+    });
+    let response = app
+        .call(
+            Method::PUT,
+            "/admin/projects/alice/p4",
+            Some(&alice.token),
+            Some(&whole),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        json_body(response).await
+    );
+
+    let expected = routing_of(&app, "p0", &paths).await;
+    assert_eq!(
+        expected,
+        [
+            "a", "a", "a", "ab", "a", "ab", "abc", "abc", "ab", "ab2", "ab2", "root", "root",
+            "root", "root"
+        ]
+    );
+    for n in 1..=4 {
+        assert_eq!(
+            routing_of(&app, &format!("p{n}"), &paths).await,
+            expected,
+            "p{n}"
+        );
+    }
+    // Loaded back from the store, in whatever order it reads them: the same.
+    let app = app.restart().await;
+    for n in 0..=4 {
+        assert_eq!(
+            routing_of(&app, &format!("p{n}"), &paths).await,
+            expected,
+            "p{n} after a restart"
+        );
+    }
+}
