@@ -162,6 +162,26 @@ pub struct ServeArgs {
         default_value_t = 256
     )]
     pub max_pattern_siblings: usize,
+
+    /// Requests each project's journal keeps (GET /admin/projects/{o}/{p}/journal); 0 turns
+    /// journals off.
+    #[arg(
+        long,
+        env = "SWITCHYARD_JOURNAL_SIZE",
+        hide_env_values = true,
+        default_value_t = 1000
+    )]
+    pub journal_size: usize,
+
+    /// Bytes of each request and response body a journal entry keeps (e.g. 16KiB).
+    #[arg(
+        long,
+        env = "SWITCHYARD_JOURNAL_BODY",
+        hide_env_values = true,
+        default_value = "16KiB",
+        value_parser = parse_size
+    )]
+    pub journal_body: usize,
 }
 
 /// `switchyard gateway`: a gateway from a YAML file of routes and backends.
@@ -180,7 +200,7 @@ pub struct GatewayArgs {
     pub node: NodeArgs,
 }
 
-/// Settings every kind of node takes: where it listens, connection limits, logs, journal.
+/// Settings every kind of node takes: where it listens, connection limits, logs.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// Address to listen on.
@@ -283,26 +303,6 @@ pub struct NodeArgs {
         default_value = "on"
     )]
     pub access_log: Switch,
-
-    /// Requests each project's journal keeps (GET /admin/projects/{o}/{p}/journal); 0 turns
-    /// journals off.
-    #[arg(
-        long,
-        env = "SWITCHYARD_JOURNAL_SIZE",
-        hide_env_values = true,
-        default_value_t = 1000
-    )]
-    pub journal_size: usize,
-
-    /// Bytes of each request and response body a journal entry keeps (e.g. 16KiB).
-    #[arg(
-        long,
-        env = "SWITCHYARD_JOURNAL_BODY",
-        hide_env_values = true,
-        default_value = "16KiB",
-        value_parser = parse_size
-    )]
-    pub journal_body: usize,
 }
 
 /// A feature switch on the command line.
@@ -333,8 +333,6 @@ impl NodeArgs {
             max_header_size: self.max_header_size,
         };
         config.access_log = self.access_log == Switch::On;
-        config.journal_size = self.journal_size;
-        config.journal_body = self.journal_body;
         config
     }
 
@@ -389,6 +387,8 @@ impl ServeArgs {
                 tokens_per_user: self.max_tokens_per_user,
                 pattern_siblings: self.max_pattern_siblings,
             },
+            journal_size: self.journal_size,
+            journal_body: self.journal_body,
             commit_gate: None,
             ..self.node.config(self.db.clone())
         };

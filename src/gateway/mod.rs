@@ -271,7 +271,8 @@ fn compile(
         name: GATEWAY_PROJECT.into(),
         description: "gateway configuration".into(),
         mode: Mode::Production,
-        journal_size: None,
+        // No journal: gateway mode has no admin API to read one.
+        journal_size: Some(0),
         revision,
         created_at: 0,
         updated_at: 0,
