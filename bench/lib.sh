@@ -1,0 +1,65 @@
+# Shell helpers the benchmark scripts share (sourced by run.sh and proxy.sh): free ports,
+# waiting for a server, checking its answer, and reading CPU time from /proc. A script that
+# sources this defines `die MESSAGE`, `WORK` (its temporary directory) and `HELLO` (the body
+# every server answers) first.
+
+free_port() {
+    local port
+    for _ in $(seq 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# wait_http URL PID: until URL answers 2xx (fails if PID dies or after 30 s).
+wait_http() {
+    local url=$1 pid=$2
+    for _ in $(seq 3000); do
+        curl -sf -o /dev/null --max-time 1 "$url" && return 0
+        kill -0 "$pid" 2>/dev/null || die "server $pid exited before $url answered"
+        sleep 0.01
+    done
+    die "$url did not answer within 30 s"
+}
+
+# check_body URL: the URL answers 200 with the hello body and a JSON content type.
+check_body() {
+    local url=$1 out
+    out=$(curl -s -D "$WORK/headers" --max-time 5 "$url") || die "GET $url failed"
+    grep -q '^HTTP/1.1 200' "$WORK/headers" || die "GET $url: $(head -1 "$WORK/headers")"
+    grep -qi '^content-type: application/json' "$WORK/headers" || die "GET $url: no application/json content type"
+    [[ $out == "$HELLO" ]] || die "GET $url answered '$out', not '$HELLO'"
+}
+
+# ---------------------------------------------------------------- measurement helpers
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID...: utime+stime (clock ticks) of the processes, all their threads.
+cpu_ticks() {
+    local total=0 pid t
+    for pid in "$@"; do
+        # Fields after the ")" that closes comm: state is 1, utime 12, stime 13.
+        t=$(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')
+        total=$((total + t))
+    done
+    echo "$total"
+}
+
+# core_ticks CPU: "busy softirq" ticks of one core from /proc/stat; busy is everything but
+# idle and iowait. Softirq (loopback TCP work) is also charged to the task it interrupts, so
+# it is partly inside the server's own utime+stime; it is shown apart for information.
+core_ticks() {
+    awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9, $8}' /proc/stat
+}
+
+# to_ms VALUE: a wrk duration (123.45us, 1.23ms, 1.00s, 2.00m) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
