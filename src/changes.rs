@@ -517,6 +517,47 @@ fn check_backend_of(
     }
 }
 
+/// What `--proxy-allow` refuses in the backends of a restricted project (a non-admin's):
+/// Docker selectors, and target hosts the list does not permit. `prefix` names the
+/// backends' place in the body (`""` for one backend, `backends[2].` in a project).
+fn check_allowed(
+    backends: &[Backend],
+    allow: &crate::backends::allow::ProxyAllow,
+    prefix: impl Fn(usize) -> String,
+) -> Result<(), ChangeError> {
+    let mut errors = Vec::new();
+    for (index, backend) in backends.iter().enumerate() {
+        let at = prefix(index);
+        if backend.docker.is_some() {
+            errors.push(FieldError::new(
+                format!("{at}docker"),
+                "only an admin's projects may select Docker containers",
+            ));
+        }
+        for (n, url) in backend.urls.iter().enumerate() {
+            let host = url
+                .parse::<http::Uri>()
+                .ok()
+                .and_then(|uri| uri.host().map(str::to_owned))
+                .unwrap_or_default();
+            if !allow.permits_host(&host) {
+                errors.push(FieldError::new(
+                    format!("{at}urls[{n}]"),
+                    format!(
+                        "`{host}` is not a host this instance lets non-admins proxy to (--proxy-allow: {})",
+                        allow.describe()
+                    ),
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ChangeError::Invalid(errors))
+    }
+}
+
 /// Checks a whole definition's backends, and that every proxy endpoint names one of them.
 fn check_backends(backends: &[Backend], endpoints: &EndpointList) -> Result<(), ChangeError> {
     let mut errors = Vec::new();
@@ -875,17 +916,25 @@ impl Changes {
         }];
         let quotas = self.quotas.clone();
         let registry = self.registry.clone();
+        // A non-admin's backends are bounded by `--proxy-allow`.
+        let restricted = !owner.admin;
         // Validate and compile first: a conflict must refuse the change before anything is
         // written.
         let compile = move || -> Result<(CompiledProject, Vec<DiffItem>), ChangeError> {
             let endpoints = prepare_specs(endpoints, quotas.endpoints_per_project)?;
             check_backends(&project.backends, &endpoints)?;
+            if restricted {
+                check_allowed(&project.backends, registry.allow(), |i| {
+                    format!("backends[{i}].")
+                })?;
+            }
             let mut added = backends_diff(&[], &project.backends);
             added.extend(endpoints_diff(&EndpointList::new(), &endpoints));
             let (endpoints, handlers) = share_or_compile(&endpoints, None)?;
             project.endpoints = endpoints;
             let compiled = CompiledProject::build(Arc::new(project), handlers)
                 .map_err(conflict)?
+                .restricted(restricted)
                 .with_upstreams(&registry);
             check_patterns(&compiled, None, quotas.pattern_siblings)?;
             Ok((compiled, added))
@@ -981,6 +1030,7 @@ impl Changes {
         };
         check_backends(&definition.backends, &endpoints)?;
         let backends: Arc<[Backend]> = definition.backends.into();
+        let registry = self.registry.clone();
         let settings = SettingsEdit {
             name: None,
             description: Some(definition.description.unwrap_or_default()),
@@ -988,6 +1038,9 @@ impl Changes {
             journal_size: Some(definition.journal_size),
         };
         self.apply(actor, target, true, move |current| {
+            if current.restricted {
+                check_allowed(&backends, registry.allow(), |i| format!("backends[{i}]."))?;
+            }
             let (endpoints, handlers) = share_or_compile(&endpoints, Some(current))?;
             let mut project = current.def.as_ref().clone();
             apply_settings(&mut project, settings.clone());
@@ -1145,7 +1198,13 @@ impl Changes {
         if !errors.is_empty() {
             return Err(ChangeError::Invalid(errors));
         }
+        let registry = self.registry.clone();
         self.apply(actor, target, false, move |current| {
+            if current.restricted {
+                check_allowed(std::slice::from_ref(&backend), registry.allow(), |_| {
+                    String::new()
+                })?;
+            }
             let mut project = current.def.as_ref().clone();
             let mut backends = project.backends.to_vec();
             let diff = match backends.iter_mut().find(|b| b.name == backend.name) {

@@ -182,6 +182,17 @@ pub struct ServeArgs {
         value_parser = parse_size
     )]
     pub journal_body: usize,
+
+    /// Where the backends of non-admins' projects may send: a comma-separated list of `*`,
+    /// IP addresses, CIDRs (10.0.0.0/8) and host names; empty (the default) allows them none.
+    /// Link-local and cloud metadata addresses need an explicit network even under `*`.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PROXY_ALLOW",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub proxy_allow: Vec<String>,
 }
 
 /// `switchyard gateway`: a gateway from a YAML file of routes and backends.
@@ -389,6 +400,7 @@ impl ServeArgs {
             },
             journal_size: self.journal_size,
             journal_body: self.journal_body,
+            proxy_allow: self.proxy_allow.clone(),
             commit_gate: None,
             ..self.node.config(self.db.clone())
         };

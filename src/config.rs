@@ -57,6 +57,9 @@ pub struct Config {
     pub journal_size: usize,
     /// Bytes of each request and response body a journal entry keeps.
     pub journal_body: usize,
+    /// `--proxy-allow`: where non-admins' backends may send (`*`, IPs, CIDRs, host names);
+    /// empty allows them none. Checked by `validate`.
+    pub proxy_allow: Vec<String>,
     /// Test hook: hold every change between its commit and its publish.
     #[doc(hidden)]
     pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
@@ -127,9 +130,17 @@ pub enum ConfigError {
     TooSmall(&'static str, &'static str),
     #[error("SWITCHYARD_MAX_ENDPOINTS_PER_PROJECT: at most {0}")]
     TooManyEndpoints(usize),
+    #[error("SWITCHYARD_PROXY_ALLOW: {0}")]
+    ProxyAllow(String),
 }
 
 impl Config {
+    /// The parsed `--proxy-allow` list.
+    pub(crate) fn proxy_allow(&self) -> Result<crate::backends::allow::ProxyAllow, ConfigError> {
+        crate::backends::allow::ProxyAllow::parse(&self.proxy_allow)
+            .map_err(ConfigError::ProxyAllow)
+    }
+
     /// The defaults of `switchyard serve`, with the given database.
     pub fn new(db: impl Into<String>) -> Config {
         Config {
@@ -166,6 +177,7 @@ impl Config {
             access_log: true,
             journal_size: 1000,
             journal_body: 16 * 1024,
+            proxy_allow: Vec::new(),
             commit_gate: None,
         }
     }
@@ -206,6 +218,7 @@ impl Config {
         if limits.max_header_size < 8 * 1024 {
             return Err(ConfigError::TooSmall("SWITCHYARD_MAX_HEADER_SIZE", "8KiB"));
         }
+        self.proxy_allow()?;
         if self.login.hash_queue == 0 {
             return Err(ConfigError::TooSmall("SWITCHYARD_HASH_QUEUE", "1"));
         }

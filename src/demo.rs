@@ -83,7 +83,7 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
         let actor = Actor {
             user_id: user.id,
             username: &user.username,
-            admin: false,
+            admin: user.role == crate::model::Role::Admin,
         };
         changes
             .create_project(

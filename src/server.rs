@@ -183,7 +183,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let loaded = store.load_projects().await?;
     let projects = loaded.len();
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
-    let registry = Arc::new(crate::backends::Registry::new());
+    let registry = Arc::new(crate::backends::Registry::with_allow(config.proxy_allow()?));
     let routes = Arc::new(Routes::from_loaded(loaded, &registry));
     release_freed_memory();
     let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));

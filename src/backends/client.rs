@@ -15,6 +15,11 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::{GaiResolver, Name};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::allow::ProxyAllow;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 /// How long an idle pooled connection is kept.
@@ -31,14 +36,58 @@ pub const READ_BUFFER: usize = 64 * 1024;
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// The client proxied requests go out on.
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Outgoing>;
+pub type Client = hyper_util::client::legacy::Client<HttpConnector<Resolver>, Outgoing>;
+
+/// The connector's name resolution: the system's (`getaddrinfo` on a blocking thread), with,
+/// for a restricted backend (`--proxy-allow`), every address it may not reach left out. A
+/// name left with no address fails like one that does not resolve.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    allow: Option<Arc<ProxyAllow>>,
+}
+
+impl tower::Service<Name> for Resolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn std::future::Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow.clone();
+        let mut system = GaiResolver::new();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<SocketAddr> = tower::Service::call(&mut system, name).await?.collect();
+            let Some(allow) = allow else {
+                return Ok(found.into_iter());
+            };
+            let kept: Vec<SocketAddr> = found
+                .into_iter()
+                .filter(|address| allow.permits_address(address.ip()))
+                .collect();
+            if kept.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "`{host}` resolves to no address --proxy-allow permits ({})",
+                        allow.describe()
+                    ),
+                ));
+            }
+            Ok(kept.into_iter())
+        })
+    }
+}
 
 /// A client that connects within `connect_timeout`, speaks HTTP/1.1 only, keeps idle
 /// connections for [`POOL_IDLE`] and buffers at most [`READ_BUFFER`] per connection.
 /// Building one starts no task (the pool's reaper starts with its first pooled connection),
 /// so this may run off the runtime.
-pub fn build(connect_timeout: Duration) -> Client {
-    let mut connector = HttpConnector::new();
+pub fn build(connect_timeout: Duration, allow: Option<Arc<ProxyAllow>>) -> Client {
+    let mut connector = HttpConnector::new_with_resolver(Resolver { allow });
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(connect_timeout));
     connector.set_keepalive(Some(TCP_KEEPALIVE));
@@ -235,7 +284,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let client = build(Duration::from_secs(5));
+        let client = build(Duration::from_secs(5), None);
         let uri: http::Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
         let request = http::Request::builder()
             .uri(uri)

@@ -31,6 +31,7 @@
 //!   answers 503.
 //! - What no project holds any more is freed: the registry keeps weak references only.
 
+pub mod allow;
 pub mod client;
 pub mod docker;
 pub mod health;
@@ -67,6 +68,8 @@ thread_local! {
 /// The node's live upstreams: the clients, and every upstream and target health in use.
 pub struct Registry {
     inner: Mutex<Inner>,
+    /// Where restricted backends (non-admins' projects) may send (`--proxy-allow`).
+    allow: Arc<allow::ProxyAllow>,
     /// Keeps the targets of Docker backends current (started by the first one).
     discovery: Arc<docker::Discovery>,
 }
@@ -76,7 +79,9 @@ pub struct Registry {
 #[derive(Default)]
 struct Inner {
     /// Clients by connect timeout (milliseconds).
-    clients: HashMap<u64, Weak<Client>>,
+    /// Clients by connect timeout (milliseconds) and whether they resolve names for
+    /// restricted backends.
+    clients: HashMap<(u64, bool), Weak<Client>>,
     upstreams: HashMap<Key, Weak<Upstream>>,
     /// Health by normalised target authority (`host:port`, lowercase).
     health: HashMap<String, Weak<Health>>,
@@ -91,11 +96,14 @@ struct Key {
     connect_timeout_ms: u64,
     timeout_ms: u64,
     health_check: Option<HealthCheck>,
+    /// Whether `--proxy-allow` bounds it (a non-admin's project).
+    restricted: bool,
 }
 
 impl Key {
-    fn of(backend: &Backend) -> Key {
+    fn of(backend: &Backend, restricted: bool) -> Key {
         Key {
+            restricted,
             urls: backend.urls.clone(),
             docker: backend.docker.clone(),
             policy: backend.policy,
@@ -120,8 +128,19 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     pub fn new() -> Registry {
+        Registry::with_allow(allow::ProxyAllow::default())
+    }
+
+    /// Where restricted backends may send.
+    pub fn allow(&self) -> &allow::ProxyAllow {
+        &self.allow
+    }
+
+    /// A registry whose restricted upstreams may reach only what `allow` permits.
+    pub fn with_allow(allow: allow::ProxyAllow) -> Registry {
         Registry {
             inner: Mutex::new(Inner::default()),
+            allow: Arc::new(allow),
             discovery: Arc::new(docker::Discovery::default()),
         }
     }
@@ -133,12 +152,16 @@ impl Registry {
     /// health is shared by every backend listing the same target authority. Starts the
     /// probe task of an upstream with a health check. Called on the change path only (takes
     /// a lock; never on the request path).
-    pub fn upstreams(&self, backends: &[Backend]) -> Upstreams {
+    pub fn upstreams(&self, backends: &[Backend], restricted: bool) -> Upstreams {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.prune();
+        let allow = restricted.then(|| self.allow.clone());
         let live: Arc<[(Box<str>, Arc<Upstream>)]> = backends
             .iter()
-            .map(|backend| (Box::from(backend.name.as_str()), inner.upstream(backend)))
+            .map(|backend| {
+                let upstream = inner.upstream(backend, allow.clone());
+                (Box::from(backend.name.as_str()), upstream)
+            })
             .collect();
         drop(inner);
         for (name, upstream) in live.iter() {
@@ -161,8 +184,16 @@ impl Inner {
         self.health.retain(|_, health| health.strong_count() > 0);
     }
 
-    fn upstream(&mut self, backend: &Backend) -> Arc<Upstream> {
-        let key = Key::of(backend);
+    /// The upstream of `backend`; with `allow`, a restricted one: targets `allow` does not
+    /// permit are left out (validation refuses them first, but the list may have changed
+    /// since the backend was stored), names resolve only to permitted addresses, and Docker
+    /// containers are not selected.
+    fn upstream(
+        &mut self,
+        backend: &Backend,
+        allow: Option<Arc<allow::ProxyAllow>>,
+    ) -> Arc<Upstream> {
+        let key = Key::of(backend, allow.is_some());
         if let Some(live) = self.upstreams.get(&key).and_then(Weak::upgrade) {
             return live;
         }
@@ -179,7 +210,18 @@ impl Inner {
                         "a backend target that is not a valid URL is left out"
                     );
                 }
-                target
+                let target = target?;
+                if let Some(allow) = &allow
+                    && !allow.permits_host(target.authority().host())
+                {
+                    tracing::warn!(
+                        backend = backend.name,
+                        url,
+                        "a backend target --proxy-allow does not permit is left out"
+                    );
+                    return None;
+                }
+                Some(target)
             })
             .collect();
         let probe = backend.health_check.as_ref().and_then(|check| {
@@ -198,29 +240,33 @@ impl Inner {
             name: Mutex::new(Arc::from(backend.name.as_str())),
             targets: ArcSwap::from_pointee(targets),
             probe,
-            selector: backend.docker.clone(),
+            // Docker containers are admin business (`allow`).
+            selector: backend.docker.clone().filter(|_| allow.is_none()),
             policy: backend.policy,
             connect_timeout: Duration::from_millis(backend.connect_timeout_ms),
             timeout: Duration::from_millis(backend.timeout_ms),
             turn: AtomicUsize::new(0),
-            client: self.client(backend.connect_timeout_ms),
+            client: self.client(backend.connect_timeout_ms, allow),
         });
         self.upstreams.insert(key, Arc::downgrade(&upstream));
         upstream
     }
 
     /// The client for a connect timeout, shared by every upstream with that timeout.
-    fn client(&mut self, connect_timeout_ms: u64) -> Arc<Client> {
-        if let Some(live) = self
-            .clients
-            .get(&connect_timeout_ms)
-            .and_then(Weak::upgrade)
-        {
+    fn client(
+        &mut self,
+        connect_timeout_ms: u64,
+        allow: Option<Arc<allow::ProxyAllow>>,
+    ) -> Arc<Client> {
+        let key = (connect_timeout_ms, allow.is_some());
+        if let Some(live) = self.clients.get(&key).and_then(Weak::upgrade) {
             return live;
         }
-        let client = Arc::new(client::build(Duration::from_millis(connect_timeout_ms)));
-        self.clients
-            .insert(connect_timeout_ms, Arc::downgrade(&client));
+        let client = Arc::new(client::build(
+            Duration::from_millis(connect_timeout_ms),
+            allow,
+        ));
+        self.clients.insert(key, Arc::downgrade(&client));
         client
     }
 

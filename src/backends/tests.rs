@@ -16,7 +16,7 @@ fn backend(name: &str, urls: &[&str], policy: Balance) -> Backend {
 
 fn live(urls: &[&str], policy: Balance) -> (Registry, Arc<Upstream>) {
     let registry = Registry::new();
-    let upstreams = registry.upstreams(&[backend("b", urls, policy)]);
+    let upstreams = registry.upstreams(&[backend("b", urls, policy)], false);
     let upstream = Arc::clone(upstreams.get("b").unwrap());
     (registry, upstream)
 }
@@ -111,13 +111,16 @@ fn a_backend_without_a_valid_target_has_nothing_to_pick() {
 #[test]
 fn the_same_definition_gives_the_same_upstream() {
     let registry = Registry::new();
-    let first = registry.upstreams(&[backend("pay", THREE, Balance::RoundRobin)]);
+    let first = registry.upstreams(&[backend("pay", THREE, Balance::RoundRobin)], false);
     let pay = first.get("pay").unwrap();
     // Another revision, another name, another project: the same definition.
-    let second = registry.upstreams(&[
-        backend("other", &["http://x:9"], Balance::Random),
-        backend("renamed", THREE, Balance::RoundRobin),
-    ]);
+    let second = registry.upstreams(
+        &[
+            backend("other", &["http://x:9"], Balance::Random),
+            backend("renamed", THREE, Balance::RoundRobin),
+        ],
+        false,
+    );
     assert!(Arc::ptr_eq(pay, second.get("renamed").unwrap()));
     assert!(second.get("pay").is_none());
     // The round-robin position is kept.
@@ -133,7 +136,7 @@ fn the_same_definition_gives_the_same_upstream() {
     let weak = Arc::downgrade(pay);
     drop((first, second));
     assert!(weak.upgrade().is_none());
-    let third = registry.upstreams(&[backend("pay", THREE, Balance::RoundRobin)]);
+    let third = registry.upstreams(&[backend("pay", THREE, Balance::RoundRobin)], false);
     assert_eq!(
         third
             .get("pay")
@@ -152,7 +155,7 @@ fn other_timeouts_make_another_upstream_with_the_same_health() {
     careful.name = "careful".into();
     careful.connect_timeout_ms = 100;
     let plain = backend("plain", &["http://a"], Balance::Random);
-    let all = registry.upstreams(&[slow, careful, plain]);
+    let all = registry.upstreams(&[slow, careful, plain], false);
     let slow = all.get("slow").unwrap();
     let careful = all.get("careful").unwrap();
     let plain = all.get("plain").unwrap();
@@ -283,7 +286,10 @@ fn record(upstream: &Upstream, index: usize, results: &str) {
 #[test]
 fn a_target_failing_its_check_is_skipped_until_it_passes_again() {
     let registry = Registry::new();
-    let all = registry.upstreams(&[checked("b", THREE, HealthCheck::of_path("/healthz"))]);
+    let all = registry.upstreams(
+        &[checked("b", THREE, HealthCheck::of_path("/healthz"))],
+        false,
+    );
     let upstream = all.get("b").unwrap();
     let picks = |upstream: &Upstream| -> Vec<usize> {
         (0..30)
@@ -311,7 +317,10 @@ fn a_target_failing_its_check_is_skipped_until_it_passes_again() {
 #[test]
 fn when_every_target_is_down_one_in_a_back_off_comes_before_one_failing_its_check() {
     let registry = Registry::new();
-    let all = registry.upstreams(&[checked("b", THREE, HealthCheck::of_path("/healthz"))]);
+    let all = registry.upstreams(
+        &[checked("b", THREE, HealthCheck::of_path("/healthz"))],
+        false,
+    );
     let upstream = all.get("b").unwrap();
     record(upstream, 0, "--");
     record(upstream, 1, "--");
@@ -331,11 +340,11 @@ fn when_every_target_is_down_one_in_a_back_off_comes_before_one_failing_its_chec
 fn the_health_check_is_part_of_the_definition() {
     let registry = Registry::new();
     let check = HealthCheck::of_path("/healthz");
-    let first = registry.upstreams(&[checked("a", THREE, check.clone())]);
+    let first = registry.upstreams(&[checked("a", THREE, check.clone())], false);
     let a = first.get("a").unwrap();
     record(a, 0, "--");
     // Same definition, another name: the same upstream, its targets' state kept.
-    let again = registry.upstreams(&[checked("renamed", THREE, check.clone())]);
+    let again = registry.upstreams(&[checked("renamed", THREE, check.clone())], false);
     assert!(Arc::ptr_eq(a, again.get("renamed").unwrap()));
     assert!(a.target(0).unwrap().failing_check());
     assert_eq!(&*a.name(), "renamed", "logs name the backend it now serves");
@@ -343,10 +352,13 @@ fn the_health_check_is_part_of_the_definition() {
     // stays shared by authority).
     let mut slower = check.clone();
     slower.interval_ms = 10_000;
-    let other = registry.upstreams(&[
-        checked("slower", THREE, slower),
-        backend("plain", THREE, Balance::RoundRobin),
-    ]);
+    let other = registry.upstreams(
+        &[
+            checked("slower", THREE, slower),
+            backend("plain", THREE, Balance::RoundRobin),
+        ],
+        false,
+    );
     let slower = other.get("slower").unwrap();
     let plain = other.get("plain").unwrap();
     assert!(!Arc::ptr_eq(a, slower) && !Arc::ptr_eq(a, plain));
@@ -360,11 +372,14 @@ fn the_health_check_is_part_of_the_definition() {
 #[test]
 fn a_new_target_set_keeps_the_state_of_the_targets_it_still_has() {
     let registry = Registry::new();
-    let upstream = registry.inner.lock().unwrap().upstream(&checked(
-        "b",
-        &["http://a:1", "http://b:2"],
-        HealthCheck::of_path("/h"),
-    ));
+    let upstream = registry.inner.lock().unwrap().upstream(
+        &checked(
+            "b",
+            &["http://a:1", "http://b:2"],
+            HealthCheck::of_path("/h"),
+        ),
+        None,
+    );
     record(&upstream, 1, "--");
     let parse = |url: &str| Target::parse(url, |_| Arc::new(Health::new())).unwrap();
     upstream.set_targets(Targets::new(vec![parse("http://b:2"), parse("http://c:3")]));
@@ -480,7 +495,7 @@ async fn the_probe_task_follows_the_answers_and_stops_with_its_upstream() {
     let server = Probed::start().await;
     let registry = Registry::new();
     let base = format!("{}/base", server.url());
-    let all = registry.upstreams(&[checked("b", &[&base], fast("/healthz?deep=1"))]);
+    let all = registry.upstreams(&[checked("b", &[&base], fast("/healthz?deep=1"))], false);
     let upstream = Arc::clone(all.get("b").unwrap());
     let target = upstream.target(0).unwrap();
     until("a first probe", || server.count() > 0).await;
@@ -519,7 +534,7 @@ async fn unreachable_and_slow_targets_fail_their_check() {
     let registry = Registry::new();
     let mut check = fast("/healthz");
     check.timeout_ms = 100;
-    let all = registry.upstreams(&[checked("b", &[&refused, &silent_url], check)]);
+    let all = registry.upstreams(&[checked("b", &[&refused, &silent_url], check)], false);
     let upstream = all.get("b").unwrap();
     let (a, b) = (upstream.target(0).unwrap(), upstream.target(1).unwrap());
     until("both down", || a.failing_check() && b.failing_check()).await;
@@ -535,7 +550,7 @@ async fn a_docker_upstream_probes_its_current_targets() {
         match_labels: vec!["app=x".into()],
     });
     // Not registered with discovery: the test sets the targets itself.
-    let upstream = registry.inner.lock().unwrap().upstream(&definition);
+    let upstream = registry.inner.lock().unwrap().upstream(&definition, None);
     probe::start(&upstream);
     let parse = |url: &str| Target::parse(url, |_| Arc::new(Health::new())).unwrap();
     upstream.set_targets(Targets::new(vec![parse(&first.url())]));

@@ -288,7 +288,7 @@ pub(super) async fn create_project(
         return Err(ApiError::validation(errors));
     }
     let owner_name = body.owner.unwrap_or_else(|| principal.username.clone());
-    let (owner_id, owner_name) = resolve_owner(&state, &principal, owner_name).await?;
+    let (owner_id, owner_name, owner_admin) = resolve_owner(&state, &principal, owner_name).await?;
     let outcome = state
         .changes
         .create_project(
@@ -296,7 +296,7 @@ pub(super) async fn create_project(
             Actor {
                 user_id: owner_id,
                 username: &owner_name,
-                admin: false,
+                admin: owner_admin,
             },
             SettingsEdit {
                 name: settings.name,
@@ -321,13 +321,17 @@ async fn resolve_owner(
     state: &AppState,
     principal: &Principal,
     owner: String,
-) -> Result<(i64, String), ApiError> {
+) -> Result<(i64, String, bool), ApiError> {
     authorize(principal, &owner)?;
     if owner == principal.username {
-        return Ok((principal.user_id, owner));
+        return Ok((principal.user_id, owner, principal.is_admin()));
     }
     match state.accounts.store().user_by_name(&owner).await? {
-        Some(user) => Ok((user.id, user.username)),
+        Some(user) => Ok((
+            user.id,
+            user.username,
+            user.role == crate::model::Role::Admin,
+        )),
         None => Err(ApiError::validation(vec![FieldError::new(
             "owner",
             format!("there is no user `{owner}`"),
@@ -559,7 +563,7 @@ async fn replace_or_create(
                 format!("no project `{key}`"),
             ));
         }
-        let (owner_id, owner_name) = resolve_owner(state, principal, owner).await?;
+        let (owner_id, owner_name, owner_admin) = resolve_owner(state, principal, owner).await?;
         let outcome = state
             .changes
             .create_project(
@@ -567,7 +571,7 @@ async fn replace_or_create(
                 Actor {
                     user_id: owner_id,
                     username: &owner_name,
-                    admin: false,
+                    admin: owner_admin,
                 },
                 SettingsEdit {
                     name: Some(name),

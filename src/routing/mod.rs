@@ -96,6 +96,8 @@ pub struct CompiledProject {
     /// The live upstreams of the project's backends (node state from `backends::Registry`,
     /// shared with every revision that keeps the same backends).
     pub upstreams: Upstreams,
+    /// Whether its backends are bounded by `--proxy-allow` (its owner is not an admin).
+    pub restricted: bool,
     /// Why the stored project could not be loaded whole, if it could not. Such a project
     /// answers 503 to every request and refuses every change but a whole replacement, so
     /// that what was read of it is never published as if it were all of it.
@@ -168,14 +170,20 @@ impl CompiledProject {
             stats: Arc::new(Stats::with_recent()),
             journal: Arc::new(Journal::new()),
             upstreams: Upstreams::default(),
+            restricted: false,
             problem: None,
         })
     }
 
     /// This project with the live upstreams of its backends, from the node's registry.
     pub fn with_upstreams(mut self, registry: &Registry) -> CompiledProject {
-        self.upstreams = registry.upstreams(&self.def.backends);
+        self.upstreams = registry.upstreams(&self.def.backends, self.restricted);
         self
+    }
+
+    /// This project, its backends bounded by `--proxy-allow` or not (see `restricted`).
+    pub fn restricted(self, restricted: bool) -> CompiledProject {
+        CompiledProject { restricted, ..self }
     }
 
     /// Compiles the next revision `def` from this one, doing as little routing work as the
@@ -198,6 +206,7 @@ impl CompiledProject {
                 stats: self.stats.clone(),
                 journal: self.journal_for(&next.def),
                 upstreams: self.upstreams.clone(),
+                restricted: self.restricted,
                 ..next
             });
         }
@@ -244,6 +253,7 @@ impl CompiledProject {
                 stats: self.stats.clone(),
                 journal: self.journal_for(&next.def),
                 upstreams: self.upstreams.clone(),
+                restricted: self.restricted,
                 ..next
             });
         };
@@ -254,6 +264,7 @@ impl CompiledProject {
             router,
             stats: self.stats.clone(),
             upstreams: self.upstreams.clone(),
+            restricted: self.restricted,
             problem: None,
         })
     }
@@ -321,6 +332,7 @@ impl CompiledProject {
             stats: Arc::new(Stats::with_recent()),
             journal: Arc::new(Journal::new()),
             upstreams: Upstreams::default(),
+            restricted: false,
             problem: Some(Arc::new(Problem::new(problem))),
         }
     }
@@ -329,6 +341,7 @@ impl CompiledProject {
     /// failure gives a broken project rather than an error, so one bad project never stops
     /// the node.
     pub fn load(loaded: LoadedProject, registry: &Registry) -> CompiledProject {
+        let restricted = !loaded.owner_admin;
         let def = Arc::new(loaded.project);
         if let Some(problem) = loaded.problem {
             tracing::error!(project = %def.mount(), %problem, "project cannot be read; serving 503");
@@ -343,7 +356,7 @@ impl CompiledProject {
             CompiledProject::build(def.clone(), handlers).map_err(|e| e.to_string())
         });
         match result {
-            Ok(project) => project.with_upstreams(registry),
+            Ok(project) => project.restricted(restricted).with_upstreams(registry),
             Err(error) => {
                 tracing::error!(project = %def.mount(), %error, "project does not compile; serving 503");
                 CompiledProject::broken(def, &error)

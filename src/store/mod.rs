@@ -147,6 +147,8 @@ pub struct ChangeRecord {
 #[derive(Debug)]
 pub struct LoadedProject {
     pub project: Project,
+    /// Whether its owner is an admin (whose backends `--proxy-allow` does not bound).
+    pub owner_admin: bool,
     pub problem: Option<String>,
 }
 

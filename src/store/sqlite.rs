@@ -242,7 +242,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at,
-                    p.backends
+                    p.backends, u.role
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -277,8 +277,13 @@ impl SqliteStore {
                 endpoints: EndpointList::new(),
                 backends: backends.into(),
             };
+            let role: String = row.try_get("role")?;
             by_id.insert(project.id, projects.len());
-            projects.push(LoadedProject { project, problem });
+            projects.push(LoadedProject {
+                project,
+                owner_admin: role_from(&role)? == Role::Admin,
+                problem,
+            });
         }
         // Streamed, not fetched whole: a row is parsed and dropped before the next one is
         // read, so the rows of a large project never all sit in memory at once beside the

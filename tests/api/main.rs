@@ -27,6 +27,7 @@
 //! - `journal`: the request journal: entries, the cap, truncation, filters, counts.
 //! - `proxy`: backends and proxy endpoints against real upstreams (`upstream` starts them):
 //!   forwarding, streaming, errors, balancing, passive health.
+//! - `proxy_allow`: `--proxy-allow`, where non-admins' backends may send.
 //! - `gateway`: gateway mode from a YAML file: routing, the default response, start errors,
 //!   live reload, atomic swaps, route order.
 //! - `docker`: Docker backends against the real engine (`scripts/test` provides it).
@@ -59,6 +60,7 @@ mod logs;
 mod metrics;
 mod projects;
 mod proxy;
+mod proxy_allow;
 mod quotas;
 mod revisions;
 mod routing;
