@@ -1281,3 +1281,119 @@ async fn which_endpoint_answers_depends_on_the_definition_not_on_the_order_of_ch
         );
     }
 }
+
+// One change of many routes and backends.
+
+#[tokio::test]
+async fn one_admin_change_of_many_routes_and_backends_is_one_swap_and_a_bad_one_is_none() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+    const ROUTES: usize = 50;
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let definition = |backend: &str, url: &str, broken: bool| {
+        let endpoints: Vec<Value> = (0..ROUTES)
+            .map(|i| {
+                let name = if broken && i == ROUTES - 1 {
+                    "missing"
+                } else {
+                    backend
+                };
+                json!({"id": format!("r{i}"), "method": "ANY", "path": format!("/r{i}"),
+                       "proxy": {"backend": name}})
+            })
+            .collect();
+        json!({"backends": [{"name": backend, "urls": [url]}], "endpoints": endpoints})
+    };
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let put = |body: Value| {
+        let (app, token) = (&app, alice.token.clone());
+        async move {
+            app.call(
+                Method::PUT,
+                "/admin/projects/alice/shop",
+                Some(&token),
+                Some(&body),
+            )
+            .await
+        }
+    };
+    let response = put(definition("a", &a.url(), false)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        json_body(response).await
+    );
+
+    // 49 good routes and one naming no backend: refused, and nothing changes.
+    let response = put(definition("b", &b.url(), true)).await;
+    assert_invalid(response, "endpoints[49].proxy.backend").await;
+    for i in 0..ROUTES {
+        assert_eq!(answered_by(&app, &format!("/alice/shop/r{i}")).await, "a");
+    }
+
+    // Every route to a new backend, the old one removed, in one PUT: once any answer came
+    // from b, no request sent after it is answered by a.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut pollers = Vec::new();
+    for start in [0, ROUTES / 2] {
+        let (client, base, stop) = (app.client.clone(), app.url("/alice/shop"), stop.clone());
+        pollers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut i = start;
+            while !stop.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                let response = client
+                    .get(format!("{base}/r{}", i % ROUTES))
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(response.status(), StatusCode::OK);
+                let body: Value = response.json().await.expect("echo");
+                seen.push((
+                    sent,
+                    Instant::now(),
+                    body["upstream"].as_str().unwrap_or("").to_owned(),
+                ));
+                i += 1;
+            }
+            seen
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let response = put(definition("b", &b.url(), false)).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(response).await
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for poller in pollers {
+        seen.extend(poller.await.expect("poller"));
+    }
+    let first_b = seen
+        .iter()
+        .filter(|(_, _, name)| name == "b")
+        .map(|(_, answered, _)| *answered)
+        .min()
+        .expect("b answered after the change");
+    assert!(
+        seen.iter().any(|(_, _, name)| name == "a"),
+        "a answered before the change"
+    );
+    for (sent, _, name) in &seen {
+        assert!(
+            !(*sent > first_b && name == "a"),
+            "a answered a request sent after b first did"
+        );
+    }
+    for i in 0..ROUTES {
+        assert_eq!(answered_by(&app, &format!("/alice/shop/r{i}")).await, "b");
+    }
+}
