@@ -1,7 +1,45 @@
-# Shell helpers the benchmark scripts share (sourced by run.sh and proxy.sh): free ports,
-# waiting for a server, checking its answer, and reading CPU time from /proc. A script that
-# sources this defines `die MESSAGE`, `WORK` (its temporary directory) and `HELLO` (the body
-# every server answers) first.
+# Shell helpers the benchmark scripts share (sourced by run.sh and proxy.sh): stopping what
+# they started, free ports, waiting for a server, checking its answer, and reading CPU time
+# from /proc. A script that sources this defines `log MESSAGE`, `die MESSAGE`, `WORK` (its
+# temporary directory), `PIDS` (the processes it started) and `HELLO` (the body every
+# server answers) first.
+
+# The processes a script started (it adds each one's PID to PIDS) are stopped when it exits,
+# and its WORK directory removed unless BENCH_KEEP=1 or it failed:
+#   trap cleanup EXIT; trap 'exit 130' INT TERM
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [[ ${BENCH_KEEP:-0} == 1 || $rc != 0 ]]; then
+        log "logs kept in $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+
+# stop PID: graceful stop of one process started here, then forget it.
+stop() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    forget "$pid"
+}
+
+# forget PID: a process started here that has ended.
+forget() {
+    local kept=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
 
 free_port() {
     local port

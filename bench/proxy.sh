@@ -72,44 +72,10 @@ die() { log "FAILED: $*"; exit 1; }
 # ---------------------------------------------------------------- processes and cleanup
 WORK=$(mktemp -d /tmp/switchyard-proxy.XXXXXX)
 PIDS=()
-cleanup() {
-    local rc=$?
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [[ ${BENCH_KEEP:-0} == 1 || $rc != 0 ]]; then
-        log "logs kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop PID: graceful stop of one process started here, then forget it.
-stop() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    forget "$pid"
-}
-
-# forget PID: a process started here that has ended.
-forget() {
-    local kept=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
-
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.3f", a / b}'; }
 # median VALUE...: the middle value (the lower middle for an even count).

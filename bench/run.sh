@@ -44,39 +44,10 @@ die() { log "FAILED: $*"; exit 1; }
 # ---------------------------------------------------------------- processes and cleanup
 WORK=$(mktemp -d /tmp/switchyard-bench.XXXXXX)
 PIDS=()
-cleanup() {
-    local rc=$?
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [[ ${BENCH_KEEP:-0} == 1 || $rc != 0 ]]; then
-        log "logs and databases kept in $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop PID: graceful stop of one process started here, then forget it.
-stop() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local kept=()
-    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
-
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 declare -A R    # results: R[label.rps], R[label.p50], R[label.p99], R[label.cpu], ...
 
