@@ -1294,6 +1294,11 @@ impl<T> Router<T> {
 }
 
 impl<T: Clone> Router<T> {
+    /// The value of the route inserted `route`-th (a [`Conflict`]'s `existing`).
+    pub fn value_of(&self, route: usize) -> Option<&T> {
+        self.routes.get(route).map(|r| &r.value)
+    }
+
     /// A new router with the routes of this one followed by one more, exactly as if all of
     /// them had been inserted into a [`RouterBuilder`] in order: same results, priorities,
     /// `Allow` values and [`Conflict`]s, and the new router can be extended the same way.
@@ -1306,11 +1311,6 @@ impl<T: Clone> Router<T> {
     /// segment that is new at its node also re-sorts the pattern list, which is O(patterns)
     /// because the list is already sorted but for the appended edge. On a conflict nothing
     /// is kept and the copy is dropped.
-    /// The value of the route inserted `route`-th (a [`Conflict`]'s `existing`).
-    pub fn value_of(&self, route: usize) -> Option<&T> {
-        self.routes.get(route).map(|r| &r.value)
-    }
-
     pub fn with_route(
         &self,
         method: RouteMethod,
