@@ -26,9 +26,8 @@ use bollard::Docker;
 use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures_util::StreamExt;
-use http::uri::Authority;
 
-use super::{Health, Target, Targets, Upstream};
+use super::{HealthMap, Target, Targets, Upstream};
 use crate::model::DockerSelector;
 
 /// The label that names the port to reach a container on, at its own address.
@@ -132,8 +131,8 @@ struct State {
     upstreams: Vec<Weak<Upstream>>,
     /// The containers last listed; `None` while the engine cannot be reached.
     containers: Option<Arc<Vec<Container>>>,
-    /// Health by container address, shared by every upstream that reaches it.
-    health: HashMap<String, Weak<Health>>,
+    /// Passive health by container address, shared by every upstream that reaches it.
+    health: HealthMap,
     started: bool,
 }
 
@@ -174,13 +173,13 @@ impl Discovery {
             let targets = targets_for(&mut state.health, &upstream, containers.as_deref());
             upstream.set_targets(targets);
         }
-        state.health.retain(|_, health| health.strong_count() > 0);
+        state.health.prune();
     }
 }
 
 /// The targets of `upstream` among `containers`, in a stable order (by container id).
 fn targets_for(
-    health: &mut HashMap<String, Weak<Health>>,
+    health: &mut HealthMap,
     upstream: &Upstream,
     containers: Option<&Vec<Container>>,
 ) -> Targets {
@@ -196,14 +195,8 @@ fn targets_for(
         .into_iter()
         .filter_map(|container| {
             let address = container.address.as_deref()?;
-            Target::parse(&format!("http://{address}"), |authority: &Authority| {
-                let key = authority.as_str().to_owned();
-                if let Some(live) = health.get(&key).and_then(Weak::upgrade) {
-                    return live;
-                }
-                let fresh = Arc::new(Health::new());
-                health.insert(key, Arc::downgrade(&fresh));
-                fresh
+            Target::parse(&format!("http://{address}"), |authority| {
+                health.of(authority)
             })
         })
         .collect();

@@ -51,7 +51,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 pub use client::{Client, Failure, Outgoing};
-pub use health::Health;
+pub use health::{Health, HealthMap};
 pub use probe::ActiveHealth;
 
 use crate::model::{Backend, Balance, HealthCheck};
@@ -78,13 +78,12 @@ pub struct Registry {
 /// next call).
 #[derive(Default)]
 struct Inner {
-    /// Clients by connect timeout (milliseconds).
     /// Clients by connect timeout (milliseconds) and whether they resolve names for
     /// restricted backends.
     clients: HashMap<(u64, bool), Weak<Client>>,
     upstreams: HashMap<Key, Weak<Upstream>>,
-    /// Health by normalised target authority (`host:port`, lowercase).
-    health: HashMap<String, Weak<Health>>,
+    /// Passive health by target authority.
+    health: HealthMap,
 }
 
 /// What makes two backend definitions the same upstream: everything but the name.
@@ -181,7 +180,7 @@ impl Inner {
         self.clients.retain(|_, client| client.strong_count() > 0);
         self.upstreams
             .retain(|_, upstream| upstream.strong_count() > 0);
-        self.health.retain(|_, health| health.strong_count() > 0);
+        self.health.prune();
     }
 
     /// The upstream of `backend`; with `allow`, a restricted one: targets `allow` does not
@@ -202,7 +201,7 @@ impl Inner {
             .iter()
             .take(MAX_TARGETS)
             .filter_map(|url| {
-                let target = Target::parse(url, |authority| self.health(authority));
+                let target = Target::parse(url, |authority| self.health.of(authority));
                 if target.is_none() {
                     tracing::warn!(
                         backend = backend.name,
@@ -252,7 +251,8 @@ impl Inner {
         upstream
     }
 
-    /// The client for a connect timeout, shared by every upstream with that timeout.
+    /// The client for a connect timeout, shared by every upstream with that timeout and
+    /// the same restriction (a restricted one resolves names through `--proxy-allow`).
     fn client(
         &mut self,
         connect_timeout_ms: u64,
@@ -268,21 +268,6 @@ impl Inner {
         ));
         self.clients.insert(key, Arc::downgrade(&client));
         client
-    }
-
-    /// The health of a target authority, shared by every upstream that lists it.
-    fn health(&mut self, authority: &Authority) -> Arc<Health> {
-        let key = format!(
-            "{}:{}",
-            authority.host().to_ascii_lowercase(),
-            authority.port_u16().unwrap_or(80)
-        );
-        if let Some(live) = self.health.get(&key).and_then(Weak::upgrade) {
-            return live;
-        }
-        let health = Arc::new(Health::new());
-        self.health.insert(key, Arc::downgrade(&health));
-        health
     }
 }
 
