@@ -30,7 +30,7 @@ use crate::error::FieldError;
 use crate::handlers::Handler;
 use crate::model::{
     Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, ProjectDefinition,
-    new_endpoint_id, validate_backends,
+    check_backend_count, new_endpoint_id, validate_backends,
 };
 use crate::observe::Telemetry;
 use crate::routing::{
@@ -1214,13 +1214,12 @@ impl Changes {
                     vec![DiffItem::backend("change", &backend)]
                 }
                 None => {
-                    let mut all = Vec::new();
-                    validate_backends(
-                        &[&backends[..], std::slice::from_ref(&backend)].concat(),
-                        &mut all,
-                    );
-                    if !all.is_empty() {
-                        return Err(ChangeError::Invalid(all));
+                    // The new backend is valid (above) and its name is new: only the
+                    // project's count can refuse it.
+                    let mut errors = Vec::new();
+                    check_backend_count(backends.len() + 1, &mut errors);
+                    if !errors.is_empty() {
+                        return Err(ChangeError::Invalid(errors));
                     }
                     backends.push(backend.clone());
                     vec![DiffItem::backend("add", &backend)]

@@ -18,8 +18,8 @@ use crate::routing::template::Template;
 
 mod backend;
 pub use backend::{
-    Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_name, check_target_url,
-    validate_backends,
+    Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_count,
+    check_backend_name, check_target_url, validate_backends,
 };
 
 /// Root path segments the platform owns; no user, project or mount may take them.

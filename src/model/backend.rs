@@ -324,14 +324,19 @@ impl Backend {
     }
 }
 
-/// Checks a project's backends as a whole: each one, and no name twice.
-pub fn validate_backends(backends: &[Backend], errors: &mut Vec<FieldError>) {
-    if backends.len() > MAX_BACKENDS {
+/// Refuses a project of more than [`MAX_BACKENDS`] backends.
+pub fn check_backend_count(count: usize, errors: &mut Vec<FieldError>) {
+    if count > MAX_BACKENDS {
         errors.push(FieldError::new(
             "backends",
             format!("at most {MAX_BACKENDS} backends per project"),
         ));
     }
+}
+
+/// Checks a project's backends as a whole: each one, and no name twice.
+pub fn validate_backends(backends: &[Backend], errors: &mut Vec<FieldError>) {
+    check_backend_count(backends.len(), errors);
     for (index, backend) in backends.iter().enumerate() {
         backend.validate(&format!("backends[{index}]."), errors);
         if backends[..index].iter().any(|b| b.name == backend.name) {
