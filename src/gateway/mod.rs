@@ -25,8 +25,9 @@ use tokio::sync::watch;
 pub use file::GatewayFile;
 
 use crate::backends::Registry;
+use crate::changes::prepare_endpoint;
 use crate::handlers::Handler;
-use crate::model::{Endpoint, Mode, Project};
+use crate::model::{Mode, Project};
 use crate::routing::{CompiledEndpoint, CompiledProject, HandlerList, Publish, Routes, retire};
 
 /// The names the gateway's routes go by in stats, metrics and logs: project
@@ -255,12 +256,11 @@ fn compile(
     let mut handlers = HandlerList::new();
     let mut list = crate::model::EndpointList::new();
     for (spec, line) in endpoints {
-        let errors = spec.validate("");
-        if let Some(error) = errors.first() {
-            return Err(format!("line {line}: {}: {}", error.field, error.message));
-        }
-        let id = spec.id.clone().unwrap_or_default();
-        let endpoint = Endpoint::new(id, spec).map_err(|e| format!("line {line}: {e}"))?;
+        // Validated and given its id (the route's) as the admin API does it.
+        let endpoint = prepare_endpoint(spec, "", None).map_err(|errors| match errors.first() {
+            Some(error) => format!("line {line}: {}: {}", error.field, error.message),
+            None => format!("line {line}: the route is not valid"),
+        })?;
         let handler = Handler::compile(&endpoint.spec).map_err(|e| format!("line {line}: {e}"))?;
         handlers.push_back(CompiledEndpoint::new(handler, None));
         list.push_back(Arc::new(endpoint));
