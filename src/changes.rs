@@ -708,7 +708,10 @@ fn compute(
     project.revision = current.def.revision + 1;
     project.updated_at = now;
     // Edits that keep every method and path share the live router.
-    let backends_changed = !Arc::ptr_eq(&project.backends, &current.def.backends);
+    // A broken project has no upstreams: the revision that repairs it gets them even when
+    // its backends are the ones that could be read.
+    let backends_changed =
+        !Arc::ptr_eq(&project.backends, &current.def.backends) || current.problem.is_some();
     let mut compiled = current
         .next(Arc::new(project), handlers, routes)
         .map_err(conflict)?;

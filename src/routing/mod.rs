@@ -345,7 +345,8 @@ impl CompiledProject {
         let def = Arc::new(loaded.project);
         if let Some(problem) = loaded.problem {
             tracing::error!(project = %def.mount(), %problem, "project cannot be read; serving 503");
-            return CompiledProject::broken(def, &problem);
+            // Still its owner's: the whole PUT that repairs it is held to `--proxy-allow`.
+            return CompiledProject::broken(def, &problem).restricted(restricted);
         }
         let handlers: Result<HandlerList, _> = def
             .endpoints
@@ -359,7 +360,7 @@ impl CompiledProject {
             Ok(project) => project.restricted(restricted).with_upstreams(registry),
             Err(error) => {
                 tracing::error!(project = %def.mount(), %error, "project does not compile; serving 503");
-                CompiledProject::broken(def, &error)
+                CompiledProject::broken(def, &error).restricted(restricted)
             }
         }
     }

@@ -1397,3 +1397,69 @@ async fn one_admin_change_of_many_routes_and_backends_is_one_swap_and_a_bad_one_
         assert_eq!(answered_by(&app, &format!("/alice/shop/r{i}")).await, "b");
     }
 }
+
+#[tokio::test]
+async fn a_broken_project_repaired_with_the_same_backends_proxies_again() {
+    let a = Upstream::start("a").await;
+    let (app, alice) = shop(
+        &[("a", urls(&[&a.url()]))],
+        &[proxy("/api", "a"), mock("GET", "/hello", json!("hi"))],
+    )
+    .await;
+    let db = app.db_path();
+    let _dir = app.stop().await;
+    // Damage one endpoint row behind the server's back; the backends stay readable.
+    let pool = sqlx::SqlitePool::connect(&crate::helpers::db_url(&db))
+        .await
+        .expect("database");
+    sqlx::query("UPDATE endpoints SET definition = '{\"method\": 7}' WHERE definition LIKE '%hello%'")
+        .execute(&pool)
+        .await
+        .expect("damage");
+    pool.close().await;
+    let mut config = switchyard::config::Config::new(crate::helpers::db_url(&db));
+    config.port = 0;
+    let server = switchyard::server::start(config)
+        .await
+        .expect("the node starts");
+    let base = format!("http://{}", server.addr());
+    let client = reqwest::Client::new();
+    let broken = client
+        .get(format!("{base}/alice/shop/api/x"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(broken.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The whole PUT that repairs it names the very backends that could be read.
+    let whole = json!({
+        "backends": [{"name": "a", "urls": [a.url()]}],
+        "endpoints": [proxy("/api", "a"), mock("GET", "/hello", json!("hi"))],
+    });
+    let repaired = client
+        .put(format!("{base}/admin/projects/alice/shop"))
+        .bearer_auth(&alice.token)
+        .json(&whole)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(
+        repaired.status(),
+        StatusCode::OK,
+        "{}",
+        json_body(repaired).await
+    );
+    let proxied = client
+        .get(format!("{base}/alice/shop/api/x"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        proxied.status(),
+        StatusCode::OK,
+        "{}",
+        proxied.text().await.unwrap_or_default()
+    );
+    assert_eq!(a.request_count(), 1);
+    server.shutdown().await;
+}
