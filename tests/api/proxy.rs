@@ -1412,10 +1412,12 @@ async fn a_broken_project_repaired_with_the_same_backends_proxies_again() {
     let pool = sqlx::SqlitePool::connect(&crate::helpers::db_url(&db))
         .await
         .expect("database");
-    sqlx::query("UPDATE endpoints SET definition = '{\"method\": 7}' WHERE definition LIKE '%hello%'")
-        .execute(&pool)
-        .await
-        .expect("damage");
+    sqlx::query(
+        "UPDATE endpoints SET definition = '{\"method\": 7}' WHERE definition LIKE '%hello%'",
+    )
+    .execute(&pool)
+    .await
+    .expect("damage");
     pool.close().await;
     let mut config = switchyard::config::Config::new(crate::helpers::db_url(&db));
     config.port = 0;

@@ -156,3 +156,38 @@ async fn a_stored_backend_the_list_no_longer_permits_is_not_reached_after_a_rest
     .await;
     assert_eq!(upstream.request_count(), 1);
 }
+
+#[tokio::test]
+async fn the_put_that_repairs_a_broken_project_is_held_to_the_list() {
+    let upstream = Upstream::start("up").await;
+    let (app, _, alice) = node(&["127.0.0.1/32"]).await;
+    proxied(&app, &alice, &upstream.url()).await;
+    let mut config = app.config.clone();
+    let db = app.db_path();
+    let _dir = app.stop().await;
+    let pool = sqlx::SqlitePool::connect(&crate::helpers::db_url(&db))
+        .await
+        .expect("database");
+    sqlx::query("UPDATE endpoints SET definition = '{\"method\": 7}'")
+        .execute(&pool)
+        .await
+        .expect("damage");
+    pool.close().await;
+    config.port = 0;
+    let server = switchyard::server::start(config)
+        .await
+        .expect("the node starts");
+    let whole = json!({"backends": [{"name": "b", "urls": ["http://10.9.9.9"]}]});
+    let refused = reqwest::Client::new()
+        .put(format!(
+            "http://{}/admin/projects/alice/shop",
+            server.addr()
+        ))
+        .bearer_auth(&alice.token)
+        .json(&whole)
+        .send()
+        .await
+        .expect("put");
+    assert_invalid(refused, "backends[0].urls[0]").await;
+    server.shutdown().await;
+}
