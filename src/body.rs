@@ -10,7 +10,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::Body as _;
 use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
+
+use crate::backends::Returning;
 
 /// The largest piece of a whole body handed to hyper at once. hyper copies what it sends
 /// into the connection's write buffer (`server`), which keeps its size: sending a large
@@ -34,7 +35,7 @@ pub enum Body {
 /// to its read buffer's size, and a frame is copied whole into the connection's write
 /// buffer. Splitting shares the bytes, it does not copy them.
 pub struct Streamed {
-    body: Incoming,
+    body: Returning,
     /// What is left of the last frame read.
     rest: Bytes,
 }
@@ -53,7 +54,7 @@ impl Body {
     }
 
     /// An upstream's body, streamed.
-    pub fn upstream(body: Incoming) -> Self {
+    pub fn upstream(body: Returning) -> Self {
         Body::Upstream(Box::new(Streamed {
             body,
             rest: Bytes::new(),
@@ -206,7 +207,7 @@ mod tests {
 
     /// A response from a raw HTTP/1.1 server on the loopback: `head` then `body`, as hyper's
     /// client reads it.
-    async fn raw_response(head: &'static str, body: Vec<u8>) -> http::Response<Incoming> {
+    async fn raw_response(head: &'static str, body: Vec<u8>) -> http::Response<Returning> {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -222,17 +223,15 @@ mod tests {
             socket.write_all(head.as_bytes()).unwrap();
             socket.write_all(&body).unwrap();
         });
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
+        let authority: http::uri::Authority = addr.to_string().parse().unwrap();
+        let pool = std::sync::Arc::new(crate::backends::Pool::new(authority, None));
         let request = http::Request::get("/")
             .header("host", "test")
-            .body(http_body_util::Empty::<Bytes>::new())
+            .body(crate::backends::Outgoing::Empty)
             .unwrap();
-        sender.send_request(request).await.unwrap()
+        pool.send(request, std::time::Duration::from_secs(5))
+            .await
+            .unwrap()
     }
 
     #[tokio::test]

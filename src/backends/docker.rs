@@ -27,7 +27,7 @@ use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
 use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use futures_util::StreamExt;
 
-use super::{HealthMap, Target, Targets, Upstream};
+use super::{Peers, Target, Targets, Upstream};
 use crate::model::DockerSelector;
 
 /// The label that names the port to reach a container on, at its own address.
@@ -131,8 +131,9 @@ struct State {
     upstreams: Vec<Weak<Upstream>>,
     /// The containers last listed; `None` while the engine cannot be reached.
     containers: Option<Arc<Vec<Container>>>,
-    /// Passive health by container address, shared by every upstream that reaches it.
-    health: HealthMap,
+    /// Passive health and connection pools by container address, shared by every
+    /// upstream that reaches it.
+    peers: Peers,
     started: bool,
 }
 
@@ -145,7 +146,7 @@ impl Discovery {
         state.upstreams.push(Arc::downgrade(upstream));
         let containers = state.containers.clone();
         upstream.set_targets(targets_for(
-            &mut state.health,
+            &mut state.peers,
             upstream,
             containers.as_deref(),
         ));
@@ -170,16 +171,16 @@ impl Discovery {
         let upstreams: Vec<Arc<Upstream>> =
             state.upstreams.iter().filter_map(Weak::upgrade).collect();
         for upstream in upstreams {
-            let targets = targets_for(&mut state.health, &upstream, containers.as_deref());
+            let targets = targets_for(&mut state.peers, &upstream, containers.as_deref());
             upstream.set_targets(targets);
         }
-        state.health.prune();
+        state.peers.prune();
     }
 }
 
 /// The targets of `upstream` among `containers`, in a stable order (by container id).
 fn targets_for(
-    health: &mut HealthMap,
+    peers: &mut Peers,
     upstream: &Upstream,
     containers: Option<&Vec<Container>>,
 ) -> Targets {
@@ -196,7 +197,7 @@ fn targets_for(
         .filter_map(|container| {
             let address = container.address.as_deref()?;
             Target::parse(&format!("http://{address}"), |authority| {
-                health.of(authority)
+                peers.of(authority, None)
             })
         })
         .collect();

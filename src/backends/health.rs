@@ -10,11 +10,8 @@
 //! Two relaxed atomics per target, no lock: [`Health::is_down`] and [`Health::succeeded`]
 //! are on the request path and only read while the target is healthy.
 
-use std::collections::HashMap;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Weak};
-
-use http::uri::Authority;
 
 use crate::observe::Stamp;
 
@@ -35,35 +32,6 @@ pub fn now_ms() -> u64 {
 pub fn backoff_ms(failures: u32) -> u64 {
     let doublings = failures.saturating_sub(1).min(16);
     (FIRST_BACKOFF_MS << doublings).min(MAX_BACKOFF_MS)
-}
-
-/// The passive health of targets by authority (`host:port`, the host in lower case, port
-/// 80 when none is given): every upstream that reaches one authority gets the same
-/// [`Health`] while one is alive. Weak references only; [`HealthMap::prune`] forgets the
-/// dead ones.
-#[derive(Debug, Default)]
-pub struct HealthMap(HashMap<String, Weak<Health>>);
-
-impl HealthMap {
-    /// The health of `authority`, shared with every other holder of it.
-    pub fn of(&mut self, authority: &Authority) -> Arc<Health> {
-        let key = format!(
-            "{}:{}",
-            authority.host().to_ascii_lowercase(),
-            authority.port_u16().unwrap_or(80)
-        );
-        if let Some(live) = self.0.get(&key).and_then(Weak::upgrade) {
-            return live;
-        }
-        let health = Arc::new(Health::new());
-        self.0.insert(key, Arc::downgrade(&health));
-        health
-    }
-
-    /// Forgets the health no target holds any more.
-    pub fn prune(&mut self) {
-        self.0.retain(|_, health| health.strong_count() > 0);
-    }
 }
 
 /// One target's passive health, shared by every backend that lists the target.

@@ -3,9 +3,8 @@
 //! `model` holds what a backend *is* (a name, target URLs, a policy, timeouts); this module
 //! holds what it needs to forward requests, which outlives any one revision of a project:
 //!
-//! - one pooled HTTP/1.1 client node-wide ([`client`]), or rather one per distinct connect
-//!   timeout, since that is a setting of the connector: backends with the same timeout share
-//!   a pool of keep-alive connections to each target authority;
+//! - a pool of keep-alive HTTP/1.1 connections per target authority ([`pool`]), shared by
+//!   every backend that lists the authority (restricted ones, `--proxy-allow`, apart);
 //! - per-target passive health ([`health`]): a target that refuses connections is skipped
 //!   for a back-off;
 //! - for a backend with a `health_check`, active health ([`probe`]): one task per upstream
@@ -35,6 +34,7 @@ pub mod allow;
 pub mod client;
 pub mod docker;
 pub mod health;
+pub mod pool;
 pub mod probe;
 
 use std::cell::RefCell;
@@ -45,13 +45,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Uri};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-pub use client::{Client, Failure, Outgoing};
-pub use health::{Health, HealthMap};
+pub use client::{Failure, Outgoing};
+pub use health::Health;
+pub use pool::{Peers, Pool, Returning};
 pub use probe::ActiveHealth;
 
 use crate::model::{Backend, Balance, HealthCheck};
@@ -65,7 +66,7 @@ thread_local! {
     static RANDOM: RefCell<SmallRng> = RefCell::new(SmallRng::from_entropy());
 }
 
-/// The node's live upstreams: the clients, and every upstream and target health in use.
+/// The node's live upstreams: every upstream, target health and connection pool in use.
 pub struct Registry {
     inner: Mutex<Inner>,
     /// Where restricted backends (non-admins' projects) may send (`--proxy-allow`).
@@ -78,12 +79,9 @@ pub struct Registry {
 /// next call).
 #[derive(Default)]
 struct Inner {
-    /// Clients by connect timeout (milliseconds) and whether they resolve names for
-    /// restricted backends.
-    clients: HashMap<(u64, bool), Weak<Client>>,
     upstreams: HashMap<Key, Weak<Upstream>>,
-    /// Passive health by target authority.
-    health: HealthMap,
+    /// Passive health and connection pools by target authority.
+    peers: Peers,
 }
 
 /// What makes two backend definitions the same upstream: everything but the name.
@@ -177,10 +175,9 @@ impl Registry {
 impl Inner {
     /// Forgets what nobody holds any more.
     fn prune(&mut self) {
-        self.clients.retain(|_, client| client.strong_count() > 0);
         self.upstreams
             .retain(|_, upstream| upstream.strong_count() > 0);
-        self.health.prune();
+        self.peers.prune();
     }
 
     /// The upstream of `backend`; with `allow`, a restricted one: targets `allow` does not
@@ -201,7 +198,8 @@ impl Inner {
             .iter()
             .take(MAX_TARGETS)
             .filter_map(|url| {
-                let target = Target::parse(url, |authority| self.health.of(authority));
+                let target =
+                    Target::parse(url, |authority| self.peers.of(authority, allow.as_ref()));
                 if target.is_none() {
                     tracing::warn!(
                         backend = backend.name,
@@ -245,29 +243,9 @@ impl Inner {
             connect_timeout: Duration::from_millis(backend.connect_timeout_ms),
             timeout: Duration::from_millis(backend.timeout_ms),
             turn: AtomicUsize::new(0),
-            client: self.client(backend.connect_timeout_ms, allow),
         });
         self.upstreams.insert(key, Arc::downgrade(&upstream));
         upstream
-    }
-
-    /// The client for a connect timeout, shared by every upstream with that timeout and
-    /// the same restriction (a restricted one resolves names through `--proxy-allow`).
-    fn client(
-        &mut self,
-        connect_timeout_ms: u64,
-        allow: Option<Arc<allow::ProxyAllow>>,
-    ) -> Arc<Client> {
-        let key = (connect_timeout_ms, allow.is_some());
-        if let Some(live) = self.clients.get(&key).and_then(Weak::upgrade) {
-            return live;
-        }
-        let client = Arc::new(client::build(
-            Duration::from_millis(connect_timeout_ms),
-            allow,
-        ));
-        self.clients.insert(key, Arc::downgrade(&client));
-        client
     }
 }
 
@@ -315,7 +293,6 @@ pub struct Upstream {
     timeout: Duration,
     /// The round-robin counter.
     turn: AtomicUsize,
-    client: Arc<Client>,
 }
 
 /// A backend's targets at one moment.
@@ -453,7 +430,7 @@ impl Upstream {
         self.targets().get(index).cloned()
     }
 
-    #[cfg(test)]
+    /// How long connecting to a target may take (name resolution included).
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
     }
@@ -461,12 +438,6 @@ impl Upstream {
     /// How long a target may take to send its response head.
     pub fn timeout(&self) -> Duration {
         self.timeout
-    }
-
-    /// The client this upstream's requests go out on (shared with every upstream of the
-    /// same connect timeout).
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 }
 
@@ -491,8 +462,8 @@ fn earliest(targets: &Targets, except: Option<usize>) -> Option<usize> {
         .map(|(index, _)| index)
 }
 
-/// One target of a backend: where to connect, what to put in front of the path, and its
-/// health.
+/// One target of a backend: where to connect, what to put in front of the path, its
+/// health and its pool of connections.
 #[derive(Clone)]
 pub struct Target {
     authority: Authority,
@@ -501,6 +472,7 @@ pub struct Target {
     /// The authority as a `host` header value.
     host: HeaderValue,
     health: Arc<Health>,
+    pool: Arc<Pool>,
     /// Its state under the backend's health check, when the backend has one.
     active: Option<Arc<ActiveHealth>>,
 }
@@ -512,22 +484,23 @@ impl std::fmt::Debug for Target {
 }
 
 impl Target {
-    /// A target from a URL (as validated by `model`), with its health from `health`;
-    /// `None` if the URL is not a valid target.
+    /// A target from a URL (as validated by `model`), with its health and pool from
+    /// `peer`; `None` if the URL is not a valid target.
     pub(crate) fn parse(
         url: &str,
-        health: impl FnOnce(&Authority) -> Arc<Health>,
+        peer: impl FnOnce(&Authority) -> (Arc<Health>, Arc<Pool>),
     ) -> Option<Target> {
         let uri = crate::model::check_target_url(url).ok()?;
         let authority = uri.authority()?.clone();
         let host = HeaderValue::from_str(authority.as_str()).ok()?;
         let base = uri.path().trim_end_matches('/').into();
-        let health = health(&authority);
+        let (health, pool) = peer(&authority);
         Some(Target {
             authority,
             base,
             host,
             health,
+            pool,
             active: None,
         })
     }
@@ -546,6 +519,11 @@ impl Target {
         &self.health
     }
 
+    /// Its keep-alive connections.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
     /// Its state under the backend's health check; `None` when the backend has none.
     pub fn active(&self) -> Option<&ActiveHealth> {
         self.active.as_deref()
@@ -557,7 +535,8 @@ impl Target {
         self.active.as_ref().is_some_and(|active| active.is_down())
     }
 
-    /// The absolute URI of a request to this target: the base path, then `tail`, then
+    /// The URI of a request to this target, in origin form (the authority goes in `host`):
+    /// the base path, then `tail`, then
     /// `?query` if there is one, all raw (percent-encoding as received). `None` if that is
     /// not a valid URI, which a path and query that arrived as one cannot cause.
     pub fn uri(&self, tail: Tail<'_>, query: Option<&str>) -> Option<Uri> {
@@ -578,12 +557,7 @@ impl Target {
         }
         // From `Bytes`, the text is taken as is, not copied.
         let path = PathAndQuery::from_maybe_shared(Bytes::from(text)).ok()?;
-        Uri::builder()
-            .scheme(Scheme::HTTP)
-            .authority(self.authority.clone())
-            .path_and_query(path)
-            .build()
-            .ok()
+        Some(Uri::from(path))
     }
 
     /// `uri`, made for `from`, made for this target instead (same path below the base

@@ -28,13 +28,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::client::{Chain, Client, Outgoing};
+use super::client::{Chain, Outgoing};
 use super::{Target, Upstream};
 use crate::model::HealthCheck;
 
@@ -222,13 +222,13 @@ async fn round(upstream: &Weak<Upstream>) {
         return;
     };
     let (path, timeout, thresholds) = (probe.path.clone(), probe.timeout, probe.thresholds);
-    let (targets, client, backend) = (live.targets(), Arc::clone(&live.client), live.name());
+    let (targets, connect_timeout, backend) = (live.targets(), live.connect_timeout, live.name());
     // The upstream is not kept alive while the probes are out.
     drop(live);
     let results = futures_util::future::join_all(
         targets
             .iter()
-            .map(|target| check(&client, target, &path, timeout)),
+            .map(|target| check(target, &path, timeout, connect_timeout)),
     )
     .await;
     for (target, result) in targets.iter().zip(results) {
@@ -263,24 +263,19 @@ async fn round(upstream: &Weak<Upstream>) {
 /// Probes one target: `GET path` at its root. `Ok` with the status of a 2xx or 3xx answer
 /// within `timeout`.
 pub async fn check(
-    client: &Client,
     target: &Target,
     path: &PathAndQuery,
     timeout: Duration,
+    connect_timeout: Duration,
 ) -> Result<StatusCode, Failed> {
     let deadline = Instant::now() + timeout;
-    let uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(target.authority().clone())
-        .path_and_query(path.clone())
-        .build()
-        .map_err(|error| Failed::Error(error.to_string()))?;
     let mut request = Request::new(Outgoing::Empty);
-    *request.uri_mut() = uri;
+    *request.uri_mut() = Uri::from(path.clone());
     let headers = request.headers_mut();
     headers.insert(header::HOST, target.host().clone());
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
+    let sent = target.pool().send(request, connect_timeout);
+    let response = match tokio::time::timeout_at(deadline, sent).await {
         Ok(Ok(response)) => response,
         Ok(Err(error)) => return Err(Failed::Error(Chain(&error).to_string())),
         Err(_) => return Err(Failed::Timeout(timeout)),
@@ -296,7 +291,7 @@ pub async fn check(
 
 /// Reads and drops up to [`DRAIN_LIMIT`] bytes of a body before `deadline`, so that its
 /// connection can be reused; gives up (the connection is then closed) past either.
-async fn drain(mut body: hyper::body::Incoming, deadline: Instant) {
+async fn drain(mut body: super::Returning, deadline: Instant) {
     let mut read = 0;
     while read <= DRAIN_LIMIT {
         match tokio::time::timeout_at(deadline, body.frame()).await {

@@ -28,7 +28,9 @@ use hyper_util::rt::TokioIo;
 use smallvec::SmallVec;
 
 use super::{Context, Reply};
-use crate::backends::{Failure, Outgoing, Tail, Targets, Upstream, client::Chain, health};
+use crate::backends::{
+    Failure, Outgoing, Returning, Tail, Targets, Upstream, client::Chain, health,
+};
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::model::{PREFIX_TAIL, ProxySpec};
@@ -162,7 +164,8 @@ impl Exchange {
                 *request.uri_mut() = std::mem::take(&mut uri);
                 *request.headers_mut() = std::mem::take(&mut headers);
             }
-            let sent = tokio::time::timeout_at(deadline, self.upstream.client().request(request));
+            let sent = target.pool().send(request, self.upstream.connect_timeout());
+            let sent = tokio::time::timeout_at(deadline, sent);
             let error = match sent.await {
                 Ok(Ok(response)) => {
                     target.health().succeeded();
@@ -185,7 +188,7 @@ impl Exchange {
                     return failure(Code::GatewayTimeout, &self.backend, &self.id);
                 }
             };
-            let kind = Failure::of(&error);
+            let kind = error.failure();
             if kind.marks_down() {
                 target.health().failed(health::now_ms());
             }
@@ -226,7 +229,7 @@ impl Exchange {
 /// The caller's answer from an upstream's: its status, its headers but hop-by-hop ones and
 /// any `x-request-id` (the edge puts the request's own id in the placeholder first), and its
 /// body, streamed.
-fn relay(response: Response<Incoming>) -> Response<Body> {
+fn relay(response: Response<Returning>) -> Response<Body> {
     let (head, body) = response.into_parts();
     let mut answer = Response::new(Body::upstream(body));
     *answer.status_mut() = head.status;
@@ -239,10 +242,12 @@ fn relay(response: Response<Incoming>) -> Response<Body> {
 /// have switched, the two connections joined byte for byte until either closes.
 fn tunnel(
     caller: OnUpgrade,
-    mut response: Response<Incoming>,
+    response: Response<Returning>,
     backend: &Arc<str>,
     id: &HeaderValue,
 ) -> Response<Body> {
+    // The connection is the tunnel's now: it does not go back to the pool.
+    let mut response = response.map(Returning::into_inner);
     let upstream = hyper::upgrade::on(&mut response);
     let (head, _) = response.into_parts();
     let (backend, request_id) = (backend.clone(), id.clone());
@@ -383,18 +388,43 @@ fn request_headers(
 /// `x-forwarded-for`: the incoming list, then the caller's address (an IPv4 address mapped
 /// into IPv6 written as IPv4).
 fn forwarded(list: Option<Vec<u8>>, peer: IpAddr) -> HeaderValue {
-    let peer = peer.to_canonical().to_string();
-    let joined = match list {
+    let mut joined = match list {
         Some(mut list) if !list.trim_ascii().is_empty() => {
             list.extend_from_slice(b", ");
-            list.extend_from_slice(peer.as_bytes());
             list
         }
-        _ => peer.into_bytes(),
+        _ => Vec::with_capacity(15),
     };
+    write_address(&mut joined, peer.to_canonical());
     // Valid header values joined by `, ` and an address are a valid header value.
     HeaderValue::from_maybe_shared(bytes::Bytes::from(joined))
         .unwrap_or(HeaderValue::from_static(""))
+}
+
+/// Writes an address as `Display` does, an IPv4 one without going through `core::fmt` (it
+/// is written for every proxied request).
+fn write_address(out: &mut Vec<u8>, address: IpAddr) {
+    match address {
+        IpAddr::V4(v4) => {
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            // Writing to a `Vec` cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 /// The headers of the caller's answer: the request id's placeholder first, then the
