@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
 # Gateway benchmark: Switchyard's gateway mode as a reverse proxy, side by side with nginx
-# proxy_pass and with the upstream alone, and the gateway's live reload of a 10,000-route file.
+# proxy_pass, with the smallest reverse proxy hyper 1 allows (the floor of any hyper-based
+# proxy) and with the upstream alone, and the gateway's live reload of a 10,000-route file.
 #
-#   bash bench/proxy.sh          (from the repository root; about 3 minutes once built)
+#   bash bench/proxy.sh          (from the repository root; about 4 minutes once built)
 #
 # One upstream for everything: the minimal hyper server of bench/hyper_baseline.rs (every
 # request answered 200, application/json, {"message":"hello"}), started once.
-#  1. In BENCH_PROXY_ROUNDS interleaved rounds (direct, Switchyard, nginx, direct, …), GET
-#     /api/hello under wrk -t1 -cN: requests/s, p50/p99/max, and server CPU per request
-#     (utime+stime from /proc/PID/stat over the measured run, divided by the requests wrk
-#     counted). For the proxies only the proxy's own process counts (nginx: master +
-#     worker); the upstream's CPU per request is shown beside it for information.
-#       direct     — wrk → upstream
-#       switchyard — wrk → `switchyard gateway --workers 1 --access-log off` (route `/`) → upstream
-#       nginx      — wrk → nginx, one worker, proxy_pass to a keep-alive upstream
-#                    (bench/nginx-proxy.conf) → upstream
-#     Medians over the rounds, per measure, and the Switchyard/nginx ratios.
+#  1. In BENCH_PROXY_ROUNDS interleaved rounds (direct, Switchyard, hyper proxy, nginx,
+#     direct, …), GET /api/hello under wrk -t1 -cN: requests/s, p50/p99/max, and server CPU
+#     per request (utime+stime from /proc/PID/stat over the measured run, divided by the
+#     requests wrk counted). For the proxies only the proxy's own process counts (nginx:
+#     master + worker); the upstream's CPU per request is shown beside it for information.
+#       direct      — wrk → upstream
+#       switchyard  — wrk → `switchyard gateway --workers 1 --access-log off` (route `/`) → upstream
+#       hyper proxy — wrk → bench/hyper_proxy_baseline.rs → upstream: hyper 1 server and
+#                     client, one upstream connection per client connection (no pool), the
+#                     same headers changed as by the two others; no routing, logging, request
+#                     id or stats. What is left of the gap to nginx at this floor is hyper's.
+#                     It runs on its default current-thread runtime because that is what
+#                     `--workers 1` gives Switchyard (src/cli.rs: one worker → current-thread
+#                     runtime), so both have the same runtime shape (nginx: one worker process).
+#       nginx       — wrk → nginx, one worker, proxy_pass to a keep-alive upstream
+#                     (bench/nginx-proxy.conf) → upstream
+#     Medians over the rounds, per measure, and the Switchyard/nginx, Switchyard/hyper-proxy
+#     and hyper-proxy/nginx ratios.
 #  2. Startup with a 10,000-route file (exec → /health answers; VmRSS 1 s later).
 #  3. Reload of that file (routes /r0 … /r9999 → one backend): the file is rewritten with its
 #     last route replaced by a new one and renamed over the path; the time until the new
@@ -26,8 +35,9 @@
 #     p50/p99/p99.9/max.
 #  5. Instructions per request under callgrind (deterministic, unlike the rest on a shared
 #     machine), the proxy alone under valgrind and the upstream native: the gateway with its
-#     one route, the gateway with the 10,000-route file (GET /r5000), nginx as one process,
-#     and the upstream itself for scale. Skipped if valgrind is missing or BENCH_PROXY_CG=0.
+#     one route, the gateway with the 10,000-route file (GET /r5000), the hyper proxy, nginx
+#     as one process, and the upstream itself for scale. Skipped if valgrind is missing or
+#     BENCH_PROXY_CG=0.
 #
 # Pinning (2 cores, so no arrangement is clean): the server measured — the proxy, or in the
 # "direct" rows the upstream itself (moved there with taskset -p for those runs) — on core
@@ -324,10 +334,12 @@ for tool in curl taskset getconf python3; do command -v "$tool" >/dev/null || di
 # and the binary measured must be the one `cargo build --release` ships.
 log "building release binaries (target dir $TARGET_DIR)"
 { CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --locked --bin switchyard &&
-    CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --locked --example hyper_baseline; } >"$WORK/build.log" 2>&1 \
+    CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --locked --example hyper_baseline \
+        --example hyper_proxy_baseline; } >"$WORK/build.log" 2>&1 \
     || { tail -30 "$WORK/build.log" >&2; die "cargo build failed"; }
 SY="$TARGET_DIR/release/switchyard"
 HYPER="$TARGET_DIR/release/examples/hyper_baseline"
+HYPER_PROXY="$TARGET_DIR/release/examples/hyper_proxy_baseline"
 
 START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 SOURCE=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
@@ -361,6 +373,14 @@ GW_PID=$!
 PIDS+=("$GW_PID")
 wait_http "http://127.0.0.1:$GW_PORT/health" "$GW_PID"
 
+# The hyper proxy on its default current-thread runtime, as `--workers 1` runs Switchyard.
+HP_PORT=$(free_port)
+log "starting the hyper proxy on core $SCPU, port $HP_PORT"
+taskset -c "$SCPU" "$HYPER_PROXY" --port "$HP_PORT" --upstream "127.0.0.1:$UP_PORT" >"$WORK/hyper-proxy.log" 2>&1 &
+HP_PID=$!
+PIDS+=("$HP_PID")
+wait_http "http://127.0.0.1:$HP_PORT$PATH_HELLO" "$HP_PID"
+
 NGINX_PORT=$(free_port)
 mkdir -p "$WORK/nginx"
 sed -e "s|__DIR__|$WORK/nginx|g" -e "s|__PORT__|$NGINX_PORT|g" -e "s|__UPSTREAM__|$UP_PORT|g" \
@@ -375,17 +395,20 @@ wait_http "http://127.0.0.1:$NGINX_PORT$PATH_HELLO" "$NGINX_PID"
 NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID"))
 [[ ${#NGINX_PIDS[@]} == 2 ]] || die "expected one nginx master and one worker, found ${NGINX_PIDS[*]}"
 
-# ---------------------------------------------------------------- 1. direct vs the two proxies
+# ---------------------------------------------------------------- 1. direct vs the three proxies
 for round in $(seq "$ROUNDS"); do
     # The upstream alone, placed as a measured server is (core SCPU), then put back.
     taskset -a -p -c "$SCPU" "$UP_PID" >/dev/null
     bench "direct.$round" "http://127.0.0.1:$UP_PORT$PATH_HELLO" "$UP_PID"
     taskset -a -p -c "$LCPU" "$UP_PID" >/dev/null
     bench "sy.$round" "http://127.0.0.1:$GW_PORT$PATH_HELLO" "$GW_PID"
+    bench "hp.$round" "http://127.0.0.1:$HP_PORT$PATH_HELLO" "$HP_PID"
     bench "nginx.$round" "http://127.0.0.1:$NGINX_PORT$PATH_HELLO" "${NGINX_PIDS[@]}"
 done
-# Medians over the rounds, per measure; and the per-round Switchyard/nginx ratios.
-for s in direct sy nginx; do
+# Medians over the rounds, per measure; and the ratios of the medians and per round:
+# R[ratio.*] Switchyard/nginx, R[ratio_sh.*] Switchyard/hyper proxy, R[ratio_hn.*] hyper
+# proxy/nginx.
+for s in direct sy hp nginx; do
     for f in rps p50 p99 p999 max cpu upcpu busy softirq other load; do
         vals=()
         for r in $(seq "$ROUNDS"); do vals+=("${R[$s.$r.$f]%\%}"); done
@@ -393,13 +416,17 @@ for s in direct sy nginx; do
         R[$s.all_$f]="${vals[*]}"
     done
 done
-for f in rps p99 cpu; do
-    R[ratio.$f]=$(ratio "${R[sy.$f]}" "${R[nginx.$f]}")
-    rr=()
-    for r in $(seq "$ROUNDS"); do rr+=("$(ratio "${R[sy.$r.$f]}" "${R[nginx.$r.$f]}")"); done
-    R[ratio.all_$f]="${rr[*]}"
+for pair in ratio:sy:nginx ratio_sh:sy:hp ratio_hn:hp:nginx; do
+    IFS=: read -r key a b <<<"$pair"
+    for f in rps p99 cpu; do
+        R[$key.$f]=$(ratio "${R[$a.$f]}" "${R[$b.$f]}")
+        rr=()
+        for r in $(seq "$ROUNDS"); do rr+=("$(ratio "${R[$a.$r.$f]}" "${R[$b.$r.$f]}")"); done
+        R[$key.all_$f]="${rr[*]}"
+    done
 done
 stop "$GW_PID"
+stop "$HP_PID"
 stop "$NGINX_PID"
 
 # ---------------------------------------------------------------- 2. startup with 10,000 routes
@@ -530,6 +557,8 @@ if [[ ${BENCH_PROXY_CG:-1} == 1 ]] && command -v valgrind >/dev/null; then
     cg gateway "$p" "$PATH_HELLO" "$SY" gateway -c "$WORK/proxy.yml" -p "$p" "${GW_ARGS[@]}"
     p=$(free_port)
     cg "gateway-$NROUTES" "$p" "$KEEP_ROUTE" "$SY" gateway -c "$GW_FILE" -p "$p" "${GW_ARGS[@]}"
+    p=$(free_port)
+    cg hyper-proxy "$p" "$PATH_HELLO" "$HYPER_PROXY" --port "$p" --upstream "127.0.0.1:$UP_PORT"
     # nginx as above, but as one process (master_process off) so that callgrind follows the
     # process that serves.
     p=$(free_port)
@@ -558,10 +587,11 @@ summary() {
     echo "| | requests/s | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/request | upstream CPU µs/request | core $SCPU: server / softirq / other | core $LCPU busy |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     local s name
-    for s in direct sy nginx; do
+    for s in direct sy hp nginx; do
         case $s in
             direct) name="direct (upstream alone, on core $SCPU)" ;;
             sy) name="Switchyard gateway (\`--workers 1\`)" ;;
+            hp) name="hyper proxy (minimal hyper 1, one upstream connection per client connection)" ;;
             nginx) name="nginx proxy_pass (1 worker, keepalive 64)" ;;
         esac
         local up=${R[$s.upcpu]}
@@ -570,9 +600,9 @@ summary() {
             "${R[$s.p99]}" "${R[$s.p999]}" "${R[$s.max]}" "${R[$s.cpu]}" "$up" "${R[$s.busy]}" "${R[$s.softirq]}" "${R[$s.other]}" "${R[$s.load]}"
     done
     echo
-    echo "All rounds — requests/s: direct ${R[direct.all_rps]}; Switchyard ${R[sy.all_rps]}; nginx ${R[nginx.all_rps]}." \
-        "p99 ms: direct ${R[direct.all_p99]}; Switchyard ${R[sy.all_p99]}; nginx ${R[nginx.all_p99]}." \
-        "Server CPU µs/request: direct ${R[direct.all_cpu]}; Switchyard ${R[sy.all_cpu]}; nginx ${R[nginx.all_cpu]}."
+    echo "All rounds — requests/s: direct ${R[direct.all_rps]}; Switchyard ${R[sy.all_rps]}; hyper proxy ${R[hp.all_rps]}; nginx ${R[nginx.all_rps]}." \
+        "p99 ms: direct ${R[direct.all_p99]}; Switchyard ${R[sy.all_p99]}; hyper proxy ${R[hp.all_p99]}; nginx ${R[nginx.all_p99]}." \
+        "Server CPU µs/request: direct ${R[direct.all_cpu]}; Switchyard ${R[sy.all_cpu]}; hyper proxy ${R[hp.all_cpu]}; nginx ${R[nginx.all_cpu]}."
     echo
     echo "| Switchyard / nginx | ratio of medians | per round |"
     echo "|---|---:|---|"
@@ -580,7 +610,15 @@ summary() {
     echo "| p99 | ×${R[ratio.p99]} | ${R[ratio.all_p99]} |"
     echo "| proxy CPU per request | ×${R[ratio.cpu]} | ${R[ratio.all_cpu]} |"
     echo
-    echo "Proxy / direct, requests/s: Switchyard ×$(ratio "${R[sy.rps]}" "${R[direct.rps]}"), nginx ×$(ratio "${R[nginx.rps]}" "${R[direct.rps]}")."
+    echo "Against the hyper floor (how much of the gap to nginx is hyper's, how much Switchyard's):"
+    echo
+    echo "| | Switchyard / hyper proxy | per round | hyper proxy / nginx | per round |"
+    echo "|---|---:|---|---:|---|"
+    echo "| requests/s | ×${R[ratio_sh.rps]} | ${R[ratio_sh.all_rps]} | ×${R[ratio_hn.rps]} | ${R[ratio_hn.all_rps]} |"
+    echo "| p99 | ×${R[ratio_sh.p99]} | ${R[ratio_sh.all_p99]} | ×${R[ratio_hn.p99]} | ${R[ratio_hn.all_p99]} |"
+    echo "| proxy CPU per request | ×${R[ratio_sh.cpu]} | ${R[ratio_sh.all_cpu]} | ×${R[ratio_hn.cpu]} | ${R[ratio_hn.all_cpu]} |"
+    echo
+    echo "Proxy / direct, requests/s: Switchyard ×$(ratio "${R[sy.rps]}" "${R[direct.rps]}"), hyper proxy ×$(ratio "${R[hp.rps]}" "${R[direct.rps]}"), nginx ×$(ratio "${R[nginx.rps]}" "${R[direct.rps]}")."
     echo
     echo "### $NROUTES-route gateway file ($(awk -v b="${R[file.bytes]}" 'BEGIN {printf "%.0f", b / 1000}') kB)"
     echo
@@ -616,10 +654,13 @@ summary() {
         echo "|---|---:|"
         echo "| Switchyard gateway, route \`/\`, GET $PATH_HELLO | ${R[cg.gateway]} |"
         echo "| Switchyard gateway, $NROUTES routes, GET $KEEP_ROUTE | ${R[cg.gateway-$NROUTES]} |"
+        echo "| hyper proxy (minimal hyper 1) | ${R[cg.hyper-proxy]} |"
         echo "| nginx proxy_pass (one process) | ${R[cg.nginx]} |"
         echo "| the upstream alone (minimal hyper), for scale | ${R[cg.direct]} |"
         echo
-        echo "Switchyard / nginx: ×$(ratio "${R[cg.gateway]}" "${R[cg.nginx]}")."
+        echo "Switchyard / nginx: ×$(ratio "${R[cg.gateway]}" "${R[cg.nginx]}");" \
+            "Switchyard / hyper proxy: ×$(ratio "${R[cg.gateway]}" "${R[cg.hyper-proxy]}");" \
+            "hyper proxy / nginx: ×$(ratio "${R[cg.hyper-proxy]}" "${R[cg.nginx]}")."
         echo
     fi
     echo "### Targets"
