@@ -229,7 +229,8 @@ mod tests {
             .header("host", "test")
             .body(crate::backends::Outgoing::Empty)
             .unwrap();
-        pool.send(request, std::time::Duration::from_secs(5))
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        pool.send(request, std::time::Duration::from_secs(5), soon)
             .await
             .unwrap()
     }

@@ -52,7 +52,7 @@ use rand::{Rng, SeedableRng};
 
 pub use client::{Failure, Outgoing};
 pub use health::Health;
-pub use pool::{Peers, Pool, Returning};
+pub use pool::{Peers, Pool, Returning, SendError};
 pub use probe::ActiveHealth;
 
 use crate::model::{Backend, Balance, HealthCheck};

@@ -10,6 +10,11 @@
 //! instead. A request that a reused connection could not even start sending (the target
 //! closed it while it was idle) is sent again on a fresh connection.
 //!
+//! The response head must come before a deadline. Each connection keeps its timer for its
+//! whole life and moves it to the next request's deadline: a later deadline only moves an
+//! atomic (tokio's timer entries are re-registered lazily), where a timer per request would
+//! take the timer wheel's lock twice per request.
+//!
 //! Idle connections are kept for [`POOL_IDLE`], at most [`MAX_IDLE_PER_TARGET`] per pool;
 //! a reaper task, running while a pool has idle connections, closes the expired ones.
 //!
@@ -19,6 +24,7 @@
 //! the addresses `--proxy-allow` permits.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -35,6 +41,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::allow::ProxyAllow;
 use super::client::{Failure, Outgoing};
@@ -68,6 +75,9 @@ pub enum SendError {
     /// Connecting took longer than the connect timeout.
     #[error("connecting took longer than {0:?}")]
     ConnectTimeout(Duration),
+    /// The deadline passed before the response head came.
+    #[error("no response head before the deadline")]
+    Timeout,
     /// The exchange failed once connected: reset, closed early, or not valid HTTP.
     #[error(transparent)]
     Exchange(#[from] hyper::Error),
@@ -80,7 +90,7 @@ impl SendError {
             SendError::Resolve { .. } => Failure::Unreachable,
             SendError::ConnectTimeout(_) => Failure::ConnectTimeout,
             SendError::Connect { error, .. } => Failure::of_connect(error),
-            SendError::Exchange(_) => Failure::Exchange,
+            SendError::Exchange(_) | SendError::Timeout => Failure::Exchange,
         }
     }
 }
@@ -98,6 +108,7 @@ pub struct Pool {
 
 struct Idle {
     sender: http1::SendRequest<Outgoing>,
+    timer: Timer,
     /// When it was put back ([`health::now_ms`]).
     since: u64,
 }
@@ -132,28 +143,50 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, its `host` set) on an idle connection, or on a new
-    /// one opened within `connect_timeout`, and waits for the response head. The body of
-    /// the answer gives the connection back once read to its end.
+    /// one opened within `connect_timeout`, and waits for the response head until
+    /// `deadline` ([`SendError::Timeout`] past it). The body of the answer gives the
+    /// connection back once read to its end.
     pub async fn send(
         self: &Arc<Self>,
         request: Request<Outgoing>,
         connect_timeout: Duration,
+        deadline: Instant,
     ) -> Result<Response<Returning>, SendError> {
         let mut request = request;
         // Idle connections first; a request one of them could not start sending is tried
         // on the next, then on a fresh one.
-        while let Some(mut sender) = self.checkout() {
-            match sender.try_send_request(request).await {
-                Ok(response) => return Ok(self.lease(response, sender)),
-                Err(mut error) => match error.take_message() {
+        while let Some((mut sender, mut timer)) = self.checkout() {
+            timer.as_mut().reset(deadline);
+            match before(&mut timer, sender.try_send_request(request)).await {
+                None => return Err(SendError::Timeout),
+                Some(Ok(response)) => return Ok(self.lease(response, sender, timer)),
+                Some(Err(mut error)) => match error.take_message() {
                     Some(unsent) => request = unsent,
                     None => return Err(SendError::Exchange(error.into_error())),
                 },
             }
         }
-        let mut sender = self.connect(connect_timeout).await?;
-        let response = sender.send_request(request).await?;
-        Ok(self.lease(response, sender))
+        // Boxed: connecting is the rare path, and its future is large; unboxed, every send
+        // would carry (and move) its space.
+        Box::pin(self.fresh(request, connect_timeout, deadline)).await
+    }
+
+    /// Sends `request` on a new connection.
+    async fn fresh(
+        self: &Arc<Self>,
+        request: Request<Outgoing>,
+        connect_timeout: Duration,
+        deadline: Instant,
+    ) -> Result<Response<Returning>, SendError> {
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
+        let Some(connected) = before(&mut timer, self.connect(connect_timeout)).await else {
+            return Err(SendError::Timeout);
+        };
+        let mut sender = connected?;
+        let Some(response) = before(&mut timer, sender.send_request(request)).await else {
+            return Err(SendError::Timeout);
+        };
+        Ok(self.lease(response?, sender, timer))
     }
 
     /// The answer, with its connection to give back.
@@ -161,6 +194,7 @@ impl Pool {
         self: &Arc<Self>,
         response: Response<Incoming>,
         sender: http1::SendRequest<Outgoing>,
+        timer: Timer,
     ) -> Response<Returning> {
         response.map(|body| {
             Returning::new(
@@ -168,6 +202,7 @@ impl Pool {
                 Lease {
                     pool: Arc::clone(self),
                     sender,
+                    timer,
                 },
             )
         })
@@ -176,7 +211,7 @@ impl Pool {
     /// An idle connection ready for a request, if there is one; closes the expired and
     /// closed ones it meets. One still finishing its last exchange (rare: its answer was
     /// read before its request was sent whole) is left in the pool.
-    fn checkout(&self) -> Option<http1::SendRequest<Outgoing>> {
+    fn checkout(&self) -> Option<(http1::SendRequest<Outgoing>, Timer)> {
         let now = health::now_ms();
         let mut idle = self.lock();
         let mut busy = None;
@@ -185,7 +220,7 @@ impl Pool {
                 break None;
             };
             if candidate.sender.is_ready() && !expired(candidate.since, now) {
-                break Some(candidate.sender);
+                break Some((candidate.sender, candidate.timer));
             }
             if !candidate.sender.is_closed() && !expired(candidate.since, now) && busy.is_none() {
                 busy = Some(candidate);
@@ -198,7 +233,7 @@ impl Pool {
     }
 
     /// Puts a connection back, unless the pool is full or the connection closed.
-    fn put_back(self: &Arc<Self>, sender: http1::SendRequest<Outgoing>) {
+    fn put_back(self: &Arc<Self>, sender: http1::SendRequest<Outgoing>, timer: Timer) {
         if sender.is_closed() {
             return;
         }
@@ -209,6 +244,7 @@ impl Pool {
             }
             idle.push(Idle {
                 sender,
+                timer,
                 since: health::now_ms(),
             });
         }
@@ -308,6 +344,21 @@ impl Pool {
     }
 }
 
+/// A connection's timer for the response head of its current request.
+type Timer = Pin<Box<Sleep>>;
+
+/// `future`'s output, or `None` if `timer` goes off first.
+async fn before<F: Future>(timer: &mut Timer, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
 fn expired(since: u64, now: u64) -> bool {
     now.saturating_sub(since) >= POOL_IDLE.as_millis() as u64
 }
@@ -335,6 +386,7 @@ async fn reap(pool: Weak<Pool>) {
 struct Lease {
     pool: Arc<Pool>,
     sender: http1::SendRequest<Outgoing>,
+    timer: Timer,
 }
 
 /// An upstream answer's body, which gives its connection back to the pool once read to
@@ -364,8 +416,13 @@ impl Returning {
     }
 
     fn give_back(&mut self) {
-        if let Some(Lease { pool, sender }) = self.lease.take() {
-            pool.put_back(sender);
+        if let Some(Lease {
+            pool,
+            sender,
+            timer,
+        }) = self.lease.take()
+        {
+            pool.put_back(sender, timer);
         }
     }
 }
@@ -490,12 +547,16 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(5);
 
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(10)
+    }
+
     #[tokio::test]
     async fn a_connection_read_to_its_end_is_used_again() {
         let (authority, accepted) = upstream("hello", false).await;
         let pool = Arc::new(Pool::new(authority.clone(), None));
         for _ in 0..5 {
-            let response = pool.send(get(&authority), SECOND).await.unwrap();
+            let response = pool.send(get(&authority), SECOND, soon()).await.unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(body, "hello");
             assert_eq!(pool.idle_count(), 1, "back in the pool once read");
@@ -507,10 +568,10 @@ mod tests {
     async fn a_body_dropped_half_read_takes_its_connection_along() {
         let (authority, accepted) = upstream("hello", false).await;
         let pool = Arc::new(Pool::new(authority.clone(), None));
-        let response = pool.send(get(&authority), SECOND).await.unwrap();
+        let response = pool.send(get(&authority), SECOND, soon()).await.unwrap();
         drop(response);
         assert_eq!(pool.idle_count(), 0);
-        let response = pool.send(get(&authority), SECOND).await.unwrap();
+        let response = pool.send(get(&authority), SECOND, soon()).await.unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -520,7 +581,7 @@ mod tests {
         let (authority, accepted) = upstream("bye", true).await;
         let pool = Arc::new(Pool::new(authority.clone(), None));
         for _ in 0..3 {
-            let response = pool.send(get(&authority), SECOND).await.unwrap();
+            let response = pool.send(get(&authority), SECOND, soon()).await.unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(body, "bye");
         }
@@ -552,7 +613,7 @@ mod tests {
         });
         let pool = Arc::new(Pool::new(authority.clone(), None));
         for _ in 0..3 {
-            let response = pool.send(get(&authority), SECOND).await.unwrap();
+            let response = pool.send(get(&authority), SECOND, soon()).await.unwrap();
             let body = response.into_body().collect().await.unwrap().to_bytes();
             assert_eq!(body, "ok");
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -567,7 +628,11 @@ mod tests {
         let authority: Authority = listener.local_addr().unwrap().to_string().parse().unwrap();
         drop(listener);
         let pool = Arc::new(Pool::new(authority.clone(), None));
-        let error = pool.send(get(&authority), SECOND).await.err().unwrap();
+        let error = pool
+            .send(get(&authority), SECOND, soon())
+            .await
+            .err()
+            .unwrap();
         assert_eq!(error.failure(), Failure::Unreachable, "{error}");
     }
 
@@ -575,7 +640,11 @@ mod tests {
     async fn a_name_that_does_not_resolve_is_unreachable() {
         let authority: Authority = "no-such-host.invalid:80".parse().unwrap();
         let pool = Arc::new(Pool::new(authority.clone(), None));
-        let error = pool.send(get(&authority), SECOND).await.err().unwrap();
+        let error = pool
+            .send(get(&authority), SECOND, soon())
+            .await
+            .err()
+            .unwrap();
         assert_eq!(error.failure(), Failure::Unreachable, "{error}");
     }
 
@@ -584,7 +653,11 @@ mod tests {
         let (authority, accepted) = upstream("hello", false).await;
         let allow = Arc::new(ProxyAllow::parse(&["10.0.0.0/8"]).unwrap());
         let pool = Arc::new(Pool::new(authority.clone(), Some(Arc::clone(&allow))));
-        let error = pool.send(get(&authority), SECOND).await.err().unwrap();
+        let error = pool
+            .send(get(&authority), SECOND, soon())
+            .await
+            .err()
+            .unwrap();
         assert_eq!(error.failure(), Failure::Unreachable);
         assert!(error.to_string().contains("--proxy-allow"), "{error}");
         // A name is held to the same rule, on the addresses it resolves to.
@@ -592,11 +665,11 @@ mod tests {
             .parse()
             .unwrap();
         let pool = Arc::new(Pool::new(named.clone(), Some(allow)));
-        assert!(pool.send(get(&named), SECOND).await.is_err());
+        assert!(pool.send(get(&named), SECOND, soon()).await.is_err());
         assert_eq!(accepted.load(Ordering::SeqCst), 0);
         let loopback = Arc::new(ProxyAllow::parse(&["127.0.0.0/8", "::1"]).unwrap());
         let pool = Arc::new(Pool::new(named.clone(), Some(loopback)));
-        let response = pool.send(get(&named), SECOND).await.unwrap();
+        let response = pool.send(get(&named), SECOND, soon()).await.unwrap();
         response.into_body().collect().await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }

@@ -35,6 +35,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::client::{Chain, Outgoing};
+use super::pool::SendError;
 use super::{Target, Upstream};
 use crate::model::HealthCheck;
 
@@ -274,11 +275,10 @@ pub async fn check(
     let headers = request.headers_mut();
     headers.insert(header::HOST, target.host().clone());
     headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
-    let sent = target.pool().send(request, connect_timeout);
-    let response = match tokio::time::timeout_at(deadline, sent).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => return Err(Failed::Error(Chain(&error).to_string())),
-        Err(_) => return Err(Failed::Timeout(timeout)),
+    let response = match target.pool().send(request, connect_timeout, deadline).await {
+        Ok(response) => response,
+        Err(SendError::Timeout) => return Err(Failed::Timeout(timeout)),
+        Err(error) => return Err(Failed::Error(Chain(&error).to_string())),
     };
     let status = response.status();
     drain(response.into_body(), deadline).await;

@@ -29,7 +29,7 @@ use smallvec::SmallVec;
 
 use super::{Context, Reply};
 use crate::backends::{
-    Failure, Outgoing, Returning, Tail, Targets, Upstream, client::Chain, health,
+    Failure, Outgoing, Returning, SendError, Tail, Targets, Upstream, client::Chain, health,
 };
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
@@ -164,10 +164,11 @@ impl Exchange {
                 *request.uri_mut() = std::mem::take(&mut uri);
                 *request.headers_mut() = std::mem::take(&mut headers);
             }
-            let sent = target.pool().send(request, self.upstream.connect_timeout());
-            let sent = tokio::time::timeout_at(deadline, sent);
+            let sent = target
+                .pool()
+                .send(request, self.upstream.connect_timeout(), deadline);
             let error = match sent.await {
-                Ok(Ok(response)) => {
+                Ok(response) => {
                     target.health().succeeded();
                     return match self.upgrade.take() {
                         Some(caller) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
@@ -176,8 +177,7 @@ impl Exchange {
                         _ => relay(response),
                     };
                 }
-                Ok(Err(error)) => error,
-                Err(_) => {
+                Err(SendError::Timeout) => {
                     tracing::warn!(
                         request_id = error::id_str(&self.id),
                         backend = &*self.backend,
@@ -187,6 +187,7 @@ impl Exchange {
                     );
                     return failure(Code::GatewayTimeout, &self.backend, &self.id);
                 }
+                Err(error) => error,
             };
             let kind = error.failure();
             if kind.marks_down() {
@@ -427,12 +428,17 @@ fn write_address(out: &mut Vec<u8>, address: IpAddr) {
     }
 }
 
-/// The headers of the caller's answer: the request id's placeholder first, then the
-/// upstream's, in order and repeated ones kept, but hop-by-hop ones and `x-request-id`.
+/// The headers of the caller's answer: the upstream's, in order and repeated ones kept, but
+/// hop-by-hop ones and `x-request-id` (the edge adds the request's own). Usually there is
+/// none of those, and the map is handed on as it is.
 fn response_headers(upstream: HeaderMap) -> HeaderMap {
     let connection = connection_values(&upstream);
-    let mut headers = HeaderMap::with_capacity(upstream.len() + 1);
-    headers.append(observe::REQUEST_ID, observe::REQUEST_ID_PLACEHOLDER);
+    let dropped = |name: &HeaderName| *name == observe::REQUEST_ID || hop_by_hop(name, &connection);
+    if !upstream.keys().any(dropped) {
+        return upstream;
+    }
+    // Rebuilt rather than edited: removing from a `HeaderMap` reorders it.
+    let mut headers = HeaderMap::with_capacity(upstream.len());
     let mut current: Option<HeaderName> = None;
     for (name, value) in upstream {
         // A name comes once, before the first of its values.
@@ -440,7 +446,7 @@ fn response_headers(upstream: HeaderMap) -> HeaderMap {
             current = Some(name);
         }
         let Some(name) = &current else { continue };
-        if *name != observe::REQUEST_ID && !hop_by_hop(name, &connection) {
+        if !dropped(name) {
             headers.append(name.clone(), value);
         }
     }
@@ -578,14 +584,21 @@ mod tests {
         assert_eq!(
             pairs(&headers),
             [
-                ("x-request-id".into(), String::new()),
                 ("content-type".into(), "text/plain".into()),
                 ("set-cookie".into(), "a=1".into()),
                 ("set-cookie".into(), "b=2".into()),
                 ("content-length".into(), "5".into()),
             ]
         );
-        // The edge puts the request's id in the placeholder: exactly one id, ours.
+        // Nothing to take out: handed on as it is, in order.
+        let plain = map(&[
+            ("content-type", "text/plain"),
+            ("set-cookie", "a=1"),
+            ("content-length", "5"),
+            ("set-cookie", "b=2"),
+        ]);
+        assert_eq!(pairs(&response_headers(plain.clone())), pairs(&plain));
+        // The edge adds the request's id: exactly one id, ours.
         let mut headers = headers;
         observe::set_request_id(&mut headers, HeaderValue::from_static("ours"));
         let ids: Vec<_> = headers.get_all("x-request-id").iter().collect();
