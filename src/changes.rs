@@ -35,8 +35,10 @@ use crate::model::{
 use crate::observe::Telemetry;
 use crate::routing::{
     CompileError, CompiledEndpoint, CompiledProject, HandlerList, Publish, RouteEdit, Routes,
-    retire,
+    ScriptRoutes, retire,
 };
+use crate::script::Script;
+use crate::scripts::ScriptHost;
 use crate::store::{Commit, EndpointOps, NewProject, Store, StoreError};
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
@@ -51,6 +53,8 @@ pub enum ChangeError {
     EndpointExists(String),
     #[error("no backend `{0}` in this project")]
     BackendNotFound(String),
+    #[error("this project has no script")]
+    ScriptNotFound,
     #[error("endpoint `{endpoint}` forwards to backend `{backend}`; change or delete it first")]
     BackendInUse { backend: String, endpoint: String },
     #[error("the owner already has a project named `{0}`")]
@@ -97,6 +101,15 @@ impl DiffItem {
             target: "endpoint".into(),
             id: Some(endpoint.id.clone()),
             detail: format!("{} {}", endpoint.spec.method.as_str(), endpoint.spec.path),
+        }
+    }
+
+    fn script(op: &'static str, routes: usize) -> DiffItem {
+        DiffItem {
+            op,
+            target: "script".into(),
+            id: None,
+            detail: format!("{routes} route{}", if routes == 1 { "" } else { "s" }),
         }
     }
 
@@ -173,6 +186,17 @@ struct Edit {
     ops: OwnedOps,
     summary: String,
     diff: Vec<DiffItem>,
+    script: ScriptEdit,
+}
+
+/// What an edit does to the project's compiled script.
+#[derive(Clone)]
+enum ScriptEdit {
+    /// The script stays as it is.
+    Keep,
+    /// This script (compiled before the edit, off the project's lock) replaces it.
+    Set(Arc<Script>),
+    Remove,
 }
 
 impl Edit {
@@ -184,7 +208,13 @@ impl Edit {
             ops,
             summary: summary_of(&diff),
             diff,
+            script: ScriptEdit::Keep,
         }
+    }
+
+    /// Sets what the edit does to the compiled script.
+    fn script(self, script: ScriptEdit) -> Edit {
+        Edit { script, ..self }
     }
 
     /// Tells the compiler what the edit did to methods and paths (see [`RouteEdit`]).
@@ -211,6 +241,8 @@ pub struct Changes {
     telemetry: Arc<Telemetry>,
     /// The node's live upstreams, which compiled projects take theirs from.
     registry: Arc<Registry>,
+    /// Compiles projects' scripts.
+    scripts: ScriptHost,
 }
 
 /// One change lock per project, by store id (stable across renames). The request path
@@ -326,9 +358,14 @@ fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Handler, ChangeE
 
 fn conflict(error: CompileError) -> ChangeError {
     match error {
-        CompileError::Conflict { .. } => ChangeError::RouteConflict(error.to_string()),
+        CompileError::Conflict { .. } | CompileError::ScriptConflict { .. } => {
+            ChangeError::RouteConflict(error.to_string())
+        }
         CompileError::Template { .. } => {
             ChangeError::Invalid(vec![FieldError::new("path", error.to_string())])
+        }
+        CompileError::ScriptTemplate { .. } => {
+            ChangeError::Invalid(vec![FieldError::new("script", error.to_string())])
         }
     }
 }
@@ -558,6 +595,29 @@ fn check_allowed(
     }
 }
 
+/// The edit that gives `current` the script `source` (none with `None`). A project broken
+/// by anything but its script takes no such edit; one broken by its script alone (it did
+/// not compile when loaded) is whole otherwise, and gets its endpoints' handlers back.
+fn script_edit(
+    current: &CompiledProject,
+    source: Option<Arc<str>>,
+    diff: Vec<DiffItem>,
+    script: ScriptEdit,
+) -> Result<Edit, ChangeError> {
+    let mut handlers = current.handlers.clone();
+    if let Some(problem) = &current.problem {
+        if !problem.is_script() {
+            return Err(ChangeError::Broken(problem.message().to_owned()));
+        }
+        handlers = share_or_compile(&current.def.endpoints, None)?.1;
+    }
+    let mut project = current.def.as_ref().clone();
+    project.script = source;
+    Ok(Edit::new(project, handlers, OwnedOps::None, diff)
+        .routes(RouteEdit::Kept)
+        .script(script))
+}
+
 /// Checks a whole definition's backends, and that every proxy endpoint names one of them.
 fn check_backends(backends: &[Backend], endpoints: &EndpointList) -> Result<(), ChangeError> {
     let mut errors = Vec::new();
@@ -695,6 +755,7 @@ fn compute(
         ops,
         summary,
         diff,
+        script,
     } = edit(current)?;
     if diff.is_empty() {
         return Ok(None);
@@ -715,6 +776,17 @@ fn compute(
     let mut compiled = current
         .next(Arc::new(project), handlers, routes)
         .map_err(conflict)?;
+    compiled = match script {
+        ScriptEdit::Keep => compiled,
+        ScriptEdit::Set(script) => {
+            let routes =
+                ScriptRoutes::compile(script, current.script.as_deref()).map_err(conflict)?;
+            compiled
+                .with_script(Some(Arc::new(routes)))
+                .map_err(conflict)?
+        }
+        ScriptEdit::Remove => compiled.with_script(None).map_err(conflict)?,
+    };
     if backends_changed {
         compiled = compiled.with_upstreams(registry);
     }
@@ -733,16 +805,18 @@ async fn reload(
     store: &dyn Store,
     routes: &Routes,
     registry: &Arc<Registry>,
+    scripts: &ScriptHost,
     id: i64,
 ) -> Option<i64> {
     match store.load_project(id).await {
         Ok(Some(loaded)) => {
+            let script = scripts.compile_stored(&loaded.project).await;
             let revision = loaded.project.revision;
             // The served revision's stats go on with the reloaded one.
             let served = routes.load().projects().find(|p| p.def.id == id).cloned();
             let registry = registry.clone();
             let compiled = tokio::task::spawn_blocking(move || {
-                let compiled = CompiledProject::load(loaded, &registry);
+                let compiled = CompiledProject::load(loaded, &registry, script);
                 match served {
                     Some(served) => compiled.counting_as(&served),
                     None => compiled,
@@ -775,6 +849,7 @@ struct Finish {
     store: Arc<dyn Store>,
     routes: Arc<Routes>,
     registry: Arc<Registry>,
+    scripts: ScriptHost,
     gate: Option<Arc<CommitGate>>,
     telemetry: Arc<Telemetry>,
     compiled: Arc<CompiledProject>,
@@ -810,6 +885,7 @@ impl Finish {
                 journal_size: def.journal_size,
                 endpoints,
                 backends: &def.backends,
+                script: def.script.as_deref(),
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
                 now: self.now,
@@ -830,7 +906,14 @@ impl Finish {
             Err(error) => {
                 // Refused as stale, or failed with an outcome we cannot know (the COMMIT may
                 // have happened): the store is the truth, so serve what it holds.
-                let stored = reload(&*self.store, &self.routes, &self.registry, def.id).await;
+                let stored = reload(
+                    &*self.store,
+                    &self.routes,
+                    &self.registry,
+                    &self.scripts,
+                    def.id,
+                )
+                .await;
                 match error {
                     StoreError::RevisionConflict { .. } => Err(ChangeError::Stale {
                         current: stored.unwrap_or(self.base_revision),
@@ -850,6 +933,7 @@ impl Changes {
         gate: Option<Arc<CommitGate>>,
         telemetry: Arc<Telemetry>,
         registry: Arc<Registry>,
+        scripts: ScriptHost,
     ) -> Changes {
         Changes {
             store,
@@ -859,6 +943,7 @@ impl Changes {
             gate,
             telemetry,
             registry,
+            scripts,
         }
     }
 
@@ -909,6 +994,7 @@ impl Changes {
             updated_at: now,
             endpoints: EndpointList::new(),
             backends: backends.into(),
+            script: None,
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -974,6 +1060,7 @@ impl Changes {
                         journal_size: def.journal_size,
                         endpoints: &def.endpoints,
                         backends: &def.backends,
+                        script: def.script.as_deref(),
                         now,
                     },
                     Some(actor_id),
@@ -1276,6 +1363,77 @@ impl Changes {
         .await
     }
 
+    /// Sets the project's script: compiled first, off the project's lock (a script that
+    /// does not compile is a 422 naming its line and column, and nothing changes), then
+    /// swapped in with its routes as one revision. A route with an endpoint's method and
+    /// path is a conflict (409). The only edit besides a whole replacement that a project
+    /// broken by its script alone takes.
+    pub async fn put_script(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        source: String,
+    ) -> Result<Outcome, ChangeError> {
+        let live = self.current(target.key, None)?;
+        if live.def.script.as_deref() == Some(source.as_str()) && live.problem.is_none() {
+            // The same script: nothing changes, and nothing is written (a repeated PUT is
+            // idempotent, as for the rest of a project).
+            if let Some(expected) = target.expected
+                && expected != live.def.revision
+            {
+                return Err(ChangeError::RevisionMismatch {
+                    expected,
+                    current: live.def.revision,
+                });
+            }
+            return Ok(Outcome {
+                project: live,
+                diff: Vec::new(),
+                dry_run: target.dry_run,
+            });
+        }
+        let script = self
+            .scripts
+            .compile(&live.def, &source)
+            .await
+            .map_err(|error| {
+                ChangeError::Invalid(vec![FieldError::new("script", error.to_string())])
+            })?;
+        let source: Arc<str> = Arc::from(source);
+        self.apply(actor, target, true, move |current| {
+            let op = if current.def.script.is_some() {
+                "change"
+            } else {
+                "add"
+            };
+            let diff = vec![DiffItem::script(op, script.routes().len())];
+            script_edit(
+                current,
+                Some(source.clone()),
+                diff,
+                ScriptEdit::Set(script.clone()),
+            )
+        })
+        .await
+    }
+
+    /// Removes the project's script and its routes.
+    pub async fn delete_script(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+    ) -> Result<Outcome, ChangeError> {
+        self.apply(actor, target, true, move |current| {
+            if current.def.script.is_none() {
+                return Err(ChangeError::ScriptNotFound);
+            }
+            let routes = current.script.as_ref().map_or(0, |s| s.ids.len());
+            let diff = vec![DiffItem::script("remove", routes)];
+            script_edit(current, None, diff, ScriptEdit::Remove)
+        })
+        .await
+    }
+
     /// Deletes a project; its name and mount are free as soon as this returns.
     pub async fn delete_project(&self, target: Target<'_>) -> Result<Outcome, ChangeError> {
         let (guard, current) = self.lock_project(target.key, target.expected).await?;
@@ -1287,11 +1445,12 @@ impl Changes {
             detail: current.def.mount(),
         }];
         if !dry_run {
-            let (store, routes, locks, registry) = (
+            let (store, routes, locks, registry, scripts) = (
                 self.store.clone(),
                 self.routes.clone(),
                 self.locks.clone(),
                 self.registry.clone(),
+                self.scripts.clone(),
             );
             let id = current.def.id;
             run_to_end(async move {
@@ -1300,7 +1459,7 @@ impl Changes {
                     // Gone already (another node): unmounting is all there is to do.
                     Ok(()) | Err(StoreError::NotFound) => {}
                     Err(error) => {
-                        reload(&*store, &routes, &registry, id).await;
+                        reload(&*store, &routes, &registry, &scripts, id).await;
                         return Err(error.into());
                     }
                 }
@@ -1444,6 +1603,7 @@ impl Changes {
             store: self.store.clone(),
             routes: self.routes.clone(),
             registry: self.registry.clone(),
+            scripts: self.scripts.clone(),
             gate: self.gate.clone(),
             telemetry: self.telemetry.clone(),
             compiled: compiled.clone(),
@@ -1592,6 +1752,7 @@ mod tests {
             updated_at: 0,
             endpoints: endpoints.into(),
             backends: Arc::from([]),
+            script: None,
         }
     }
 

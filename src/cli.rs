@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the platform: accounts, projects and their endpoints, managed through /admin.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run a gateway from a YAML file of routes and backends, reloaded when it changes.
     #[command(after_help = GATEWAY_EXAMPLE)]
     Gateway(GatewayArgs),
@@ -193,6 +193,38 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub proxy_allow: Vec<String>,
+
+    /// The most memory one project's script may allocate (e.g. 64MiB); past it the
+    /// request fails with 500 `script_error`.
+    #[arg(long, env = "SWITCHYARD_SCRIPT_MEMORY", hide_env_values = true, default_value = "64MiB", value_parser = parse_size)]
+    pub script_memory: usize,
+
+    /// The longest one script handler may run on the CPU per request (e.g. 1s, 200ms);
+    /// then it is stopped and the request answered 504 `script_timeout`.
+    #[arg(long, env = "SWITCHYARD_SCRIPT_CPU_TIME", hide_env_values = true, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub script_cpu_time: Duration,
+
+    /// Requests that may wait for one project's script; more are answered 503 `script_busy`.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SCRIPT_QUEUE",
+        hide_env_values = true,
+        default_value_t = 256
+    )]
+    pub script_queue: usize,
+
+    /// The most keys one project's script `kv` store may hold.
+    #[arg(
+        long,
+        env = "SWITCHYARD_KV_MAX_KEYS",
+        hide_env_values = true,
+        default_value_t = 10_000
+    )]
+    pub kv_max_keys: u64,
+
+    /// The most bytes (keys and values) one project's script `kv` store may hold (e.g. 10MiB).
+    #[arg(long, env = "SWITCHYARD_KV_MAX_BYTES", hide_env_values = true, default_value = "10MiB", value_parser = parse_size)]
+    pub kv_max_bytes: usize,
 }
 
 /// `switchyard gateway`: a gateway from a YAML file of routes and backends.
@@ -401,6 +433,13 @@ impl ServeArgs {
             journal_size: self.journal_size,
             journal_body: self.journal_body,
             proxy_allow: self.proxy_allow.clone(),
+            scripts: crate::config::ScriptSettings {
+                memory_bytes: self.script_memory,
+                cpu_time: self.script_cpu_time,
+                queue: self.script_queue,
+                kv_max_keys: self.kv_max_keys,
+                kv_max_bytes: self.kv_max_bytes as u64,
+            },
             commit_gate: None,
             ..self.node.config(self.db.clone())
         };
@@ -423,7 +462,7 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Gateway(args) => gateway(args),
     }
 }

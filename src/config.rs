@@ -60,9 +60,38 @@ pub struct Config {
     /// `--proxy-allow`: where non-admins' backends may send (`*`, IPs, CIDRs, host names);
     /// empty allows them none. Checked by `validate`.
     pub proxy_allow: Vec<String>,
+    /// What projects' scripts may use.
+    pub scripts: ScriptSettings,
     /// Test hook: hold every change between its commit and its publish.
     #[doc(hidden)]
     pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
+}
+
+/// What one project's script may use (`script`), and its key-value store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptSettings {
+    /// The most memory one script's JavaScript runtime may allocate.
+    pub memory_bytes: usize,
+    /// The longest one request's handler may run on the CPU.
+    pub cpu_time: Duration,
+    /// Requests that may wait for one script; more are answered 503.
+    pub queue: usize,
+    /// The most keys one project's kv store holds.
+    pub kv_max_keys: u64,
+    /// The most bytes (keys and values) one project's kv store holds.
+    pub kv_max_bytes: u64,
+}
+
+impl Default for ScriptSettings {
+    fn default() -> ScriptSettings {
+        ScriptSettings {
+            memory_bytes: 64 * 1024 * 1024,
+            cpu_time: Duration::from_secs(1),
+            queue: 256,
+            kv_max_keys: 10_000,
+            kv_max_bytes: 10 * 1024 * 1024,
+        }
+    }
 }
 
 /// Bounds on what a client connection may hold: no slow or stuck client keeps a server
@@ -178,6 +207,7 @@ impl Config {
             journal_size: 1000,
             journal_body: 16 * 1024,
             proxy_allow: Vec::new(),
+            scripts: ScriptSettings::default(),
             commit_gate: None,
         }
     }
@@ -200,6 +230,18 @@ impl Config {
         // reach, that must be chosen, not fallen into.
         if self.registration.is_none() && self.admin.is_none() && !self.listen.is_loopback() {
             return Err(ConfigError::OpenToStrangers(self.listen));
+        }
+        if self.scripts.cpu_time.is_zero() {
+            return Err(ConfigError::TooSmall("SWITCHYARD_SCRIPT_CPU_TIME", "1ms"));
+        }
+        if self.scripts.memory_bytes < 1024 * 1024 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_SCRIPT_MEMORY", "1MiB"));
+        }
+        if self.scripts.queue == 0 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_SCRIPT_QUEUE", "1"));
+        }
+        if self.scripts.kv_max_keys == 0 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_KV_MAX_KEYS", "1"));
         }
         let limits = &self.limits;
         for (value, name) in [

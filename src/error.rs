@@ -53,6 +53,7 @@ codes! {
     EndpointNotFound => ("endpoint_not_found", NOT_FOUND, "No endpoint with this id in the project."),
     BackendNotFound => ("backend_not_found", NOT_FOUND, "No backend with this name in the project."),
     TokenNotFound => ("token_not_found", NOT_FOUND, "No API token with this id belongs to the caller."),
+    ScriptNotFound => ("script_not_found", NOT_FOUND, "The project has no script."),
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "The path exists but not for this method; `Allow` lists the methods it takes."),
     RequestTimeout => ("request_timeout", REQUEST_TIMEOUT, "The request body did not arrive within the body read timeout; the connection is closed."),
     UsernameTaken => ("username_taken", CONFLICT, "A user with this name exists."),
@@ -68,12 +69,15 @@ codes! {
     ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "The body or parameters are well-formed but wrong; `details` names each bad field."),
     TooManyRequests => ("too_many_requests", TOO_MANY_REQUESTS, "Too many attempts (failed logins from this address or for this user); `Retry-After` says when to try again."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "An unexpected failure inside Switchyard; the cause is logged with the request id."),
+    ScriptError => ("script_error", INTERNAL_SERVER_ERROR, "A script handler threw, ran out of its memory limit, or returned something that cannot be an answer; the message says which, with the line in `app.js`."),
     BadGateway => ("bad_gateway", BAD_GATEWAY, "An upstream failed: it closed or reset the connection, or answered with something that is not valid HTTP."),
     ProjectUnavailable => ("project_unavailable", SERVICE_UNAVAILABLE, "The project's stored definition could not be compiled; fix it through the admin API."),
     UpstreamUnavailable => ("upstream_unavailable", SERVICE_UNAVAILABLE, "A proxy endpoint's backend has no target that accepts connections (none listed or discovered, or every one refused)."),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store did not answer; the request can be retried."),
     ServerBusy => ("server_busy", SERVICE_UNAVAILABLE, "Too much expensive work (password hashing) is already waiting; `Retry-After` says when to try again."),
+    ScriptBusy => ("script_busy", SERVICE_UNAVAILABLE, "The project's script has too many requests waiting (or is being replaced); retry shortly."),
     GatewayTimeout => ("gateway_timeout", GATEWAY_TIMEOUT, "An upstream did not answer in time."),
+    ScriptTimeout => ("script_timeout", GATEWAY_TIMEOUT, "A script handler ran past its CPU-time limit and was stopped."),
 }
 
 /// One bad field of a 422 answer.

@@ -2,7 +2,8 @@
 //!
 //! Modules in reading order: how a node starts (`cli`, `config`, `server`, and `gateway`
 //! for gateway mode), how a request is answered (`routing`, `pipeline`, `handlers`,
-//! `backends`, `body`, `observe`), how a change is made (`platform`, `changes`, `store`), and
+//! `backends`, `script`, `body`, `observe`), how a change is made (`platform`, `changes`,
+//! `scripts`, `store`), and
 //! the vocabulary all of them share (`model`, `accounts`, `error`).
 //! See ARCHITECTURE.md for the map.
 
@@ -17,10 +18,12 @@ pub(crate) mod handlers;
 pub(crate) mod observe;
 pub(crate) mod pipeline;
 pub(crate) mod routing;
+pub mod script;
 
 pub(crate) mod changes;
 pub(crate) mod demo;
 pub(crate) mod platform;
+pub(crate) mod scripts;
 pub mod store;
 
 pub(crate) mod accounts;

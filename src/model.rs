@@ -149,6 +149,8 @@ pub struct Project {
     pub endpoints: EndpointList,
     /// The project's backends (upstream groups its proxy endpoints name), by name.
     pub backends: Arc<[Backend]>,
+    /// The project's script (a JavaScript module, `script`), if it has one.
+    pub script: Option<Arc<str>>,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].

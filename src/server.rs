@@ -184,7 +184,13 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let projects = loaded.len();
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let registry = Arc::new(crate::backends::Registry::with_allow(config.proxy_allow()?));
-    let routes = Arc::new(Routes::from_loaded(loaded, &registry));
+    let scripts = crate::scripts::ScriptHost::from_settings(store.clone(), &config.scripts);
+    let mut compiled = Vec::with_capacity(loaded.len());
+    for project in loaded {
+        let script = scripts.compile_stored(&project.project).await;
+        compiled.push((project, script));
+    }
+    let routes = Arc::new(Routes::from_loaded(compiled, &registry));
     release_freed_memory();
     let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));
     let changes = Arc::new(Changes::new(
@@ -194,6 +200,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         config.commit_gate.clone(),
         telemetry.clone(),
         registry,
+        scripts,
     ));
     let demo = if config.demo {
         Some(

@@ -278,6 +278,7 @@ fn compile(
         updated_at: 0,
         endpoints: list,
         backends: backends.into(),
+        script: None,
     };
     CompiledProject::build(Arc::new(project), handlers)
         .map(|compiled| compiled.with_upstreams(registry))

@@ -1,14 +1,15 @@
 //! Endpoint handlers: the closed set of things an endpoint can do.
 //!
-//! [`Handler`] is one enum with one variant per kind (`mock` and `proxy` now; `script` and
-//! `dataset` in later issues), compiled once from a validated definition when the project
-//! changes, and dispatched with one `match` by the request pipeline (`pipeline`, stage 3). A
+//! [`Handler`] is one enum with one variant per kind (`mock`, `proxy` and `script` now;
+//! `dataset` in a later issue), compiled once from a validated definition (a script's
+//! routes: from the compiled script) when the project changes, and dispatched with one `match` by the request pipeline (`pipeline`, stage 3). A
 //! handler never touches the store or the route table; it is handed a [`Context`] (the
 //! request head, path parameters, request id) and the request body, and answers with a
 //! [`Reply`].
 
 pub(crate) mod mock;
 pub(crate) mod proxy;
+pub(crate) mod script;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,10 @@ pub struct Context<'a> {
     pub peer: std::net::SocketAddr,
     /// The live upstreams of the project's backends, by name.
     pub upstreams: &'a crate::backends::Upstreams,
+    /// The most a handler that reads the request body may read of it (`--body-limit`)...
+    pub body_limit: u64,
+    /// ...and how long it may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 /// The request body, for a handler to take (to read it, or forward it). What no handler
@@ -88,6 +93,8 @@ pub enum HandlerError {
 pub enum Handler {
     Mock(mock::MockHandler),
     Proxy(proxy::ProxyHandler),
+    /// A route of the project's script (never compiled from an endpoint's spec).
+    Script(script::ScriptHandler),
 }
 
 /// What a handler answers: a response now (literal mocks: pre-rendered bytes), after a
@@ -119,7 +126,7 @@ impl Handler {
     pub fn fixed_headers(&self) -> Option<&std::sync::Arc<HeaderMap>> {
         match self {
             Handler::Mock(mock) => Some(mock.headers()),
-            Handler::Proxy(_) => None,
+            Handler::Proxy(_) | Handler::Script(_) => None,
         }
     }
 
@@ -133,6 +140,7 @@ impl Handler {
             Handler::Mock(mock) => mock.respond(),
             // A proxy forwards the body as it arrives, and an upgraded connection's bytes.
             Handler::Proxy(proxy) => proxy.respond(&cx(), body.take(), body.take_upgrade()),
+            Handler::Script(script) => script.respond(&cx(), body.take()),
         }
     }
 }

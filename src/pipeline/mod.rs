@@ -143,6 +143,8 @@ impl Pipeline {
                             request_id: id,
                             peer,
                             upstreams: &project.upstreams,
+                            body_limit: self.body_limit,
+                            body_read_timeout: self.body_read_timeout,
                         };
                         (Ok(endpoint.handler.respond(cx, &mut body)), Some(index))
                     }
@@ -278,9 +280,7 @@ impl Pipeline {
             return;
         };
         let project = &mounted.project;
-        let endpoint = mounted
-            .endpoint
-            .and_then(|index| project.handlers.get(index));
+        let endpoint = mounted.endpoint.and_then(|index| project.handler(index));
         record::project(&self.telemetry, project, endpoint, outcome);
         self.log_access(
             id,

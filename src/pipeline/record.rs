@@ -74,8 +74,7 @@ pub fn project(
 
 /// The id of the endpoint at `index` of `project`, if one answered.
 fn endpoint_id(project: &CompiledProject, index: Option<usize>) -> Option<&str> {
-    let endpoint = project.def.endpoints.get(index?)?;
-    Some(endpoint.id.as_str())
+    project.endpoint_id(index?)
 }
 
 /// What the access log says of a request besides its outcome.

@@ -183,7 +183,7 @@ fn strip_read_only(value: &mut Value, keys: &[&str]) {
     }
 }
 
-fn etag(revision: i64) -> HeaderValue {
+pub(super) fn etag(revision: i64) -> HeaderValue {
     // Digits and quotes are always a valid header value.
     HeaderValue::from_str(&format!("\"{revision}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }

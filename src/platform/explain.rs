@@ -110,15 +110,30 @@ pub(super) async fn explain(
     });
     match project.lookup(&method, rest) {
         ProjectLookup::Found { index, params, .. } => {
-            let Some(endpoint) = project.def.endpoints.get(index) else {
-                return Err(ApiError::new(Code::Internal, "route without endpoint"));
-            };
-            answer.matched = true;
-            answer.endpoint = Some(EndpointRef {
-                id: &endpoint.id,
-                method: endpoint.spec.method.as_str(),
-                path: &endpoint.spec.path,
+            answer.endpoint = Some(match project.def.endpoints.get(index) {
+                Some(endpoint) => EndpointRef {
+                    id: &endpoint.id,
+                    method: endpoint.spec.method.as_str(),
+                    path: &endpoint.spec.path,
+                },
+                // Past the endpoints: a route of the project's script.
+                None => {
+                    let route = project
+                        .script
+                        .as_ref()
+                        .zip(index.checked_sub(project.def.endpoints.len()))
+                        .and_then(|(script, at)| script.script.routes().get(at));
+                    let (Some(route), Some(id)) = (route, project.endpoint_id(index)) else {
+                        return Err(ApiError::new(Code::Internal, "route without endpoint"));
+                    };
+                    EndpointRef {
+                        id,
+                        method: route.method.as_ref().map_or("ANY", |m| m.as_str()),
+                        path: &route.path,
+                    }
+                }
             });
+            answer.matched = true;
             answer.params = Some(
                 params
                     .iter()

@@ -179,6 +179,73 @@ impl FromRequest<AppState> for JsonBytes {
     }
 }
 
+/// A script's source (`PUT …/script`): the body itself, as JavaScript (or plain text, or
+/// with no content type), or the `file` field of a `multipart/form-data` body. 415 for other
+/// types, 400 for text that is not UTF-8 or a form without a `file`, 413 and 408 as for
+/// [`Json`].
+pub struct ScriptSource(pub String);
+
+/// The content types a script may be sent as, besides a form.
+const SCRIPT_TYPES: [&str; 5] = [
+    "application/javascript",
+    "text/javascript",
+    "application/x-javascript",
+    "application/ecmascript",
+    "text/plain",
+];
+
+impl FromRequest<AppState> for ScriptSource {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|value| value.to_str().unwrap_or("").to_owned());
+        let essence = content_type
+            .as_deref()
+            .and_then(|value| value.split(';').next())
+            .map(|value| value.trim().to_ascii_lowercase());
+        let boundary = match essence.as_deref() {
+            None => None,
+            Some(kind) if SCRIPT_TYPES.contains(&kind) => None,
+            Some("multipart/form-data") => {
+                let value = content_type.as_deref().unwrap_or("");
+                Some(multer::parse_boundary(value).map_err(|error| {
+                    ApiError::new(Code::BadRequest, format!("a bad multipart body: {error}"))
+                })?)
+            }
+            Some(other) => return Err(unsupported(other, "application/javascript")),
+        };
+        let bytes = read_body(request, state).await?;
+        let bytes = match boundary {
+            None => bytes,
+            Some(boundary) => file_field(bytes, boundary).await?,
+        };
+        String::from_utf8(bytes.to_vec())
+            .map(ScriptSource)
+            .map_err(|_| ApiError::new(Code::BadRequest, "the script is not valid UTF-8"))
+    }
+}
+
+/// The `file` field of a multipart body already read.
+async fn file_field(body: Bytes, boundary: String) -> Result<Bytes, ApiError> {
+    let bad = |error: multer::Error| {
+        ApiError::new(Code::BadRequest, format!("a bad multipart body: {error}"))
+    };
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        if field.name() == Some("file") {
+            return field.bytes().await.map_err(bad);
+        }
+    }
+    Err(ApiError::new(
+        Code::BadRequest,
+        "the multipart body has no `file` field with the script",
+    ))
+}
+
 /// Path parameters; a segment that is not valid (bad percent-encoding) is 400.
 pub struct Path<T>(pub T);
 

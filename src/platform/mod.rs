@@ -14,6 +14,7 @@ mod explain;
 pub mod extract;
 mod gateway;
 mod journal;
+mod script;
 mod stats;
 
 use std::sync::Arc;
@@ -96,6 +97,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/admin/projects/{owner}/{name}/backends",
             get(backends::list_backends),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/script",
+            get(script::get_script)
+                .put(script::put_script)
+                .delete(script::delete_script),
         )
         .route(
             "/admin/projects/{owner}/{name}/backends/{backend}",
@@ -208,6 +215,7 @@ impl From<ChangeError> for ApiError {
             ChangeError::EndpointNotFound(_) => ApiError::new(Code::EndpointNotFound, message),
             ChangeError::EndpointExists(_) => ApiError::new(Code::EndpointExists, message),
             ChangeError::BackendNotFound(_) => ApiError::new(Code::BackendNotFound, message),
+            ChangeError::ScriptNotFound => ApiError::new(Code::ScriptNotFound, message),
             ChangeError::BackendInUse { .. } => ApiError::new(Code::BackendInUse, message),
             ChangeError::ProjectExists(_) => ApiError::new(Code::ProjectExists, message),
             ChangeError::RevisionMismatch { .. } => ApiError::new(Code::RevisionMismatch, message),

@@ -1,8 +1,9 @@
 //! The compiled, immutable route table and its atomic swap.
 //!
 //! A [`RouteTable`] maps mounts (`alice/demo`) to [`CompiledProject`]s; each compiled project
-//! holds its definition, one compiled [`Handler`] per endpoint and a [`matcher::Router`] from
-//! paths to endpoint indices. The whole table sits behind one `ArcSwap` in [`Routes`]: the
+//! holds its definition, one compiled [`Handler`] per endpoint, those of its script's
+//! routes ([`ScriptRoutes`]) and a [`matcher::Router`] from paths to endpoint indices (a
+//! script route's index has [`SCRIPT_ROUTE`] set). The whole table sits behind one `ArcSwap` in [`Routes`]: the
 //! request path does one `load`, takes no lock and never awaits; the change path builds a new
 //! project off to the side and publishes a new table with one `store`.
 //!
@@ -22,9 +23,11 @@ use arc_swap::ArcSwap;
 
 use crate::backends::{Registry, Upstreams};
 use crate::handlers::Handler;
+use crate::handlers::script::ScriptHandler;
 use crate::model::{Endpoint, MethodSpec, Project};
 use crate::observe::journal::Journal;
 use crate::observe::stats::{Stats, StatsCell};
+use crate::script::Script;
 use crate::store::LoadedProject;
 pub use matcher::Params;
 use matcher::{Lookup, RouteMethod, Router, RouterBuilder};
@@ -43,6 +46,75 @@ pub enum CompileError {
     },
     #[error("endpoint `{endpoint}`: {message}")]
     Template { endpoint: String, message: String },
+    #[error("the script's route {route} has the same method and path as {existing}")]
+    ScriptConflict { route: String, existing: String },
+    #[error("the script's route {route}: {message}")]
+    ScriptTemplate { route: String, message: String },
+}
+
+/// A stored project's script, compiled (`None` without one), or why it did not compile.
+pub type LoadedScript = Option<Result<Arc<Script>, String>>;
+
+/// A router value with this bit set is a route of the project's script (the other bits:
+/// its index among the script's routes); without it, an index into the endpoints. A
+/// project has far fewer than 2^31 endpoints.
+pub const SCRIPT_ROUTE: u32 = 1 << 31;
+
+/// The routes of a project's script, ready to serve beside its endpoints.
+#[derive(Debug)]
+pub struct ScriptRoutes {
+    pub script: Arc<Script>,
+    /// One per route of the script, in its order.
+    pub handlers: Vec<Arc<CompiledEndpoint>>,
+    /// The routes' ids in stats, logs and the journal: `script:GET /items/{id}`.
+    pub ids: Vec<Box<str>>,
+    templates: Vec<(RouteMethod, template::Template)>,
+}
+
+impl ScriptRoutes {
+    /// The routes of `script`, each with its template; a route of the same id in
+    /// `previous` hands its stats on. A path that is not a valid template is an error
+    /// naming the route.
+    pub fn compile(
+        script: Arc<Script>,
+        previous: Option<&ScriptRoutes>,
+    ) -> Result<ScriptRoutes, CompileError> {
+        let count = script.routes().len();
+        let (mut handlers, mut ids, mut templates) = (
+            Vec::with_capacity(count),
+            Vec::with_capacity(count),
+            Vec::with_capacity(count),
+        );
+        for (index, route) in script.routes().iter().enumerate() {
+            let method = route.method.as_ref().map_or("ANY", |m| m.as_str());
+            let label = format!("{method} {}", route.path);
+            let template = template::Template::parse(&route.path).map_err(|error| {
+                CompileError::ScriptTemplate {
+                    route: label.clone(),
+                    message: error.to_string(),
+                }
+            })?;
+            let id: Box<str> = format!("script:{label}").into();
+            let before = previous.and_then(|previous| {
+                let at = previous.ids.iter().position(|old| *old == id)?;
+                previous.handlers.get(at)
+            });
+            let handler = Handler::Script(ScriptHandler::new(Arc::clone(&script), index));
+            handlers.push(CompiledEndpoint::new(handler, before.map(|b| &**b)));
+            let method = match &route.method {
+                Some(method) => RouteMethod::Method(method.clone()),
+                None => RouteMethod::Any,
+            };
+            templates.push((method, template));
+            ids.push(id);
+        }
+        Ok(ScriptRoutes {
+            script,
+            handlers,
+            ids,
+            templates,
+        })
+    }
 }
 
 /// Compiled endpoints parallel to a project's endpoints, persistent like
@@ -102,11 +174,15 @@ pub struct CompiledProject {
     /// answers 503 to every request and refuses every change but a whole replacement, so
     /// that what was read of it is never published as if it were all of it.
     pub problem: Option<Arc<Problem>>,
+    /// The project's script, compiled, with its routes (in `router` too); `None` without.
+    pub script: Option<Arc<ScriptRoutes>>,
 }
 
 /// What is wrong with a project that could not be loaded, and how often it was asked for.
 pub struct Problem {
     message: Box<str>,
+    /// Whether the project's script is all that is wrong (it did not compile).
+    script: bool,
     /// Requests answered 503 since the last log line about them.
     unlogged: AtomicU64,
     /// When the last log line was written, in seconds since `EPOCH`; 0 for never.
@@ -121,6 +197,7 @@ impl Problem {
     pub fn new(message: impl std::fmt::Display) -> Problem {
         Problem {
             message: message.to_string().into_boxed_str(),
+            script: false,
             unlogged: AtomicU64::new(0),
             logged_at: AtomicU64::new(0),
         }
@@ -128,6 +205,12 @@ impl Problem {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Whether the project's script is all that is wrong with it: the rest of it was read
+    /// whole, and a new script (or none) repairs it.
+    pub fn is_script(&self) -> bool {
+        self.script
     }
 
     /// Counts one request answered 503, and says how many to log now, if it is time to.
@@ -162,7 +245,16 @@ impl CompiledProject {
         def: Arc<Project>,
         handlers: HandlerList,
     ) -> Result<CompiledProject, CompileError> {
-        let router = build_router(&def)?;
+        CompiledProject::build_with(def, handlers, None)
+    }
+
+    /// [`CompiledProject::build`], with the routes of a script.
+    pub fn build_with(
+        def: Arc<Project>,
+        handlers: HandlerList,
+        script: Option<Arc<ScriptRoutes>>,
+    ) -> Result<CompiledProject, CompileError> {
+        let router = build_router(&def, script.as_deref())?;
         Ok(CompiledProject {
             def,
             handlers,
@@ -172,7 +264,40 @@ impl CompiledProject {
             upstreams: Upstreams::default(),
             restricted: false,
             problem: None,
+            script,
         })
+    }
+
+    /// This project with `script`'s routes instead of its script's (none with `None`): the
+    /// router is rebuilt; a script route with an endpoint's method and path is refused.
+    pub fn with_script(
+        self,
+        script: Option<Arc<ScriptRoutes>>,
+    ) -> Result<CompiledProject, CompileError> {
+        let router = build_router(&self.def, script.as_deref())?;
+        Ok(CompiledProject {
+            router: Arc::new(router),
+            script,
+            ..self
+        })
+    }
+
+    /// The handler at `index` (as `lookup` gives it): an endpoint's, or past the endpoints,
+    /// a script route's.
+    pub fn handler(&self, index: usize) -> Option<&Arc<CompiledEndpoint>> {
+        match index.checked_sub(self.def.endpoints.len()) {
+            None => self.handlers.get(index),
+            Some(route) => self.script.as_ref()?.handlers.get(route),
+        }
+    }
+
+    /// The id of the endpoint at `index` (as `lookup` gives it); a script route's is
+    /// `script:METHOD PATH`.
+    pub fn endpoint_id(&self, index: usize) -> Option<&str> {
+        match index.checked_sub(self.def.endpoints.len()) {
+            None => self.def.endpoints.get(index).map(|e| e.id.as_str()),
+            Some(route) => self.script.as_ref()?.ids.get(route).map(|id| &**id),
+        }
     }
 
     /// This project with the live upstreams of its backends, from the node's registry.
@@ -202,12 +327,14 @@ impl CompiledProject {
         if self.problem.is_some() {
             // Edits carry a changed endpoint's stats over themselves (`CompiledEndpoint::new`);
             // the project's are handed on here.
-            return CompiledProject::build(def, handlers).map(|next| CompiledProject {
-                stats: self.stats.clone(),
-                journal: self.journal_for(&next.def),
-                upstreams: self.upstreams.clone(),
-                restricted: self.restricted,
-                ..next
+            return CompiledProject::build_with(def, handlers, self.script.clone()).map(|next| {
+                CompiledProject {
+                    stats: self.stats.clone(),
+                    journal: self.journal_for(&next.def),
+                    upstreams: self.upstreams.clone(),
+                    restricted: self.restricted,
+                    ..next
+                }
             });
         }
         let before = self.def.endpoints.len();
@@ -233,7 +360,12 @@ impl CompiledProject {
             let value = u32::try_from(before).unwrap_or(u32::MAX);
             let method = route_method(&added.spec.method);
             let conflict = |router: &Router<u32>, existing: usize| {
-                conflict_error(&def, added, router.value_of(existing))
+                conflict_error(
+                    &def,
+                    self.script.as_deref(),
+                    added,
+                    router.value_of(existing),
+                )
             };
             let mut extended = self
                 .router
@@ -249,12 +381,14 @@ impl CompiledProject {
         } else {
             // Edits carry a changed endpoint's stats over themselves (`CompiledEndpoint::new`);
             // the project's are handed on here.
-            return CompiledProject::build(def, handlers).map(|next| CompiledProject {
-                stats: self.stats.clone(),
-                journal: self.journal_for(&next.def),
-                upstreams: self.upstreams.clone(),
-                restricted: self.restricted,
-                ..next
+            return CompiledProject::build_with(def, handlers, self.script.clone()).map(|next| {
+                CompiledProject {
+                    stats: self.stats.clone(),
+                    journal: self.journal_for(&next.def),
+                    upstreams: self.upstreams.clone(),
+                    restricted: self.restricted,
+                    ..next
+                }
             });
         };
         Ok(CompiledProject {
@@ -266,6 +400,7 @@ impl CompiledProject {
             upstreams: self.upstreams.clone(),
             restricted: self.restricted,
             problem: None,
+            script: self.script.clone(),
         })
     }
 
@@ -334,13 +469,21 @@ impl CompiledProject {
             upstreams: Upstreams::default(),
             restricted: false,
             problem: Some(Arc::new(Problem::new(problem))),
+            script: None,
         }
     }
 
     /// Compiles a project read from the store, as at start or when the node reloads one; a
     /// failure gives a broken project rather than an error, so one bad project never stops
     /// the node.
-    pub fn load(loaded: LoadedProject, registry: &Registry) -> CompiledProject {
+    ///
+    /// `script` is the project's script compiled (`None` without one), or why it did not
+    /// compile: the project is then broken too.
+    pub fn load(
+        loaded: LoadedProject,
+        registry: &Registry,
+        script: LoadedScript,
+    ) -> CompiledProject {
         let restricted = !loaded.owner_admin;
         let def = Arc::new(loaded.project);
         if let Some(problem) = loaded.problem {
@@ -356,11 +499,30 @@ impl CompiledProject {
         let result = handlers.map_err(|e| e.to_string()).and_then(|handlers| {
             CompiledProject::build(def.clone(), handlers).map_err(|e| e.to_string())
         });
-        match result {
-            Ok(project) => project.restricted(restricted).with_upstreams(registry),
+        let project = match result {
+            Ok(project) => project,
             Err(error) => {
                 tracing::error!(project = %def.mount(), %error, "project does not compile; serving 503");
-                CompiledProject::broken(def, &error).restricted(restricted)
+                return CompiledProject::broken(def, &error).restricted(restricted);
+            }
+        };
+        let scripted = match script {
+            None => Ok(project),
+            Some(Err(error)) => Err(error),
+            Some(Ok(script)) => ScriptRoutes::compile(script, None)
+                .and_then(|routes| project.with_script(Some(Arc::new(routes))))
+                .map_err(|error| format!("its script does not fit: {error}")),
+        };
+        match scripted {
+            Ok(project) => project.restricted(restricted).with_upstreams(registry),
+            Err(error) => {
+                tracing::error!(project = %def.mount(), %error, "project's script does not compile; serving 503");
+                let mut broken = CompiledProject::broken(def, &error).restricted(restricted);
+                broken.problem = Some(Arc::new(Problem {
+                    script: true,
+                    ..Problem::new(&error)
+                }));
+                broken
             }
         }
     }
@@ -372,14 +534,27 @@ impl CompiledProject {
         }
         let path = if path.is_empty() { "/" } else { path };
         match self.router.lookup(method, path) {
-            Lookup::Found(found) => match self.handlers.get(*found.value as usize) {
-                Some(endpoint) => ProjectLookup::Found {
-                    endpoint,
-                    index: *found.value as usize,
-                    params: found.params,
-                },
-                None => ProjectLookup::NotFound,
-            },
+            Lookup::Found(found) => {
+                let value = *found.value;
+                let (endpoint, index) = if value & SCRIPT_ROUTE == 0 {
+                    (self.handlers.get(value as usize), value as usize)
+                } else {
+                    let route = (value & !SCRIPT_ROUTE) as usize;
+                    let script = self.script.as_ref();
+                    (
+                        script.and_then(|s| s.handlers.get(route)),
+                        self.def.endpoints.len() + route,
+                    )
+                };
+                match endpoint {
+                    Some(endpoint) => ProjectLookup::Found {
+                        endpoint,
+                        index,
+                        params: found.params,
+                    },
+                    None => ProjectLookup::NotFound,
+                }
+            }
             Lookup::MethodNotAllowed { allow } => ProjectLookup::MethodNotAllowed(allow),
             Lookup::NotFound => ProjectLookup::NotFound,
         }
@@ -399,8 +574,9 @@ pub enum ProjectLookup<'r, 'p> {
     Unavailable(&'r Problem),
 }
 
-fn build_router(def: &Project) -> Result<Router<u32>, CompileError> {
-    let mut builder = RouterBuilder::with_capacity(def.endpoints.len());
+fn build_router(def: &Project, script: Option<&ScriptRoutes>) -> Result<Router<u32>, CompileError> {
+    let routes = script.map_or(0, |s| s.templates.len());
+    let mut builder = RouterBuilder::with_capacity(def.endpoints.len() + routes);
     for (index, endpoint) in def.endpoints.iter().enumerate() {
         // Indices fit in u32: a project holds at most model::MAX_ENDPOINTS endpoints.
         let value = u32::try_from(index).unwrap_or(u32::MAX);
@@ -414,13 +590,58 @@ fn build_router(def: &Project) -> Result<Router<u32>, CompileError> {
             {
                 return Err(conflict_error(
                     def,
+                    None,
                     endpoint,
                     builder.value_of(conflict.existing),
                 ));
             }
         }
     }
+    if let Some(script) = script {
+        for (index, (method, template)) in script.templates.iter().enumerate() {
+            // A script has far fewer routes than 2^31.
+            let value = SCRIPT_ROUTE | u32::try_from(index).unwrap_or(0);
+            if let Err(conflict) = builder.insert(method.clone(), template, value) {
+                let existing = builder.value_of(conflict.existing).copied();
+                return Err(CompileError::ScriptConflict {
+                    route: script_label(script, index),
+                    existing: route_name(def, Some(script), existing),
+                });
+            }
+        }
+    }
     Ok(builder.build())
+}
+
+/// `GET /items/{id}`: a script route as its id names it.
+fn script_label(script: &ScriptRoutes, index: usize) -> String {
+    script
+        .ids
+        .get(index)
+        .and_then(|id| id.strip_prefix("script:"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// What answers router value `value`: "endpoint `id`" or "the script's route GET /x".
+fn route_name(def: &Project, script: Option<&ScriptRoutes>, value: Option<u32>) -> String {
+    match value {
+        Some(value) if value & SCRIPT_ROUTE != 0 => match script {
+            Some(script) => format!(
+                "the script's route {}",
+                script_label(script, (value & !SCRIPT_ROUTE) as usize)
+            ),
+            None => "a script route".to_owned(),
+        },
+        Some(value) => format!(
+            "endpoint `{}`",
+            def.endpoints
+                .get(value as usize)
+                .map(|e| e.id.as_str())
+                .unwrap_or_default()
+        ),
+        None => "another route".to_owned(),
+    }
 }
 
 fn route_method(method: &MethodSpec) -> RouteMethod {
@@ -439,15 +660,28 @@ fn template_error(endpoint: &Endpoint, error: template::TemplateError) -> Compil
     }
 }
 
-/// The conflict of `endpoint` with the route of endpoint index `existing`, named by
-/// endpoint ids.
-fn conflict_error(def: &Project, endpoint: &Endpoint, existing: Option<&u32>) -> CompileError {
+/// The conflict of `endpoint` with the route of router value `existing`, named by endpoint
+/// ids (a script route's as `script:GET /path`).
+fn conflict_error(
+    def: &Project,
+    script: Option<&ScriptRoutes>,
+    endpoint: &Endpoint,
+    existing: Option<&u32>,
+) -> CompileError {
     CompileError::Conflict {
         endpoint: endpoint.id.clone(),
-        existing: existing
-            .and_then(|index| def.endpoints.get(*index as usize))
-            .map(|e| e.id.clone())
-            .unwrap_or_default(),
+        existing: match existing {
+            Some(value) if value & SCRIPT_ROUTE != 0 => script
+                .and_then(|s| s.ids.get((value & !SCRIPT_ROUTE) as usize))
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            Some(index) => def
+                .endpoints
+                .get(*index as usize)
+                .map(|e| e.id.clone())
+                .unwrap_or_default(),
+            None => String::new(),
+        },
         method: endpoint.spec.method.as_str().to_owned(),
         path: endpoint.spec.path.to_string(),
     }
@@ -539,12 +773,20 @@ impl Routes {
 
     /// Builds the table from every stored project, as at start. A project the store could
     /// not read whole is mounted broken (503) rather than served partly.
-    pub fn from_loaded(projects: Vec<LoadedProject>, registry: &Registry) -> Routes {
+    /// The table of projects read from the store, each with its script compiled (or why
+    /// it did not compile), as [`CompiledProject::load`] takes it.
+    pub fn from_loaded(
+        projects: Vec<(LoadedProject, LoadedScript)>,
+        registry: &Registry,
+    ) -> Routes {
         let mounts = projects
             .into_iter()
-            .map(|loaded| {
+            .map(|(loaded, script)| {
                 let key = Arc::from(loaded.project.mount_key());
-                (key, Arc::new(CompiledProject::load(loaded, registry)))
+                (
+                    key,
+                    Arc::new(CompiledProject::load(loaded, registry, script)),
+                )
             })
             .collect();
         Routes::new(RouteTable { mounts, root: None })

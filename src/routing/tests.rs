@@ -1527,6 +1527,7 @@ mod publish {
             updated_at: 0,
             endpoints: crate::model::EndpointList::new(),
             backends: Arc::from([]),
+            script: None,
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

@@ -32,6 +32,17 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A script's key-value store would grow past its limits.
+    #[error("{0}")]
+    KvFull(String),
+}
+
+/// How much one project's key-value store may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLimits {
+    pub max_keys: u64,
+    /// Keys and values together, in bytes of UTF-8.
+    pub max_bytes: u64,
 }
 
 impl StoreError {
@@ -95,6 +106,7 @@ pub struct NewProject<'a> {
     pub journal_size: Option<u32>,
     pub endpoints: &'a EndpointList,
     pub backends: &'a [Backend],
+    pub script: Option<&'a str>,
     pub now: i64,
 }
 
@@ -124,6 +136,8 @@ pub struct Commit<'a> {
     pub endpoints: EndpointOps<'a>,
     /// The project's backends after the change (few: always written whole).
     pub backends: &'a [Backend],
+    /// The project's script after the change (written whole).
+    pub script: Option<&'a str>,
     /// Who made the change, for the change history.
     pub actor_id: Option<i64>,
     /// One line for the change history (`add GET /hello`).
@@ -203,6 +217,27 @@ pub trait Store: Send + Sync + 'static {
     /// Applies one change and returns the new revision.
     async fn commit(&self, commit: &Commit<'_>) -> Result<i64, StoreError>;
     async fn delete_project(&self, project_id: i64) -> Result<(), StoreError>;
+    /// The value (JSON text) of `key` in project `project_id`'s key-value store.
+    async fn kv_get(&self, project_id: i64, key: &str) -> Result<Option<String>, StoreError>;
+    /// Sets `key` to `value` (JSON text); refused with [`StoreError::KvFull`], nothing
+    /// written, when the project's store would then hold more than `limits`.
+    async fn kv_set(
+        &self,
+        project_id: i64,
+        key: &str,
+        value: &str,
+        limits: KvLimits,
+    ) -> Result<(), StoreError>;
+    /// Removes `key`; whether it was there.
+    async fn kv_delete(&self, project_id: i64, key: &str) -> Result<bool, StoreError>;
+    /// The first `limit` keys starting with `prefix`, in key order, with their values.
+    async fn kv_list(
+        &self,
+        project_id: i64,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
     /// The newest `limit` changes of a project, newest first.
     async fn list_changes(
         &self,

@@ -34,6 +34,8 @@
 //! - `health_checks`: active health checks of backends (`health_check`): targets left out
 //!   and brought back by their probes, state kept across edits, gateway files, logs,
 //!   validation.
+//! - `scripts`: script handlers: upload, routes beside endpoints, atomic swaps, the sandbox's
+//!   limits, `kv`.
 //! - `demo`: `serve --demo` data.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
@@ -64,5 +66,6 @@ mod proxy_allow;
 mod quotas;
 mod revisions;
 mod routing;
+mod scripts;
 mod stats;
 mod swap;
