@@ -486,6 +486,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     println!("  {method:<6} http://{addr}{}{path}", demo.project_mount);
                 }
             }
+            println!("  a script (docs/scripts.md), a todo API kept in kv:");
+            for route in &demo.script_routes {
+                if let Some((method, path)) = route.split_once(' ') {
+                    println!("  {method:<6} http://{addr}{}{path}", demo.script_mount);
+                }
+            }
         }
         println!("Switchyard listening on http://{addr}");
         server.run_until_signal().await;

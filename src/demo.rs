@@ -1,4 +1,5 @@
-//! `serve --demo`: a demo user and project with a few mock endpoints, created if missing.
+//! `serve --demo`: a demo user, a project with a few mock endpoints and a project whose
+//! script is a small todo API kept in `kv`, created if missing.
 //!
 //! The demo goes through the same change path as the admin API, so what it creates is
 //! ordinary data: it survives restarts and can be edited or deleted like any project.
@@ -15,6 +16,36 @@ use crate::model::EndpointSpec;
 pub const DEMO_USER: &str = "alice";
 /// The demo project's name.
 pub const DEMO_PROJECT: &str = "demo";
+/// The demo script project's name.
+pub const DEMO_SCRIPT_PROJECT: &str = "todo";
+
+/// The demo script: a todo API whose items live in the project's `kv` store.
+pub const DEMO_SCRIPT: &str = r#"// A todo API kept in kv: it survives restarts. See docs/scripts.md.
+app.get("/", () => "index!");
+
+app.get("/todos", { summary: "List the todos" }, () =>
+  kv.list("todo:").map((entry) => entry.value));
+
+app.post("/todos", { summary: "Add a todo" }, (req) => {
+  if (typeof req.body?.title !== "string") {
+    return { status: 422, json: { error: 'send {"title": "..."}' } };
+  }
+  const id = (kv.get("next-id") ?? 1);
+  kv.set("next-id", id + 1);
+  const todo = { id, title: req.body.title, done: false };
+  kv.set("todo:" + String(id).padStart(8, "0"), todo);
+  return { status: 201, headers: { location: "todos/" + id }, json: todo };
+});
+
+app.get("/todos/{id}", { summary: "One todo" }, (req) =>
+  kv.get("todo:" + req.params.id.padStart(8, "0")) ??
+    { status: 404, json: { error: "no todo " + req.params.id } });
+
+app.delete("/todos/{id}", { summary: "Delete a todo" }, (req) =>
+  kv.delete("todo:" + req.params.id.padStart(8, "0"))
+    ? undefined
+    : { status: 404, json: { error: "no todo " + req.params.id } });
+"#;
 
 /// What `--demo` made, for the command line to print.
 #[derive(Debug, Clone)]
@@ -25,6 +56,9 @@ pub struct DemoInfo {
     pub project_mount: String,
     /// `METHOD path` of each demo endpoint, relative to the mount.
     pub endpoints: Vec<String>,
+    /// Where the script project is mounted, and `METHOD path` of its routes.
+    pub script_mount: String,
+    pub script_routes: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,10 +138,87 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
             .await
             .map_err(|e| DemoError(e.to_string()))?;
     }
+    let script_key = format!("{DEMO_USER}/{DEMO_SCRIPT_PROJECT}");
+    if changes.routes().load().get(&script_key).is_none() {
+        let actor = Actor {
+            user_id: user.id,
+            username: &user.username,
+            admin: user.role == crate::model::Role::Admin,
+        };
+        changes
+            .create_project(
+                actor,
+                actor,
+                SettingsEdit {
+                    name: Some(DEMO_SCRIPT_PROJECT.into()),
+                    description: Some(
+                        "Demo script (a todo API in kv) created by `switchyard serve --demo`"
+                            .into(),
+                    ),
+                    mode: None,
+                    journal_size: None,
+                },
+                Vec::new(),
+                Vec::new(),
+                false,
+            )
+            .await
+            .map_err(|e| DemoError(e.to_string()))?;
+    }
+    // Apart from the create: a demo stopped between the two gets its script next time.
+    let has_script = changes
+        .routes()
+        .load()
+        .get(&script_key)
+        .is_some_and(|project| project.def.script.is_some());
+    if !has_script {
+        let actor = Actor {
+            user_id: user.id,
+            username: &user.username,
+            admin: user.role == crate::model::Role::Admin,
+        };
+        changes
+            .put_script(
+                actor,
+                crate::changes::Target {
+                    key: &script_key,
+                    expected: None,
+                    dry_run: false,
+                },
+                DEMO_SCRIPT.to_owned(),
+            )
+            .await
+            .map_err(|error| match error {
+                crate::changes::ChangeError::Invalid(details) => DemoError(format!(
+                    "the demo script: {}",
+                    details
+                        .iter()
+                        .map(|d| d.message.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )),
+                other => DemoError(other.to_string()),
+            })?;
+    }
+    let script_routes = changes
+        .routes()
+        .load()
+        .get(&script_key)
+        .and_then(|project| project.script.clone())
+        .map(|script| {
+            script
+                .ids
+                .iter()
+                .filter_map(|id| id.strip_prefix("script:").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(DemoInfo {
         username: user.username,
         password,
         project_mount: format!("/{key}"),
         endpoints: listed,
+        script_mount: format!("/{script_key}"),
+        script_routes,
     })
 }

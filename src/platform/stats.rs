@@ -110,8 +110,14 @@ pub(super) async fn project(
     let second = state.telemetry.second();
     // Endpoints never called have no counters yet; they report zeros.
     let untouched = Stats::new().report(second);
+    let report = |compiled: &crate::routing::CompiledEndpoint| {
+        compiled
+            .stats
+            .peek()
+            .map_or_else(|| untouched.clone(), |stats| stats.report(second))
+    };
     let endpoints = (query.by == Some(By::Endpoint)).then(|| {
-        project
+        let endpoints = project
             .def
             .endpoints
             .iter()
@@ -120,12 +126,24 @@ pub(super) async fn project(
                 id: &endpoint.id,
                 method: endpoint.spec.method.as_str(),
                 path: &endpoint.spec.path,
-                totals: compiled
-                    .stats
-                    .peek()
-                    .map_or_else(|| untouched.clone(), |stats| stats.report(second)),
-            })
-            .collect()
+                totals: report(compiled),
+            });
+        // Then the script's routes, by their ids (`script:GET /path`).
+        let routes = project.script.iter().flat_map(|script| {
+            script
+                .script
+                .routes()
+                .iter()
+                .zip(&script.ids)
+                .zip(&script.handlers)
+                .map(|((route, id), compiled)| EndpointStats {
+                    id,
+                    method: route.method.as_ref().map_or("ANY", |m| m.as_str()),
+                    path: &route.path,
+                    totals: report(compiled),
+                })
+        });
+        endpoints.chain(routes).collect()
     });
     let answer = ProjectStats {
         project: project.def.mount(),
@@ -143,7 +161,11 @@ pub(super) async fn reset_project(
 ) -> Result<StatusCode, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     project.stats.reset();
-    for compiled in project.handlers.iter() {
+    let routes = project
+        .script
+        .iter()
+        .flat_map(|script| script.handlers.iter());
+    for compiled in project.handlers.iter().chain(routes) {
         if let Some(stats) = compiled.stats.peek() {
             stats.reset();
         }

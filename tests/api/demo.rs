@@ -41,10 +41,54 @@ async fn the_demo_creates_alice_and_a_project_whose_endpoints_answer() {
         "user"
     );
 
-    // Starting again with --demo on the same store keeps what is there.
+    // The script project: a todo API kept in kv.
+    assert_eq!(
+        json_body(app.get("/alice/todo/").await).await,
+        json!("index!")
+    );
+    let created = app
+        .client
+        .post(app.url("/alice/todo/todos"))
+        .json(&json!({"title": "water the plants"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let todo = json_body(created).await;
+    assert_eq!(todo["title"], "water the plants");
+    let refused = app
+        .client
+        .post(app.url("/alice/todo/todos"))
+        .json(&json!({"name": "no title"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Starting again with --demo on the same store keeps what is there, todos included.
     let app = app.restart().await;
     assert_eq!(
         json_body(app.get("/alice/demo/hello").await).await,
         json!({"message": "hello"})
+    );
+    let id = todo["id"].as_i64().unwrap();
+    assert_eq!(
+        json_body(app.get(&format!("/alice/todo/todos/{id}")).await).await,
+        todo
+    );
+    assert_eq!(
+        json_body(app.get("/alice/todo/todos").await).await,
+        json!([todo])
+    );
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/alice/todo/todos/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&format!("/alice/todo/todos/{id}")).await.status(),
+        StatusCode::NOT_FOUND
     );
 }

@@ -482,3 +482,97 @@ async fn a_script_is_removed_with_its_routes_and_may_come_as_a_form_file() {
     let response = app.call(Method::GET, path, Some(&bob.token), None).await;
     assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+#[tokio::test]
+async fn requests_during_script_swaps_never_fail_and_each_sees_one_version() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.project(&alice, "live").await;
+    let version = |n: u32| format!(r#"app.get("/v", () => ({{ v: {n}, same: {n} }}));"#);
+    script_ok(&app, &alice, "live", &version(0)).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (client, url, stop) = (app.client.clone(), app.url("/alice/live/v"), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let response = client.get(&url).send().await.expect("request");
+                assert_eq!(response.status(), StatusCode::OK);
+                let body: Value = response.json().await.expect("json");
+                // One version answers a request whole.
+                assert_eq!(body["v"], body["same"], "{body}");
+                seen.push(body["v"].as_u64().expect("a version"));
+            }
+            seen
+        }));
+    }
+    for n in 1..=10 {
+        script_ok(&app, &alice, "live", &version(n)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answered = 0;
+    for client in load {
+        let seen = client.await.expect("no request failed");
+        // Each client's versions only move forward.
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        answered += seen.len();
+    }
+    assert!(answered > 0);
+    assert_eq!(
+        get_json(&app, "/alice/live/v").await.1,
+        json!({"v": 10, "same": 10})
+    );
+}
+
+#[tokio::test]
+async fn script_routes_are_counted_by_their_ids_and_keep_counting_across_versions() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.project(&alice, "s").await;
+    script_ok(
+        &app,
+        &alice,
+        "s",
+        r#"app.get("/a", () => 1); app.get("/boom", () => { throw new Error("x"); });"#,
+    )
+    .await;
+    for _ in 0..3 {
+        app.get("/alice/s/a").await;
+    }
+    app.get("/alice/s/boom").await;
+    // A new version keeps the counts of the routes it keeps.
+    script_ok(
+        &app,
+        &alice,
+        "s",
+        r#"app.get("/a", () => 2); app.get("/b", () => 3);"#,
+    )
+    .await;
+    app.get("/alice/s/a").await;
+    let response = app
+        .call(
+            Method::GET,
+            "/admin/projects/alice/s/stats?by=endpoint",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    let stats = json_body(response).await;
+    let of = |id: &str| {
+        stats["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {stats}"))
+    };
+    let counts = json!({"success": 4, "error": 0});
+    assert_eq!(of("script:GET /a")["request_count"], counts, "{stats}");
+    assert_eq!(of("script:GET /a")["path"], "/a");
+    let none = json!({"success": 0, "error": 0});
+    assert_eq!(of("script:GET /b")["request_count"], none);
+    let project = json!({"success": 4, "error": 1});
+    assert_eq!(stats["request_count"], project, "{stats}");
+}
