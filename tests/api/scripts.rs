@@ -576,3 +576,36 @@ async fn script_routes_are_counted_by_their_ids_and_keep_counting_across_version
     let project = json!({"success": 4, "error": 1});
     assert_eq!(stats["request_count"], project, "{stats}");
 }
+
+#[tokio::test]
+async fn a_failing_handler_is_in_the_journal_with_its_error() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.project(&alice, "s").await;
+    script_ok(
+        &app,
+        &alice,
+        "s",
+        "app.get(\"/ok\", () => 1);\napp.get(\"/throw\", () => { throw new RangeError(\"out of stock\"); });",
+    )
+    .await;
+    app.get("/alice/s/throw").await;
+    let response = app
+        .call(
+            Method::GET,
+            "/admin/projects/alice/s/journal",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    let listed = json_body(response).await;
+    let entry = &listed["entries"][0];
+    assert_eq!(entry["endpoint"], "script:GET /throw", "{listed}");
+    assert_eq!(entry["response"]["status"], 500);
+    let body: Value =
+        serde_json::from_str(entry["response"]["body"].as_str().expect("a body")).expect("json");
+    assert_eq!(body["error"]["code"], "script_error");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("RangeError: out of stock"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+}
