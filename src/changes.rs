@@ -1121,6 +1121,27 @@ impl Changes {
         check_backends(&definition.backends, &endpoints)?;
         let backends: Arc<[Backend]> = definition.backends.into();
         let registry = self.registry.clone();
+        // A whole replacement keeps the project's script. One broken by its script alone
+        // gets it compiled again here (limits may have been raised since it was loaded);
+        // one that still does not compile is refused, so that the repaired project never
+        // holds a script it does not serve.
+        let live = self.current(target.key, None)?;
+        let recompiled =
+            match (&live.problem, &live.def.script) {
+                (Some(problem), Some(source)) if problem.is_script() => {
+                    let script = self.scripts.compile(&live.def, source).await.map_err(|error| {
+                    ChangeError::Invalid(vec![FieldError::new(
+                        "script",
+                        format!(
+                            "the project's script does not compile ({error}); send a new one \
+                             with PUT …/script, or remove it with DELETE …/script"
+                        ),
+                    )])
+                })?;
+                    Some((source.clone(), script))
+                }
+                _ => None,
+            };
         let settings = SettingsEdit {
             name: None,
             description: Some(definition.description.unwrap_or_default()),
@@ -1146,7 +1167,16 @@ impl Changes {
                 // it: the new revision is whole.
                 diff.push(DiffItem::setting("status", "ok"));
             }
-            Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff))
+            // The script compiled above, if it is still the project's and not served.
+            let script = match &recompiled {
+                Some((source, script))
+                    if current.script.is_none() && current.def.script.as_ref() == Some(source) =>
+                {
+                    ScriptEdit::Set(script.clone())
+                }
+                _ => ScriptEdit::Keep,
+            };
+            Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff).script(script))
         })
         .await
     }
@@ -1375,7 +1405,10 @@ impl Changes {
         source: String,
     ) -> Result<Outcome, ChangeError> {
         let live = self.current(target.key, None)?;
-        if live.def.script.as_deref() == Some(source.as_str()) && live.problem.is_none() {
+        if live.def.script.as_deref() == Some(source.as_str())
+            && live.problem.is_none()
+            && live.script.is_some()
+        {
             // The same script: nothing changes, and nothing is written (a repeated PUT is
             // idempotent, as for the rest of a project).
             if let Some(expected) = target.expected

@@ -199,8 +199,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHYARD_SCRIPT_MEMORY", hide_env_values = true, default_value = "64MiB", value_parser = parse_size)]
     pub script_memory: usize,
 
-    /// The longest one script handler may run on the CPU per request (e.g. 1s, 200ms);
-    /// then it is stopped and the request answered 504 `script_timeout`.
+    /// The longest one script handler may run per request (e.g. 1s, 200ms), counted on the
+    /// script's own thread; then it is stopped and the request answered 504 `script_timeout`.
     #[arg(long, env = "SWITCHYARD_SCRIPT_CPU_TIME", hide_env_values = true, default_value = "1s", value_parser = humantime::parse_duration)]
     pub script_cpu_time: Duration,
 

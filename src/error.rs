@@ -75,7 +75,7 @@ codes! {
     UpstreamUnavailable => ("upstream_unavailable", SERVICE_UNAVAILABLE, "A proxy endpoint's backend has no target that accepts connections (none listed or discovered, or every one refused)."),
     StoreUnavailable => ("store_unavailable", SERVICE_UNAVAILABLE, "The store did not answer; the request can be retried."),
     ServerBusy => ("server_busy", SERVICE_UNAVAILABLE, "Too much expensive work (password hashing) is already waiting; `Retry-After` says when to try again."),
-    ScriptBusy => ("script_busy", SERVICE_UNAVAILABLE, "The project's script has too many requests waiting (or is being replaced); retry shortly."),
+    ScriptBusy => ("script_busy", SERVICE_UNAVAILABLE, "The project's script has too many requests waiting; retry shortly."),
     GatewayTimeout => ("gateway_timeout", GATEWAY_TIMEOUT, "An upstream did not answer in time."),
     ScriptTimeout => ("script_timeout", GATEWAY_TIMEOUT, "A script handler ran past its CPU-time limit and was stopped."),
 }

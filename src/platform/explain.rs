@@ -121,7 +121,7 @@ pub(super) async fn explain(
                     let route = project
                         .script
                         .as_ref()
-                        .zip(index.checked_sub(project.def.endpoints.len()))
+                        .zip(crate::routing::script_route(index))
                         .and_then(|(script, at)| script.script.routes().get(at));
                     let (Some(route), Some(id)) = (route, project.endpoint_id(index)) else {
                         return Err(ApiError::new(Code::Internal, "route without endpoint"));

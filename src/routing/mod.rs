@@ -52,6 +52,13 @@ pub enum CompileError {
     ScriptTemplate { route: String, message: String },
 }
 
+/// The script route a handler index names, if it names one (`SCRIPT_ROUTE` set).
+#[inline]
+pub fn script_route(index: usize) -> Option<usize> {
+    let bit = SCRIPT_ROUTE as usize;
+    (index & bit != 0).then_some(index & !bit)
+}
+
 /// A stored project's script, compiled (`None` without one), or why it did not compile.
 pub type LoadedScript = Option<Result<Arc<Script>, String>>;
 
@@ -282,10 +289,11 @@ impl CompiledProject {
         })
     }
 
-    /// The handler at `index` (as `lookup` gives it): an endpoint's, or past the endpoints,
-    /// a script route's.
+    /// The handler at `index` (as `lookup` gives it: an endpoint's index, or a script
+    /// route's with [`SCRIPT_ROUTE`] set).
+    #[inline]
     pub fn handler(&self, index: usize) -> Option<&Arc<CompiledEndpoint>> {
-        match index.checked_sub(self.def.endpoints.len()) {
+        match script_route(index) {
             None => self.handlers.get(index),
             Some(route) => self.script.as_ref()?.handlers.get(route),
         }
@@ -294,7 +302,7 @@ impl CompiledProject {
     /// The id of the endpoint at `index` (as `lookup` gives it); a script route's is
     /// `script:METHOD PATH`.
     pub fn endpoint_id(&self, index: usize) -> Option<&str> {
-        match index.checked_sub(self.def.endpoints.len()) {
+        match script_route(index) {
             None => self.def.endpoints.get(index).map(|e| e.id.as_str()),
             Some(route) => self.script.as_ref()?.ids.get(route).map(|id| &**id),
         }
@@ -535,17 +543,9 @@ impl CompiledProject {
         let path = if path.is_empty() { "/" } else { path };
         match self.router.lookup(method, path) {
             Lookup::Found(found) => {
-                let value = *found.value;
-                let (endpoint, index) = if value & SCRIPT_ROUTE == 0 {
-                    (self.handlers.get(value as usize), value as usize)
-                } else {
-                    let route = (value & !SCRIPT_ROUTE) as usize;
-                    let script = self.script.as_ref();
-                    (
-                        script.and_then(|s| s.handlers.get(route)),
-                        self.def.endpoints.len() + route,
-                    )
-                };
+                // A router value is the index `handler` takes.
+                let index = *found.value as usize;
+                let endpoint = self.handler(index);
                 match endpoint {
                     Some(endpoint) => ProjectLookup::Found {
                         endpoint,
@@ -565,7 +565,9 @@ impl CompiledProject {
 pub enum ProjectLookup<'r, 'p> {
     Found {
         endpoint: &'r Arc<CompiledEndpoint>,
-        /// Its position in the project's endpoints.
+        /// Its position in the project's endpoints, or for a script route its position
+        /// among the script's routes with [`SCRIPT_ROUTE`] set (see
+        /// [`CompiledProject::handler`]).
         index: usize,
         params: matcher::Params<'r, 'p>,
     },

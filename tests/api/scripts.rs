@@ -609,3 +609,56 @@ async fn a_failing_handler_is_in_the_journal_with_its_error() {
     assert!(message.contains("RangeError: out of stock"), "{message}");
     assert!(message.contains("line 2"), "{message}");
 }
+
+#[tokio::test]
+async fn a_stored_script_that_no_longer_fits_breaks_its_project_until_it_is_replaced() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.project(&alice, "s").await;
+    let endpoint = json!({"method": "GET", "path": "/mock", "response": {"json": 1}});
+    let response = app.post_endpoint(&alice, "alice/s", &endpoint).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Its top-level code keeps 3 MiB alive.
+    let big = r#"const big = "x".repeat(3 << 20); app.get("/", () => big.length);"#;
+    script_ok(&app, &alice, "s", big).await;
+    assert_eq!(get_json(&app, "/alice/s/").await.1, json!(3 << 20));
+    let mut app = app;
+    app.config.scripts.memory_bytes = 2 * 1024 * 1024;
+    let app = app.restart().await;
+    // Sessions survive a restart.
+    let response = app.get("/alice/s/mock").await;
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "project_unavailable",
+    )
+    .await;
+    // A whole replacement does not publish a project whose script it cannot serve.
+    let response = app
+        .call(
+            Method::PUT,
+            "/admin/projects/alice/s",
+            Some(&alice.token),
+            Some(&json!({"endpoints": [endpoint]})),
+        )
+        .await;
+    let body = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(body["error"]["details"][0]["field"], "script", "{body}");
+    // Another endpoint edit is refused as for any broken project; a new script repairs it.
+    let response = app
+        .post_endpoint(
+            &alice,
+            "alice/s",
+            &json!({"method": "GET", "path": "/x", "response": {}}),
+        )
+        .await;
+    assert_error(response, StatusCode::CONFLICT, "project_broken").await;
+    script_ok(&app, &alice, "s", r#"app.get("/", () => "small");"#).await;
+    assert_eq!(get_json(&app, "/alice/s/").await.1, json!("small"));
+    assert_eq!(get_json(&app, "/alice/s/mock").await.1, json!(1));
+}
