@@ -14,6 +14,7 @@ pub mod server;
 
 pub(crate) mod backends;
 pub(crate) mod body;
+pub mod dataset;
 pub(crate) mod handlers;
 pub(crate) mod observe;
 pub(crate) mod pipeline;
