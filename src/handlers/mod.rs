@@ -18,8 +18,12 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue, Method};
 use hyper::body::Incoming;
 
+use http_body_util::BodyExt;
+
 use crate::body::Body;
+use crate::error::{ApiError, Code};
 use crate::model::{EndpointSpec, HandlerSpec};
+use crate::observe::journal::Captured;
 use crate::routing::Params;
 
 /// What a handler may know of the request it answers. Borrowed: building one costs nothing.
@@ -143,4 +147,41 @@ impl Handler {
             Handler::Script(script) => script.respond(&cx(), body.take()),
         }
     }
+}
+
+/// Reads a request body to its end, keeping its first `capture` bytes (for the journal, or
+/// all of it for a handler that reads the body whole), and refusing one longer than `limit` or still arriving after `timeout` (counted from the
+/// start of the read, not per chunk).
+pub(crate) async fn drain(
+    body: Incoming,
+    limit: u64,
+    timeout: Duration,
+    capture: usize,
+) -> Result<Captured, ApiError> {
+    tokio::time::timeout(timeout, discard(body, limit, capture))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::body_timeout(timeout)))
+}
+
+async fn discard(mut body: Incoming, limit: u64, capture: usize) -> Result<Captured, ApiError> {
+    let mut total = 0u64;
+    let mut kept = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(Code::BadRequest, format!("could not read the body: {e}"))
+        })?;
+        if let Some(data) = frame.data_ref() {
+            total += data.len() as u64;
+            if total > limit {
+                return Err(ApiError::payload_too_large(limit));
+            }
+            let room = capture.saturating_sub(kept.len());
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok(Captured {
+        truncated: total > kept.len() as u64,
+        bytes: kept.freeze(),
+        length: Some(total),
+    })
 }

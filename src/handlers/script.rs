@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::{Context, Reply};
@@ -81,8 +80,10 @@ struct Call {
 impl Call {
     async fn run(self, mut request: script::Request, body: Option<Incoming>) -> Response<Body> {
         if let Some(body) = body {
-            match read(body, self.limit, self.timeout).await {
-                Ok(bytes) => request.body = bytes,
+            // Kept whole: the capture is the limit, past which the body is refused.
+            let whole = usize::try_from(self.limit).unwrap_or(usize::MAX);
+            match super::drain(body, self.limit, self.timeout, whole).await {
+                Ok(read) => request.body = read.bytes,
                 Err(error) => return error::render(&error, error::id_str(&self.id)),
             }
         }
@@ -110,30 +111,6 @@ impl Call {
                 )
             }
         }
-    }
-}
-
-/// The whole body, refused past `limit` bytes (413) or when it is still arriving after
-/// `timeout` (408).
-async fn read(body: Incoming, limit: u64, timeout: Duration) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match tokio::time::timeout(timeout, limited.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            Code::PayloadTooLarge,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )),
-        Ok(Err(error)) => Err(ApiError::new(
-            Code::BadRequest,
-            format!("the request body could not be read: {error}"),
-        )),
-        Err(_) => Err(ApiError::new(
-            Code::RequestTimeout,
-            format!(
-                "the request body did not arrive within {} ms",
-                timeout.as_millis()
-            ),
-        )),
     }
 }
 

@@ -29,12 +29,11 @@ use std::time::Duration;
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body::Body as _;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
-use crate::handlers::{Context, Reply, RequestBody};
+use crate::handlers::{Context, Reply, RequestBody, drain};
 use crate::observe::journal::Captured;
 use crate::observe::{Stamp, Telemetry};
 use crate::routing::{CompiledProject, ProjectLookup, Routes};
@@ -370,41 +369,4 @@ impl Pipeline {
         };
         (response, captured, handler)
     }
-}
-
-/// Reads and discards a request body, keeping its first `capture` bytes for the journal,
-/// refusing one longer than `limit` or still arriving after `timeout` (counted from the
-/// start of the read, not per chunk).
-async fn drain(
-    body: Incoming,
-    limit: u64,
-    timeout: Duration,
-    capture: usize,
-) -> Result<Captured, ApiError> {
-    tokio::time::timeout(timeout, discard(body, limit, capture))
-        .await
-        .unwrap_or_else(|_| Err(ApiError::body_timeout(timeout)))
-}
-
-async fn discard(mut body: Incoming, limit: u64, capture: usize) -> Result<Captured, ApiError> {
-    let mut total = 0u64;
-    let mut kept = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(Code::BadRequest, format!("could not read the body: {e}"))
-        })?;
-        if let Some(data) = frame.data_ref() {
-            total += data.len() as u64;
-            if total > limit {
-                return Err(ApiError::payload_too_large(limit));
-            }
-            let room = capture.saturating_sub(kept.len());
-            kept.extend_from_slice(&data[..data.len().min(room)]);
-        }
-    }
-    Ok(Captured {
-        truncated: total > kept.len() as u64,
-        bytes: kept.freeze(),
-        length: Some(total),
-    })
 }

@@ -662,3 +662,25 @@ async fn a_stored_script_that_no_longer_fits_breaks_its_project_until_it_is_repl
     assert_eq!(get_json(&app, "/alice/s/").await.1, json!("small"));
     assert_eq!(get_json(&app, "/alice/s/mock").await.1, json!(1));
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_never_reaches_the_handler() {
+    let app = spawn_app_with(|config| config.body_limit = 16).await;
+    let alice = app.user("alice").await;
+    app.project(&alice, "s").await;
+    script_ok(&app, &alice, "s", r#"app.post("/", (req) => req.body);"#).await;
+    let small = app
+        .send(
+            Method::POST,
+            "/alice/s/",
+            None,
+            &[],
+            Some(b"short".to_vec()),
+        )
+        .await;
+    assert_eq!(json_body(small).await, json!("short"));
+    let large = app
+        .send(Method::POST, "/alice/s/", None, &[], Some(vec![b'x'; 100]))
+        .await;
+    assert_error(large, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
