@@ -1404,21 +1404,14 @@ impl Changes {
         target: Target<'_>,
         source: String,
     ) -> Result<Outcome, ChangeError> {
-        let live = self.current(target.key, None)?;
+        // A stale `If-Match` is refused before anything is compiled.
+        let live = self.current(target.key, target.expected)?;
         if live.def.script.as_deref() == Some(source.as_str())
             && live.problem.is_none()
             && live.script.is_some()
         {
             // The same script: nothing changes, and nothing is written (a repeated PUT is
             // idempotent, as for the rest of a project).
-            if let Some(expected) = target.expected
-                && expected != live.def.revision
-            {
-                return Err(ChangeError::RevisionMismatch {
-                    expected,
-                    current: live.def.revision,
-                });
-            }
             return Ok(Outcome {
                 project: live,
                 diff: Vec::new(),
