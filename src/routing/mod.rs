@@ -302,10 +302,7 @@ impl CompiledProject {
     /// The id of the endpoint at `index` (as `lookup` gives it); a script route's is
     /// `script:METHOD PATH`.
     pub fn endpoint_id(&self, index: usize) -> Option<&str> {
-        match script_route(index) {
-            None => self.def.endpoints.get(index).map(|e| e.id.as_str()),
-            Some(route) => self.script.as_ref()?.ids.get(route).map(|id| &**id),
-        }
+        route_id(&self.def, self.script.as_deref(), index)
     }
 
     /// This project with the live upstreams of its backends, from the node's registry.
@@ -625,23 +622,27 @@ fn script_label(script: &ScriptRoutes, index: usize) -> String {
         .to_owned()
 }
 
+/// The id of what a router value (a handler index) names: an endpoint's id, or a script
+/// route's `script:GET /path`.
+fn route_id<'a>(
+    def: &'a Project,
+    script: Option<&'a ScriptRoutes>,
+    index: usize,
+) -> Option<&'a str> {
+    match script_route(index) {
+        None => def.endpoints.get(index).map(|e| e.id.as_str()),
+        Some(route) => script?.ids.get(route).map(|id| &**id),
+    }
+}
+
 /// What answers router value `value`: "endpoint `id`" or "the script's route GET /x".
 fn route_name(def: &Project, script: Option<&ScriptRoutes>, value: Option<u32>) -> String {
-    match value {
-        Some(value) if value & SCRIPT_ROUTE != 0 => match script {
-            Some(script) => format!(
-                "the script's route {}",
-                script_label(script, (value & !SCRIPT_ROUTE) as usize)
-            ),
-            None => "a script route".to_owned(),
+    let id = value.and_then(|value| route_id(def, script, value as usize));
+    match id {
+        Some(id) => match id.strip_prefix("script:") {
+            Some(label) => format!("the script's route {label}"),
+            None => format!("endpoint `{id}`"),
         },
-        Some(value) => format!(
-            "endpoint `{}`",
-            def.endpoints
-                .get(value as usize)
-                .map(|e| e.id.as_str())
-                .unwrap_or_default()
-        ),
         None => "another route".to_owned(),
     }
 }
@@ -672,18 +673,10 @@ fn conflict_error(
 ) -> CompileError {
     CompileError::Conflict {
         endpoint: endpoint.id.clone(),
-        existing: match existing {
-            Some(value) if value & SCRIPT_ROUTE != 0 => script
-                .and_then(|s| s.ids.get((value & !SCRIPT_ROUTE) as usize))
-                .map(|id| id.to_string())
-                .unwrap_or_default(),
-            Some(index) => def
-                .endpoints
-                .get(*index as usize)
-                .map(|e| e.id.clone())
-                .unwrap_or_default(),
-            None => String::new(),
-        },
+        existing: existing
+            .and_then(|value| route_id(def, script, *value as usize))
+            .unwrap_or_default()
+            .to_owned(),
         method: endpoint.spec.method.as_str().to_owned(),
         path: endpoint.spec.path.to_string(),
     }
