@@ -185,11 +185,12 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let registry = Arc::new(crate::backends::Registry::with_allow(config.proxy_allow()?));
     let scripts = crate::scripts::ScriptHost::from_settings(store.clone(), &config.scripts);
-    let mut compiled = Vec::with_capacity(loaded.len());
-    for project in loaded {
+    // Side by side: each script compiles on a thread of its own.
+    let compiled = futures_util::future::join_all(loaded.into_iter().map(|project| async {
         let script = scripts.compile_stored(&project.project).await;
-        compiled.push((project, script));
-    }
+        (project, script)
+    }))
+    .await;
     let routes = Arc::new(Routes::from_loaded(compiled, &registry));
     release_freed_memory();
     let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));
