@@ -27,14 +27,43 @@
 //!   declared `integer`, `number` or `boolean` it is parsed like a CSV field.
 //! - **Limits** ([`Limits`]): rows, columns and bytes per field (for JSON, an element or line
 //!   may take `max_field_bytes * max_columns` bytes).
+//!
+//! Querying (pure, in memory, no HTTP or store): a [`Dataset`] wraps a [`Table`] with
+//! category indexes built on first use. [`parse_body`] and [`parse_params`] validate a
+//! query (a JSON body or a GET query string) against it into a [`Query`], reporting every
+//! bad field in [`QueryError::Invalid`]; [`select`] returns the matching rows in file order
+//! (paginated), [`stats`] an [`Op`] of every numeric column per category group, with exactly
+//! rounded sums and means ([`ExactSum`], equal to Python's `math.fsum`). [`negotiate`]
+//! picks JSON, CSV or NDJSON from `Accept`, and [`render_rows`], [`render_groups`] and
+//! [`render_schema`] write the answer. [`QuerySettings`] is one endpoint's configuration,
+//! checked against the table when the endpoint is compiled.
 
 mod builder;
 mod csv;
+mod exec;
+#[cfg(test)]
+mod exec_tests;
 mod json;
+mod prepared;
+mod query;
+#[cfg(test)]
+mod query_tests;
+mod render;
+#[cfg(test)]
+mod render_tests;
 mod table;
 #[cfg(test)]
 mod tests;
 
+pub use exec::{ExactSum, Group, Groups, Op, Scalar, Selection, UnknownOp, select, stats};
+pub use prepared::{CategoryIndex, CategoryKey, Dataset};
+pub use query::{
+    ColumnRange, MAX_DETAILS, Page, ParamDoc, Query, QueryError, QuerySettings, get_parameters,
+    parse_body, parse_params,
+};
+pub use render::{
+    NotAcceptable, OutputFormat, content_type, negotiate, render_groups, render_rows, render_schema,
+};
 pub use table::{ColumnData, Table, TextColumn, Value};
 
 use builder::Builder;
@@ -66,6 +95,7 @@ impl ColumnType {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Column {
     pub name: String,
+    #[serde(rename = "type")]
     pub ty: ColumnType,
     pub nullable: bool,
     pub declared: bool,
