@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::accounts::now_ms;
 use crate::backends::Registry;
 use crate::config::Quotas;
+use crate::datasets::LoadedDataset;
 use crate::error::FieldError;
 use crate::handlers::Handler;
 use crate::model::{
@@ -39,7 +40,7 @@ use crate::routing::{
 };
 use crate::script::Script;
 use crate::scripts::ScriptHost;
-use crate::store::{Commit, EndpointOps, NewProject, Store, StoreError};
+use crate::store::{Commit, DatasetOps, EndpointOps, NewProject, Store, StoreError};
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
 /// Why a change was refused. Nothing was written when one of these is returned.
@@ -55,6 +56,8 @@ pub enum ChangeError {
     BackendNotFound(String),
     #[error("this project has no script")]
     ScriptNotFound,
+    #[error("no dataset `{0}` in this project")]
+    DatasetNotFound(String),
     #[error("endpoint `{endpoint}` forwards to backend `{backend}`; change or delete it first")]
     BackendInUse { backend: String, endpoint: String },
     #[error("the owner already has a project named `{0}`")]
@@ -110,6 +113,16 @@ impl DiffItem {
             target: "script".into(),
             id: None,
             detail: format!("{routes} route{}", if routes == 1 { "" } else { "s" }),
+        }
+    }
+
+    fn dataset(op: &'static str, dataset: &LoadedDataset) -> DiffItem {
+        let rows = dataset.rows();
+        DiffItem {
+            op,
+            target: "dataset".into(),
+            id: Some(dataset.name.to_string()),
+            detail: format!("{rows} row{}", if rows == 1 { "" } else { "s" }),
         }
     }
 
@@ -187,6 +200,17 @@ struct Edit {
     summary: String,
     diff: Vec<DiffItem>,
     script: ScriptEdit,
+    datasets: DatasetEdit,
+}
+
+/// What an edit does to the project's datasets.
+#[derive(Clone)]
+enum DatasetEdit {
+    Keep,
+    /// This version (uploaded and parsed before the edit) is added, or replaces the
+    /// current one of its name.
+    Put(Arc<LoadedDataset>),
+    Remove(String),
 }
 
 /// What an edit does to the project's compiled script.
@@ -209,7 +233,13 @@ impl Edit {
             summary: summary_of(&diff),
             diff,
             script: ScriptEdit::Keep,
+            datasets: DatasetEdit::Keep,
         }
+    }
+
+    /// Sets what the edit does to the datasets.
+    fn datasets(self, datasets: DatasetEdit) -> Edit {
+        Edit { datasets, ..self }
     }
 
     /// Sets what the edit does to the compiled script.
@@ -694,6 +724,7 @@ type EditFn = dyn Fn(&CompiledProject) -> Result<Edit, ChangeError> + Send + Syn
 struct Computed {
     compiled: Arc<CompiledProject>,
     ops: OwnedOps,
+    datasets: DatasetEdit,
     summary: String,
     diff: Vec<DiffItem>,
 }
@@ -756,6 +787,7 @@ fn compute(
         summary,
         diff,
         script,
+        datasets,
     } = edit(current)?;
     if diff.is_empty() {
         return Ok(None);
@@ -787,6 +819,17 @@ fn compute(
         }
         ScriptEdit::Remove => compiled.with_script(None).map_err(conflict)?,
     };
+    compiled = match &datasets {
+        DatasetEdit::Keep => compiled,
+        DatasetEdit::Put(dataset) => {
+            let set = current.datasets.with(dataset.clone());
+            compiled.with_datasets(set)
+        }
+        DatasetEdit::Remove(name) => {
+            let set = current.datasets.without(name);
+            compiled.with_datasets(set)
+        }
+    };
     if backends_changed {
         compiled = compiled.with_upstreams(registry);
     }
@@ -794,6 +837,7 @@ fn compute(
     Ok(Some(Computed {
         compiled: Arc::new(compiled),
         ops,
+        datasets,
         summary,
         diff,
     }))
@@ -814,9 +858,25 @@ async fn reload(
             let revision = loaded.project.revision;
             // The served revision's stats go on with the reloaded one.
             let served = routes.load().projects().find(|p| p.def.id == id).cloned();
+            let datasets = match crate::datasets::load_project(
+                store,
+                id,
+                served.as_ref().map(|s| &s.datasets),
+            )
+            .await
+            {
+                Ok(datasets) => datasets,
+                Err(error) => {
+                    tracing::error!(%error, project_id = id, "could not reload a project's datasets");
+                    served
+                        .as_ref()
+                        .map(|s| s.datasets.clone())
+                        .unwrap_or_default()
+                }
+            };
             let registry = registry.clone();
             let compiled = tokio::task::spawn_blocking(move || {
-                let compiled = CompiledProject::load(loaded, &registry, script);
+                let compiled = CompiledProject::load(loaded, &registry, script, datasets);
                 match served {
                     Some(served) => compiled.counting_as(&served),
                     None => compiled,
@@ -855,6 +915,7 @@ struct Finish {
     compiled: Arc<CompiledProject>,
     base_revision: i64,
     ops: OwnedOps,
+    datasets: DatasetEdit,
     summary: String,
     actor_id: i64,
     now: i64,
@@ -871,6 +932,16 @@ impl Finish {
             OwnedOps::Delete(id) => EndpointOps::Delete(id),
             OwnedOps::ReplaceAll => EndpointOps::ReplaceAll(&def.endpoints),
         };
+        let datasets = match &self.datasets {
+            DatasetEdit::Keep => DatasetOps::None,
+            DatasetEdit::Put(dataset) => DatasetOps::Put {
+                name: &dataset.name,
+                version: dataset.version,
+                rows: dataset.rows() as i64,
+                bytes: dataset.bytes as i64,
+            },
+            DatasetEdit::Remove(name) => DatasetOps::Delete(name),
+        };
         // The store commits only on top of `base_revision` (a second node on a shared
         // database may have moved it), so the new revision is `def.revision`.
         let started = crate::observe::Stamp::now();
@@ -886,6 +957,7 @@ impl Finish {
                 endpoints,
                 backends: &def.backends,
                 script: def.script.as_deref(),
+                datasets,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
                 now: self.now,
@@ -949,6 +1021,12 @@ impl Changes {
 
     pub fn routes(&self) -> &Arc<Routes> {
         &self.routes
+    }
+
+    /// The store changes are committed to (dataset uploads stream their bytes into it
+    /// before the change that swaps them in).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// Creates a project at revision 1.
@@ -1460,6 +1538,93 @@ impl Changes {
         .await
     }
 
+    /// Swaps in an uploaded dataset version (see `datasets::receive`) as one revision,
+    /// with `endpoints` added or, where one of the same id exists, replaced (the standard
+    /// endpoints of `?endpoints=default`). Queries keep being answered from the version
+    /// they started on. When the change is refused, or is a dry run, the uploaded version
+    /// is dropped from the store again.
+    pub async fn put_dataset(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        dataset: Arc<LoadedDataset>,
+        endpoints: Vec<Endpoint>,
+    ) -> Result<Outcome, ChangeError> {
+        let version = dataset.version;
+        let endpoints: Vec<Arc<Endpoint>> = endpoints.into_iter().map(Arc::new).collect();
+        let result = self
+            .apply(actor, target, false, move |current| {
+                let op = if current.datasets.get(&dataset.name).is_some() {
+                    "change"
+                } else {
+                    "add"
+                };
+                let mut diff = vec![DiffItem::dataset(op, &dataset)];
+                let mut project = current.def.as_ref().clone();
+                let mut list = project.endpoints.clone();
+                for endpoint in &endpoints {
+                    match list.iter().position(|e| e.id == endpoint.id) {
+                        Some(at) if list[at].spec == endpoint.spec => {}
+                        Some(at) => {
+                            diff.push(DiffItem::endpoint("change", endpoint));
+                            list.set(at, endpoint.clone());
+                        }
+                        None => {
+                            diff.push(DiffItem::endpoint("add", endpoint));
+                            list.push_back(endpoint.clone());
+                        }
+                    }
+                }
+                let (ops, handlers) = if list == project.endpoints {
+                    (OwnedOps::None, current.handlers.clone())
+                } else {
+                    let (shared, handlers) = share_or_compile(&list, Some(current))?;
+                    list = shared;
+                    (OwnedOps::ReplaceAll, handlers)
+                };
+                let routes = if matches!(ops, OwnedOps::None) {
+                    RouteEdit::Kept
+                } else {
+                    RouteEdit::Unknown
+                };
+                project.endpoints = list;
+                Ok(Edit::new(project, handlers, ops, diff)
+                    .routes(routes)
+                    .datasets(DatasetEdit::Put(dataset.clone())))
+            })
+            .await;
+        if result.as_ref().map_or(true, |outcome| outcome.dry_run) {
+            crate::datasets::abandon(&*self.store, version).await;
+        }
+        result
+    }
+
+    /// Removes a dataset. Endpoints that read it stay, answering `409 dataset_missing`
+    /// until it is uploaded again or they are changed.
+    pub async fn delete_dataset(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        name: &str,
+    ) -> Result<Outcome, ChangeError> {
+        let name = name.to_owned();
+        self.apply(actor, target, false, move |current| {
+            let Some(dataset) = current.datasets.get(&name) else {
+                return Err(ChangeError::DatasetNotFound(name.clone()));
+            };
+            let diff = vec![DiffItem::dataset("remove", dataset)];
+            Ok(Edit::new(
+                current.def.as_ref().clone(),
+                current.handlers.clone(),
+                OwnedOps::None,
+                diff,
+            )
+            .routes(RouteEdit::Kept)
+            .datasets(DatasetEdit::Remove(name.clone())))
+        })
+        .await
+    }
+
     /// Deletes a project; its name and mount are free as soon as this returns.
     pub async fn delete_project(&self, target: Target<'_>) -> Result<Outcome, ChangeError> {
         let (guard, current) = self.lock_project(target.key, target.expected).await?;
@@ -1602,6 +1767,7 @@ impl Changes {
         let Some(Computed {
             compiled,
             ops,
+            datasets,
             summary,
             diff,
         }) = computed
@@ -1635,6 +1801,7 @@ impl Changes {
             compiled: compiled.clone(),
             base_revision: current.def.revision,
             ops,
+            datasets,
             summary,
             actor_id,
             now,

@@ -225,6 +225,28 @@ pub struct ServeArgs {
     /// The most bytes (keys and values) one project's script `kv` store may hold (e.g. 10MiB).
     #[arg(long, env = "SWITCHYARD_KV_MAX_BYTES", hide_env_values = true, default_value = "10MiB", value_parser = parse_size)]
     pub kv_max_bytes: usize,
+
+    /// The largest dataset upload taken (e.g. 1GiB); a larger one is refused with 413.
+    #[arg(long, env = "SWITCHYARD_DATASET_MAX_BYTES", hide_env_values = true, default_value = "1GiB", value_parser = parse_size)]
+    pub dataset_max_bytes: usize,
+
+    /// The most rows one dataset may hold.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DATASET_MAX_ROWS",
+        hide_env_values = true,
+        default_value_t = 10_000_000
+    )]
+    pub dataset_max_rows: usize,
+
+    /// The most columns one dataset may hold.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DATASET_MAX_COLUMNS",
+        hide_env_values = true,
+        default_value_t = 256
+    )]
+    pub dataset_max_columns: usize,
 }
 
 /// `switchyard gateway`: a gateway from a YAML file of routes and backends.
@@ -440,6 +462,15 @@ impl ServeArgs {
                 kv_max_keys: self.kv_max_keys,
                 kv_max_bytes: self.kv_max_bytes as u64,
             },
+            datasets: crate::datasets::UploadSettings {
+                limits: crate::dataset::Limits {
+                    max_rows: self.dataset_max_rows,
+                    max_columns: self.dataset_max_columns,
+                    ..crate::dataset::Limits::default()
+                },
+                max_bytes: self.dataset_max_bytes as u64,
+                idle_timeout: self.node.body_read_timeout,
+            },
             commit_gate: None,
             ..self.node.config(self.db.clone())
         };
@@ -490,6 +521,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             for route in &demo.script_routes {
                 if let Some((method, path)) = route.split_once(' ') {
                     println!("  {method:<6} http://{addr}{}{path}", demo.script_mount);
+                }
+            }
+            println!("  the iris dataset (docs/datasets.md), queried and summarised:");
+            for endpoint in &demo.dataset_endpoints {
+                if let Some((method, path)) = endpoint.split_once(' ') {
+                    println!("  {method:<6} http://{addr}{}{path}", demo.dataset_mount);
                 }
             }
         }

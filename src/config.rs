@@ -62,6 +62,8 @@ pub struct Config {
     pub proxy_allow: Vec<String>,
     /// What projects' scripts may use.
     pub scripts: ScriptSettings,
+    /// How large dataset uploads may be, and how long their bodies may pause.
+    pub datasets: crate::datasets::UploadSettings,
     /// Test hook: hold every change between its commit and its publish.
     #[doc(hidden)]
     pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
@@ -208,6 +210,7 @@ impl Config {
             journal_body: 16 * 1024,
             proxy_allow: Vec::new(),
             scripts: ScriptSettings::default(),
+            datasets: crate::datasets::UploadSettings::default(),
             commit_gate: None,
         }
     }
@@ -236,6 +239,12 @@ impl Config {
         }
         if self.scripts.memory_bytes < 1024 * 1024 {
             return Err(ConfigError::TooSmall("SWITCHYARD_SCRIPT_MEMORY", "1MiB"));
+        }
+        if self.datasets.limits.max_rows == 0 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_DATASET_MAX_ROWS", "1"));
+        }
+        if self.datasets.limits.max_columns == 0 {
+            return Err(ConfigError::TooSmall("SWITCHYARD_DATASET_MAX_COLUMNS", "1"));
         }
         if self.scripts.queue == 0 {
             return Err(ConfigError::TooSmall("SWITCHYARD_SCRIPT_QUEUE", "1"));

@@ -1,5 +1,6 @@
-//! `serve --demo`: a demo user, a project with a few mock endpoints and a project whose
-//! script is a small todo API kept in `kv`, created if missing.
+//! `serve --demo`: a demo user, a project with a few mock endpoints, a project whose
+//! script is a small todo API kept in `kv`, and the iris dataset as a query API (the
+//! standard dataset endpoints), created if missing.
 //!
 //! The demo goes through the same change path as the admin API, so what it creates is
 //! ordinary data: it survives restarts and can be edited or deleted like any project.
@@ -18,6 +19,10 @@ pub const DEMO_USER: &str = "alice";
 pub const DEMO_PROJECT: &str = "demo";
 /// The demo script project's name.
 pub const DEMO_SCRIPT_PROJECT: &str = "todo";
+/// The demo dataset project's name, and its dataset's.
+pub const DEMO_DATASET_PROJECT: &str = "iris";
+/// The iris dataset (Fisher, 1936), as the iris service of the seeds serves it.
+pub const IRIS_CSV: &[u8] = include_bytes!("dataset/testdata/iris.csv");
 
 /// The demo script: a todo API whose items live in the project's `kv` store.
 pub const DEMO_SCRIPT: &str = r#"// A todo API kept in kv: it survives restarts. See docs/scripts.md.
@@ -59,6 +64,9 @@ pub struct DemoInfo {
     /// Where the script project is mounted, and `METHOD path` of its routes.
     pub script_mount: String,
     pub script_routes: Vec<String>,
+    /// Where the dataset project is mounted, and `METHOD path` of its endpoints.
+    pub dataset_mount: String,
+    pub dataset_endpoints: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +221,26 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
                 .collect()
         })
         .unwrap_or_default();
+    let actor = Actor {
+        user_id: user.id,
+        username: &user.username,
+        admin: user.role == crate::model::Role::Admin,
+    };
+    let dataset_key = format!("{DEMO_USER}/{DEMO_DATASET_PROJECT}");
+    seed_dataset(changes, actor, &dataset_key).await?;
+    let dataset_endpoints = changes
+        .routes()
+        .load()
+        .get(&dataset_key)
+        .map(|project| {
+            project
+                .def
+                .endpoints
+                .iter()
+                .map(|e| format!("{} {}", e.spec.method.as_str(), e.spec.path))
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(DemoInfo {
         username: user.username,
         password,
@@ -220,5 +248,73 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
         endpoints: listed,
         script_mount: format!("/{script_key}"),
         script_routes,
+        dataset_mount: format!("/{dataset_key}"),
+        dataset_endpoints,
     })
+}
+
+/// The iris project: created if missing, and given the iris dataset with its standard
+/// endpoints if it has no dataset of that name (a demo stopped half way is finished).
+async fn seed_dataset(changes: &Changes, actor: Actor<'_>, key: &str) -> Result<(), DemoError> {
+    let failed = |e: crate::changes::ChangeError| DemoError(format!("the iris demo: {e}"));
+    if changes.routes().load().get(key).is_none() {
+        changes
+            .create_project(
+                actor,
+                actor,
+                SettingsEdit {
+                    name: Some(DEMO_DATASET_PROJECT.into()),
+                    description: Some(
+                        "The iris dataset as a query API, created by `switchyard serve --demo`"
+                            .into(),
+                    ),
+                    mode: None,
+                    journal_size: None,
+                },
+                Vec::new(),
+                Vec::new(),
+                false,
+            )
+            .await
+            .map_err(failed)?;
+    }
+    let Some(project) = changes.routes().load().get(key).cloned() else {
+        return Ok(());
+    };
+    if project.datasets.get(DEMO_DATASET_PROJECT).is_some() {
+        return Ok(());
+    }
+    let upload = crate::datasets::Upload {
+        project_id: project.def.id,
+        name: DEMO_DATASET_PROJECT.into(),
+        format: crate::dataset::Format::Csv,
+        declared: Vec::new(),
+    };
+    let body =
+        futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from_static(IRIS_CSV))]);
+    let loaded = crate::datasets::receive(
+        &**changes.store(),
+        &upload,
+        body,
+        &crate::datasets::UploadSettings::default(),
+        crate::accounts::now_ms(),
+    )
+    .await
+    .map_err(|e| DemoError(format!("the iris demo: {e}")))?;
+    let endpoints = crate::datasets::default_endpoints(&loaded, Some("species"), None)
+        .map_err(|e| DemoError(format!("the iris demo: {e:?}")))?;
+    changes
+        .put_dataset(
+            actor,
+            crate::changes::Target {
+                key,
+                expected: None,
+                dry_run: false,
+            },
+            std::sync::Arc::new(loaded),
+            endpoints,
+        )
+        .await
+        .map_err(failed)?;
+    Ok(())
 }

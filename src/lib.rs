@@ -2,8 +2,8 @@
 //!
 //! Modules in reading order: how a node starts (`cli`, `config`, `server`, and `gateway`
 //! for gateway mode), how a request is answered (`routing`, `pipeline`, `handlers`,
-//! `backends`, `script`, `body`, `observe`), how a change is made (`platform`, `changes`,
-//! `scripts`, `store`), and
+//! `backends`, `script`, `dataset`, `body`, `observe`), how a change is made (`platform`,
+//! `changes`, `scripts`, `datasets`, `store`), and
 //! the vocabulary all of them share (`model`, `accounts`, `error`).
 //! See ARCHITECTURE.md for the map.
 
@@ -22,6 +22,7 @@ pub(crate) mod routing;
 pub mod script;
 
 pub(crate) mod changes;
+pub(crate) mod datasets;
 pub(crate) mod demo;
 pub(crate) mod platform;
 pub(crate) mod scripts;

@@ -17,10 +17,12 @@ use crate::error::FieldError;
 use crate::routing::template::Template;
 
 mod backend;
+mod dataset;
 pub use backend::{
     Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_count,
     check_backend_name, check_target_url, validate_backends,
 };
+pub use dataset::{DatasetAction, DatasetSpec, OP_PARAM, STATS_OPS};
 
 /// Root path segments the platform owns; no user, project or mount may take them.
 pub const RESERVED_NAMES: &[&str] = &[
@@ -197,6 +199,7 @@ impl Endpoint {
         let template = Template::parse_shared(spec.path.clone())?;
         let endpoint = Endpoint { id, spec, template };
         endpoint.tail().transpose()?;
+        endpoint.alias().transpose()?;
         Ok(endpoint)
     }
 
@@ -210,7 +213,22 @@ impl Endpoint {
                 let path = self.spec.path.trim_end_matches('/');
                 Some(Template::parse(&format!("{path}/{{*{PREFIX_TAIL}}}")))
             }
-            HandlerSpec::Mock(_) => None,
+            HandlerSpec::Mock(_) | HandlerSpec::Dataset(_) => None,
+        }
+    }
+
+    /// For a dataset endpoint, its path with a trailing slash added or taken away: both
+    /// forms are served (`/range` and `/range/`).
+    pub fn alias(&self) -> Option<Result<Template, crate::routing::template::TemplateError>> {
+        match &self.spec.handler {
+            HandlerSpec::Dataset(_) if &*self.spec.path != "/" => {
+                let path = &self.spec.path;
+                Some(match path.strip_suffix('/') {
+                    Some(bare) => Template::parse(bare),
+                    None => Template::parse(&format!("{path}/")),
+                })
+            }
+            _ => None,
         }
     }
 }
@@ -292,6 +310,7 @@ pub struct Docs {
 pub enum HandlerSpec {
     Mock(MockSpec),
     Proxy(Box<ProxySpec>),
+    Dataset(Box<DatasetSpec>),
 }
 
 impl HandlerSpec {
@@ -299,7 +318,7 @@ impl HandlerSpec {
     pub fn mock(&self) -> Option<&MockSpec> {
         match self {
             HandlerSpec::Mock(mock) => Some(mock),
-            HandlerSpec::Proxy(_) => None,
+            HandlerSpec::Proxy(_) | HandlerSpec::Dataset(_) => None,
         }
     }
 
@@ -307,7 +326,15 @@ impl HandlerSpec {
     pub fn proxy(&self) -> Option<&ProxySpec> {
         match self {
             HandlerSpec::Proxy(proxy) => Some(proxy),
-            HandlerSpec::Mock(_) => None,
+            HandlerSpec::Mock(_) | HandlerSpec::Dataset(_) => None,
+        }
+    }
+
+    /// The dataset endpoint's definition, for a dataset endpoint.
+    pub fn dataset(&self) -> Option<&DatasetSpec> {
+        match self {
+            HandlerSpec::Dataset(dataset) => Some(dataset),
+            HandlerSpec::Mock(_) | HandlerSpec::Proxy(_) => None,
         }
     }
 
@@ -316,6 +343,7 @@ impl HandlerSpec {
         match self {
             HandlerSpec::Mock(_) => "mock",
             HandlerSpec::Proxy(_) => "proxy",
+            HandlerSpec::Dataset(_) => "dataset",
         }
     }
 }
@@ -333,6 +361,8 @@ struct SpecJson {
     #[serde(default)]
     proxy: Option<ProxySpec>,
     #[serde(default)]
+    dataset: Option<DatasetSpec>,
+    #[serde(default)]
     summary: Option<Box<str>>,
     #[serde(default)]
     description: Option<Box<str>>,
@@ -344,17 +374,18 @@ impl TryFrom<SpecJson> for EndpointSpec {
     type Error = &'static str;
 
     fn try_from(json: SpecJson) -> Result<EndpointSpec, &'static str> {
-        let handler = match (json.response, json.proxy) {
-            (Some(mock), None) => HandlerSpec::Mock(mock),
-            (None, Some(proxy)) => HandlerSpec::Proxy(Box::new(proxy)),
-            (Some(_), Some(_)) => {
+        let handler = match (json.response, json.proxy, json.dataset) {
+            (Some(mock), None, None) => HandlerSpec::Mock(mock),
+            (None, Some(proxy), None) => HandlerSpec::Proxy(Box::new(proxy)),
+            (None, None, Some(dataset)) => HandlerSpec::Dataset(Box::new(dataset)),
+            (None, None, None) => {
                 return Err(
-                    "field `proxy`: an endpoint has one handler; give `response` (a mock) or `proxy`, not both",
+                    "missing field `response` (an endpoint needs a handler: `response` for a mock, `proxy` or `dataset`)",
                 );
             }
-            (None, None) => {
+            _ => {
                 return Err(
-                    "missing field `response` (an endpoint needs a handler: `response` for a mock, or `proxy`)",
+                    "an endpoint has one handler; give one of `response` (a mock), `proxy` or `dataset`",
                 );
             }
         };
@@ -385,6 +416,8 @@ struct SpecJsonRef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     proxy: Option<&'a ProxySpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    dataset: Option<&'a DatasetSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
@@ -401,6 +434,7 @@ impl Serialize for EndpointSpec {
             path: &self.path,
             response: self.handler.mock(),
             proxy: self.handler.proxy(),
+            dataset: self.handler.dataset(),
             summary: docs.and_then(|d| d.summary.as_deref()),
             description: docs.and_then(|d| d.description.as_deref()),
             tags: docs.map_or(&[], |d| &d.tags[..]),
@@ -662,6 +696,9 @@ impl EndpointSpec {
                 if let Err(message) = check_prefix_path(&self.path) {
                     errors.push(FieldError::new(field("path"), message));
                 }
+            }
+            HandlerSpec::Dataset(dataset) => {
+                dataset.validate(&format!("{prefix}dataset."), &self.path, &mut errors)
             }
         }
         errors

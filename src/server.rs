@@ -185,10 +185,15 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     let endpoints: usize = loaded.iter().map(|p| p.project.endpoints.len()).sum();
     let registry = Arc::new(crate::backends::Registry::with_allow(config.proxy_allow()?));
     let scripts = crate::scripts::ScriptHost::from_settings(store.clone(), &config.scripts);
+    let mut datasets = crate::datasets::load_all(&*store).await?;
     // Side by side: each script compiles on a thread of its own.
-    let compiled = futures_util::future::join_all(loaded.into_iter().map(|project| async {
-        let script = scripts.compile_stored(&project.project).await;
-        (project, script)
+    let compiled = futures_util::future::join_all(loaded.into_iter().map(|project| {
+        let datasets = datasets.remove(&project.project.id).unwrap_or_default();
+        let scripts = &scripts;
+        async move {
+            let script = scripts.compile_stored(&project.project).await;
+            (project, script, datasets)
+        }
     }))
     .await;
     let routes = Arc::new(Routes::from_loaded(compiled, &registry));
@@ -220,6 +225,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             registration: config.registration(),
             admin_body_limit: config.admin_body_limit,
             body_read_timeout: config.limits.body_read_timeout,
+            datasets: config.datasets,
         }),
     };
     let app = Arc::new(App {

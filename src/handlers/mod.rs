@@ -1,12 +1,13 @@
 //! Endpoint handlers: the closed set of things an endpoint can do.
 //!
-//! [`Handler`] is one enum with one variant per kind (`mock`, `proxy` and `script` now;
-//! `dataset` in a later issue), compiled once from a validated definition (a script's
+//! [`Handler`] is one enum with one variant per kind (`mock`, `proxy`, `script` and
+//! `dataset`), compiled once from a validated definition (a script's
 //! routes: from the compiled script) when the project changes, and dispatched with one `match` by the request pipeline (`pipeline`, stage 3). A
 //! handler never touches the store or the route table; it is handed a [`Context`] (the
 //! request head, path parameters, request id) and the request body, and answers with a
 //! [`Reply`].
 
+pub(crate) mod dataset;
 pub(crate) mod mock;
 pub(crate) mod proxy;
 pub(crate) mod script;
@@ -40,6 +41,8 @@ pub struct Context<'a> {
     pub peer: std::net::SocketAddr,
     /// The live upstreams of the project's backends, by name.
     pub upstreams: &'a crate::backends::Upstreams,
+    /// The project's datasets in this revision.
+    pub datasets: &'a crate::datasets::DatasetSet,
     /// The most a handler that reads the request body may read of it (`--body-limit`)...
     pub body_limit: u64,
     /// ...and how long it may take to arrive.
@@ -90,6 +93,8 @@ impl RequestBody {
 pub enum HandlerError {
     #[error("mock response: {0}")]
     Mock(String),
+    #[error("dataset: {0}")]
+    Dataset(String),
 }
 
 /// A compiled endpoint handler.
@@ -99,6 +104,7 @@ pub enum Handler {
     Proxy(proxy::ProxyHandler),
     /// A route of the project's script (never compiled from an endpoint's spec).
     Script(script::ScriptHandler),
+    Dataset(dataset::DatasetHandler),
 }
 
 /// What a handler answers: a response now (literal mocks: pre-rendered bytes), after a
@@ -115,6 +121,9 @@ impl Handler {
         match &spec.handler {
             HandlerSpec::Mock(mock) => mock::MockHandler::compile(mock).map(Handler::Mock),
             HandlerSpec::Proxy(proxy) => Ok(Handler::Proxy(proxy::ProxyHandler::compile(proxy))),
+            HandlerSpec::Dataset(spec) => dataset::DatasetHandler::compile(spec)
+                .map(Handler::Dataset)
+                .map_err(HandlerError::Dataset),
         }
     }
 
@@ -130,7 +139,7 @@ impl Handler {
     pub fn fixed_headers(&self) -> Option<&std::sync::Arc<HeaderMap>> {
         match self {
             Handler::Mock(mock) => Some(mock.headers()),
-            Handler::Proxy(_) | Handler::Script(_) => None,
+            Handler::Proxy(_) | Handler::Script(_) | Handler::Dataset(_) => None,
         }
     }
 
@@ -145,6 +154,7 @@ impl Handler {
             // A proxy forwards the body as it arrives, and an upgraded connection's bytes.
             Handler::Proxy(proxy) => proxy.respond(&cx(), body.take(), body.take_upgrade()),
             Handler::Script(script) => script.respond(&cx(), body.take()),
+            Handler::Dataset(dataset) => dataset.respond(&cx(), body.take()),
         }
     }
 }

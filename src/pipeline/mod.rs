@@ -142,6 +142,7 @@ impl Pipeline {
                             request_id: id,
                             peer,
                             upstreams: &project.upstreams,
+                            datasets: &project.datasets,
                             body_limit: self.body_limit,
                             body_read_timeout: self.body_read_timeout,
                         };

@@ -10,6 +10,7 @@
 mod admin;
 mod auth;
 mod backends;
+mod datasets;
 mod explain;
 pub mod extract;
 mod gateway;
@@ -39,6 +40,8 @@ pub struct PlatformConfig {
     pub admin_body_limit: usize,
     /// How long reading one request body may take (`--body-read-timeout`).
     pub body_read_timeout: Duration,
+    /// How large a dataset upload may be.
+    pub datasets: crate::datasets::UploadSettings,
 }
 
 /// What every platform handler can reach.
@@ -103,6 +106,16 @@ pub fn router(state: AppState) -> Router {
             get(script::get_script)
                 .put(script::put_script)
                 .delete(script::delete_script),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/datasets",
+            get(datasets::list_datasets),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/datasets/{dataset}",
+            get(datasets::get_dataset)
+                .put(datasets::put_dataset)
+                .delete(datasets::delete_dataset),
         )
         .route(
             "/admin/projects/{owner}/{name}/backends/{backend}",
@@ -216,6 +229,7 @@ impl From<ChangeError> for ApiError {
             ChangeError::EndpointExists(_) => ApiError::new(Code::EndpointExists, message),
             ChangeError::BackendNotFound(_) => ApiError::new(Code::BackendNotFound, message),
             ChangeError::ScriptNotFound => ApiError::new(Code::ScriptNotFound, message),
+            ChangeError::DatasetNotFound(_) => ApiError::new(Code::DatasetNotFound, message),
             ChangeError::BackendInUse { .. } => ApiError::new(Code::BackendInUse, message),
             ChangeError::ProjectExists(_) => ApiError::new(Code::ProjectExists, message),
             ChangeError::RevisionMismatch { .. } => ApiError::new(Code::RevisionMismatch, message),

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::backends::{Registry, Upstreams};
+use crate::datasets::DatasetSet;
 use crate::handlers::Handler;
 use crate::handlers::script::ScriptHandler;
 use crate::model::{Endpoint, MethodSpec, Project};
@@ -183,6 +184,9 @@ pub struct CompiledProject {
     pub problem: Option<Arc<Problem>>,
     /// The project's script, compiled, with its routes (in `router` too); `None` without.
     pub script: Option<Arc<ScriptRoutes>>,
+    /// The project's datasets, which its dataset endpoints look up by name per request (a
+    /// replaced dataset is a new revision with a new set; handlers stay as they are).
+    pub datasets: DatasetSet,
 }
 
 /// What is wrong with a project that could not be loaded, and how often it was asked for.
@@ -272,6 +276,7 @@ impl CompiledProject {
             restricted: false,
             problem: None,
             script,
+            datasets: DatasetSet::default(),
         })
     }
 
@@ -338,6 +343,7 @@ impl CompiledProject {
                     journal: self.journal_for(&next.def),
                     upstreams: self.upstreams.clone(),
                     restricted: self.restricted,
+                    datasets: self.datasets.clone(),
                     ..next
                 }
             });
@@ -376,10 +382,10 @@ impl CompiledProject {
                 .router
                 .with_route(method.clone(), &added.template, value)
                 .map_err(|c| conflict(&self.router, c.existing))?;
-            if let Some(tail) = added.tail() {
-                let tail = tail.map_err(|e| template_error(added, e))?;
+            for second in added.tail().into_iter().chain(added.alias()) {
+                let second = second.map_err(|e| template_error(added, e))?;
                 extended = extended
-                    .with_route(method, &tail, value)
+                    .with_route(method.clone(), &second, value)
                     .map_err(|c| conflict(&extended, c.existing))?;
             }
             Arc::new(extended)
@@ -392,6 +398,7 @@ impl CompiledProject {
                     journal: self.journal_for(&next.def),
                     upstreams: self.upstreams.clone(),
                     restricted: self.restricted,
+                    datasets: self.datasets.clone(),
                     ..next
                 }
             });
@@ -406,6 +413,7 @@ impl CompiledProject {
             restricted: self.restricted,
             problem: None,
             script: self.script.clone(),
+            datasets: self.datasets.clone(),
         })
     }
 
@@ -475,7 +483,13 @@ impl CompiledProject {
             restricted: false,
             problem: Some(Arc::new(Problem::new(problem))),
             script: None,
+            datasets: DatasetSet::default(),
         }
+    }
+
+    /// This project serving `datasets`.
+    pub fn with_datasets(self, datasets: DatasetSet) -> CompiledProject {
+        CompiledProject { datasets, ..self }
     }
 
     /// Compiles a project read from the store, as at start or when the node reloads one; a
@@ -483,8 +497,18 @@ impl CompiledProject {
     /// the node.
     ///
     /// `script` is the project's script compiled (`None` without one), or why it did not
-    /// compile: the project is then broken too.
+    /// compile: the project is then broken too. `datasets` are its stored datasets, read
+    /// back (a broken project keeps them for the revision that repairs it).
     pub fn load(
+        loaded: LoadedProject,
+        registry: &Registry,
+        script: LoadedScript,
+        datasets: DatasetSet,
+    ) -> CompiledProject {
+        CompiledProject::load_definition(loaded, registry, script).with_datasets(datasets)
+    }
+
+    fn load_definition(
         loaded: LoadedProject,
         registry: &Registry,
         script: LoadedScript,
@@ -583,7 +607,14 @@ fn build_router(def: &Project, script: Option<&ScriptRoutes>) -> Result<Router<u
             .tail()
             .transpose()
             .map_err(|e| template_error(endpoint, e))?;
-        for template in std::iter::once(&endpoint.template).chain(tail.as_ref()) {
+        let alias = endpoint
+            .alias()
+            .transpose()
+            .map_err(|e| template_error(endpoint, e))?;
+        for template in std::iter::once(&endpoint.template)
+            .chain(tail.as_ref())
+            .chain(alias.as_ref())
+        {
             if let Err(conflict) =
                 builder.insert(route_method(&endpoint.spec.method), template, value)
             {
@@ -766,21 +797,21 @@ impl Routes {
         }
     }
 
-    /// Builds the table from every stored project, as at start. A project the store could
-    /// not read whole is mounted broken (503) rather than served partly.
-    /// The table of projects read from the store, each with its script compiled (or why
-    /// it did not compile), as [`CompiledProject::load`] takes it.
+    /// The table of every project read from the store, as at start, each with its script
+    /// compiled (or why it did not compile) and its datasets, as [`CompiledProject::load`]
+    /// takes them. A project the store could not read whole is mounted broken (503) rather
+    /// than served partly.
     pub fn from_loaded(
-        projects: Vec<(LoadedProject, LoadedScript)>,
+        projects: Vec<(LoadedProject, LoadedScript, DatasetSet)>,
         registry: &Registry,
     ) -> Routes {
         let mounts = projects
             .into_iter()
-            .map(|(loaded, script)| {
+            .map(|(loaded, script, datasets)| {
                 let key = Arc::from(loaded.project.mount_key());
                 (
                     key,
-                    Arc::new(CompiledProject::load(loaded, registry, script)),
+                    Arc::new(CompiledProject::load(loaded, registry, script, datasets)),
                 )
             })
             .collect();

@@ -138,11 +138,45 @@ pub struct Commit<'a> {
     pub backends: &'a [Backend],
     /// The project's script after the change (written whole).
     pub script: Option<&'a str>,
+    /// What the change does to the project's datasets.
+    pub datasets: DatasetOps<'a>,
     /// Who made the change, for the change history.
     pub actor_id: Option<i64>,
     /// One line for the change history (`add GET /hello`).
     pub summary: &'a str,
     pub now: i64,
+}
+
+/// What one change does to a project's datasets.
+#[derive(Debug, Clone, Copy)]
+pub enum DatasetOps<'a> {
+    None,
+    /// Make the uploaded version `version` (see [`Store::dataset_begin`]) the current one of
+    /// `name`, replacing the current one if any, with its final size.
+    Put {
+        name: &'a str,
+        version: i64,
+        rows: i64,
+        bytes: i64,
+    },
+    /// Drop the current version of this dataset.
+    Delete(&'a str),
+}
+
+/// A dataset version as stored: what it was uploaded as. Its bytes are read back chunk by
+/// chunk with [`Store::dataset_chunk`].
+#[derive(Debug, Clone)]
+pub struct DatasetRecord {
+    pub version: i64,
+    pub project_id: i64,
+    pub name: String,
+    /// `csv`, `json` or `jsonl`.
+    pub format: String,
+    /// The declared column types, JSON: `[["zip", "text"], …]`.
+    pub types: String,
+    pub bytes: i64,
+    pub rows: i64,
+    pub created_at: i64,
 }
 
 /// One line of a project's change history.
@@ -237,6 +271,30 @@ pub trait Store: Send + Sync + 'static {
         prefix: &str,
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// Starts storing a new version of a dataset, beside the current one (which stays
+    /// current until a commit with [`DatasetOps::Put`] swaps them); returns its version id.
+    async fn dataset_begin(
+        &self,
+        project_id: i64,
+        name: &str,
+        format: &str,
+        types: &str,
+        now: i64,
+    ) -> Result<i64, StoreError>;
+    /// Adds the next chunk (`seq` counting from 0) of an upload's bytes.
+    async fn dataset_append(&self, version: i64, seq: i64, data: &[u8]) -> Result<(), StoreError>;
+    /// Drops a version that will not be made current (its upload failed).
+    async fn dataset_abandon(&self, version: i64) -> Result<(), StoreError>;
+    /// The current version of every dataset of `project_id`, or of every project, by name.
+    async fn list_datasets(
+        &self,
+        project_id: Option<i64>,
+    ) -> Result<Vec<DatasetRecord>, StoreError>;
+    /// Chunk `seq` of a version's bytes; `None` past the last.
+    async fn dataset_chunk(&self, version: i64, seq: i64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Drops every version no commit made current (uploads cut short by a stop); at start.
+    async fn purge_abandoned_datasets(&self) -> Result<u64, StoreError>;
 
     /// The newest `limit` changes of a project, newest first.
     async fn list_changes(

@@ -31,8 +31,8 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    ChangeRecord, Commit, EndpointOps, KvLimits, LoadedProject, NewProject, Store, StoreError,
-    TokenKind, TokenRecord, UserRecord,
+    ChangeRecord, Commit, DatasetOps, DatasetRecord, EndpointOps, KvLimits, LoadedProject,
+    NewProject, Store, StoreError, TokenKind, TokenRecord, UserRecord,
 };
 use crate::model::{Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, Role};
 
@@ -650,6 +650,48 @@ impl Store for SqliteStore {
                 }
             }
         }
+        match commit.datasets {
+            DatasetOps::None => {}
+            DatasetOps::Put {
+                name,
+                version,
+                rows,
+                bytes,
+            } => {
+                sqlx::query(
+                    "DELETE FROM datasets WHERE project_id = ?1 AND name = ?2 AND current = 1",
+                )
+                .bind(commit.project_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+                let made = sqlx::query(
+                    "UPDATE datasets SET current = 1, rows = ?3, bytes = ?4
+                     WHERE id = ?1 AND project_id = ?2 AND name = ?5 AND current = 0",
+                )
+                .bind(version)
+                .bind(commit.project_id)
+                .bind(rows)
+                .bind(bytes)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+                if made.rows_affected() != 1 {
+                    return Err(StoreError::Corrupt(format!(
+                        "dataset version {version} of `{name}` is not an upload in progress"
+                    )));
+                }
+            }
+            DatasetOps::Delete(name) => {
+                sqlx::query(
+                    "DELETE FROM datasets WHERE project_id = ?1 AND name = ?2 AND current = 1",
+                )
+                .bind(commit.project_id)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         sqlx::query("INSERT INTO changes (project_id, revision, at, actor_id, summary) VALUES (?1, ?2, ?3, ?4, ?5)")
             .bind(commit.project_id)
             .bind(revision)
@@ -768,6 +810,99 @@ impl Store for SqliteStore {
             .into_iter()
             .take_while(|(key, _)| key.starts_with(prefix))
             .collect())
+    }
+
+    async fn dataset_begin(
+        &self,
+        project_id: i64,
+        name: &str,
+        format: &str,
+        types: &str,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let _writing = self.checkpointer.writing().await;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO datasets (project_id, name, format, types, created_at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(format)
+        .bind(types)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        self.checkpointer.wrote();
+        Ok(id)
+    }
+
+    async fn dataset_append(&self, version: i64, seq: i64, data: &[u8]) -> Result<(), StoreError> {
+        let _writing = self.checkpointer.writing().await;
+        sqlx::query("INSERT INTO dataset_chunks (dataset_id, seq, data) VALUES (?1, ?2, ?3)")
+            .bind(version)
+            .bind(seq)
+            .bind(data)
+            .execute(&self.pool)
+            .await?;
+        self.checkpointer.wrote();
+        Ok(())
+    }
+
+    async fn dataset_abandon(&self, version: i64) -> Result<(), StoreError> {
+        let _writing = self.checkpointer.writing().await;
+        sqlx::query("DELETE FROM datasets WHERE id = ?1 AND current = 0")
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        self.checkpointer.wrote();
+        Ok(())
+    }
+
+    async fn list_datasets(
+        &self,
+        project_id: Option<i64>,
+    ) -> Result<Vec<DatasetRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, name, format, types, bytes, rows, created_at FROM datasets
+             WHERE current = 1 AND (?1 IS NULL OR project_id = ?1) ORDER BY project_id, name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(DatasetRecord {
+                    version: row.try_get("id")?,
+                    project_id: row.try_get("project_id")?,
+                    name: row.try_get("name")?,
+                    format: row.try_get("format")?,
+                    types: row.try_get("types")?,
+                    bytes: row.try_get("bytes")?,
+                    rows: row.try_get("rows")?,
+                    created_at: row.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn dataset_chunk(&self, version: i64, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT data FROM dataset_chunks WHERE dataset_id = ?1 AND seq = ?2",
+            )
+            .bind(version)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?,
+        )
+    }
+
+    async fn purge_abandoned_datasets(&self) -> Result<u64, StoreError> {
+        let _writing = self.checkpointer.writing().await;
+        let done = sqlx::query("DELETE FROM datasets WHERE current = 0")
+            .execute(&self.pool)
+            .await?;
+        self.checkpointer.wrote();
+        Ok(done.rows_affected())
     }
 
     async fn list_changes(
@@ -916,6 +1051,7 @@ mod tests {
             backends: &[],
             script: None,
             endpoints: EndpointOps::Upsert(&added),
+            datasets: DatasetOps::None,
             actor_id: Some(owner.id),
             summary: "add two",
             now: 2,
@@ -969,6 +1105,7 @@ mod tests {
             backends: &[],
             script: None,
             endpoints: EndpointOps::None,
+            datasets: DatasetOps::None,
             actor_id: None,
             summary: "remove the script",
             now: 2,
@@ -1064,6 +1201,7 @@ mod tests {
             backends: &[],
             script: None,
             endpoints: EndpointOps::Upsert(&changed),
+            datasets: DatasetOps::None,
             actor_id: None,
             summary: "change x",
             now: 2,
@@ -1077,5 +1215,90 @@ mod tests {
             .map(|e| &*e.spec.path)
             .collect();
         assert_eq!(paths, ["/x-changed", "/y"]);
+    }
+
+    #[tokio::test]
+    async fn a_dataset_version_becomes_current_in_its_commit_and_replaces_the_old_one() {
+        let (_dir, store) = store().await;
+        let owner = store.create_user("a", "h", None, 1).await.unwrap();
+        let endpoints = EndpointList::new();
+        let id = store
+            .create_project(&project_p(owner.id, &endpoints), None)
+            .await
+            .unwrap();
+        let put = |version, base_revision| Commit {
+            project_id: id,
+            base_revision,
+            name: "p",
+            description: "",
+            mode: Mode::Development,
+            journal_size: None,
+            backends: &[],
+            script: None,
+            endpoints: EndpointOps::None,
+            datasets: DatasetOps::Put {
+                name: "iris",
+                version,
+                rows: 1,
+                bytes: 6,
+            },
+            actor_id: None,
+            summary: "put iris",
+            now: 2,
+        };
+        let first = store
+            .dataset_begin(id, "iris", "csv", "[]", 1)
+            .await
+            .unwrap();
+        store.dataset_append(first, 0, b"a\n").await.unwrap();
+        store.dataset_append(first, 1, b"1\n").await.unwrap();
+        // Not current until committed.
+        assert!(store.list_datasets(Some(id)).await.unwrap().is_empty());
+        store.commit(&put(first, 1)).await.unwrap();
+        let listed = store.list_datasets(Some(id)).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].version, listed[0].rows), (first, 1));
+        assert_eq!(
+            store.dataset_chunk(first, 1).await.unwrap().unwrap(),
+            b"1\n"
+        );
+        assert!(store.dataset_chunk(first, 2).await.unwrap().is_none());
+        // A second version replaces the first in one commit; its chunks go with it.
+        let second = store
+            .dataset_begin(id, "iris", "csv", "[]", 3)
+            .await
+            .unwrap();
+        store.dataset_append(second, 0, b"a\n2\n").await.unwrap();
+        assert_eq!(
+            store.list_datasets(None).await.unwrap()[0].version,
+            first,
+            "the old version stays current while the new one is written"
+        );
+        store.commit(&put(second, 2)).await.unwrap();
+        let listed = store.list_datasets(None).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].version, second);
+        assert!(store.dataset_chunk(first, 0).await.unwrap().is_none());
+        // Making a version current twice is refused, and nothing changes.
+        assert!(store.commit(&put(second, 3)).await.is_err());
+        // An abandoned upload is dropped, and so is one left over from a stop.
+        let third = store
+            .dataset_begin(id, "iris", "csv", "[]", 4)
+            .await
+            .unwrap();
+        store.dataset_abandon(third).await.unwrap();
+        let _left = store
+            .dataset_begin(id, "other", "csv", "[]", 4)
+            .await
+            .unwrap();
+        assert_eq!(store.purge_abandoned_datasets().await.unwrap(), 1);
+        // Deleting drops the current version.
+        let delete = Commit {
+            datasets: DatasetOps::Delete("iris"),
+            summary: "delete iris",
+            ..put(second, 3)
+        };
+        store.commit(&delete).await.unwrap();
+        assert!(store.list_datasets(None).await.unwrap().is_empty());
     }
 }

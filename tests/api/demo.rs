@@ -92,3 +92,32 @@ async fn the_demo_creates_alice_and_a_project_whose_endpoints_answer() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn the_demo_serves_the_iris_dataset_as_the_iris_service_did() {
+    let app = spawn_app_with(|c| c.demo = true).await;
+    let means = app
+        .client
+        .post(app.url("/alice/iris/stats/mean/"))
+        .json(&json!({"species": ["setosa", "versicolor"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(means.status(), StatusCode::OK);
+    let means = json_body(means).await;
+    assert_eq!(means[0]["mean_petal_width"], json!(0.24600000000000002));
+    assert_eq!(means[1]["label"], "versicolor");
+    let rows = app
+        .client
+        .post(app.url("/alice/iris/range/"))
+        .json(&json!({"species": "setosa", "lower": {"sepal_length": 5.0, "sepal_width": 3.0}, "upper": {"sepal_length": 5.1}}))
+        .send()
+        .await
+        .unwrap();
+    let rows = json_body(rows).await;
+    assert!(!rows.as_array().unwrap().is_empty());
+    assert_eq!(rows[0]["label"], "setosa");
+    // Seeding again (a restart) keeps the one dataset and its endpoints.
+    let app = app.restart().await;
+    assert_eq!(app.get("/alice/iris/schema").await.status(), StatusCode::OK);
+}

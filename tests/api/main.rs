@@ -46,6 +46,7 @@ mod accounts;
 mod bodies;
 mod changes;
 mod connections;
+mod datasets;
 mod demo;
 mod docker;
 mod docs;

@@ -1,0 +1,549 @@
+//! The node side of datasets: uploads streamed into the store and parsed beside the live
+//! version, versions read back from the store at start, and the set of a project's datasets
+//! that its compiled revision serves from.
+//!
+//! `dataset` parses and queries tables and knows nothing of the store; this module moves
+//! bytes between the request, the store and the importer. An upload's bytes go to the store
+//! in chunks of [`CHUNK_BYTES`] as they arrive (a version beside the current one, not yet
+//! current) while a blocking thread parses them; nothing is held whole in memory but the
+//! parsed table. The change path then swaps the new version in as one project revision
+//! (`changes::Changes::put_dataset`), and the store makes it current in that revision's
+//! transaction. Queries hold an `Arc` of the version they started on, so a replacement
+//! never waits for them, nor they for it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+
+use crate::dataset::{ColumnType, Dataset, Format, ImportError, Importer, Limits};
+use crate::error::FieldError;
+use crate::model::{DatasetAction, DatasetSpec, Docs, Endpoint, EndpointSpec, MethodSpec};
+use crate::store::{DatasetRecord, Store, StoreError};
+
+/// An upload's bytes are stored in chunks of this size (the last one smaller).
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// One version of a dataset, parsed and ready to query.
+#[derive(Debug)]
+pub struct LoadedDataset {
+    pub name: Box<str>,
+    /// The store's id of this version.
+    pub version: i64,
+    pub format: Format,
+    /// The size of the upload.
+    pub bytes: u64,
+    /// When it was uploaded (ms since the Unix epoch).
+    pub uploaded_at: i64,
+    pub data: Dataset,
+}
+
+impl LoadedDataset {
+    pub fn rows(&self) -> usize {
+        self.data.table().row_count()
+    }
+}
+
+/// A project's datasets by name, shared between revisions until one of them changes.
+#[derive(Debug, Clone, Default)]
+pub struct DatasetSet {
+    /// Sorted by name.
+    items: Arc<[Arc<LoadedDataset>]>,
+}
+
+impl DatasetSet {
+    /// The datasets given, by name (a later one of a name wins).
+    pub fn from_list(list: Vec<Arc<LoadedDataset>>) -> DatasetSet {
+        list.into_iter()
+            .fold(DatasetSet::default(), |set, dataset| set.with(dataset))
+    }
+
+    /// The dataset called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<LoadedDataset>> {
+        self.items
+            .binary_search_by(|d| (*d.name).cmp(name))
+            .ok()
+            .map(|i| &self.items[i])
+    }
+
+    /// This set with `dataset` added, or in place of the one of its name.
+    pub fn with(&self, dataset: Arc<LoadedDataset>) -> DatasetSet {
+        let mut items = self.items.to_vec();
+        match items.binary_search_by(|d| d.name.cmp(&dataset.name)) {
+            Ok(i) => items[i] = dataset,
+            Err(i) => items.insert(i, dataset),
+        }
+        DatasetSet {
+            items: items.into(),
+        }
+    }
+
+    /// This set without the dataset called `name`.
+    pub fn without(&self, name: &str) -> DatasetSet {
+        DatasetSet {
+            items: self
+                .items
+                .iter()
+                .filter(|d| &*d.name != name)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Every dataset, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedDataset>> {
+        self.items.iter()
+    }
+}
+
+/// The name a format is stored under.
+pub fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Json => "json",
+        Format::JsonLines => "jsonl",
+    }
+}
+
+fn format_named(name: &str) -> Option<Format> {
+    match name {
+        "csv" => Some(Format::Csv),
+        "json" => Some(Format::Json),
+        "jsonl" => Some(Format::JsonLines),
+        _ => None,
+    }
+}
+
+/// Dataset names follow the project name rules: 1–64 of `[a-z0-9_-]`, starting with a
+/// letter or digit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    crate::model::check_backend_name(name)
+        .map_err(|_| "a dataset name is 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit".into())
+}
+
+/// How large an upload may be and how long its body may pause.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadSettings {
+    pub limits: Limits,
+    /// Bytes of one upload.
+    pub max_bytes: u64,
+    /// The longest the body may stop arriving (the whole upload may take longer).
+    pub idle_timeout: Duration,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        UploadSettings {
+            limits: Limits::default(),
+            max_bytes: 1 << 30,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What is uploaded: its name, format and declared column types.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub project_id: i64,
+    pub name: String,
+    pub format: Format,
+    pub declared: Vec<(String, ColumnType)>,
+}
+
+/// Why an upload was not taken. Nothing of it is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Import(ImportError),
+    #[error("the upload is larger than the {0} bytes this instance takes")]
+    TooLarge(u64),
+    #[error("the body stopped arriving for {}", humantime::format_duration(*.0))]
+    Stalled(Duration),
+    #[error("could not read the body: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the import stopped unexpectedly")]
+    Internal,
+}
+
+/// Reads an upload's `body` to its end: stores its bytes as a new version (not current)
+/// and parses them on a blocking thread. On any failure the version is dropped again.
+pub async fn receive<S, E>(
+    store: &dyn Store,
+    upload: &Upload,
+    body: S,
+    settings: &UploadSettings,
+    now: i64,
+) -> Result<LoadedDataset, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let types = serde_json::to_string(&upload.declared).map_err(|_| UploadError::Internal)?;
+    let version = store
+        .dataset_begin(
+            upload.project_id,
+            &upload.name,
+            format_name(upload.format),
+            &types,
+            now,
+        )
+        .await?;
+    let received = store_and_parse(store, upload, version, body, settings).await;
+    match received {
+        Ok((data, bytes)) => Ok(LoadedDataset {
+            name: upload.name.clone().into(),
+            version,
+            format: upload.format,
+            bytes,
+            uploaded_at: now,
+            data,
+        }),
+        Err(error) => {
+            abandon(store, version).await;
+            Err(error)
+        }
+    }
+}
+
+/// Drops an uploaded version that will not be made current.
+pub async fn abandon(store: &dyn Store, version: i64) {
+    if let Err(error) = store.dataset_abandon(version).await {
+        // Dropped at the next start instead (`purge_abandoned_datasets`).
+        tracing::warn!(%error, version, "could not drop an abandoned dataset upload");
+    }
+}
+
+/// The importer on a blocking thread, fed through a small channel: parsing a large file
+/// must not hold an async worker that serves requests.
+struct Parser {
+    chunks: tokio::sync::mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<Result<Dataset, ImportError>>,
+}
+
+impl Parser {
+    fn start(format: Format, declared: Vec<(String, ColumnType)>, limits: Limits) -> Parser {
+        let (chunks, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut importer = Importer::new(format, declared, limits);
+            while let Some(chunk) = rx.blocking_recv() {
+                importer.feed(&chunk)?;
+            }
+            importer.finish().map(Dataset::new)
+        });
+        Parser { chunks, done }
+    }
+
+    /// Hands on a chunk; `false` if the parser stopped (on an error, which `finish` gives).
+    async fn feed(&self, chunk: Bytes) -> bool {
+        self.chunks.send(chunk).await.is_ok()
+    }
+
+    async fn finish(self) -> Result<Dataset, UploadError> {
+        drop(self.chunks);
+        match self.done.await {
+            Ok(result) => result.map_err(UploadError::Import),
+            Err(_) => Err(UploadError::Internal),
+        }
+    }
+}
+
+async fn store_and_parse<S, E>(
+    store: &dyn Store,
+    upload: &Upload,
+    version: i64,
+    mut body: S,
+    settings: &UploadSettings,
+) -> Result<(Dataset, u64), UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let parser = Parser::start(upload.format, upload.declared.clone(), settings.limits);
+    let mut pending = BytesMut::new();
+    let mut seq = 0i64;
+    let mut total = 0u64;
+    loop {
+        let next = tokio::time::timeout(settings.idle_timeout, body.next())
+            .await
+            .map_err(|_| UploadError::Stalled(settings.idle_timeout))?;
+        let Some(chunk) = next else { break };
+        let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+        total += chunk.len() as u64;
+        if total > settings.max_bytes {
+            return Err(UploadError::TooLarge(settings.max_bytes));
+        }
+        pending.extend_from_slice(&chunk);
+        if !parser.feed(chunk).await {
+            // The parser stopped at an error: that error is the answer.
+            return Err(match parser.finish().await {
+                Err(error) => error,
+                Ok(_) => UploadError::Internal,
+            });
+        }
+        while pending.len() >= CHUNK_BYTES {
+            let piece = pending.split_to(CHUNK_BYTES);
+            store.dataset_append(version, seq, &piece).await?;
+            seq += 1;
+        }
+    }
+    if !pending.is_empty() {
+        store.dataset_append(version, seq, &pending).await?;
+    }
+    let data = parser.finish().await?;
+    Ok((data, total))
+}
+
+/// Why a stored version could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("stored dataset `{name}` has an unknown format `{format}`")]
+    Format { name: String, format: String },
+    #[error("stored dataset `{name}`: {message}")]
+    Corrupt { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads a stored version back: its chunks in order, parsed as at its upload (with limits
+/// no lower than any it was taken under).
+pub async fn load(store: &dyn Store, record: &DatasetRecord) -> Result<LoadedDataset, LoadError> {
+    let format = format_named(&record.format).ok_or_else(|| LoadError::Format {
+        name: record.name.clone(),
+        format: record.format.clone(),
+    })?;
+    let corrupt = |message: String| LoadError::Corrupt {
+        name: record.name.clone(),
+        message,
+    };
+    let declared: Vec<(String, ColumnType)> =
+        serde_json::from_str(&record.types).map_err(|e| corrupt(e.to_string()))?;
+    let limits = Limits {
+        max_rows: usize::MAX,
+        max_columns: usize::MAX,
+        max_field_bytes: usize::MAX / 4,
+    };
+    let parser = Parser::start(format, declared, limits);
+    let mut seq = 0;
+    let mut bytes = 0u64;
+    while let Some(chunk) = store.dataset_chunk(record.version, seq).await? {
+        bytes += chunk.len() as u64;
+        if !parser.feed(Bytes::from(chunk)).await {
+            break;
+        }
+        seq += 1;
+    }
+    let data = parser.finish().await.map_err(|e| corrupt(e.to_string()))?;
+    Ok(LoadedDataset {
+        name: record.name.clone().into(),
+        version: record.version,
+        format,
+        bytes,
+        uploaded_at: record.created_at,
+        data,
+    })
+}
+
+/// Every current dataset of every project, read back (each parsed on a blocking thread,
+/// side by side), by project id. One that cannot be read is left out and logged: the
+/// endpoints that use it answer `409 dataset_missing` until it is uploaded again.
+pub async fn load_all(
+    store: &dyn Store,
+) -> Result<std::collections::HashMap<i64, DatasetSet>, StoreError> {
+    if let Err(error) = store.purge_abandoned_datasets().await {
+        tracing::warn!(%error, "could not drop unfinished dataset uploads");
+    }
+    let records = store.list_datasets(None).await?;
+    let loaded = futures_util::future::join_all(
+        records
+            .iter()
+            .map(|record| async move { (record.project_id, load(store, record).await) }),
+    )
+    .await;
+    let mut by_project: std::collections::HashMap<i64, Vec<Arc<LoadedDataset>>> =
+        std::collections::HashMap::new();
+    for (project_id, result) in loaded {
+        match result {
+            Ok(dataset) => by_project
+                .entry(project_id)
+                .or_default()
+                .push(Arc::new(dataset)),
+            Err(error) => {
+                tracing::error!(%error, project_id, "a stored dataset cannot be read; its endpoints answer 409");
+            }
+        }
+    }
+    Ok(by_project
+        .into_iter()
+        .map(|(id, list)| (id, DatasetSet::from_list(list)))
+        .collect())
+}
+
+/// The current datasets of one project as the store has them, taking each version the node
+/// already holds from `served` rather than reading it again.
+pub async fn load_project(
+    store: &dyn Store,
+    project_id: i64,
+    served: Option<&DatasetSet>,
+) -> Result<DatasetSet, StoreError> {
+    let records = store.list_datasets(Some(project_id)).await?;
+    let mut list = Vec::with_capacity(records.len());
+    for record in &records {
+        let held = served
+            .and_then(|set| set.get(&record.name))
+            .filter(|d| d.version == record.version);
+        match held {
+            Some(dataset) => list.push(dataset.clone()),
+            None => match load(store, record).await {
+                Ok(dataset) => list.push(Arc::new(dataset)),
+                Err(error) => {
+                    tracing::error!(%error, project_id, "a stored dataset cannot be read; its endpoints answer 409");
+                }
+            },
+        }
+    }
+    Ok(DatasetSet::from_list(list))
+}
+
+/// The declared column types of an upload's `?types=zip:text,age:integer`.
+pub fn parse_types(given: Option<&str>) -> Result<Vec<(String, ColumnType)>, Vec<FieldError>> {
+    let Some(given) = given.filter(|g| !g.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut declared: Vec<(String, ColumnType)> = Vec::new();
+    for item in given.split(',') {
+        let bad = |message: String| vec![FieldError::new("query.types", message)];
+        let (column, ty) = item
+            .rsplit_once(':')
+            .ok_or_else(|| bad(format!("`{item}` is not `column:type`")))?;
+        let ty = match ty.trim() {
+            "integer" => ColumnType::Integer,
+            "number" => ColumnType::Number,
+            "text" => ColumnType::Text,
+            "boolean" => ColumnType::Boolean,
+            other => {
+                return Err(bad(format!(
+                    "`{other}` is not a type: integer, number, text or boolean"
+                )));
+            }
+        };
+        let column = column.trim();
+        if column.is_empty() {
+            return Err(bad(format!("`{item}` names no column")));
+        }
+        if declared.iter().any(|(c, _)| c == column) {
+            return Err(bad(format!("column `{column}` is declared twice")));
+        }
+        declared.push((column.to_owned(), ty));
+    }
+    Ok(declared)
+}
+
+/// The standard endpoints of `?endpoints=default`: `POST` and `GET /range`, `POST` and
+/// `GET /stats/{op}`, `GET /schema`, under `prefix`, with ids `{dataset}-range` etc.
+pub fn default_endpoints(
+    dataset: &LoadedDataset,
+    category: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<Vec<Endpoint>, Vec<FieldError>> {
+    let table = dataset.data.table();
+    let category = match category {
+        Some(column) => {
+            if table.column_index(column).is_none() {
+                return Err(vec![FieldError::new(
+                    "query.category",
+                    format!("the dataset has no column `{column}`"),
+                )]);
+            }
+            Some(column.to_owned())
+        }
+        None => table
+            .columns()
+            .iter()
+            .find(|c| c.ty == ColumnType::Text)
+            .map(|c| c.name.clone()),
+    };
+    let prefix = prefix.unwrap_or("").trim_end_matches('/');
+    if !prefix.is_empty() && !prefix.starts_with('/') {
+        return Err(vec![FieldError::new(
+            "query.prefix",
+            "a path prefix starts with `/`",
+        )]);
+    }
+    let name = &*dataset.name;
+    let by = category
+        .as_deref()
+        .map(|c| format!(", filtered by `{c}`"))
+        .unwrap_or_default();
+    let grouped = category
+        .as_deref()
+        .map(|c| format!(", grouped by `{c}`"))
+        .unwrap_or_default();
+    let specs = [
+        (
+            "range",
+            "POST",
+            "/range",
+            DatasetAction::Query,
+            format!("Rows of `{name}`{by} and bounded by column (JSON body)"),
+        ),
+        (
+            "range-get",
+            "GET",
+            "/range",
+            DatasetAction::Query,
+            format!("Rows of `{name}`{by} and bounded by column (query parameters)"),
+        ),
+        (
+            "stats",
+            "POST",
+            "/stats/{op}",
+            DatasetAction::Stats,
+            format!("Statistics of `{name}`'s numeric columns{grouped} (JSON body)"),
+        ),
+        (
+            "stats-get",
+            "GET",
+            "/stats/{op}",
+            DatasetAction::Stats,
+            format!("Statistics of `{name}`'s numeric columns{grouped} (query parameters)"),
+        ),
+        (
+            "schema",
+            "GET",
+            "/schema",
+            DatasetAction::Schema,
+            format!("The columns of `{name}`, their types and the row count"),
+        ),
+    ];
+    let mut endpoints = Vec::with_capacity(specs.len());
+    for (suffix, method, path, action, summary) in specs {
+        let spec = EndpointSpec {
+            id: None,
+            method: MethodSpec::parse(method).map_err(|m| vec![FieldError::new("method", m)])?,
+            path: format!("{prefix}{path}").into(),
+            handler: crate::model::HandlerSpec::Dataset(Box::new(DatasetSpec {
+                name: name.to_owned(),
+                action,
+                category: if action == DatasetAction::Schema {
+                    None
+                } else {
+                    category.clone()
+                },
+                label_key: None,
+                op: None,
+            })),
+            docs: Some(Box::new(Docs {
+                summary: Some(summary.into()),
+                description: None,
+                tags: vec![Box::<str>::from(name)].into(),
+            })),
+        };
+        let id = format!("{name}-{suffix}");
+        let endpoint = crate::changes::prepare_endpoint(spec, "", Some(&id))?;
+        endpoints.push(endpoint);
+    }
+    Ok(endpoints)
+}

@@ -1,0 +1,351 @@
+//! `/admin/projects/{owner}/{name}/datasets[/{dataset}]`: a project's datasets
+//! (docs/datasets.md). `PUT` uploads one — CSV, a JSON array or JSON lines, as the body or
+//! the `file` field of a multipart form — streamed into the store and parsed beside the live
+//! version, then swapped in as one revision (`If-Match`, `?dry_run=true`, `ETag`);
+//! `?endpoints=default` adds the standard query, stats and schema endpoints in that same
+//! revision. `GET` gives a dataset's schema and size, `DELETE` removes it.
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use futures_util::Stream;
+use http::{StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::AppState;
+use super::admin::{actor, change_reply, live_project, read_reply};
+use super::extract::{IfMatch, Path, Query};
+use crate::accounts::{Principal, now_ms};
+use crate::changes::Target;
+use crate::dataset::{Column, Format};
+use crate::datasets::{self, LoadedDataset, Upload, UploadError, check_name, format_name};
+use crate::error::{ApiError, Code, FieldError};
+use crate::routing::CompiledProject;
+
+/// The query parameters of an upload.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct UploadOptions {
+    #[serde(default)]
+    dry_run: bool,
+    /// Declared column types: `zip:text,age:integer`.
+    #[serde(default)]
+    types: Option<String>,
+    /// The format, when the content type does not say it: `csv`, `json` or `jsonl`.
+    #[serde(default)]
+    format: Option<String>,
+    /// `default`: add the standard endpoints; `none` (the default): add none.
+    #[serde(default)]
+    endpoints: Option<String>,
+    /// The category column of the standard endpoints (default: the first text column).
+    #[serde(default)]
+    category: Option<String>,
+    /// A path prefix for the standard endpoints (`/iris` → `/iris/range`).
+    #[serde(default)]
+    prefix: Option<String>,
+}
+
+/// A dataset as the API shows it.
+#[derive(Serialize)]
+struct DatasetAnswer<'a> {
+    name: &'a str,
+    format: &'static str,
+    rows: usize,
+    bytes: u64,
+    uploaded_at: i64,
+    columns: &'a [Column],
+    /// The endpoints that read it.
+    endpoints: Vec<&'a str>,
+}
+
+fn answer<'a>(project: &'a CompiledProject, dataset: &'a LoadedDataset) -> DatasetAnswer<'a> {
+    DatasetAnswer {
+        name: &dataset.name,
+        format: format_name(dataset.format),
+        rows: dataset.rows(),
+        bytes: dataset.bytes,
+        uploaded_at: dataset.uploaded_at,
+        columns: dataset.data.table().columns(),
+        endpoints: project
+            .def
+            .endpoints
+            .iter()
+            .filter(|e| {
+                e.spec
+                    .handler
+                    .dataset()
+                    .is_some_and(|d| d.name == *dataset.name)
+            })
+            .map(|e| e.id.as_str())
+            .collect(),
+    }
+}
+
+pub(super) async fn list_datasets(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    let list: Vec<DatasetAnswer<'_>> = project
+        .datasets
+        .iter()
+        .map(|d| answer(&project, d))
+        .collect();
+    Ok(read_reply(project.def.revision, list))
+}
+
+pub(super) async fn get_dataset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name, dataset)): Path<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    let found = project
+        .datasets
+        .get(&dataset)
+        .ok_or_else(|| not_found(&dataset))?;
+    Ok(read_reply(project.def.revision, answer(&project, found)))
+}
+
+pub(super) async fn put_dataset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name, dataset)): Path<(String, String, String)>,
+    IfMatch(expected): IfMatch,
+    Query(options): Query<UploadOptions>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    if let Err(message) = check_name(&dataset) {
+        return Err(ApiError::validation(vec![FieldError::new("name", message)]));
+    }
+    // Refused before a byte is read: a stale upload would be thrown away at the end.
+    if let Some(expected) = expected
+        && expected != project.def.revision
+    {
+        return Err(ApiError::new(
+            Code::RevisionMismatch,
+            format!(
+                "the project is at revision {}, not {expected}",
+                project.def.revision
+            ),
+        ));
+    }
+    let declared = datasets::parse_types(options.types.as_deref()).map_err(ApiError::validation)?;
+    let defaults = match options.endpoints.as_deref() {
+        None | Some("none") => false,
+        Some("default") => true,
+        Some(other) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "query.endpoints",
+                format!(
+                    "`{other}` is not a choice: `default` adds the standard endpoints, `none` none"
+                ),
+            )]));
+        }
+    };
+    let forced = match options.format.as_deref() {
+        None => None,
+        Some("csv") => Some(Format::Csv),
+        Some("json") => Some(Format::Json),
+        Some("jsonl" | "ndjson") => Some(Format::JsonLines),
+        Some(other) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "query.format",
+                format!("`{other}` is not a format: csv, json or jsonl"),
+            )]));
+        }
+    };
+    let settings = state.config.datasets;
+    let store = state.changes.store().clone();
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let essence = content_type
+        .as_deref()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let now = now_ms();
+    let loaded = if essence.as_deref() == Some("multipart/form-data") {
+        let boundary = multer::parse_boundary(content_type.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::new(Code::BadRequest, format!("a bad multipart body: {e}")))?;
+        let mut form = multer::Multipart::new(request.into_body().into_data_stream(), boundary);
+        let bad = |e: multer::Error| {
+            ApiError::new(Code::BadRequest, format!("a bad multipart body: {e}"))
+        };
+        let field = loop {
+            match form.next_field().await.map_err(bad)? {
+                Some(field) if field.name() == Some("file") => break field,
+                Some(_) => continue,
+                None => {
+                    return Err(ApiError::new(
+                        Code::BadRequest,
+                        "the multipart body has no `file` field with the dataset",
+                    ));
+                }
+            }
+        };
+        let format = forced
+            .or_else(|| {
+                field
+                    .content_type()
+                    .and_then(|m| Format::from_content_type(m.as_ref()))
+            })
+            .or_else(|| field.file_name().and_then(format_of_file))
+            .ok_or_else(|| unsupported(field.content_type().map(|m| m.to_string())))?;
+        let upload = Upload {
+            project_id: project.def.id,
+            name: dataset.clone(),
+            format,
+            declared,
+        };
+        receive(&*store, &upload, Box::pin(field), &settings, now).await?
+    } else {
+        let format = forced
+            .or_else(|| essence.as_deref().and_then(Format::from_content_type))
+            .ok_or_else(|| unsupported(essence.clone()))?;
+        let upload = Upload {
+            project_id: project.def.id,
+            name: dataset.clone(),
+            format,
+            declared,
+        };
+        receive(
+            &*store,
+            &upload,
+            request.into_body().into_data_stream(),
+            &settings,
+            now,
+        )
+        .await?
+    };
+    let endpoints = if defaults {
+        match datasets::default_endpoints(
+            &loaded,
+            options.category.as_deref(),
+            options.prefix.as_deref(),
+        ) {
+            Ok(endpoints) => endpoints,
+            Err(errors) => {
+                datasets::abandon(&*store, loaded.version).await;
+                return Err(ApiError::validation(errors));
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let existed = project.datasets.get(&dataset).is_some();
+    let outcome = state
+        .changes
+        .put_dataset(
+            actor(&principal),
+            Target {
+                key: &format!("{owner}/{name}"),
+                expected,
+                dry_run: options.dry_run,
+            },
+            std::sync::Arc::new(loaded),
+            endpoints,
+        )
+        .await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let project = &outcome.project;
+    let body = project.datasets.get(&dataset).map(|d| answer(project, d));
+    Ok(change_reply(&outcome, status, body))
+}
+
+pub(super) async fn delete_dataset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((owner, name, dataset)): Path<(String, String, String)>,
+    IfMatch(expected): IfMatch,
+    Query(dry): Query<super::extract::DryRun>,
+) -> Result<Response, ApiError> {
+    live_project(&state, &principal, &owner, &name)?;
+    let outcome = state
+        .changes
+        .delete_dataset(
+            actor(&principal),
+            Target {
+                key: &format!("{owner}/{name}"),
+                expected,
+                dry_run: dry.dry_run,
+            },
+            &dataset,
+        )
+        .await?;
+    Ok(change_reply(&outcome, StatusCode::NO_CONTENT, Value::Null))
+}
+
+async fn receive<S, E>(
+    store: &dyn crate::store::Store,
+    upload: &Upload,
+    body: S,
+    settings: &datasets::UploadSettings,
+    now: i64,
+) -> Result<LoadedDataset, ApiError>
+where
+    S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    datasets::receive(store, upload, body, settings, now)
+        .await
+        .map_err(upload_error)
+}
+
+fn upload_error(error: UploadError) -> ApiError {
+    match error {
+        UploadError::Import(error) => {
+            let field = error.column.clone().unwrap_or_else(|| "body".to_owned());
+            let message = error.to_string();
+            ApiError::validation(vec![FieldError::new(field, message)])
+        }
+        UploadError::TooLarge(limit) => ApiError::payload_too_large(limit),
+        UploadError::Stalled(after) => ApiError::body_timeout(after),
+        UploadError::Body(message) => ApiError::new(Code::BadRequest, message),
+        UploadError::Store(error) => crate::changes::ChangeError::Store(error).into(),
+        UploadError::Internal => {
+            tracing::error!("a dataset import thread ended unexpectedly");
+            ApiError::new(Code::Internal, "internal error")
+        }
+    }
+}
+
+fn unsupported(given: Option<String>) -> ApiError {
+    let wanted = "text/csv, application/json or application/x-ndjson (or multipart/form-data with a `file` field), or say the format with ?format=csv|json|jsonl";
+    match given {
+        Some(given) => ApiError::new(
+            Code::UnsupportedMediaType,
+            format!("this route takes {wanted}, not `{given}`"),
+        ),
+        None => ApiError::new(
+            Code::UnsupportedMediaType,
+            format!("the body has no content type; send {wanted}"),
+        ),
+    }
+}
+
+/// The format a file name's extension says.
+fn format_of_file(name: &str) -> Option<Format> {
+    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Some(Format::Csv),
+        "json" => Some(Format::Json),
+        "jsonl" | "ndjson" => Some(Format::JsonLines),
+        _ => None,
+    }
+}
+
+fn not_found(dataset: &str) -> ApiError {
+    ApiError::new(
+        Code::DatasetNotFound,
+        format!("no dataset `{dataset}` in this project"),
+    )
+}
