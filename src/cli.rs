@@ -1,6 +1,9 @@
-//! The command line: every option is defined once here, with its help and its `SWITCHYARD_*`
-//! variable, then resolved into a `config::Config` and handed to `server`.
+//! The command line: every option is defined once here, with its help and, for a node's
+//! settings and for the server and token of the client commands, its `SWITCHYARD_*`
+//! variable. A node's options are resolved into a `config::Config` and handed to `server`;
+//! the client commands (`dataset import`) hand theirs to `remote`.
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConnectionLimits, LoginLimits, Quotas, Registration};
 use crate::observe::logs::{self, LogFormat, LogSettings};
+use crate::remote::{self, RemoteError};
 use crate::server;
 
 /// Switchyard hosts many small HTTP APIs in one binary and changes them at runtime.
@@ -28,6 +32,8 @@ pub enum Command {
     /// Run a gateway from a YAML file of routes and backends, reloaded when it changes.
     #[command(after_help = GATEWAY_EXAMPLE)]
     Gateway(GatewayArgs),
+    /// Work with the datasets of a running server's projects: import a CSV or JSON file.
+    Dataset(DatasetArgs),
 }
 
 const GATEWAY_EXAMPLE: &str = "\
@@ -247,6 +253,134 @@ pub struct ServeArgs {
         default_value_t = 256
     )]
     pub dataset_max_columns: usize,
+}
+
+/// `switchyard dataset`: the datasets of a running server's projects.
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    #[command(subcommand)]
+    pub command: DatasetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DatasetCommand {
+    /// Upload a CSV, JSON or JSON-lines file to a running server as a project's dataset.
+    ///
+    /// A dataset of the same name is replaced, in one revision of the project.
+    #[command(after_help = DATASET_IMPORT_EXAMPLE)]
+    Import(DatasetImportArgs),
+}
+
+const DATASET_IMPORT_EXAMPLE: &str = "\
+The file is streamed with its progress on stderr; once the server has read and checked it,
+the dataset's rows, columns and endpoints are printed. A bad row is refused with its line
+and column, and nothing changes.
+
+Example (a token from POST /auth/login or /auth/tokens):
+
+  export SWITCHYARD_TOKEN=...
+  switchyard dataset import iris.csv --project alice/iris-demo \\
+      --types species:text --endpoints default --category species
+
+  dataset alice/iris-demo/iris: 150 rows, 5 columns (3.8 KiB), revision 7
+    column        type    source    nullable
+    sepal_length  number  inferred  no
+    ...";
+
+/// `switchyard dataset import`: a file uploaded as a project's dataset.
+#[derive(Debug, Args)]
+pub struct DatasetImportArgs {
+    /// The file: .csv (a header row, then records), .json (an array of objects), .jsonl or
+    /// .ndjson (one object per line).
+    pub file: PathBuf,
+
+    /// The project to import into.
+    #[arg(long, value_name = "OWNER/PROJECT", value_parser = parse_project)]
+    pub project: String,
+
+    /// The dataset's name (default: the file's stem, lower-cased, each character other than
+    /// a-z, 0-9, `_` and `-` made `-`, runs of `-` made one, and `-` and `_` dropped from
+    /// both ends: `My Data (v2).csv` is `my-data-v2`).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Declared column types, COLUMN:TYPE separated by commas, each type integer, number,
+    /// text or boolean (e.g. zip:text,age:integer); the other columns' types are inferred.
+    #[arg(long, value_name = "SPEC", value_parser = parse_types)]
+    pub types: Option<String>,
+
+    /// `default` also creates the dataset's standard query, stats and schema endpoints;
+    /// `none` (the default) creates none.
+    #[arg(long, value_enum, value_name = "SET")]
+    pub endpoints: Option<EndpointSet>,
+
+    /// The category column the dataset's endpoints filter and group by.
+    #[arg(long, value_name = "COL")]
+    pub category: Option<String>,
+
+    /// The path inside the project under which the dataset's endpoints are made.
+    #[arg(long, value_name = "/PATH", value_parser = parse_prefix)]
+    pub prefix: Option<String>,
+
+    /// The file's format, when its extension does not tell it (or tells it wrong).
+    #[arg(long, value_enum)]
+    pub format: Option<UploadFormat>,
+
+    /// Check the file and show what the import would change, changing nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Where the client commands find the server, and who they are there.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_SERVER",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+
+    /// A bearer token of the project's owner or of an admin: an API token, or the
+    /// `access_token` of a login.
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// The endpoints an import creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EndpointSet {
+    Default,
+    None,
+}
+
+/// The format of an uploaded file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UploadFormat {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+fn parse_project(value: &str) -> Result<String, String> {
+    remote::ProjectRef::parse(value).map(|_| value.to_owned())
+}
+
+fn parse_types(value: &str) -> Result<String, String> {
+    remote::parse_types(value)
+}
+
+fn parse_prefix(value: &str) -> Result<String, String> {
+    if value.starts_with('/') {
+        Ok(value.to_owned())
+    } else {
+        Err(format!("`{value}` does not start with `/`"))
+    }
 }
 
 /// `switchyard gateway`: a gateway from a YAML file of routes and backends.
@@ -486,6 +620,12 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard: {error:#}");
+            if let Some(hint) = error
+                .downcast_ref::<RemoteError>()
+                .and_then(RemoteError::hint)
+            {
+                eprintln!("hint: {hint}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -495,6 +635,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Gateway(args) => gateway(args),
+        Command::Dataset(DatasetArgs {
+            command: DatasetCommand::Import(args),
+        }) => import_dataset(args),
     }
 }
 
@@ -545,4 +688,32 @@ fn gateway(args: GatewayArgs) -> anyhow::Result<()> {
         server.run_until_signal().await;
         Ok(())
     })
+}
+
+fn import_dataset(args: DatasetImportArgs) -> anyhow::Result<()> {
+    let project = remote::ProjectRef::parse(&args.project).map_err(anyhow::Error::msg)?;
+    let import = remote::Import {
+        file: args.file,
+        project,
+        name: args.name,
+        format: args.format.map(|format| match format {
+            UploadFormat::Csv => remote::Format::Csv,
+            UploadFormat::Json => remote::Format::Json,
+            UploadFormat::Jsonl => remote::Format::JsonLines,
+        }),
+        types: args.types,
+        endpoints: args.endpoints == Some(EndpointSet::Default),
+        category: args.category,
+        prefix: args.prefix,
+        dry_run: args.dry_run,
+    };
+    let client = remote::Client::new(&args.remote.server, args.remote.token)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let terminal = std::io::stderr().is_terminal();
+    let report = runtime.block_on(remote::import(&client, &import, terminal))?;
+    print!("{report}");
+    Ok(())
 }

@@ -1,15 +1,17 @@
 //! Switchyard: many small HTTP APIs in one fast binary, changed at runtime.
 //!
 //! Modules in reading order: how a node starts (`cli`, `config`, `server`, and `gateway`
-//! for gateway mode), how a request is answered (`routing`, `pipeline`, `handlers`,
-//! `backends`, `script`, `dataset`, `body`, `observe`), how a change is made (`platform`,
-//! `changes`, `scripts`, `datasets`, `store`), and
+//! for gateway mode; `remote` is the CLI's client of a running server), how a request is
+//! answered (`routing`, `pipeline`, `handlers`, `backends`, `script`, `dataset`, `body`,
+//! `observe`), how a change is made (`platform`, `changes`, `scripts`, `datasets`, `store`),
+//! and
 //! the vocabulary all of them share (`model`, `accounts`, `error`).
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
 pub mod config;
 pub(crate) mod gateway;
+pub(crate) mod remote;
 pub mod server;
 
 pub(crate) mod backends;

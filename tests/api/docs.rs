@@ -70,6 +70,11 @@ fn the_committed_help_texts_match_the_binary() {
         (&["--help"][..], "docs/cli/switchyard-help.txt"),
         (&["serve", "--help"][..], "docs/cli/serve-help.txt"),
         (&["gateway", "--help"][..], "docs/cli/gateway-help.txt"),
+        (&["dataset", "--help"][..], "docs/cli/dataset-help.txt"),
+        (
+            &["dataset", "import", "--help"][..],
+            "docs/cli/dataset-import-help.txt",
+        ),
     ] {
         let printed = help(args);
         let committed = read(file);

@@ -37,6 +37,8 @@
 //! - `scripts`: script handlers: upload, routes beside endpoints, atomic swaps, the sandbox's
 //!   limits, `kv`.
 //! - `demo`: `serve --demo` data.
+//! - `dataset_cli`: `switchyard dataset import`, the binary against a server: the summary,
+//!   errors and their hints.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 
 mod helpers;
@@ -46,6 +48,7 @@ mod accounts;
 mod bodies;
 mod changes;
 mod connections;
+mod dataset_cli;
 mod datasets;
 mod demo;
 mod docker;
