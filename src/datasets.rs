@@ -208,6 +208,24 @@ where
     }
 }
 
+/// Builds the category indexes of `columns` (those the project's endpoints group by) on a
+/// blocking thread, so that the first query after the swap does not pay for them.
+pub async fn warm(dataset: &Arc<LoadedDataset>, columns: Vec<String>) {
+    let dataset = dataset.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let table = dataset.data.table();
+        for column in columns {
+            if let Some(index) = table.column_index(&column) {
+                dataset.data.category_index(index);
+            }
+        }
+    })
+    .await;
+    if let Err(error) = built {
+        tracing::warn!(%error, "building a dataset's category index failed");
+    }
+}
+
 /// Drops an uploaded version that will not be made current.
 pub async fn abandon(store: &dyn Store, version: i64) {
     if let Err(error) = store.dataset_abandon(version).await {
@@ -546,4 +564,115 @@ pub fn default_endpoints(
         endpoints.push(endpoint);
     }
     Ok(endpoints)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Dataset {
+        let mut importer = Importer::new(Format::Csv, Vec::new(), Limits::default());
+        importer.feed(b"a\n1\n").unwrap();
+        Dataset::new(importer.finish().unwrap())
+    }
+
+    fn dataset(name: &str, version: i64) -> Arc<LoadedDataset> {
+        Arc::new(LoadedDataset {
+            name: name.into(),
+            version,
+            format: Format::Csv,
+            bytes: 4,
+            uploaded_at: 0,
+            data: table(),
+        })
+    }
+
+    #[test]
+    fn a_set_finds_by_name_replaces_in_place_and_removes() {
+        let set = DatasetSet::from_list(vec![dataset("b", 1), dataset("a", 2), dataset("c", 3)]);
+        let names: Vec<&str> = set.iter().map(|d| &*d.name).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(set.get("b").map(|d| d.version), Some(1));
+        let replaced = set.with(dataset("b", 9));
+        assert_eq!(replaced.get("b").map(|d| d.version), Some(9));
+        assert_eq!(
+            set.get("b").map(|d| d.version),
+            Some(1),
+            "the old set is unchanged"
+        );
+        let removed = replaced.without("a");
+        assert!(removed.get("a").is_none());
+        assert_eq!(removed.iter().count(), 2);
+        assert!(DatasetSet::default().get("a").is_none());
+    }
+
+    #[test]
+    fn declared_types_parse_and_bad_ones_name_the_parameter() {
+        assert_eq!(parse_types(None).unwrap(), vec![]);
+        assert_eq!(parse_types(Some("")).unwrap(), vec![]);
+        assert_eq!(
+            parse_types(Some("zip:text, age : integer,a:b:boolean")).unwrap(),
+            vec![
+                ("zip".to_owned(), ColumnType::Text),
+                ("age".to_owned(), ColumnType::Integer),
+                ("a:b".to_owned(), ColumnType::Boolean),
+            ]
+        );
+        for bad in ["zip", "zip:colour", ":text", "a:text,a:number"] {
+            let errors = parse_types(Some(bad)).unwrap_err();
+            assert_eq!(errors[0].field, "query.types", "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn declared_types_never_panic(spec in ".{0,64}") {
+            let _ = parse_types(Some(&spec));
+        }
+    }
+
+    #[test]
+    fn default_endpoints_take_the_first_text_column_and_a_prefix() {
+        let mut importer = Importer::new(Format::Csv, Vec::new(), Limits::default());
+        importer.feed(b"n,kind,w\n1,x,2\n").unwrap();
+        let loaded = LoadedDataset {
+            name: "t".into(),
+            version: 1,
+            format: Format::Csv,
+            bytes: 0,
+            uploaded_at: 0,
+            data: Dataset::new(importer.finish().unwrap()),
+        };
+        let endpoints = default_endpoints(&loaded, None, Some("/t/")).unwrap();
+        let routes: Vec<String> = endpoints
+            .iter()
+            .map(|e| format!("{} {} {}", e.id, e.spec.method.as_str(), e.spec.path))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "t-range POST /t/range",
+                "t-range-get GET /t/range",
+                "t-stats POST /t/stats/{op}",
+                "t-stats-get GET /t/stats/{op}",
+                "t-schema GET /t/schema",
+            ]
+        );
+        let category = endpoints[0]
+            .spec
+            .handler
+            .dataset()
+            .unwrap()
+            .category
+            .clone();
+        assert_eq!(category.as_deref(), Some("kind"));
+        assert_eq!(
+            default_endpoints(&loaded, Some("nope"), None).unwrap_err()[0].field,
+            "query.category"
+        );
+        assert_eq!(
+            default_endpoints(&loaded, None, Some("t")).unwrap_err()[0].field,
+            "query.prefix"
+        );
+    }
 }

@@ -495,7 +495,7 @@ impl Client {
                 "projects",
                 &project.owner,
                 &project.name,
-                "backends",
+                "datasets",
             ])
             .await?;
 

@@ -32,7 +32,8 @@
 //!   allocation, lock or system call for this;
 //! - body read timeout: reading a request body (`drain` here, `platform::extract` for the
 //!   platform) stops after `body_read_timeout` with `408 request_timeout`, and that answer
-//!   closes the connection. Requests without a body do not start this timer;
+//!   closes the connection; a dataset upload, which may rightly take longer, stops when its
+//!   body makes no progress for that long. Requests without a body do not start this timer;
 //! - head size: hyper answers a head over `max_header_size` with a bare 431 and closes.
 
 use std::convert::Infallible;

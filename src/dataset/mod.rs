@@ -37,9 +37,14 @@
 //! picks JSON, CSV or NDJSON from `Accept`, and [`render_rows`], [`render_groups`] and
 //! [`render_schema`] write the answer. [`QuerySettings`] is one endpoint's configuration,
 //! checked against the table when the endpoint is compiled.
+//!
+//! Describing (for the project's OpenAPI document): [`get_parameters`] lists the GET form's
+//! parameters, and [`body_schema`], [`row_schema`], [`group_schema`] and [`schema_schema`]
+//! give the query body and the answers as JSON Schema, from the dataset's own columns.
 
 mod builder;
 mod csv;
+mod describe;
 mod exec;
 #[cfg(test)]
 mod exec_tests;
@@ -55,6 +60,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use describe::{body_schema, group_schema, row_schema, schema_schema};
 pub use exec::{ExactSum, Group, Groups, Op, Scalar, Selection, UnknownOp, select, stats};
 pub use prepared::{CategoryIndex, CategoryKey, Dataset};
 pub use query::{

@@ -238,6 +238,19 @@ pub(super) async fn put_dataset(
         Vec::new()
     };
     let existed = project.datasets.get(&dataset).is_some();
+    // The category columns the endpoints that will read it group by.
+    let categories: Vec<String> = project
+        .def
+        .endpoints
+        .iter()
+        .map(|e| &**e)
+        .chain(endpoints.iter())
+        .filter_map(|e| e.spec.handler.dataset())
+        .filter(|d| d.name == dataset)
+        .filter_map(|d| d.category.clone())
+        .collect();
+    let loaded = std::sync::Arc::new(loaded);
+    datasets::warm(&loaded, categories).await;
     let outcome = state
         .changes
         .put_dataset(
@@ -247,7 +260,7 @@ pub(super) async fn put_dataset(
                 expected,
                 dry_run: options.dry_run,
             },
-            std::sync::Arc::new(loaded),
+            loaded,
             endpoints,
         )
         .await?;
