@@ -121,58 +121,28 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
         .iter()
         .map(|s| format!("{} {}", s.method.as_str(), s.path))
         .collect();
-    if changes.routes().load().get(&key).is_none() {
-        let actor = Actor {
-            user_id: user.id,
-            username: &user.username,
-            admin: user.role == crate::model::Role::Admin,
-        };
-        changes
-            .create_project(
-                actor,
-                actor,
-                SettingsEdit {
-                    name: Some(DEMO_PROJECT.into()),
-                    description: Some(
-                        "Demo mock endpoints created by `switchyard serve --demo`".into(),
-                    ),
-                    mode: None,
-                    journal_size: None,
-                },
-                specs,
-                Vec::new(),
-                false,
-            )
-            .await
-            .map_err(|e| DemoError(e.to_string()))?;
-    }
+    let actor = Actor {
+        user_id: user.id,
+        username: &user.username,
+        admin: user.role == crate::model::Role::Admin,
+    };
+    ensure_project(
+        changes,
+        actor,
+        DEMO_PROJECT,
+        "Demo mock endpoints created by `switchyard serve --demo`",
+        specs,
+    )
+    .await?;
     let script_key = format!("{DEMO_USER}/{DEMO_SCRIPT_PROJECT}");
-    if changes.routes().load().get(&script_key).is_none() {
-        let actor = Actor {
-            user_id: user.id,
-            username: &user.username,
-            admin: user.role == crate::model::Role::Admin,
-        };
-        changes
-            .create_project(
-                actor,
-                actor,
-                SettingsEdit {
-                    name: Some(DEMO_SCRIPT_PROJECT.into()),
-                    description: Some(
-                        "Demo script (a todo API in kv) created by `switchyard serve --demo`"
-                            .into(),
-                    ),
-                    mode: None,
-                    journal_size: None,
-                },
-                Vec::new(),
-                Vec::new(),
-                false,
-            )
-            .await
-            .map_err(|e| DemoError(e.to_string()))?;
-    }
+    ensure_project(
+        changes,
+        actor,
+        DEMO_SCRIPT_PROJECT,
+        "Demo script (a todo API in kv) created by `switchyard serve --demo`",
+        Vec::new(),
+    )
+    .await?;
     // Apart from the create: a demo stopped between the two gets its script next time.
     let has_script = changes
         .routes()
@@ -180,11 +150,6 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
         .get(&script_key)
         .is_some_and(|project| project.def.script.is_some());
     if !has_script {
-        let actor = Actor {
-            user_id: user.id,
-            username: &user.username,
-            admin: user.role == crate::model::Role::Admin,
-        };
         changes
             .put_script(
                 actor,
@@ -221,11 +186,6 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
                 .collect()
         })
         .unwrap_or_default();
-    let actor = Actor {
-        user_id: user.id,
-        username: &user.username,
-        admin: user.role == crate::model::Role::Admin,
-    };
     let dataset_key = format!("{DEMO_USER}/{DEMO_DATASET_PROJECT}");
     seed_dataset(changes, actor, &dataset_key).await?;
     let dataset_endpoints = changes
@@ -253,31 +213,53 @@ pub async fn seed(accounts: &Accounts, changes: &Changes) -> Result<DemoInfo, De
     })
 }
 
+/// Creates the demo user's project `name` with `endpoints`, unless it exists.
+async fn ensure_project(
+    changes: &Changes,
+    actor: Actor<'_>,
+    name: &str,
+    description: &str,
+    endpoints: Vec<EndpointSpec>,
+) -> Result<(), DemoError> {
+    if changes
+        .routes()
+        .load()
+        .get(&format!("{}/{name}", actor.username))
+        .is_some()
+    {
+        return Ok(());
+    }
+    changes
+        .create_project(
+            actor,
+            actor,
+            SettingsEdit {
+                name: Some(name.into()),
+                description: Some(description.into()),
+                mode: None,
+                journal_size: None,
+            },
+            endpoints,
+            Vec::new(),
+            false,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| DemoError(format!("the demo project `{name}`: {e}")))
+}
+
 /// The iris project: created if missing, and given the iris dataset with its standard
 /// endpoints if it has no dataset of that name (a demo stopped half way is finished).
 async fn seed_dataset(changes: &Changes, actor: Actor<'_>, key: &str) -> Result<(), DemoError> {
     let failed = |e: crate::changes::ChangeError| DemoError(format!("the iris demo: {e}"));
-    if changes.routes().load().get(key).is_none() {
-        changes
-            .create_project(
-                actor,
-                actor,
-                SettingsEdit {
-                    name: Some(DEMO_DATASET_PROJECT.into()),
-                    description: Some(
-                        "The iris dataset as a query API, created by `switchyard serve --demo`"
-                            .into(),
-                    ),
-                    mode: None,
-                    journal_size: None,
-                },
-                Vec::new(),
-                Vec::new(),
-                false,
-            )
-            .await
-            .map_err(failed)?;
-    }
+    ensure_project(
+        changes,
+        actor,
+        DEMO_DATASET_PROJECT,
+        "The iris dataset as a query API, created by `switchyard serve --demo`",
+        Vec::new(),
+    )
+    .await?;
     let Some(project) = changes.routes().load().get(key).cloned() else {
         return Ok(());
     };

@@ -67,22 +67,20 @@ async fn upload(
     .await
 }
 
+/// Uploads the iris dataset as `user`'s `project`'s dataset `iris` with `query`, asserting
+/// it was created.
+async fn upload_iris(app: &TestApp, user: &User, project: &str, query: &str) -> reqwest::Response {
+    let response = upload(app, user, project, "iris", query, "text/csv", IRIS).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response
+}
+
 /// A project `iris` of a new user with the iris dataset and its standard endpoints.
 async fn iris_app() -> (TestApp, User) {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     app.project(&alice, "iris").await;
-    let response = upload(
-        &app,
-        &alice,
-        "iris",
-        "iris",
-        "?endpoints=default",
-        "text/csv",
-        IRIS,
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    upload_iris(&app, &alice, "iris", "?endpoints=default").await;
     (app, alice)
 }
 
@@ -107,17 +105,7 @@ async fn an_upload_reports_its_schema_and_the_iris_range_query_answers_as_the_se
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     app.project(&alice, "iris").await;
-    let response = upload(
-        &app,
-        &alice,
-        "iris",
-        "iris",
-        "?endpoints=default",
-        "text/csv",
-        IRIS,
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = upload_iris(&app, &alice, "iris", "?endpoints=default").await;
     let etag = header(&response, "etag");
     let body = json_body(response).await;
     assert_eq!(body["rows"], 150);
@@ -953,17 +941,7 @@ async fn replacing_a_million_rows_never_holds_up_queries_and_each_answer_is_one_
     let app = spawn_app().await;
     let erin = app.user("erin").await;
     app.project(&erin, "big").await;
-    let response = upload(
-        &app,
-        &erin,
-        "big",
-        "iris",
-        "?endpoints=default&prefix=/iris",
-        "text/csv",
-        IRIS,
-    )
-    .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    upload_iris(&app, &erin, "big", "?endpoints=default&prefix=/iris").await;
     let response = upload(
         &app,
         &erin,
