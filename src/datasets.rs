@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 
+use crate::background::{self, BackgroundError};
 use crate::dataset::{ColumnType, Dataset, Format, ImportError, Importer, Limits};
 use crate::error::FieldError;
 use crate::model::{DatasetAction, DatasetSpec, Docs, Endpoint, EndpointSpec, MethodSpec};
@@ -166,6 +167,8 @@ pub enum UploadError {
     Store(#[from] StoreError),
     #[error("the import stopped unexpectedly")]
     Internal,
+    #[error(transparent)]
+    Background(#[from] BackgroundError),
 }
 
 /// Reads an upload's `body` to its end: stores its bytes as a new version (not current)
@@ -209,18 +212,21 @@ where
 }
 
 /// Builds the category indexes of `columns` (those the project's endpoints group by) on a
-/// blocking thread, so that the first query after the swap does not pay for them.
+/// background thread, so that the first query after the swap does not pay for them.
 pub async fn warm(dataset: &Arc<LoadedDataset>, columns: Vec<String>) {
     let dataset = dataset.clone();
-    let built = tokio::task::spawn_blocking(move || {
+    let built = background::spawn("sy-dataset-index", move || {
         let table = dataset.data.table();
         for column in columns {
             if let Some(index) = table.column_index(&column) {
                 dataset.data.category_index(index);
             }
         }
-    })
-    .await;
+    });
+    let built = match built {
+        Ok(job) => job.join().await,
+        Err(error) => Err(error),
+    };
     if let Err(error) = built {
         tracing::warn!(%error, "building a dataset's category index failed");
     }
@@ -234,24 +240,28 @@ pub async fn abandon(store: &dyn Store, version: i64) {
     }
 }
 
-/// The importer on a blocking thread, fed through a small channel: parsing a large file
-/// must not hold an async worker that serves requests.
+/// The importer on a background thread (idle priority: parsing a large file must take
+/// neither an async worker nor CPU time that requests want), fed through a small channel.
 struct Parser {
     chunks: tokio::sync::mpsc::Sender<Bytes>,
-    done: tokio::task::JoinHandle<Result<Dataset, ImportError>>,
+    done: background::Job<Result<Dataset, ImportError>>,
 }
 
 impl Parser {
-    fn start(format: Format, declared: Vec<(String, ColumnType)>, limits: Limits) -> Parser {
+    fn start(
+        format: Format,
+        declared: Vec<(String, ColumnType)>,
+        limits: Limits,
+    ) -> Result<Parser, BackgroundError> {
         let (chunks, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let done = tokio::task::spawn_blocking(move || {
+        let done = background::spawn("sy-dataset-parse", move || {
             let mut importer = Importer::new(format, declared, limits);
             while let Some(chunk) = rx.blocking_recv() {
                 importer.feed(&chunk)?;
             }
             importer.finish().map(Dataset::new)
-        });
-        Parser { chunks, done }
+        })?;
+        Ok(Parser { chunks, done })
     }
 
     /// Hands on a chunk; `false` if the parser stopped (on an error, which `finish` gives).
@@ -261,9 +271,9 @@ impl Parser {
 
     async fn finish(self) -> Result<Dataset, UploadError> {
         drop(self.chunks);
-        match self.done.await {
+        match self.done.join().await {
             Ok(result) => result.map_err(UploadError::Import),
-            Err(_) => Err(UploadError::Internal),
+            Err(error) => Err(UploadError::Background(error)),
         }
     }
 }
@@ -279,7 +289,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let parser = Parser::start(upload.format, upload.declared.clone(), settings.limits);
+    let parser = Parser::start(upload.format, upload.declared.clone(), settings.limits)?;
     let mut pending = BytesMut::new();
     let mut seq = 0i64;
     let mut total = 0u64;
@@ -343,7 +353,7 @@ pub async fn load(store: &dyn Store, record: &DatasetRecord) -> Result<LoadedDat
         max_columns: usize::MAX,
         max_field_bytes: usize::MAX / 4,
     };
-    let parser = Parser::start(format, declared, limits);
+    let parser = Parser::start(format, declared, limits).map_err(|e| corrupt(e.to_string()))?;
     let mut seq = 0;
     let mut bytes = 0u64;
     while let Some(chunk) = store.dataset_chunk(record.version, seq).await? {

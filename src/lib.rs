@@ -23,6 +23,7 @@ pub(crate) mod pipeline;
 pub(crate) mod routing;
 pub mod script;
 
+pub(crate) mod background;
 pub(crate) mod changes;
 pub(crate) mod datasets;
 pub(crate) mod demo;

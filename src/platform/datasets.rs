@@ -328,6 +328,7 @@ fn upload_error(error: UploadError) -> ApiError {
             tracing::error!("a dataset import thread ended unexpectedly");
             ApiError::new(Code::Internal, "internal error")
         }
+        UploadError::Background(error) => ApiError::internal(&error),
     }
 }
 
