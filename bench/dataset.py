@@ -204,7 +204,9 @@ def swaps(a):
     ttq, ack, first = [], [], []
     for version, start, end, _ in uploads:
         start, end = float(start), float(end)
-        seen = [p for p in probe if p[1] >= start and p[3] == totals[version]]
+        # A request sent before the upload began may still be answered from the version
+        # it started on (the one the previous upload put in): only later requests count.
+        seen = [p for p in probe if p[0] >= start and p[3] == totals[version]]
         if not seen:
             print(f"missing={version}@{start:.6f}")
             sys.exit(1)

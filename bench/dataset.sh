@@ -47,9 +47,10 @@
 #     Upload window: wrk for W s again and, from the same moment, uploads one after another
 #     (curl as in 2: B replacing A, then A replacing B, …) until W s are over, so that the
 #     whole window is "during an upload". Per upload: the time from its start to curl's 200
-#     and to the end of the probe's first answer from the version it uploaded (time to
-#     queryable; the probe's pause bounds its resolution), and that answer's latency (it
-#     builds the new version's category index). p50/p99/max of iris (wrk and server-side)
+#     and to the end of the probe's first answer, to a request sent after the start, from
+#     the version it uploaded (time to
+#     queryable; the probe's pause bounds its resolution), and that answer's latency (the
+#     category index it needs is built before the swap). p50/p99/max of iris (wrk and server-side)
 #     and of the probe in both windows, and the ratios; busy share of the server's core;
 #     VmRSS before, the peak (VmHWM after a reset through /proc/PID/clear_refs, and the
 #     largest of samples every 20 ms) and 2 s after the last swap.
@@ -658,8 +659,9 @@ summary() {
     echo "| big page (probe): max ms | ${R[probe.quiet.max]} | ${R[probe.upload.max]} | |"
     echo "| core $SCPU: server / other | ${R[quiet.busy]} / ${R[quiet.other]} | ${R[upload.busy]} / ${R[upload.other]} | |"
     echo
-    echo "Server CPU by thread over the uploads (\`switchyard\` is the async worker, \`tokio-rt-worker\` the blocking pool:" \
-        "parsing, queries over 50,000 rows; \`sqlx-sqlite-wor\` the store): ${R[swap.threads]}."
+    echo "Server CPU by thread over the uploads, of the threads alive at the end (\`switchyard\` is the async worker," \
+        "\`tokio-rt-worker\` the blocking pool: queries over 50,000 rows; \`sqlx-sqlite-wor\` the store; the" \
+        "parsing and index threads, at idle priority, end with their upload and are counted only in the total): ${R[swap.threads]}."
     echo "VmRSS before the uploads ${R[swap.rss0]} MB; peak ${R[swap.rss_peak]} MB (samples every 20 ms), VmHWM" \
         "${R[swap.hwm]} MB$([[ ${R[swap.hwm_reset]} == 1 ]] && echo " (reset just before)" || echo " (not reset: since the start)"); 2 s after the last swap ${R[swap.rss1]} MB."
     echo
