@@ -40,7 +40,9 @@ use crate::routing::{
 };
 use crate::script::Script;
 use crate::scripts::ScriptHost;
-use crate::store::{Commit, DatasetOps, EndpointOps, NewProject, Store, StoreError};
+use crate::store::{
+    ApiKeyRecord, Commit, DatasetOps, EndpointOps, KeyOps, NewProject, Store, StoreError,
+};
 use tokio::sync::{Mutex, OwnedMutexGuard, Semaphore};
 
 /// Why a change was refused. Nothing was written when one of these is returned.
@@ -58,6 +60,10 @@ pub enum ChangeError {
     ScriptNotFound,
     #[error("no dataset `{0}` in this project")]
     DatasetNotFound(String),
+    #[error("no API key `{0}` in this project")]
+    KeyNotFound(String),
+    #[error("the project has an API key named `{0}`")]
+    KeyExists(String),
     #[error("endpoint `{endpoint}` forwards to backend `{backend}`; change or delete it first")]
     BackendInUse { backend: String, endpoint: String },
     #[error("the owner already has a project named `{0}`")]
@@ -126,6 +132,15 @@ impl DiffItem {
         }
     }
 
+    fn key(op: &'static str, name: &str, id: &str) -> DiffItem {
+        DiffItem {
+            op,
+            target: "key".into(),
+            id: Some(id.to_owned()),
+            detail: name.to_owned(),
+        }
+    }
+
     fn backend(op: &'static str, backend: &Backend) -> DiffItem {
         DiffItem {
             op,
@@ -180,6 +195,7 @@ pub struct SettingsEdit {
     pub mode: Option<Mode>,
     /// `Some(None)`: back to the node's default.
     pub journal_size: Option<Option<u32>>,
+    pub auth: Option<crate::model::AuthPolicy>,
 }
 
 /// How an endpoint write treats an existing endpoint with the same id.
@@ -191,6 +207,9 @@ pub enum Upsert {
     CreateOrReplace,
 }
 
+/// The most API keys a project may have.
+pub const MAX_KEYS: usize = 1000;
+
 /// The edit an operation makes to a copy of the live project.
 struct Edit {
     project: Project,
@@ -201,6 +220,16 @@ struct Edit {
     diff: Vec<DiffItem>,
     script: ScriptEdit,
     datasets: DatasetEdit,
+    keys: KeyEdit,
+}
+
+/// What an edit does to the project's API keys.
+#[derive(Clone)]
+enum KeyEdit {
+    Keep,
+    Add(ApiKeyRecord),
+    /// Revoke the key with this id.
+    Revoke(String),
 }
 
 /// What an edit does to the project's datasets.
@@ -234,7 +263,13 @@ impl Edit {
             diff,
             script: ScriptEdit::Keep,
             datasets: DatasetEdit::Keep,
+            keys: KeyEdit::Keep,
         }
+    }
+
+    /// Sets what the edit does to the API keys.
+    fn keys(self, keys: KeyEdit) -> Edit {
+        Edit { keys, ..self }
     }
 
     /// Sets what the edit does to the datasets.
@@ -543,6 +578,9 @@ fn settings_diff(before: &Project, after: &Project) -> Vec<DiffItem> {
             .map_or_else(|| "default".to_owned(), |size| size.to_string());
         diff.push(DiffItem::setting("journal_size", &size));
     }
+    if before.auth != after.auth {
+        diff.push(DiffItem::setting("auth", after.auth.kind()));
+    }
     diff
 }
 
@@ -698,6 +736,9 @@ fn apply_settings(project: &mut Project, settings: SettingsEdit) {
     if let Some(size) = settings.journal_size {
         project.journal_size = size;
     }
+    if let Some(auth) = settings.auth {
+        project.auth = auth;
+    }
 }
 
 fn summary_of(diff: &[DiffItem]) -> String {
@@ -725,6 +766,7 @@ struct Computed {
     compiled: Arc<CompiledProject>,
     ops: OwnedOps,
     datasets: DatasetEdit,
+    keys: KeyEdit,
     summary: String,
     diff: Vec<DiffItem>,
 }
@@ -788,6 +830,7 @@ fn compute(
         diff,
         script,
         datasets,
+        keys,
     } = edit(current)?;
     if diff.is_empty() {
         return Ok(None);
@@ -830,6 +873,17 @@ fn compute(
             compiled.with_datasets(set)
         }
     };
+    compiled = match &keys {
+        KeyEdit::Keep => compiled,
+        KeyEdit::Add(record) => {
+            let set = current.auth.keys().with(record);
+            compiled.with_keys(Arc::new(set))
+        }
+        KeyEdit::Revoke(id) => {
+            let set = current.auth.keys().without(id);
+            compiled.with_keys(Arc::new(set))
+        }
+    };
     if backends_changed {
         compiled = compiled.with_upstreams(registry);
     }
@@ -838,6 +892,7 @@ fn compute(
         compiled: Arc::new(compiled),
         ops,
         datasets,
+        keys,
         summary,
         diff,
     }))
@@ -916,6 +971,7 @@ struct Finish {
     base_revision: i64,
     ops: OwnedOps,
     datasets: DatasetEdit,
+    keys: KeyEdit,
     summary: String,
     actor_id: i64,
     now: i64,
@@ -942,6 +998,11 @@ impl Finish {
             },
             DatasetEdit::Remove(name) => DatasetOps::Delete(name),
         };
+        let keys = match &self.keys {
+            KeyEdit::Keep => KeyOps::None,
+            KeyEdit::Add(record) => KeyOps::Add(record),
+            KeyEdit::Revoke(id) => KeyOps::Delete(id),
+        };
         // The store commits only on top of `base_revision` (a second node on a shared
         // database may have moved it), so the new revision is `def.revision`.
         let started = crate::observe::Stamp::now();
@@ -958,6 +1019,8 @@ impl Finish {
                 backends: &def.backends,
                 script: def.script.as_deref(),
                 datasets,
+                auth: &def.auth,
+                keys,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
                 now: self.now,
@@ -1073,6 +1136,7 @@ impl Changes {
             endpoints: EndpointList::new(),
             backends: backends.into(),
             script: None,
+            auth: crate::model::AuthPolicy::None,
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -1139,6 +1203,7 @@ impl Changes {
                         endpoints: &def.endpoints,
                         backends: &def.backends,
                         script: def.script.as_deref(),
+                        auth: &def.auth,
                         now,
                     },
                     Some(actor_id),
@@ -1225,6 +1290,7 @@ impl Changes {
             description: Some(definition.description.unwrap_or_default()),
             mode: Some(definition.mode.unwrap_or_default()),
             journal_size: Some(definition.journal_size),
+            auth: Some(definition.auth),
         };
         self.apply(actor, target, true, move |current| {
             if current.restricted {
@@ -1625,6 +1691,62 @@ impl Changes {
         .await
     }
 
+    /// Adds an API key (made by `auth::keys::generate`; only its hash is kept) as one
+    /// revision. Names are unique in a project.
+    pub async fn add_key(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        record: ApiKeyRecord,
+    ) -> Result<Outcome, ChangeError> {
+        self.apply(actor, target, false, move |current| {
+            let keys = current.auth.keys();
+            if keys.name_taken(&record.name) {
+                return Err(ChangeError::KeyExists(record.name.clone()));
+            }
+            if keys.len() >= MAX_KEYS {
+                return Err(ChangeError::Quota(format!(
+                    "a project has at most {MAX_KEYS} API keys; revoke one first"
+                )));
+            }
+            let diff = vec![DiffItem::key("add", &record.name, &record.id)];
+            Ok(Edit::new(
+                current.def.as_ref().clone(),
+                current.handlers.clone(),
+                OwnedOps::None,
+                diff,
+            )
+            .routes(RouteEdit::Kept)
+            .keys(KeyEdit::Add(record.clone())))
+        })
+        .await
+    }
+
+    /// Revokes the API key `id` as one revision: requests with it are refused from then on.
+    pub async fn revoke_key(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        id: &str,
+    ) -> Result<Outcome, ChangeError> {
+        let id = id.to_owned();
+        self.apply(actor, target, false, move |current| {
+            let Some(key) = current.auth.keys().get(&id) else {
+                return Err(ChangeError::KeyNotFound(id.clone()));
+            };
+            let diff = vec![DiffItem::key("remove", &key.name, &id)];
+            Ok(Edit::new(
+                current.def.as_ref().clone(),
+                current.handlers.clone(),
+                OwnedOps::None,
+                diff,
+            )
+            .routes(RouteEdit::Kept)
+            .keys(KeyEdit::Revoke(id.clone())))
+        })
+        .await
+    }
+
     /// Deletes a project; its name and mount are free as soon as this returns.
     pub async fn delete_project(&self, target: Target<'_>) -> Result<Outcome, ChangeError> {
         let (guard, current) = self.lock_project(target.key, target.expected).await?;
@@ -1768,6 +1890,7 @@ impl Changes {
             compiled,
             ops,
             datasets,
+            keys,
             summary,
             diff,
         }) = computed
@@ -1802,6 +1925,7 @@ impl Changes {
             base_revision: current.def.revision,
             ops,
             datasets,
+            keys,
             summary,
             actor_id,
             now,
@@ -1946,6 +2070,7 @@ mod tests {
             endpoints: endpoints.into(),
             backends: Arc::from([]),
             script: None,
+            auth: crate::model::AuthPolicy::None,
         }
     }
 

@@ -568,6 +568,7 @@ pub fn default_endpoints(
                 description: None,
                 tags: vec![Box::<str>::from(name)].into(),
             })),
+            auth: None,
         };
         let id = format!("{name}-{suffix}");
         let endpoint = crate::changes::prepare_endpoint(spec, "", Some(&id))?;

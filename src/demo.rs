@@ -238,6 +238,7 @@ async fn ensure_project(
                 description: Some(description.into()),
                 mode: None,
                 journal_size: None,
+                auth: None,
             },
             endpoints,
             Vec::new(),

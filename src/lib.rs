@@ -32,6 +32,7 @@ pub(crate) mod scripts;
 pub mod store;
 
 pub(crate) mod accounts;
+pub mod auth;
 pub mod error;
 pub(crate) mod model;
 

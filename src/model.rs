@@ -16,8 +16,10 @@ use serde_json::value::RawValue;
 use crate::error::FieldError;
 use crate::routing::template::Template;
 
+mod auth;
 mod backend;
 mod dataset;
+pub use auth::{AuthPolicy, DEFAULT_KEY_HEADER, EndpointAuth, check_key_name};
 pub use backend::{
     Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_count,
     check_backend_name, check_target_url, validate_backends,
@@ -153,6 +155,8 @@ pub struct Project {
     pub backends: Arc<[Backend]>,
     /// The project's script (a JavaScript module, `script`), if it has one.
     pub script: Option<Arc<str>>,
+    /// Who may call the project.
+    pub auth: AuthPolicy,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].
@@ -294,6 +298,9 @@ pub struct EndpointSpec {
     pub handler: HandlerSpec,
     /// `None` when no docs field is given.
     pub docs: Option<Box<Docs>>,
+    /// What a caller must hold to call it; `None`: a valid credential of the project's
+    /// policy (anyone under `none`).
+    pub auth: Option<Box<EndpointAuth>>,
 }
 
 /// An endpoint's docs metadata: `summary`, `description` and `tags` in the JSON form.
@@ -368,6 +375,8 @@ struct SpecJson {
     description: Option<Box<str>>,
     #[serde(default)]
     tags: Box<[Box<str>]>,
+    #[serde(default)]
+    auth: Option<Box<EndpointAuth>>,
 }
 
 impl TryFrom<SpecJson> for EndpointSpec {
@@ -400,6 +409,7 @@ impl TryFrom<SpecJson> for EndpointSpec {
             path: json.path,
             handler,
             docs: (docs != Docs::default()).then(|| Box::new(docs)),
+            auth: json.auth.filter(|a| **a != EndpointAuth::default()),
         })
     }
 }
@@ -423,6 +433,8 @@ struct SpecJsonRef<'a> {
     description: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     tags: &'a [Box<str>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth: Option<&'a EndpointAuth>,
 }
 
 impl Serialize for EndpointSpec {
@@ -438,6 +450,7 @@ impl Serialize for EndpointSpec {
             summary: docs.and_then(|d| d.summary.as_deref()),
             description: docs.and_then(|d| d.description.as_deref()),
             tags: docs.map_or(&[], |d| &d.tags[..]),
+            auth: self.auth.as_deref(),
         }
         .serialize(serializer)
     }
@@ -687,6 +700,9 @@ impl EndpointSpec {
                 "at most 32 tags of 1 to 64 bytes each",
             ));
         }
+        if let Some(auth) = &self.auth {
+            auth.validate(&format!("{prefix}auth."), &mut errors);
+        }
         match &self.handler {
             HandlerSpec::Mock(mock) => mock.validate(&format!("{prefix}response."), &mut errors),
             HandlerSpec::Proxy(proxy) => {
@@ -811,6 +827,9 @@ pub struct ProjectSettings {
     pub name: Option<String>,
     pub description: Option<String>,
     pub mode: Option<Mode>,
+    /// Absent: unchanged.
+    #[serde(default)]
+    pub auth: Option<AuthPolicy>,
     /// Absent: unchanged; `null`: the node's default; a number: that many (0: none).
     #[serde(default, deserialize_with = "nullable")]
     pub journal_size: Option<Option<u32>>,
@@ -853,6 +872,9 @@ impl ProjectSettings {
         {
             errors.push(FieldError::new("description", "must be at most 4096 bytes"));
         }
+        if let Some(auth) = &self.auth {
+            auth.validate("auth.", errors);
+        }
     }
 }
 
@@ -863,6 +885,9 @@ pub struct ProjectDefinition {
     pub name: Option<String>,
     pub description: Option<String>,
     pub mode: Option<Mode>,
+    /// Absent: `none`.
+    #[serde(default)]
+    pub auth: AuthPolicy,
     /// `None` (absent or null): the node's default.
     #[serde(default)]
     pub journal_size: Option<u32>,
@@ -976,8 +1001,8 @@ mod tests {
         // endpoints" in docs/benchmarks.md for the whole per-endpoint account).
         let sizes = [
             ("MockSpec", std::mem::size_of::<MockSpec>(), 80),
-            ("EndpointSpec", std::mem::size_of::<EndpointSpec>(), 152),
-            ("Endpoint", std::mem::size_of::<Endpoint>(), 200),
+            ("EndpointSpec", std::mem::size_of::<EndpointSpec>(), 160),
+            ("Endpoint", std::mem::size_of::<Endpoint>(), 208),
         ];
         for (name, size, bound) in sizes {
             assert!(size <= bound, "{name} is {size} bytes, more than {bound}");
@@ -1111,6 +1136,7 @@ mod tests {
                     delay_ms: None,
                 }),
                 docs: None,
+                auth: None,
             };
             let errors = spec.validate("");
             // A definition that validates must also compile into a handler.

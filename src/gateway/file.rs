@@ -145,6 +145,7 @@ impl GatewayFile {
                     strip_prefix: value.strip_prefix,
                 })),
                 docs: None,
+                auth: None,
             };
             endpoints.push((spec, line));
         }
@@ -165,6 +166,7 @@ impl GatewayFile {
                     delay_ms: None,
                 }),
                 docs: None,
+                auth: None,
             };
             endpoints.push((spec, default.referenced.line() as usize));
         }

@@ -279,6 +279,7 @@ fn compile(
         endpoints: list,
         backends: backends.into(),
         script: None,
+        auth: crate::model::AuthPolicy::None,
     };
     CompiledProject::build(Arc::new(project), handlers)
         .map(|compiled| compiled.with_upstreams(registry))

@@ -43,6 +43,9 @@ pub struct Context<'a> {
     pub upstreams: &'a crate::backends::Upstreams,
     /// The project's datasets in this revision.
     pub datasets: &'a crate::datasets::DatasetSet,
+    /// Who the caller is, verified by the project's policy; `None` under the policy `none`
+    /// and on a public endpoint.
+    pub identity: Option<&'a crate::auth::Identity>,
     /// The most a handler that reads the request body may read of it (`--body-limit`)...
     pub body_limit: u64,
     /// ...and how long it may take to arrive.

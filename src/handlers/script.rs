@@ -56,6 +56,7 @@ impl ScriptHandler {
                 .collect(),
             body: Bytes::new(),
             id: error::id_str(cx.request_id).to_owned(),
+            auth: cx.identity.cloned(),
         };
         let call = Call {
             script: Arc::clone(&self.script),

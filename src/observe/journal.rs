@@ -15,8 +15,9 @@
 //! (request id, path, query, both header lists, endpoint id) is one buffer, bodies are
 //! shared, not copied, and so are the answer's headers when they are its handler's fixed
 //! ones (a mock's template, which is immutable). Credentials are redacted when an entry is
-//! read, never shown: the values of [`SECRET_HEADERS`], and secret-looking query values as
-//! in the access log.
+//! read, never shown: the values of [`SECRET_HEADERS`] and of every header whose name looks
+//! secret (`logs::is_secret_name`: a project's own API-key header), and secret-looking query
+//! values as in the access log.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -324,11 +325,12 @@ impl<'a> Headers<'a> {
                 .map(|(name, value)| (Cow::Borrowed(name.as_str()), value.as_bytes()))
         });
         copied.chain(shared).map(|(name, value)| {
-            let value = if SECRET_HEADERS.contains(&name.as_ref()) {
-                Cow::Borrowed(REDACTED)
-            } else {
-                String::from_utf8_lossy(value)
-            };
+            let value =
+                if SECRET_HEADERS.contains(&name.as_ref()) || super::logs::is_secret_name(&name) {
+                    Cow::Borrowed(REDACTED)
+                } else {
+                    String::from_utf8_lossy(value)
+                };
             (name, value)
         })
     }

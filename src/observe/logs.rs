@@ -167,12 +167,19 @@ const SECRET_NAMES: &[&str] = &[
     "credential",
 ];
 
+/// Whether a query parameter or header named `name` carries a secret: its name contains one
+/// of [`SECRET_NAMES`], compared without case. Their values are never logged or journaled.
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.as_bytes();
+    SECRET_NAMES.iter().any(|secret| {
+        name.windows(secret.len())
+            .any(|window| window.eq_ignore_ascii_case(secret.as_bytes()))
+    })
+}
+
 /// `query` with the value of every secret-looking parameter replaced by `[redacted]`.
 pub fn redact_query(query: &str) -> Cow<'_, str> {
-    let secret = |name: &str| {
-        let name = name.to_ascii_lowercase();
-        SECRET_NAMES.iter().any(|s| name.contains(s))
-    };
+    let secret = is_secret_name;
     if !query
         .split('&')
         .any(|pair| pair.split_once('=').is_some_and(|(name, _)| secret(name)))

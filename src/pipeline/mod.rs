@@ -3,8 +3,9 @@
 //! 1. **resolve** ([`resolve`]) — one `ArcSwap` load of the route table, held only to clone
 //!    the project's `Arc`; the mount, then the endpoint and its path parameters (spans of the
 //!    path). 404, 405 and the 503 of a broken project are decided here.
-//! 2. **project policy** ([`policy`]) — the project's own rules on the request head. Today
-//!    every project's policy is `none`; the per-project auth issue fills this stage.
+//! 2. **project policy** ([`policy`]) — the project's own rules on the request head: its
+//!    auth policy and the endpoint's requirements (`auth`), giving the caller's verified
+//!    identity to the handler's context, or a 401/403. One branch for a project without.
 //! 3. **handler** (`handlers`) — `Handler::respond(&Context, &mut RequestBody)`: answers now
 //!    (literal mocks, from pre-rendered bytes), after a delay, or from a boxed future. A body
 //!    the handler does not take is drained here, under the body limits.
@@ -119,6 +120,7 @@ impl Pipeline {
         };
         let mount_len = path.len() - rest.len();
         // Stage 1b: the endpoint.
+        let identity;
         let (reply, endpoint) = match project.lookup(&head.method, rest) {
             ProjectLookup::Found {
                 endpoint,
@@ -126,8 +128,9 @@ impl Pipeline {
                 params,
             } => {
                 // Stage 2: the project's policy.
-                match policy::check(&project, &head) {
-                    Ok(()) => {
+                match policy::check(&project, index, &head) {
+                    Ok(verified) => {
+                        identity = verified;
                         // Stage 3: the handler. hyper leaves an upgrade in the extensions
                         // only of a request that asks for one (WebSocket).
                         if endpoint.handler.forwards_upgrades() {
@@ -143,6 +146,7 @@ impl Pipeline {
                             peer,
                             upstreams: &project.upstreams,
                             datasets: &project.datasets,
+                            identity: identity.as_ref(),
                             body_limit: self.body_limit,
                             body_read_timeout: self.body_read_timeout,
                         };

@@ -1,19 +1,48 @@
 //! Stage 2 of the pipeline: the project's policy, checked on the request head before any
 //! handler runs.
 //!
-//! Every project's policy is `none` today: every request passes. The per-project auth issue
-//! fills this stage (API keys, Basic, JWT, CORS, rate limits) and attaches the verified
-//! identity to the handler's context; a refusal is an [`ApiError`] (401, 403, 429) that the
-//! pipeline renders and counts like any other answer.
+//! A project whose policy is `none` costs one branch here: nothing of the request is looked
+//! at, so its credentials reach the handler untouched. Otherwise `auth::ProjectAuth::check`
+//! verifies the caller against the policy and the endpoint's own requirements and gives the
+//! [`Identity`] the handler's context carries; a refusal is an [`ApiError`] (401, 403) that
+//! the pipeline renders and counts like any other answer.
 
 use http::request::Parts;
 
+use crate::auth::Identity;
 use crate::error::ApiError;
-use crate::routing::CompiledProject;
+use crate::routing::{CompiledProject, script_route};
 
-/// Whether `project` lets this request through.
+/// Whether `project` lets this request to its endpoint `index` (as the lookup gave it)
+/// through, and as whom.
 #[inline]
-pub fn check(project: &CompiledProject, head: &Parts) -> Result<(), ApiError> {
-    let _ = (project, head);
-    Ok(())
+pub fn check(
+    project: &CompiledProject,
+    index: usize,
+    head: &Parts,
+) -> Result<Option<Identity>, ApiError> {
+    if project.auth.is_open() {
+        return Ok(None);
+    }
+    checked(project, index, head)
+}
+
+#[cold]
+fn checked(
+    project: &CompiledProject,
+    index: usize,
+    head: &Parts,
+) -> Result<Option<Identity>, ApiError> {
+    // A script's routes have no requirements of their own: the project's policy applies.
+    let endpoint = match script_route(index) {
+        Some(_) => None,
+        None => project
+            .def
+            .endpoints
+            .get(index)
+            .and_then(|e| e.spec.auth.as_deref()),
+    };
+    project
+        .auth
+        .check(endpoint, head, crate::accounts::now_ms())
 }

@@ -122,6 +122,7 @@ impl Serialize for ProjectAnswer<'_> {
         map.serialize_entry("revision", &def.revision)?;
         map.serialize_entry("endpoints_count", &def.endpoints.len())?;
         map.serialize_entry("backends", &def.backends)?;
+        map.serialize_entry("auth", &def.auth)?;
         let status = if project.problem.is_none() {
             "ok"
         } else {
@@ -262,6 +263,8 @@ pub(super) struct CreateProjectBody {
     description: Option<String>,
     mode: Option<Mode>,
     journal_size: Option<u32>,
+    #[serde(default)]
+    auth: Option<crate::model::AuthPolicy>,
     /// Admins may create a project for another user.
     owner: Option<String>,
     #[serde(default)]
@@ -281,6 +284,7 @@ pub(super) async fn create_project(
         description: body.description,
         mode: body.mode,
         journal_size: Some(body.journal_size),
+        auth: body.auth,
     };
     let mut errors = Vec::new();
     settings.validate(&mut errors);
@@ -303,6 +307,7 @@ pub(super) async fn create_project(
                 description: settings.description,
                 mode: settings.mode,
                 journal_size: settings.journal_size,
+                auth: settings.auth,
             },
             body.endpoints,
             body.backends,
@@ -380,6 +385,7 @@ pub(super) async fn update_project(
                 description: settings.description,
                 mode: settings.mode,
                 journal_size: settings.journal_size,
+                auth: settings.auth,
             },
         )
         .await?;
@@ -438,6 +444,8 @@ struct ProjectPutFields {
     mode: Option<Mode>,
     journal_size: Option<u32>,
     #[serde(default)]
+    auth: crate::model::AuthPolicy,
+    #[serde(default)]
     endpoints: Vec<EndpointPut>,
     #[serde(default)]
     backends: Vec<Backend>,
@@ -454,6 +462,7 @@ impl<'de> Deserialize<'de> for ProjectPut {
             description: fields.description,
             mode: fields.mode,
             journal_size: fields.journal_size,
+            auth: fields.auth,
             // Same size and alignment: collected in place, no second vector.
             endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
             backends: fields.backends,
@@ -578,6 +587,7 @@ async fn replace_or_create(
                     description: definition.description,
                     mode: definition.mode,
                     journal_size: Some(definition.journal_size),
+                    auth: Some(definition.auth),
                 },
                 definition.endpoints,
                 definition.backends,

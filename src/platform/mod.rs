@@ -15,6 +15,7 @@ mod explain;
 pub mod extract;
 mod gateway;
 mod journal;
+mod keys;
 mod script;
 mod stats;
 
@@ -110,6 +111,14 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/admin/projects/{owner}/{name}/datasets",
             get(datasets::list_datasets),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/keys",
+            get(keys::list_keys).post(keys::create_key),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/keys/{id}",
+            axum::routing::delete(keys::delete_key),
         )
         .route(
             "/admin/projects/{owner}/{name}/datasets/{dataset}",
@@ -230,6 +239,8 @@ impl From<ChangeError> for ApiError {
             ChangeError::BackendNotFound(_) => ApiError::new(Code::BackendNotFound, message),
             ChangeError::ScriptNotFound => ApiError::new(Code::ScriptNotFound, message),
             ChangeError::DatasetNotFound(_) => ApiError::new(Code::DatasetNotFound, message),
+            ChangeError::KeyNotFound(_) => ApiError::new(Code::KeyNotFound, message),
+            ChangeError::KeyExists(_) => ApiError::new(Code::KeyExists, message),
             ChangeError::BackendInUse { .. } => ApiError::new(Code::BackendInUse, message),
             ChangeError::ProjectExists(_) => ApiError::new(Code::ProjectExists, message),
             ChangeError::RevisionMismatch { .. } => ApiError::new(Code::RevisionMismatch, message),

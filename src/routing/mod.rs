@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::auth::ProjectAuth;
+use crate::auth::keys::KeySet;
 use crate::backends::{Registry, Upstreams};
 use crate::datasets::DatasetSet;
 use crate::handlers::Handler;
@@ -187,6 +189,8 @@ pub struct CompiledProject {
     /// The project's datasets, which its dataset endpoints look up by name per request (a
     /// replaced dataset is a new revision with a new set; handlers stay as they are).
     pub datasets: DatasetSet,
+    /// Its auth policy with its API keys, as the pipeline's policy stage checks them.
+    pub auth: Arc<ProjectAuth>,
 }
 
 /// What is wrong with a project that could not be loaded, and how often it was asked for.
@@ -266,6 +270,11 @@ impl CompiledProject {
         script: Option<Arc<ScriptRoutes>>,
     ) -> Result<CompiledProject, CompileError> {
         let router = build_router(&def, script.as_deref())?;
+        let auth = Arc::new(ProjectAuth::compile(
+            &def.auth,
+            &def.mount(),
+            Arc::default(),
+        ));
         Ok(CompiledProject {
             def,
             handlers,
@@ -277,6 +286,7 @@ impl CompiledProject {
             problem: None,
             script,
             datasets: DatasetSet::default(),
+            auth,
         })
     }
 
@@ -344,6 +354,7 @@ impl CompiledProject {
                     upstreams: self.upstreams.clone(),
                     restricted: self.restricted,
                     datasets: self.datasets.clone(),
+                    auth: self.auth_for(&next.def),
                     ..next
                 }
             });
@@ -399,10 +410,12 @@ impl CompiledProject {
                     upstreams: self.upstreams.clone(),
                     restricted: self.restricted,
                     datasets: self.datasets.clone(),
+                    auth: self.auth_for(&next.def),
                     ..next
                 }
             });
         };
+        let auth = self.auth_for(&def);
         Ok(CompiledProject {
             journal: self.journal_for(&def),
             def,
@@ -414,6 +427,7 @@ impl CompiledProject {
             problem: None,
             script: self.script.clone(),
             datasets: self.datasets.clone(),
+            auth,
         })
     }
 
@@ -473,6 +487,11 @@ impl CompiledProject {
     /// A project that could not be loaded whole: it is mounted, answers 503, and keeps
     /// `def` (what could be read) only to show it.
     pub fn broken(def: Arc<Project>, problem: &dyn std::fmt::Display) -> CompiledProject {
+        let auth = Arc::new(ProjectAuth::compile(
+            &def.auth,
+            &def.mount(),
+            Arc::default(),
+        ));
         CompiledProject {
             def,
             handlers: HandlerList::new(),
@@ -484,7 +503,28 @@ impl CompiledProject {
             problem: Some(Arc::new(Problem::new(problem))),
             script: None,
             datasets: DatasetSet::default(),
+            auth,
         }
+    }
+
+    /// The auth the next revision `def` checks: this one's, unless its policy changed
+    /// (recompiled with the same keys).
+    fn auth_for(&self, def: &Project) -> Arc<ProjectAuth> {
+        if def.auth == self.def.auth && def.name == self.def.name {
+            self.auth.clone()
+        } else {
+            Arc::new(ProjectAuth::compile(
+                &def.auth,
+                &def.mount(),
+                self.auth.keys().clone(),
+            ))
+        }
+    }
+
+    /// This project with another set of API keys.
+    pub fn with_keys(self, keys: Arc<KeySet>) -> CompiledProject {
+        let auth = Arc::new(self.auth.with_keys(keys));
+        CompiledProject { auth, ..self }
     }
 
     /// This project serving `datasets`.
@@ -498,14 +538,18 @@ impl CompiledProject {
     ///
     /// `script` is the project's script compiled (`None` without one), or why it did not
     /// compile: the project is then broken too. `datasets` are its stored datasets, read
-    /// back (a broken project keeps them for the revision that repairs it).
+    /// back (a broken project keeps them for the revision that repairs it), and so are its
+    /// API keys.
     pub fn load(
-        loaded: LoadedProject,
+        mut loaded: LoadedProject,
         registry: &Registry,
         script: LoadedScript,
         datasets: DatasetSet,
     ) -> CompiledProject {
-        CompiledProject::load_definition(loaded, registry, script).with_datasets(datasets)
+        let keys = Arc::new(KeySet::from_records(&std::mem::take(&mut loaded.keys)));
+        CompiledProject::load_definition(loaded, registry, script)
+            .with_datasets(datasets)
+            .with_keys(keys)
     }
 
     fn load_definition(

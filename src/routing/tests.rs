@@ -1528,6 +1528,7 @@ mod publish {
             endpoints: crate::model::EndpointList::new(),
             backends: Arc::from([]),
             script: None,
+            auth: crate::model::AuthPolicy::None,
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

@@ -115,6 +115,8 @@ pub struct Request {
     pub body: Bytes,
     /// The request id (`req.id`, and the `request_id` of `console` logs).
     pub id: String,
+    /// The caller the project's policy verified (`req.auth`); `None` without one.
+    pub auth: Option<crate::auth::Identity>,
 }
 
 /// A handler's answer.

@@ -174,7 +174,31 @@ async fn params_query_headers_and_id_reach_the_handler() {
         ],
         body: Bytes::new(),
         id: "0190-abc".into(),
+        auth: None,
     };
+    let verified = Request {
+        auth: Some(crate::auth::Identity {
+            subject: "ci".into(),
+            scopes: Arc::from(vec!["read".into(), "write".into()]),
+            permissions: Arc::from(vec!["read:items".into()]),
+            method: "jwt",
+            claims: Some(Arc::new(
+                serde_json::json!({"sub": "ci", "n": 1})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            )),
+        }),
+        ..request.clone()
+    };
+    let answered = ok(script.call(0, verified).await);
+    assert_eq!(
+        json(&answered)["auth"],
+        serde_json::json!({
+            "subject": "ci", "scopes": ["read", "write"], "permissions": ["read:items"],
+            "method": "jwt", "claims": {"sub": "ci", "n": 1},
+        })
+    );
     let response = ok(script.call(0, request).await);
     assert_eq!(
         json(&response),

@@ -241,9 +241,33 @@ pub(super) fn request_object<'js>(
 
     req.set("body", body_value(ctx, request)?).map_err(fail)?;
     req.set("id", request.id.as_str()).map_err(fail)?;
-    req.set("auth", Value::new_null(ctx.clone()))
-        .map_err(fail)?;
+    req.set("auth", auth_value(ctx, request)?).map_err(fail)?;
     Ok(req)
+}
+
+/// `req.auth`: the caller the project's policy verified (`subject`, `scopes`, `permissions`,
+/// `method`, `claims`), or `null`.
+fn auth_value<'js>(ctx: &Ctx<'js>, request: &Request) -> Result<Value<'js>, Failure> {
+    let fail = |error: JsError| Failure::Thrown(thrown(ctx, error), Stage::Request);
+    let Some(identity) = &request.auth else {
+        return Ok(Value::new_null(ctx.clone()));
+    };
+    let auth = Object::new(ctx.clone()).map_err(fail)?;
+    auth.set("subject", &*identity.subject).map_err(fail)?;
+    let list = |items: &[Box<str>]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    auth.set("scopes", list(&identity.scopes)).map_err(fail)?;
+    auth.set("permissions", list(&identity.permissions))
+        .map_err(fail)?;
+    auth.set("method", identity.method).map_err(fail)?;
+    let claims = match &identity.claims {
+        None => Value::new_null(ctx.clone()),
+        Some(claims) => {
+            let text = serde_json::to_string(&**claims).unwrap_or_else(|_| "null".into());
+            ctx.json_parse(text).map_err(fail)?
+        }
+    };
+    auth.set("claims", claims).map_err(fail)?;
+    Ok(auth.into_value())
 }
 
 /// Form-decoded query parameters in order of first appearance; a repeated name collects

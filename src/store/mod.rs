@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{Backend, Endpoint, EndpointList, Mode, Project, Role};
+use crate::model::{AuthPolicy, Backend, Endpoint, EndpointList, Mode, Project, Role};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +107,7 @@ pub struct NewProject<'a> {
     pub endpoints: &'a EndpointList,
     pub backends: &'a [Backend],
     pub script: Option<&'a str>,
+    pub auth: &'a AuthPolicy,
     pub now: i64,
 }
 
@@ -140,6 +141,10 @@ pub struct Commit<'a> {
     pub script: Option<&'a str>,
     /// What the change does to the project's datasets.
     pub datasets: DatasetOps<'a>,
+    /// The project's auth policy after the change.
+    pub auth: &'a AuthPolicy,
+    /// What the change does to the project's API keys.
+    pub keys: KeyOps<'a>,
     /// Who made the change, for the change history.
     pub actor_id: Option<i64>,
     /// One line for the change history (`add GET /hello`).
@@ -161,6 +166,26 @@ pub enum DatasetOps<'a> {
     },
     /// Drop the current version of this dataset.
     Delete(&'a str),
+}
+
+/// What one change does to a project's API keys.
+#[derive(Debug, Clone, Copy)]
+pub enum KeyOps<'a> {
+    None,
+    Add(&'a ApiKeyRecord),
+    /// Revoke the key with this id.
+    Delete(&'a str),
+}
+
+/// A project's API key as stored: never the key itself, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub hash: Vec<u8>,
+    pub scopes: Vec<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
 }
 
 /// A dataset version as stored: what it was uploaded as. Its bytes are read back chunk by
@@ -198,6 +223,8 @@ pub struct LoadedProject {
     /// Whether its owner is an admin (whose backends `--proxy-allow` does not bound).
     pub owner_admin: bool,
     pub problem: Option<String>,
+    /// Its API keys.
+    pub keys: Vec<ApiKeyRecord>,
 }
 
 /// The durable store. Every method is one transaction.

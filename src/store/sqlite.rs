@@ -31,10 +31,12 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 use super::{
-    ChangeRecord, Commit, DatasetOps, DatasetRecord, EndpointOps, KvLimits, LoadedProject,
-    NewProject, Store, StoreError, TokenKind, TokenRecord, UserRecord,
+    ApiKeyRecord, ChangeRecord, Commit, DatasetOps, DatasetRecord, EndpointOps, KeyOps, KvLimits,
+    LoadedProject, NewProject, Store, StoreError, TokenKind, TokenRecord, UserRecord,
 };
-use crate::model::{Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, Role};
+use crate::model::{
+    AuthPolicy, Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, Role,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -242,7 +244,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at,
-                    p.backends, p.script, u.role
+                    p.backends, p.script, p.auth, u.role
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -254,12 +256,20 @@ impl SqliteStore {
         for row in rows {
             let mode: String = row.try_get("mode")?;
             let backends: &str = row.try_get("backends")?;
-            let (backends, problem) = match serde_json::from_str::<Vec<Backend>>(backends) {
+            let (backends, mut problem) = match serde_json::from_str::<Vec<Backend>>(backends) {
                 Ok(backends) => (backends, None),
                 Err(error) => (
                     Vec::new(),
                     Some(format!("its backends cannot be read: {error}")),
                 ),
+            };
+            let auth = match row.try_get::<Option<&str>, _>("auth")? {
+                None => AuthPolicy::None,
+                Some(text) => serde_json::from_str::<AuthPolicy>(text).unwrap_or_else(|error| {
+                    problem = Some(format!("its auth policy cannot be read: {error}"));
+                    // Never served: a project with a problem answers 503.
+                    AuthPolicy::None
+                }),
             };
             let project = Project {
                 id: row.try_get("id")?,
@@ -277,6 +287,7 @@ impl SqliteStore {
                 endpoints: EndpointList::new(),
                 backends: backends.into(),
                 script: row.try_get::<Option<String>, _>("script")?.map(Arc::from),
+                auth,
             };
             let role: String = row.try_get("role")?;
             by_id.insert(project.id, projects.len());
@@ -284,6 +295,30 @@ impl SqliteStore {
                 project,
                 owner_admin: role_from(&role)? == Role::Admin,
                 problem,
+                keys: Vec::new(),
+            });
+        }
+        let keys = sqlx::query(
+            "SELECT project_id, id, name, hash, scopes, created_at, expires_at FROM api_keys
+             WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, created_at, id",
+        )
+        .bind(only)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in keys {
+            let project_id: i64 = row.try_get("project_id")?;
+            let Some(loaded) = by_id.get(&project_id).and_then(|i| projects.get_mut(*i)) else {
+                continue;
+            };
+            let scopes: &str = row.try_get("scopes")?;
+            loaded.keys.push(ApiKeyRecord {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                hash: row.try_get("hash")?,
+                scopes: serde_json::from_str(scopes)
+                    .map_err(|e| StoreError::Corrupt(format!("an API key's scopes: {e}")))?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
             });
         }
         // Streamed, not fetched whole: a row is parsed and dropped before the next one is
@@ -321,6 +356,16 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(projects)
     }
+}
+
+/// A project's auth policy as stored: NULL for `none`, else the JSON the admin API takes.
+fn auth_json(auth: &AuthPolicy) -> Result<Option<String>, StoreError> {
+    if auth.is_none() {
+        return Ok(None);
+    }
+    serde_json::to_string(auth)
+        .map(Some)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// A project's backends as stored: the JSON array the admin API takes.
@@ -561,8 +606,8 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8) RETURNING id",
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         )
         .bind(project.owner_id)
         .bind(project.name)
@@ -572,6 +617,7 @@ impl Store for SqliteStore {
         .bind(project.journal_size.map(i64::from))
         .bind(backends_json(project.backends)?)
         .bind(project.script)
+        .bind(auth_json(project.auth)?)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -598,7 +644,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6,
-                 journal_size = ?7, backends = ?8, script = ?9
+                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10
              WHERE id = ?1 AND revision = ?2 RETURNING revision",
         )
         .bind(commit.project_id)
@@ -610,6 +656,7 @@ impl Store for SqliteStore {
         .bind(commit.journal_size.map(i64::from))
         .bind(backends_json(commit.backends)?)
         .bind(commit.script)
+        .bind(auth_json(commit.auth)?)
         .fetch_optional(&mut *tx)
         .await;
         let revision: i64 = match updated {
@@ -648,6 +695,33 @@ impl Store for SqliteStore {
                     )
                     .await?;
                 }
+            }
+        }
+        match commit.keys {
+            KeyOps::None => {}
+            KeyOps::Add(key) => {
+                let scopes = serde_json::to_string(&key.scopes)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO api_keys (id, project_id, name, hash, scopes, created_at, expires_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .bind(&key.id)
+                .bind(commit.project_id)
+                .bind(&key.name)
+                .bind(&key.hash)
+                .bind(scopes)
+                .bind(key.created_at)
+                .bind(key.expires_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            KeyOps::Delete(id) => {
+                sqlx::query("DELETE FROM api_keys WHERE project_id = ?1 AND id = ?2")
+                    .bind(commit.project_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         match commit.datasets {
@@ -963,6 +1037,7 @@ mod tests {
             journal_size: None,
             backends: &[],
             script: None,
+            auth: &AuthPolicy::None,
             endpoints,
             now: 1,
         }
@@ -1052,6 +1127,8 @@ mod tests {
             script: None,
             endpoints: EndpointOps::Upsert(&added),
             datasets: DatasetOps::None,
+            auth: &AuthPolicy::None,
+            keys: KeyOps::None,
             actor_id: Some(owner.id),
             summary: "add two",
             now: 2,
@@ -1106,6 +1183,8 @@ mod tests {
             script: None,
             endpoints: EndpointOps::None,
             datasets: DatasetOps::None,
+            auth: &AuthPolicy::None,
+            keys: KeyOps::None,
             actor_id: None,
             summary: "remove the script",
             now: 2,
@@ -1202,6 +1281,8 @@ mod tests {
             script: None,
             endpoints: EndpointOps::Upsert(&changed),
             datasets: DatasetOps::None,
+            auth: &AuthPolicy::None,
+            keys: KeyOps::None,
             actor_id: None,
             summary: "change x",
             now: 2,
@@ -1242,6 +1323,8 @@ mod tests {
                 rows: 1,
                 bytes: 6,
             },
+            auth: &AuthPolicy::None,
+            keys: KeyOps::None,
             actor_id: None,
             summary: "put iris",
             now: 2,

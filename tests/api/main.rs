@@ -45,6 +45,7 @@ mod helpers;
 mod upstream;
 
 mod accounts;
+mod auth;
 mod bodies;
 mod changes;
 mod connections;

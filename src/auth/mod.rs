@@ -1,0 +1,264 @@
+//! Per-project auth on the request path (docs/auth.md): a project's policy
+//! (`model::AuthPolicy`) and its API keys compiled into a [`ProjectAuth`] once per revision,
+//! and checked by the pipeline's policy stage against the endpoint's own requirements
+//! (`model::EndpointAuth`).
+//!
+//! Under the policy `none`, and on a `public` endpoint, nothing of the request is looked at:
+//! its `Authorization` header and cookies reach the handler untouched. Otherwise the check
+//! gives the caller's verified [`Identity`], or the refusal to answer: 401 with
+//! `WWW-Authenticate` for missing or invalid credentials (RFC 7235, RFC 6750's
+//! `error="invalid_token"`), 403 `insufficient_scope` naming what is required. No message
+//! ever repeats a credential.
+
+pub mod keys;
+
+use std::sync::Arc;
+
+use http::header::WWW_AUTHENTICATE;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue};
+
+use crate::error::{ApiError, Code};
+use crate::model::{AuthPolicy, DEFAULT_KEY_HEADER, EndpointAuth};
+use keys::{KeyRefusal, KeySet};
+
+/// Who a request comes from, once its credentials are verified.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The key's name (an API key), the token's `sub` (a JWT), the user (Basic).
+    pub subject: Arc<str>,
+    pub scopes: Arc<[Box<str>]>,
+    pub permissions: Arc<[Box<str>]>,
+    /// How the caller proved it: `api_key`.
+    pub method: &'static str,
+    /// A token's claims, when there is a token.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+/// A project's policy as the request path checks it.
+#[derive(Debug)]
+pub struct ProjectAuth {
+    rule: Rule,
+    keys: Arc<KeySet>,
+    /// `realm="owner/project"`, for `WWW-Authenticate`.
+    realm: Box<str>,
+}
+
+#[derive(Debug)]
+enum Rule {
+    Open,
+    ApiKey(KeyPlace),
+}
+
+#[derive(Debug)]
+enum KeyPlace {
+    Header(HeaderName),
+    Query(Box<str>),
+}
+
+impl ProjectAuth {
+    /// `policy` of the project mounted at `mount` (`owner/project`), with its `keys`. A
+    /// policy reaches here validated; a header name that does not parse falls back to the
+    /// default one.
+    pub fn compile(policy: &AuthPolicy, mount: &str, keys: Arc<KeySet>) -> ProjectAuth {
+        let rule = match policy {
+            AuthPolicy::None => Rule::Open,
+            AuthPolicy::ApiKey {
+                query: Some(query), ..
+            } => Rule::ApiKey(KeyPlace::Query(query.as_str().into())),
+            AuthPolicy::ApiKey { header, .. } => Rule::ApiKey(KeyPlace::Header(
+                header
+                    .as_deref()
+                    .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+                    .unwrap_or(HeaderName::from_static(DEFAULT_KEY_HEADER)),
+            )),
+        };
+        let mount = mount.trim_start_matches('/');
+        ProjectAuth {
+            rule,
+            keys,
+            realm: mount.into(),
+        }
+    }
+
+    /// The same policy with another set of keys.
+    pub fn with_keys(&self, keys: Arc<KeySet>) -> ProjectAuth {
+        let rule = match &self.rule {
+            Rule::Open => Rule::Open,
+            Rule::ApiKey(KeyPlace::Header(name)) => Rule::ApiKey(KeyPlace::Header(name.clone())),
+            Rule::ApiKey(KeyPlace::Query(name)) => Rule::ApiKey(KeyPlace::Query(name.clone())),
+        };
+        ProjectAuth {
+            rule,
+            keys,
+            realm: self.realm.clone(),
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeySet> {
+        &self.keys
+    }
+
+    /// Whether every request passes unlooked-at (the policy `none`).
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        matches!(self.rule, Rule::Open)
+    }
+
+    /// Checks a request for an endpoint with requirements `endpoint` at `now_ms`: `None`
+    /// when nobody needs to be identified (an open project, a public endpoint).
+    pub fn check(
+        &self,
+        endpoint: Option<&EndpointAuth>,
+        head: &Parts,
+        now_ms: i64,
+    ) -> Result<Option<Identity>, ApiError> {
+        let place = match &self.rule {
+            Rule::Open => return Ok(None),
+            Rule::ApiKey(place) => place,
+        };
+        if endpoint.is_some_and(|e| e.public) {
+            return Ok(None);
+        }
+        let presented = match place {
+            KeyPlace::Header(name) => head.headers.get(name).and_then(|v| v.to_str().ok()),
+            KeyPlace::Query(name) => head.uri.query().and_then(|q| query_value(q, name)),
+        };
+        let Some(presented) = presented.filter(|p| !p.is_empty()) else {
+            let message = match place {
+                KeyPlace::Header(name) => {
+                    format!("this project asks for an API key in the `{name}` header")
+                }
+                KeyPlace::Query(name) => {
+                    format!("this project asks for an API key in the `{name}` query parameter")
+                }
+            };
+            return Err(self.challenge(Code::CredentialsRequired, message, None));
+        };
+        let entry = self
+            .keys
+            .check(presented.trim(), now_ms)
+            .map_err(|refusal: KeyRefusal| {
+                self.challenge(
+                    Code::InvalidToken,
+                    refusal.to_string(),
+                    Some("invalid_token"),
+                )
+            })?;
+        let identity = Identity {
+            subject: entry.name.clone(),
+            scopes: entry.scopes.clone(),
+            permissions: Arc::new([]),
+            method: "api_key",
+            claims: None,
+        };
+        if let Some(required) = endpoint {
+            self.require(required, &identity)?;
+        }
+        Ok(Some(identity))
+    }
+
+    /// 403 unless `identity` holds everything `required` asks for.
+    fn require(&self, required: &EndpointAuth, identity: &Identity) -> Result<(), ApiError> {
+        let missing = |wanted: &[String], held: &[Box<str>]| -> Vec<String> {
+            wanted
+                .iter()
+                .filter(|w| !held.iter().any(|h| **h == ***w))
+                .cloned()
+                .collect()
+        };
+        let scopes = missing(&required.scopes, &identity.scopes);
+        if !scopes.is_empty() {
+            let message = format!(
+                "this endpoint needs the scope{} {}",
+                if scopes.len() == 1 { "" } else { "s" },
+                quoted(&scopes)
+            );
+            return Err(self.insufficient(message, &required.scopes.join(" ")));
+        }
+        let permissions = missing(&required.permissions, &identity.permissions);
+        if !permissions.is_empty() {
+            let message = format!(
+                "this endpoint needs the permission{} {}",
+                if permissions.len() == 1 { "" } else { "s" },
+                quoted(&permissions)
+            );
+            return Err(self.insufficient(message, &required.scopes.join(" ")));
+        }
+        if !required.subjects.is_empty()
+            && !required.subjects.iter().any(|s| **s == *identity.subject)
+        {
+            return Err(self.insufficient(
+                format!(
+                    "this endpoint is only for {}; the caller is `{}`",
+                    quoted(&required.subjects),
+                    identity.subject
+                ),
+                &required.scopes.join(" "),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The scheme of `WWW-Authenticate` for this policy.
+    fn scheme(&self) -> &'static str {
+        match &self.rule {
+            Rule::Open | Rule::ApiKey(_) => "ApiKey",
+        }
+    }
+
+    /// A 401 with its challenge: `<scheme> realm="o/p"[, error="…"]`.
+    fn challenge(&self, code: Code, message: String, error: Option<&str>) -> ApiError {
+        let mut value = format!("{} realm=\"{}\"", self.scheme(), self.realm);
+        if let Rule::ApiKey(place) = &self.rule {
+            match place {
+                KeyPlace::Header(name) => value.push_str(&format!(", header=\"{name}\"")),
+                KeyPlace::Query(name) => value.push_str(&format!(", query=\"{name}\"")),
+            }
+        }
+        if let Some(error) = error {
+            value.push_str(&format!(", error=\"{error}\""));
+        }
+        with_challenge(ApiError::new(code, message), value)
+    }
+
+    /// A 403 `insufficient_scope`, naming the scopes the endpoint requires.
+    fn insufficient(&self, message: String, scope: &str) -> ApiError {
+        let mut value = format!(
+            "{} realm=\"{}\", error=\"insufficient_scope\"",
+            self.scheme(),
+            self.realm
+        );
+        if !scope.is_empty() {
+            value.push_str(&format!(", scope=\"{scope}\""));
+        }
+        with_challenge(ApiError::new(Code::InsufficientScope, message), value)
+    }
+}
+
+fn with_challenge(error: ApiError, value: String) -> ApiError {
+    match HeaderValue::try_from(value) {
+        Ok(value) => error.with_header(WWW_AUTHENTICATE, value),
+        Err(_) => error,
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The raw value of the first parameter `name` in `query` (keys need no decoding: their
+/// characters are all URL-safe).
+fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then_some(value)
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! Per-project auth as users write it (docs/auth.md): a project's `auth` policy — who may
+//! call it — and an endpoint's `auth` — what a caller must hold to call that endpoint, or
+//! `public` for anyone. Checked on every request by the pipeline's policy stage
+//! (`pipeline::policy`); API keys themselves are made through the admin API, never written
+//! in a definition.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+use crate::observe::logs::is_secret_name;
+
+/// The header an `api_key` policy reads when it names neither a header nor a query
+/// parameter.
+pub const DEFAULT_KEY_HEADER: &str = "x-api-key";
+
+/// Who may call a project.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AuthPolicy {
+    /// Anyone: requests are never inspected, their credentials pass through untouched.
+    #[default]
+    None,
+    /// An API key made through the admin API, in a header (default `x-api-key`) or a query
+    /// parameter.
+    ApiKey {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+    },
+}
+
+impl AuthPolicy {
+    pub fn is_none(&self) -> bool {
+        matches!(self, AuthPolicy::None)
+    }
+
+    /// The policy's name, as its `type` gives it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuthPolicy::None => "none",
+            AuthPolicy::ApiKey { .. } => "api_key",
+        }
+    }
+
+    /// Every problem of this policy, each naming its field under `prefix` (`auth.`).
+    pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
+        match self {
+            AuthPolicy::None => {}
+            AuthPolicy::ApiKey { header, query } => {
+                if header.is_some() && query.is_some() {
+                    errors.push(FieldError::new(
+                        format!("{prefix}query"),
+                        "give the key's `header` or its `query` parameter, not both",
+                    ));
+                }
+                if let Some(header) = header {
+                    let lower = header.to_ascii_lowercase();
+                    let message = if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                        Some(format!("`{header}` is not a header name"))
+                    } else if matches!(
+                        lower.as_str(),
+                        "authorization"
+                            | "proxy-authorization"
+                            | "cookie"
+                            | "host"
+                            | "content-length"
+                    ) {
+                        Some(format!(
+                            "`{header}` cannot carry an API key; use a header of its own such as `x-api-key`"
+                        ))
+                    } else if !is_secret_name(header) {
+                        Some(format!(
+                            "`{header}` does not look like a credential's name, so logs and journals would show the key: name it with `key`, `token` or `secret` (`x-api-key`)"
+                        ))
+                    } else {
+                        None
+                    };
+                    if let Some(message) = message {
+                        errors.push(FieldError::new(format!("{prefix}header"), message));
+                    }
+                }
+                if let Some(query) = query
+                    && (query.is_empty() || query.len() > 64)
+                {
+                    errors.push(FieldError::new(
+                        format!("{prefix}query"),
+                        "a query parameter name of 1 to 64 bytes",
+                    ));
+                } else if let Some(query) = query
+                    && !is_secret_name(query)
+                {
+                    errors.push(FieldError::new(
+                        format!("{prefix}query"),
+                        format!("`{query}` does not look like a credential's name, so logs and journals would show the key: name it with `key` or `token` (`api_key`)"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// What a caller must hold to call one endpoint, under its project's policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointAuth {
+    /// Anyone may call it: no credentials are asked for, and the caller's own
+    /// (`Authorization`, cookies) pass through untouched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
+    /// Every one of these scopes (an API key's `scopes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Every one of these permissions (a JWT's `permissions` claim; an API key has none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+    /// Only these subjects (an API key's name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subjects: Vec<String>,
+}
+
+impl EndpointAuth {
+    /// Every problem, each naming its field under `prefix` (`auth.`).
+    pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
+        if self.public && self.restricts() {
+            errors.push(FieldError::new(
+                format!("{prefix}public"),
+                "a public endpoint asks for nothing: leave out `scopes`, `permissions` and `subjects`",
+            ));
+        }
+        for (field, list) in [
+            ("scopes", &self.scopes),
+            ("permissions", &self.permissions),
+            ("subjects", &self.subjects),
+        ] {
+            if list.len() > 64 || list.iter().any(|s| s.is_empty() || s.len() > 256) {
+                errors.push(FieldError::new(
+                    format!("{prefix}{field}"),
+                    "at most 64 entries of 1 to 256 bytes",
+                ));
+            } else if field == "scopes" && list.iter().any(|s| s.contains(char::is_whitespace)) {
+                errors.push(FieldError::new(
+                    format!("{prefix}{field}"),
+                    "a scope has no spaces",
+                ));
+            }
+        }
+    }
+
+    /// Whether anything beyond a valid credential is asked for.
+    pub fn restricts(&self) -> bool {
+        !self.scopes.is_empty() || !self.permissions.is_empty() || !self.subjects.is_empty()
+    }
+}
+
+/// Names of API keys follow the project name rules.
+pub fn check_key_name(name: &str) -> Result<(), String> {
+    super::check_backend_name(name).map_err(|_| {
+        "a key name is 1 to 64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+            .into()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn policies_read_and_write_by_type() {
+        let policy: AuthPolicy = serde_json::from_value(json!({"type": "api_key"})).unwrap();
+        assert_eq!(
+            policy,
+            AuthPolicy::ApiKey {
+                header: None,
+                query: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_value(&policy).unwrap(),
+            json!({"type": "api_key"})
+        );
+        let none: AuthPolicy = serde_json::from_value(json!({"type": "none"})).unwrap();
+        assert!(none.is_none());
+        assert!(
+            serde_json::from_value::<AuthPolicy>(json!({"type": "api_key", "heder": "x"})).is_err()
+        );
+        assert!(serde_json::from_value::<AuthPolicy>(json!({"type": "magic"})).is_err());
+    }
+
+    #[test]
+    fn bad_policies_name_their_fields() {
+        let check = |policy: AuthPolicy| {
+            let mut errors = Vec::new();
+            policy.validate("auth.", &mut errors);
+            errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
+        };
+        let key = |header: Option<&str>, query: Option<&str>| AuthPolicy::ApiKey {
+            header: header.map(str::to_owned),
+            query: query.map(str::to_owned),
+        };
+        assert!(check(key(None, None)).is_empty());
+        assert!(check(key(Some("x-key"), None)).is_empty());
+        assert!(check(key(Some("X-Shop-Token"), None)).is_empty());
+        assert_eq!(check(key(Some("x-key"), Some("api_key"))), ["auth.query"]);
+        assert_eq!(check(key(Some("bad header"), None)), ["auth.header"]);
+        assert_eq!(check(key(Some("Authorization"), None)), ["auth.header"]);
+        assert_eq!(check(key(None, Some(""))), ["auth.query"]);
+        assert_eq!(check(key(Some("x-client"), None)), ["auth.header"]);
+        assert_eq!(check(key(None, Some("page"))), ["auth.query"]);
+        assert!(check(key(None, Some("api_key"))).is_empty());
+    }
+
+    #[test]
+    fn endpoint_auth_is_checked() {
+        let check = |auth: EndpointAuth| {
+            let mut errors = Vec::new();
+            auth.validate("auth.", &mut errors);
+            errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
+        };
+        assert!(check(EndpointAuth::default()).is_empty());
+        let public_with_scopes = EndpointAuth {
+            public: true,
+            scopes: vec!["read".into()],
+            ..EndpointAuth::default()
+        };
+        assert_eq!(check(public_with_scopes), ["auth.public"]);
+        let spaced = EndpointAuth {
+            scopes: vec!["read write".into()],
+            ..EndpointAuth::default()
+        };
+        assert_eq!(check(spaced), ["auth.scopes"]);
+    }
+}
