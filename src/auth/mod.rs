@@ -1,0 +1,5 @@
+//! Per-project auth: the rules a project sets for who may call its endpoints and how
+//! often, checked synchronously on the request head in the pipeline's policy stage.
+//! [`cors`] answers CORS preflights and adds the CORS headers to answers.
+
+pub mod cors;
