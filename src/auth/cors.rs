@@ -253,10 +253,12 @@ fn check_origin(origin: &str) -> Result<(), String> {
     }
     if let Some(port) = port {
         let number = match port.parse::<u16>() {
-            Ok(number) if number > 0 && port.bytes().all(|b| b.is_ascii_digit()) => number,
+            Ok(number) if !port.starts_with('0') && port.bytes().all(|b| b.is_ascii_digit()) => {
+                number
+            }
             _ => {
                 return Err(format!(
-                    "`{show}` has a port that is not a number from 1 to 65535"
+                    "`{show}` has a port that is not a number from 1 to 65535 (no leading zero)"
                 ));
             }
         };
@@ -943,6 +945,7 @@ mod tests {
             ("http://app.example.com:80", "default port"),
             ("https://app.example.com:0", "port"),
             ("https://app.example.com:x", "port"),
+            ("https://app.example.com:08443", "port"),
             ("https://user@app.example.com", "user"),
             ("https://", "no host"),
             ("https://bücher.example", "ASCII"),

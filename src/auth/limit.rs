@@ -5,8 +5,9 @@
 //! [`RateLimit::validate`] names each bad field. A [`Limiter`] keeps its state: it is `Send`
 //! and `Sync`, meant to be shared in an `Arc` and kept beside the route table, so that a
 //! project's next revision with the same policy ([`Limiter::same_policy`]) keeps counting
-//! where the last one was. [`Limiter::check`] is synchronous, takes no lock for a project
-//! limit and at most a shard's read lock for a keyed one, and allocates nothing.
+//! where the last one was. [`Limiter::check`] is synchronous and allocates nothing but a
+//! new caller's room in the map: a project limit is one atomic compare-and-swap; a keyed one
+//! also takes a read lock on one shard of the map (a write lock to add a caller).
 //!
 //! Rules:
 //! - **Algorithm**: GCRA (the `governor` crate): `requests` per `per_secs` sustained, one
@@ -22,9 +23,10 @@
 //!   Identities are kept as a 64-bit keyed hash of the string, so no request allocates;
 //!   two identities share a bucket only if their hashes collide (about one chance in
 //!   2^64 / keys² for a limiter's random seed).
-//! - **Bound on keys**: a keyed limiter keeps at most about [`MAX_KEYS`] buckets. Every
-//!   [`SWEEP_EVERY`] checks, one thread looks at the count; past the bound it drops the
-//!   buckets that are full again (no different from a new one). If every bucket is still in
+//! - **Bound on keys**: a keyed limiter keeps at most [`MAX_KEYS`] + [`SWEEP_EVERY`]
+//!   buckets. Every [`SWEEP_EVERY`] checks, the thread making that check looks at the count
+//!   (the others go on); past [`MAX_KEYS`] it drops the buckets that are full again (no
+//!   different from a new one), holding each shard's write lock in turn. If every bucket is still in
 //!   use after that — more than [`MAX_KEYS`] callers active within one window — all of the
 //!   limiter's buckets are dropped at once (the limiter starts afresh, so each caller gets
 //!   a new burst) and a warning is logged: the bound is on memory, and failing open once
@@ -52,7 +54,7 @@ use crate::error::{ApiError, Code, FieldError};
 pub const MAX_REQUESTS: u32 = 1_000_000;
 /// The longest window: one day.
 pub const MAX_PER_SECS: u32 = 86_400;
-/// About how many buckets a keyed limiter keeps (see the module's rules).
+/// How many buckets a keyed limiter keeps before it drops some (see the module's rules).
 pub const MAX_KEYS: usize = 100_000;
 /// How many checks of a keyed limiter pass between two looks at its number of buckets.
 pub const SWEEP_EVERY: u32 = 4096;
