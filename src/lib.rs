@@ -5,7 +5,7 @@
 //! answered (`routing`, `pipeline`, `handlers`, `backends`, `script`, `dataset`, `body`,
 //! `observe`), how a change is made (`platform`, `changes`, `scripts`, `datasets`, `store`),
 //! and
-//! the vocabulary all of them share (`model`, `accounts`, `error`).
+//! the vocabulary all of them share (`model`, `accounts`, `auth`, `error`).
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;

@@ -10,7 +10,9 @@
 //! `error="invalid_token"`), 403 `insufficient_scope` naming what is required. No message
 //! ever repeats a credential.
 
+pub mod cors;
 pub mod keys;
+pub mod limit;
 
 use std::sync::Arc;
 
