@@ -196,6 +196,10 @@ pub struct SettingsEdit {
     /// `Some(None)`: back to the node's default.
     pub journal_size: Option<Option<u32>>,
     pub auth: Option<crate::model::AuthPolicy>,
+    /// `Some(None)`: no CORS policy any more.
+    pub cors: Option<Option<crate::model::CorsPolicy>>,
+    /// `Some(None)`: no rate limit any more.
+    pub rate_limit: Option<Option<crate::model::RateLimit>>,
 }
 
 /// How an endpoint write treats an existing endpoint with the same id.
@@ -581,6 +585,17 @@ fn settings_diff(before: &Project, after: &Project) -> Vec<DiffItem> {
     if before.auth != after.auth {
         diff.push(DiffItem::setting("auth", after.auth.kind()));
     }
+    if before.cors != after.cors {
+        let detail = if after.cors.is_some() { "set" } else { "none" };
+        diff.push(DiffItem::setting("cors", detail));
+    }
+    if before.rate_limit != after.rate_limit {
+        let detail = after.rate_limit.as_ref().map_or_else(
+            || "none".to_owned(),
+            |l| format!("{} per {} s by {}", l.requests, l.per_secs, l.by.as_str()),
+        );
+        diff.push(DiffItem::setting("rate_limit", &detail));
+    }
     diff
 }
 
@@ -738,6 +753,12 @@ fn apply_settings(project: &mut Project, settings: SettingsEdit) {
     }
     if let Some(auth) = settings.auth {
         project.auth = auth;
+    }
+    if let Some(cors) = settings.cors {
+        project.cors = cors;
+    }
+    if let Some(limit) = settings.rate_limit {
+        project.rate_limit = limit;
     }
 }
 
@@ -1020,6 +1041,8 @@ impl Finish {
                 script: def.script.as_deref(),
                 datasets,
                 auth: &def.auth,
+                cors: def.cors.as_ref(),
+                rate_limit: def.rate_limit.as_ref(),
                 keys,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
@@ -1137,6 +1160,8 @@ impl Changes {
             backends: backends.into(),
             script: None,
             auth: crate::model::AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -1204,6 +1229,8 @@ impl Changes {
                         backends: &def.backends,
                         script: def.script.as_deref(),
                         auth: &def.auth,
+                        cors: def.cors.as_ref(),
+                        rate_limit: def.rate_limit.as_ref(),
                         now,
                     },
                     Some(actor_id),
@@ -1291,6 +1318,8 @@ impl Changes {
             mode: Some(definition.mode.unwrap_or_default()),
             journal_size: Some(definition.journal_size),
             auth: Some(definition.auth),
+            cors: Some(definition.cors),
+            rate_limit: Some(definition.rate_limit),
         };
         self.apply(actor, target, true, move |current| {
             if current.restricted {
@@ -2071,6 +2100,8 @@ mod tests {
             backends: Arc::from([]),
             script: None,
             auth: crate::model::AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
         }
     }
 

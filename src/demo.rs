@@ -239,6 +239,8 @@ async fn ensure_project(
                 mode: None,
                 journal_size: None,
                 auth: None,
+                cors: None,
+                rate_limit: None,
             },
             endpoints,
             Vec::new(),

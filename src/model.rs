@@ -19,7 +19,9 @@ use crate::routing::template::Template;
 mod auth;
 mod backend;
 mod dataset;
-pub use auth::{AuthPolicy, DEFAULT_KEY_HEADER, EndpointAuth, check_key_name};
+pub use auth::{
+    AuthPolicy, CorsPolicy, DEFAULT_KEY_HEADER, EndpointAuth, RateLimit, check_key_name,
+};
 pub use backend::{
     Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_count,
     check_backend_name, check_target_url, validate_backends,
@@ -157,6 +159,11 @@ pub struct Project {
     pub script: Option<Arc<str>>,
     /// Who may call the project.
     pub auth: AuthPolicy,
+    /// Which browser origins may call it (CORS); `None`: no CORS headers, preflights go to
+    /// the endpoints.
+    pub cors: Option<CorsPolicy>,
+    /// How often it may be called.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].
@@ -830,6 +837,12 @@ pub struct ProjectSettings {
     /// Absent: unchanged.
     #[serde(default)]
     pub auth: Option<AuthPolicy>,
+    /// Absent: unchanged; `null`: none.
+    #[serde(default, deserialize_with = "nullable")]
+    pub cors: Option<Option<CorsPolicy>>,
+    /// Absent: unchanged; `null`: none.
+    #[serde(default, deserialize_with = "nullable")]
+    pub rate_limit: Option<Option<RateLimit>>,
     /// Absent: unchanged; `null`: the node's default; a number: that many (0: none).
     #[serde(default, deserialize_with = "nullable")]
     pub journal_size: Option<Option<u32>>,
@@ -875,6 +888,12 @@ impl ProjectSettings {
         if let Some(auth) = &self.auth {
             auth.validate("auth.", errors);
         }
+        if let Some(Some(cors)) = &self.cors {
+            cors.validate("cors.", errors);
+        }
+        if let Some(Some(limit)) = &self.rate_limit {
+            limit.validate("rate_limit.", errors);
+        }
     }
 }
 
@@ -888,6 +907,12 @@ pub struct ProjectDefinition {
     /// Absent: `none`.
     #[serde(default)]
     pub auth: AuthPolicy,
+    /// Absent: none.
+    #[serde(default)]
+    pub cors: Option<CorsPolicy>,
+    /// Absent: none.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
     /// `None` (absent or null): the node's default.
     #[serde(default)]
     pub journal_size: Option<u32>,

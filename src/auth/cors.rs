@@ -8,7 +8,7 @@
 //!
 //! - [`CompiledCors::preflight`] answers a CORS preflight (`OPTIONS` with `Origin` and
 //!   `Access-Control-Request-Method`): [`Preflight::Allowed`] with the headers of the `204`
-//!   answer, [`Preflight::Refused`] with the reason (a `403 forbidden` once made an
+//!   answer, [`Preflight::Refused`] with the reason (a `403 cors_refused` once made an
 //!   [`ApiError`]), or [`Preflight::NotPreflight`] for any other request, which goes to the
 //!   project's endpoints as usual.
 //! - [`CompiledCors::apply`] adds the CORS headers to the answer of an actual request from
@@ -301,7 +301,7 @@ pub enum Refusal {
 
 impl From<Refusal> for ApiError {
     fn from(refusal: Refusal) -> Self {
-        ApiError::new(Code::Forbidden, refusal.to_string())
+        ApiError::new(Code::CorsRefused, refusal.to_string())
     }
 }
 
@@ -631,7 +631,7 @@ mod tests {
             assert_eq!(outcome, Preflight::Refused(Refusal::Origin(origin.into())));
         }
         let error = ApiError::from(Refusal::Origin("https://evil.example.com".into()));
-        assert_eq!(error.code, Code::Forbidden);
+        assert_eq!(error.code, Code::CorsRefused);
         assert!(error.message.contains("https://evil.example.com"));
     }
 

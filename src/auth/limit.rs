@@ -90,6 +90,18 @@ pub enum By {
     Client,
 }
 
+impl By {
+    /// The name as written in a policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            By::Project => "project",
+            By::Key => "key",
+            By::Subject => "subject",
+            By::Client => "client",
+        }
+    }
+}
+
 impl RateLimit {
     /// Every problem of this limit, each naming its field under `prefix` (such as
     /// `"rate_limit."`).

@@ -280,6 +280,8 @@ fn compile(
         backends: backends.into(),
         script: None,
         auth: crate::model::AuthPolicy::None,
+        cors: None,
+        rate_limit: None,
     };
     CompiledProject::build(Arc::new(project), handlers)
         .map(|compiled| compiled.with_upstreams(registry))

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::auth::cors::CorsPolicy;
+pub use crate::auth::limit::RateLimit;
 use crate::error::FieldError;
 use crate::observe::logs::is_secret_name;
 

@@ -32,6 +32,7 @@ use http::{HeaderValue, Request, Response};
 use http_body::Body as _;
 use hyper::body::Incoming;
 
+use crate::auth::cors::{CompiledCors, Preflight};
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::handlers::{Context, Reply, RequestBody, drain};
@@ -92,6 +93,33 @@ impl Mounted {
     }
 }
 
+/// The answer to a CORS preflight (`204` with the policy's headers, or `403 cors_refused`),
+/// or `None` for an `OPTIONS` that is not one, which goes to the endpoints.
+#[cold]
+fn preflight(cors: &CompiledCors, head: &Parts) -> Option<Result<Reply, ApiError>> {
+    match cors.preflight(head) {
+        Preflight::NotPreflight => None,
+        Preflight::Refused(refusal) => Some(Err(refusal.into())),
+        Preflight::Allowed(headers) => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = http::StatusCode::NO_CONTENT;
+            response
+                .headers_mut()
+                .extend(headers.into_iter().map(|(n, v)| (Some(n), v)));
+            Some(Ok(Reply::Now(response)))
+        }
+    }
+}
+
+/// Adds the project's CORS headers to an answer (every answer of a project with a CORS
+/// policy, errors included, so that a browser can read them).
+#[inline]
+fn cors_headers(head: &Parts, mounted: Option<&Mounted>, response: &mut Response<Body>) {
+    if let Some(cors) = mounted.and_then(|m| m.project.cors.as_deref()) {
+        cors.apply(&head.headers, response.headers_mut());
+    }
+}
+
 /// What follows a project's mount, as the project sees it: `/` for its root.
 fn inside(rest: &str) -> &str {
     if rest.is_empty() { "/" } else { rest }
@@ -119,6 +147,26 @@ impl Pipeline {
             return self.answer(head, None, reply, body.into_rest(), id, peer, start);
         };
         let mount_len = path.len() - rest.len();
+        // A CORS preflight is the project's to answer, whatever its endpoints.
+        if let Some(cors) = &project.cors
+            && head.method == http::Method::OPTIONS
+            && let Some(reply) = preflight(cors, &head)
+        {
+            let mounted = Mounted {
+                project,
+                mount_len,
+                endpoint: None,
+            };
+            return self.answer(
+                head,
+                Some(mounted),
+                reply,
+                body.into_rest(),
+                id,
+                peer,
+                start,
+            );
+        }
         // Stage 1b: the endpoint.
         let identity;
         let (reply, endpoint) = match project.lookup(&head.method, rest) {
@@ -128,7 +176,7 @@ impl Pipeline {
                 params,
             } => {
                 // Stage 2: the project's policy.
-                match policy::check(&project, index, &head) {
+                match policy::check(&project, index, &head, peer) {
                     Ok(verified) => {
                         identity = verified;
                         // Stage 3: the handler. hyper leaves an upgrade in the extensions
@@ -217,7 +265,8 @@ impl Pipeline {
             reply => Err(reply),
         };
         match response {
-            Ok((response, handler)) => {
+            Ok((mut response, handler)) => {
+                cors_headers(&head, mounted.as_ref(), &mut response);
                 let answer = Answered {
                     response: &response,
                     handler,
@@ -256,7 +305,8 @@ impl Pipeline {
             }
             _ => 0,
         };
-        let (response, body, handler) = self.wait(reply, unread, id, capture).await;
+        let (mut response, body, handler) = self.wait(reply, unread, id, capture).await;
+        cors_headers(&head, mounted.as_ref(), &mut response);
         let answer = Answered {
             response: &response,
             handler,

@@ -4,27 +4,33 @@
 //! A project whose policy is `none` costs one branch here: nothing of the request is looked
 //! at, so its credentials reach the handler untouched. Otherwise `auth::ProjectAuth::check`
 //! verifies the caller against the policy and the endpoint's own requirements and gives the
-//! [`Identity`] the handler's context carries; a refusal is an [`ApiError`] (401, 403) that
-//! the pipeline renders and counts like any other answer.
+//! [`Identity`] the handler's context carries; then the project's rate limit, if it has
+//! one (`auth::limit`). A refusal is an [`ApiError`] (401, 403, 429) that the pipeline
+//! renders and counts like any other answer. CORS preflights are answered before the
+//! endpoint lookup, and CORS headers added to every answer, by the pipeline itself.
+
+use std::net::SocketAddr;
 
 use http::request::Parts;
 
 use crate::auth::Identity;
+use crate::auth::limit::too_many_requests;
 use crate::error::ApiError;
 use crate::routing::{CompiledProject, script_route};
 
-/// Whether `project` lets this request to its endpoint `index` (as the lookup gave it)
-/// through, and as whom.
+/// Whether `project` lets this request from `peer` to its endpoint `index` (as the lookup
+/// gave it) through, and as whom.
 #[inline]
 pub fn check(
     project: &CompiledProject,
     index: usize,
     head: &Parts,
+    peer: SocketAddr,
 ) -> Result<Option<Identity>, ApiError> {
-    if project.auth.is_open() {
+    if project.auth.is_open() && project.limiter.is_none() {
         return Ok(None);
     }
-    checked(project, index, head)
+    checked(project, index, head, peer)
 }
 
 #[cold]
@@ -32,6 +38,7 @@ fn checked(
     project: &CompiledProject,
     index: usize,
     head: &Parts,
+    peer: SocketAddr,
 ) -> Result<Option<Identity>, ApiError> {
     // A script's routes have no requirements of their own: the project's policy applies.
     let endpoint = match script_route(index) {
@@ -42,7 +49,15 @@ fn checked(
             .get(index)
             .and_then(|e| e.spec.auth.as_deref()),
     };
-    project
+    let identity = project
         .auth
-        .check(endpoint, head, crate::accounts::now_ms())
+        .check(endpoint, head, crate::accounts::now_ms())?;
+    // Then the rate limit, per verified caller where it counts by key or subject.
+    if let Some(limiter) = &project.limiter {
+        let caller = identity.as_ref().map(|i| &*i.subject);
+        limiter
+            .check(caller, peer.ip())
+            .map_err(too_many_requests)?;
+    }
+    Ok(identity)
 }

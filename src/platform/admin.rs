@@ -123,6 +123,8 @@ impl Serialize for ProjectAnswer<'_> {
         map.serialize_entry("endpoints_count", &def.endpoints.len())?;
         map.serialize_entry("backends", &def.backends)?;
         map.serialize_entry("auth", &def.auth)?;
+        map.serialize_entry("cors", &def.cors)?;
+        map.serialize_entry("rate_limit", &def.rate_limit)?;
         let status = if project.problem.is_none() {
             "ok"
         } else {
@@ -265,6 +267,10 @@ pub(super) struct CreateProjectBody {
     journal_size: Option<u32>,
     #[serde(default)]
     auth: Option<crate::model::AuthPolicy>,
+    #[serde(default)]
+    cors: Option<crate::model::CorsPolicy>,
+    #[serde(default)]
+    rate_limit: Option<crate::model::RateLimit>,
     /// Admins may create a project for another user.
     owner: Option<String>,
     #[serde(default)]
@@ -285,6 +291,8 @@ pub(super) async fn create_project(
         mode: body.mode,
         journal_size: Some(body.journal_size),
         auth: body.auth,
+        cors: Some(body.cors),
+        rate_limit: Some(body.rate_limit),
     };
     let mut errors = Vec::new();
     settings.validate(&mut errors);
@@ -308,6 +316,8 @@ pub(super) async fn create_project(
                 mode: settings.mode,
                 journal_size: settings.journal_size,
                 auth: settings.auth,
+                cors: settings.cors,
+                rate_limit: settings.rate_limit,
             },
             body.endpoints,
             body.backends,
@@ -386,6 +396,8 @@ pub(super) async fn update_project(
                 mode: settings.mode,
                 journal_size: settings.journal_size,
                 auth: settings.auth,
+                cors: settings.cors,
+                rate_limit: settings.rate_limit,
             },
         )
         .await?;
@@ -446,6 +458,10 @@ struct ProjectPutFields {
     #[serde(default)]
     auth: crate::model::AuthPolicy,
     #[serde(default)]
+    cors: Option<crate::model::CorsPolicy>,
+    #[serde(default)]
+    rate_limit: Option<crate::model::RateLimit>,
+    #[serde(default)]
     endpoints: Vec<EndpointPut>,
     #[serde(default)]
     backends: Vec<Backend>,
@@ -463,6 +479,8 @@ impl<'de> Deserialize<'de> for ProjectPut {
             mode: fields.mode,
             journal_size: fields.journal_size,
             auth: fields.auth,
+            cors: fields.cors,
+            rate_limit: fields.rate_limit,
             // Same size and alignment: collected in place, no second vector.
             endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
             backends: fields.backends,
@@ -550,6 +568,13 @@ async fn replace_or_create(
     if let Err(message) = check_project_name(&name) {
         errors.push(FieldError::new("name", message));
     }
+    definition.auth.validate("auth.", &mut errors);
+    if let Some(cors) = &definition.cors {
+        cors.validate("cors.", &mut errors);
+    }
+    if let Some(limit) = &definition.rate_limit {
+        limit.validate("rate_limit.", &mut errors);
+    }
     if let Some(body_name) = &definition.name
         && body_name != &name
     {
@@ -588,6 +613,8 @@ async fn replace_or_create(
                     mode: definition.mode,
                     journal_size: Some(definition.journal_size),
                     auth: Some(definition.auth),
+                    cors: Some(definition.cors),
+                    rate_limit: Some(definition.rate_limit),
                 },
                 definition.endpoints,
                 definition.backends,

@@ -22,7 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 
 use crate::auth::ProjectAuth;
+use crate::auth::cors::CompiledCors;
 use crate::auth::keys::KeySet;
+use crate::auth::limit::Limiter;
 use crate::backends::{Registry, Upstreams};
 use crate::datasets::DatasetSet;
 use crate::handlers::Handler;
@@ -191,6 +193,11 @@ pub struct CompiledProject {
     pub datasets: DatasetSet,
     /// Its auth policy with its API keys, as the pipeline's policy stage checks them.
     pub auth: Arc<ProjectAuth>,
+    /// Its CORS policy, compiled; `None` without one.
+    pub cors: Option<Arc<CompiledCors>>,
+    /// Its rate limit's live state, handed from revision to revision while the limit stays
+    /// the same; `None` without one.
+    pub limiter: Option<Arc<Limiter>>,
 }
 
 /// What is wrong with a project that could not be loaded, and how often it was asked for.
@@ -244,6 +251,20 @@ impl Problem {
     }
 }
 
+/// `def`'s CORS policy, compiled.
+fn compile_cors(def: &Project) -> Option<Arc<CompiledCors>> {
+    def.cors
+        .as_ref()
+        .map(|cors| Arc::new(CompiledCors::new(cors)))
+}
+
+/// A fresh limiter for `def`'s rate limit.
+fn new_limiter(def: &Project) -> Option<Arc<Limiter>> {
+    def.rate_limit
+        .as_ref()
+        .map(|limit| Arc::new(Limiter::new(limit)))
+}
+
 /// Seconds on a process-wide monotonic clock, starting at 1.
 fn seconds_since_epoch() -> u64 {
     static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
@@ -275,6 +296,7 @@ impl CompiledProject {
             &def.mount(),
             Arc::default(),
         ));
+        let (cors, limiter) = (compile_cors(&def), new_limiter(&def));
         Ok(CompiledProject {
             def,
             handlers,
@@ -286,6 +308,8 @@ impl CompiledProject {
             problem: None,
             script,
             datasets: DatasetSet::default(),
+            cors,
+            limiter,
             auth,
         })
     }
@@ -355,6 +379,8 @@ impl CompiledProject {
                     restricted: self.restricted,
                     datasets: self.datasets.clone(),
                     auth: self.auth_for(&next.def),
+                    cors: self.cors_for(&next.def),
+                    limiter: self.limiter_for(&next.def),
                     ..next
                 }
             });
@@ -411,11 +437,14 @@ impl CompiledProject {
                     restricted: self.restricted,
                     datasets: self.datasets.clone(),
                     auth: self.auth_for(&next.def),
+                    cors: self.cors_for(&next.def),
+                    limiter: self.limiter_for(&next.def),
                     ..next
                 }
             });
         };
         let auth = self.auth_for(&def);
+        let (cors, limiter) = (self.cors_for(&def), self.limiter_for(&def));
         Ok(CompiledProject {
             journal: self.journal_for(&def),
             def,
@@ -427,6 +456,8 @@ impl CompiledProject {
             problem: None,
             script: self.script.clone(),
             datasets: self.datasets.clone(),
+            cors,
+            limiter,
             auth,
         })
     }
@@ -437,6 +468,11 @@ impl CompiledProject {
     pub fn counting_as(mut self, previous: &CompiledProject) -> CompiledProject {
         self.stats = previous.stats.clone();
         self.journal = previous.journal.clone();
+        if let (Some(limit), Some(live)) = (&self.def.rate_limit, &previous.limiter)
+            && live.same_policy(limit)
+        {
+            self.limiter = Some(live.clone());
+        }
         let old: std::collections::HashMap<&str, &StatsCell> = previous
             .def
             .endpoints
@@ -504,6 +540,8 @@ impl CompiledProject {
             script: None,
             datasets: DatasetSet::default(),
             auth,
+            cors: None,
+            limiter: None,
         }
     }
 
@@ -518,6 +556,24 @@ impl CompiledProject {
                 &def.mount(),
                 self.auth.keys().clone(),
             ))
+        }
+    }
+
+    /// The CORS policy the next revision `def` applies: this one's while it is the same.
+    fn cors_for(&self, def: &Project) -> Option<Arc<CompiledCors>> {
+        if def.cors == self.def.cors {
+            self.cors.clone()
+        } else {
+            compile_cors(def)
+        }
+    }
+
+    /// The rate limiter of the next revision `def`: this one, counting on, while the limit
+    /// is the same.
+    fn limiter_for(&self, def: &Project) -> Option<Arc<Limiter>> {
+        match (&def.rate_limit, &self.limiter) {
+            (Some(limit), Some(live)) if live.same_policy(limit) => Some(live.clone()),
+            _ => new_limiter(def),
         }
     }
 

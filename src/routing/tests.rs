@@ -1529,6 +1529,8 @@ mod publish {
             backends: Arc::from([]),
             script: None,
             auth: crate::model::AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

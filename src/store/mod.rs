@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::model::{AuthPolicy, Backend, Endpoint, EndpointList, Mode, Project, Role};
+use crate::model::{
+    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, Mode, Project, RateLimit, Role,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,8 @@ pub struct NewProject<'a> {
     pub backends: &'a [Backend],
     pub script: Option<&'a str>,
     pub auth: &'a AuthPolicy,
+    pub cors: Option<&'a CorsPolicy>,
+    pub rate_limit: Option<&'a RateLimit>,
     pub now: i64,
 }
 
@@ -143,6 +147,8 @@ pub struct Commit<'a> {
     pub datasets: DatasetOps<'a>,
     /// The project's auth policy after the change.
     pub auth: &'a AuthPolicy,
+    pub cors: Option<&'a CorsPolicy>,
+    pub rate_limit: Option<&'a RateLimit>,
     /// What the change does to the project's API keys.
     pub keys: KeyOps<'a>,
     /// Who made the change, for the change history.

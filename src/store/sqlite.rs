@@ -35,7 +35,8 @@ use super::{
     LoadedProject, NewProject, Store, StoreError, TokenKind, TokenRecord, UserRecord,
 };
 use crate::model::{
-    AuthPolicy, Backend, Endpoint, EndpointList, EndpointSpec, Mode, Project, Role,
+    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, EndpointSpec, Mode, Project,
+    RateLimit, Role,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -244,7 +245,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at,
-                    p.backends, p.script, p.auth, u.role
+                    p.backends, p.script, p.auth, p.cors, p.rate_limit, u.role
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -271,6 +272,9 @@ impl SqliteStore {
                     AuthPolicy::None
                 }),
             };
+            let cors = read_json::<CorsPolicy>(&row, "cors", "CORS policy", &mut problem)?;
+            let rate_limit =
+                read_json::<RateLimit>(&row, "rate_limit", "rate limit", &mut problem)?;
             let project = Project {
                 id: row.try_get("id")?,
                 owner: row.try_get("username")?,
@@ -288,6 +292,8 @@ impl SqliteStore {
                 backends: backends.into(),
                 script: row.try_get::<Option<String>, _>("script")?.map(Arc::from),
                 auth,
+                cors,
+                rate_limit,
             };
             let role: String = row.try_get("role")?;
             by_id.insert(project.id, projects.len());
@@ -356,6 +362,29 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(projects)
     }
+}
+
+/// An optional JSON column of a project row: `None` for NULL; one that cannot be read is
+/// `None` too, with the reason in `problem` (the project is then served as broken: 503).
+fn read_json<T: serde::de::DeserializeOwned>(
+    row: &sqlx::sqlite::SqliteRow,
+    column: &str,
+    what: &str,
+    problem: &mut Option<String>,
+) -> Result<Option<T>, StoreError> {
+    let Some(text) = row.try_get::<Option<&str>, _>(column)? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_str(text)
+        .map_err(|error| *problem = Some(format!("its {what} cannot be read: {error}")))
+        .ok())
+}
+
+/// An optional policy as stored: NULL for none, else the JSON the admin API takes.
+fn optional_json<T: serde::Serialize>(value: Option<&T>) -> Result<Option<String>, StoreError> {
+    value
+        .map(|v| serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .transpose()
 }
 
 /// A project's auth policy as stored: NULL for `none`, else the JSON the admin API takes.
@@ -606,8 +635,8 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth, cors, rate_limit)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
         )
         .bind(project.owner_id)
         .bind(project.name)
@@ -618,6 +647,8 @@ impl Store for SqliteStore {
         .bind(backends_json(project.backends)?)
         .bind(project.script)
         .bind(auth_json(project.auth)?)
+        .bind(optional_json(project.cors)?)
+        .bind(optional_json(project.rate_limit)?)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -644,7 +675,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6,
-                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10
+                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10, cors = ?11, rate_limit = ?12
              WHERE id = ?1 AND revision = ?2 RETURNING revision",
         )
         .bind(commit.project_id)
@@ -657,6 +688,8 @@ impl Store for SqliteStore {
         .bind(backends_json(commit.backends)?)
         .bind(commit.script)
         .bind(auth_json(commit.auth)?)
+        .bind(optional_json(commit.cors)?)
+        .bind(optional_json(commit.rate_limit)?)
         .fetch_optional(&mut *tx)
         .await;
         let revision: i64 = match updated {
@@ -1038,6 +1071,8 @@ mod tests {
             backends: &[],
             script: None,
             auth: &AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
             endpoints,
             now: 1,
         }
@@ -1128,6 +1163,8 @@ mod tests {
             endpoints: EndpointOps::Upsert(&added),
             datasets: DatasetOps::None,
             auth: &AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
             keys: KeyOps::None,
             actor_id: Some(owner.id),
             summary: "add two",
@@ -1184,6 +1221,8 @@ mod tests {
             endpoints: EndpointOps::None,
             datasets: DatasetOps::None,
             auth: &AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
             keys: KeyOps::None,
             actor_id: None,
             summary: "remove the script",
@@ -1282,6 +1321,8 @@ mod tests {
             endpoints: EndpointOps::Upsert(&changed),
             datasets: DatasetOps::None,
             auth: &AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
             keys: KeyOps::None,
             actor_id: None,
             summary: "change x",
@@ -1324,6 +1365,8 @@ mod tests {
                 bytes: 6,
             },
             auth: &AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
             keys: KeyOps::None,
             actor_id: None,
             summary: "put iris",

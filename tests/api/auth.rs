@@ -589,3 +589,275 @@ async fn no_key_reaches_the_journal() {
     assert!(!journal.contains("wrong-secret-value"), "{journal}");
     assert!(journal.contains("x-shop-token"), "{journal}");
 }
+
+/// The value of `name` in a response, if present.
+fn maybe(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().expect("text").to_owned())
+}
+
+#[tokio::test]
+async fn cors_preflights_are_answered_by_the_project() {
+    let (app, alice) = shop(
+        json!({"type": "api_key"}),
+        json!([mock("items", "/items", None)]),
+    )
+    .await;
+    let cors = json!({"allow_origins": ["https://app.example.com"], "allow_methods": ["GET", "POST"],
+                      "allow_headers": ["content-type", "x-api-key"], "expose_headers": ["x-total-count"],
+                      "allow_credentials": true, "max_age_secs": 600});
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"cors": cors})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        json_body(response).await["cors"]["allow_origins"],
+        json!(["https://app.example.com"])
+    );
+    let preflight = |origin: &'static str, method: &'static str, headers: &'static str| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::OPTIONS,
+                "/alice/shop/items",
+                None,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", method),
+                    ("access-control-request-headers", headers),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    // Allowed: 204 without a key (a browser sends none on a preflight), with the policy.
+    let r = preflight("https://app.example.com", "POST", "Content-Type, X-API-Key").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert_eq!(header(&r, "access-control-allow-credentials"), "true");
+    assert_eq!(header(&r, "access-control-max-age"), "600");
+    assert!(header(&r, "access-control-allow-methods").contains("POST"));
+    assert!(
+        header(&r, "access-control-allow-headers")
+            .to_lowercase()
+            .contains("x-api-key")
+    );
+    assert!(header(&r, "vary").to_lowercase().contains("origin"));
+    // Refused: another origin, method or header, each named.
+    for (origin, method, headers, named) in [
+        (
+            "https://evil.example",
+            "GET",
+            "content-type",
+            "evil.example",
+        ),
+        (
+            "https://app.example.com",
+            "DELETE",
+            "content-type",
+            "DELETE",
+        ),
+        ("https://app.example.com", "GET", "x-other", "x-other"),
+    ] {
+        let r = preflight(origin, method, headers).await;
+        if origin.contains("evil") {
+            assert_eq!(maybe(&r, "access-control-allow-origin"), None);
+        }
+        let body = assert_error(r, StatusCode::FORBIDDEN, "cors_refused").await;
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(named),
+            "{body}"
+        );
+    }
+    // An actual request from the allowed origin gets the headers, errors included (a
+    // browser could not read the 401 otherwise); another origin gets none.
+    let made = make_key(&app, &alice, json!({"name": "web"})).await;
+    let key = made["key"].as_str().unwrap();
+    let r = get_with(
+        &app,
+        "/alice/shop/items",
+        &[("origin", "https://app.example.com"), ("x-api-key", key)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert_eq!(header(&r, "access-control-expose-headers"), "x-total-count");
+    let r = get_with(
+        &app,
+        "/alice/shop/items",
+        &[("origin", "https://app.example.com")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    let r = get_with(
+        &app,
+        "/alice/shop/items",
+        &[("origin", "https://evil.example"), ("x-api-key", key)],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(maybe(&r, "access-control-allow-origin"), None);
+    // An OPTIONS that is no preflight goes to the endpoints (none takes OPTIONS here: 405).
+    let r = app
+        .send(Method::OPTIONS, "/alice/shop/items", None, &[], None)
+        .await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // Bad policies are refused by field; `null` removes the policy.
+    for (cors, field) in [
+        (
+            json!({"allow_origins": ["https://a.example/path"]}),
+            "cors.allow_origins",
+        ),
+        (
+            json!({"allow_origins": ["*"], "allow_credentials": true}),
+            "cors.allow_origins[0]",
+        ),
+    ] {
+        let response = app
+            .call(
+                Method::PATCH,
+                SHOP,
+                Some(&alice.token),
+                Some(&json!({"cors": cors})),
+            )
+            .await;
+        let body = json_body(response).await;
+        assert_eq!(body["error"]["code"], "validation_failed", "{body}");
+        assert!(body.to_string().contains(field), "{field}: {body}");
+    }
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"cors": null})),
+        )
+        .await;
+    assert_eq!(json_body(response).await["cors"], Value::Null);
+    let r = preflight("https://app.example.com", "POST", "content-type").await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_rate_limit_answers_429_with_retry_after_and_recovers() {
+    let (app, alice) = shop(
+        json!({"type": "none"}),
+        json!([mock("items", "/items", None)]),
+    )
+    .await;
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"rate_limit": {"requests": 2, "per_secs": 1}})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for _ in 0..2 {
+        assert_eq!(app.get("/alice/shop/items").await.status(), StatusCode::OK);
+    }
+    let r = app.get("/alice/shop/items").await;
+    assert_eq!(header(&r, "retry-after"), "1");
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
+    // Counted in the project's stats.
+    let stats = json_body(
+        app.call(
+            Method::GET,
+            &format!("{SHOP}/stats"),
+            Some(&alice.token),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        stats["status_classes"]["4xx"].as_u64().unwrap() >= 1,
+        "{stats}"
+    );
+    // One request every half second comes back.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(app.get("/alice/shop/items").await.status(), StatusCode::OK);
+    // An edit elsewhere in the project keeps the limiter's count (same limit).
+    let r = app.get("/alice/shop/items").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = app
+        .post_endpoint(&alice, "alice/shop", &mock("other", "/other", None))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let r = app.get("/alice/shop/items").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Removed: no limit any more.
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"rate_limit": null})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    for _ in 0..5 {
+        assert_eq!(app.get("/alice/shop/items").await.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_per_key_counts_each_caller_apart() {
+    let (app, alice) = shop(
+        json!({"type": "api_key"}),
+        json!([mock("items", "/items", None)]),
+    )
+    .await;
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"rate_limit": {"requests": 1, "per_secs": 60, "by": "key"}})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let a = make_key(&app, &alice, json!({"name": "a"})).await;
+    let b = make_key(&app, &alice, json!({"name": "b"})).await;
+    let (a, b) = (a["key"].as_str().unwrap(), b["key"].as_str().unwrap());
+    let r = get_with(&app, "/alice/shop/items", &[("x-api-key", a)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = get_with(&app, "/alice/shop/items", &[("x-api-key", a)]).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = header(&r, "retry-after").parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let r = get_with(&app, "/alice/shop/items", &[("x-api-key", b)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Refused credentials are answered 401 before the limit is counted.
+    let r = get_with(&app, "/alice/shop/items", &[("x-api-key", "garbage")]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // A bad limit names its field.
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"rate_limit": {"requests": 0, "per_secs": 1}})),
+        )
+        .await;
+    assert_invalid(response, "rate_limit.requests").await;
+}
