@@ -14,6 +14,8 @@ pub mod cors;
 pub mod keys;
 pub mod limit;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::header::WWW_AUTHENTICATE;
@@ -37,10 +39,24 @@ pub struct Identity {
     pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
+/// A check that has to wait (for a key set to be fetched): it gives the caller, or the
+/// refusal. Only such checks are boxed; every other one answers at once.
+pub type Pending = Pin<Box<dyn Future<Output = Result<Option<Identity>, ApiError>> + Send>>;
+
+/// What a check found.
+pub enum Checked {
+    /// The caller (`None`: nobody needs to be identified).
+    Now(Option<Identity>),
+    /// The answer after a wait.
+    Later(Pending),
+}
+
 /// A project's policy as the request path checks it.
 #[derive(Debug)]
 pub struct ProjectAuth {
     rule: Rule,
+    /// Where proxy endpoints put the verified subject for their upstream.
+    subject_header: Option<HeaderName>,
     keys: Arc<KeySet>,
     /// `realm="owner/project"`, for `WWW-Authenticate`.
     realm: Box<str>,
@@ -76,8 +92,16 @@ impl ProjectAuth {
             )),
         };
         let mount = mount.trim_start_matches('/');
+        let subject_header = match policy {
+            AuthPolicy::ApiKey {
+                subject_header: Some(name),
+                ..
+            } => HeaderName::from_bytes(name.as_bytes()).ok(),
+            _ => None,
+        };
         ProjectAuth {
             rule,
+            subject_header,
             keys,
             realm: mount.into(),
         }
@@ -92,9 +116,16 @@ impl ProjectAuth {
         };
         ProjectAuth {
             rule,
+            subject_header: self.subject_header.clone(),
             keys,
             realm: self.realm.clone(),
         }
+    }
+
+    /// The header proxy endpoints send the verified subject in, if the policy asks.
+    #[inline]
+    pub fn subject_header(&self) -> Option<&HeaderName> {
+        self.subject_header.as_ref()
     }
 
     pub fn keys(&self) -> &Arc<KeySet> {
@@ -114,13 +145,13 @@ impl ProjectAuth {
         endpoint: Option<&EndpointAuth>,
         head: &Parts,
         now_ms: i64,
-    ) -> Result<Option<Identity>, ApiError> {
+    ) -> Result<Checked, ApiError> {
         let place = match &self.rule {
-            Rule::Open => return Ok(None),
+            Rule::Open => return Ok(Checked::Now(None)),
             Rule::ApiKey(place) => place,
         };
         if endpoint.is_some_and(|e| e.public) {
-            return Ok(None);
+            return Ok(Checked::Now(None));
         }
         let presented = match place {
             KeyPlace::Header(name) => head.headers.get(name).and_then(|v| v.to_str().ok()),
@@ -157,7 +188,7 @@ impl ProjectAuth {
         if let Some(required) = endpoint {
             self.require(required, &identity)?;
         }
-        Ok(Some(identity))
+        Ok(Checked::Now(Some(identity)))
     }
 
     /// 403 unless `identity` holds everything `required` asks for.

@@ -6,6 +6,20 @@ use super::keys::{self, KeySet, NewKey};
 use super::*;
 use crate::error::Code;
 
+/// A check that answers at once, as every `api_key` check does.
+trait Now {
+    fn now(self) -> Result<Option<Identity>, ApiError>;
+}
+
+impl Now for Result<Checked, ApiError> {
+    fn now(self) -> Result<Option<Identity>, ApiError> {
+        match self? {
+            Checked::Now(identity) => Ok(identity),
+            Checked::Later(_) => panic!("an api_key check never waits"),
+        }
+    }
+}
+
 fn head(uri: &str, headers: &[(&str, &str)]) -> Parts {
     let mut request = http::Request::builder().uri(uri);
     for (name, value) in headers {
@@ -27,6 +41,7 @@ fn header_policy() -> AuthPolicy {
     AuthPolicy::ApiKey {
         header: None,
         query: None,
+        subject_header: None,
     }
 }
 
@@ -41,12 +56,17 @@ fn an_open_project_looks_at_nothing() {
     let auth = ProjectAuth::compile(&AuthPolicy::None, "/alice/shop", Arc::default());
     assert!(auth.is_open());
     let request = head("/x", &[("authorization", "Bearer garbage")]);
-    assert!(auth.check(None, &request, 0).unwrap().is_none());
+    assert!(auth.check(None, &request, 0).now().unwrap().is_none());
     let strict = EndpointAuth {
         scopes: vec!["read".into()],
         ..EndpointAuth::default()
     };
-    assert!(auth.check(Some(&strict), &request, 0).unwrap().is_none());
+    assert!(
+        auth.check(Some(&strict), &request, 0)
+            .now()
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -55,6 +75,7 @@ fn a_key_in_its_header_identifies_the_caller() {
     let auth = keyed(header_policy(), &[&key]);
     let identity = auth
         .check(None, &head("/x", &[("x-api-key", &key.key)]), 2)
+        .now()
         .unwrap()
         .unwrap();
     assert_eq!(&*identity.subject, "ci");
@@ -65,7 +86,7 @@ fn a_key_in_its_header_identifies_the_caller() {
 #[test]
 fn no_key_is_a_401_with_a_challenge() {
     let auth = keyed(header_policy(), &[]);
-    let error = auth.check(None, &head("/x", &[]), 2).unwrap_err();
+    let error = auth.check(None, &head("/x", &[]), 2).now().unwrap_err();
     assert_eq!(error.code, Code::CredentialsRequired);
     assert_eq!(
         challenge(&error),
@@ -75,6 +96,7 @@ fn no_key_is_a_401_with_a_challenge() {
     // An empty header is no key either.
     let error = auth
         .check(None, &head("/x", &[("x-api-key", "")]), 2)
+        .now()
         .unwrap_err();
     assert_eq!(error.code, Code::CredentialsRequired);
 }
@@ -91,6 +113,7 @@ fn a_wrong_or_expired_key_is_invalid_and_never_echoed() {
     ] {
         let error = auth
             .check(None, &head("/x", &[("x-api-key", presented)]), now)
+            .now()
             .unwrap_err();
         assert_eq!(error.code, Code::InvalidToken);
         assert!(error.message.contains(says), "{}", error.message);
@@ -105,13 +128,20 @@ fn a_key_in_a_query_parameter() {
     let policy = AuthPolicy::ApiKey {
         header: None,
         query: Some("api_key".into()),
+        subject_header: None,
     };
     let auth = keyed(policy, &[&key]);
     let uri = format!("/x?page=2&api_key={}", key.key);
-    assert!(auth.check(None, &head(&uri, &[]), 2).unwrap().is_some());
+    assert!(
+        auth.check(None, &head(&uri, &[]), 2)
+            .now()
+            .unwrap()
+            .is_some()
+    );
     // Not in the header.
     let error = auth
         .check(None, &head("/x", &[("x-api-key", &key.key)]), 2)
+        .now()
         .unwrap_err();
     assert_eq!(error.code, Code::CredentialsRequired);
     assert!(challenge(&error).contains("query=\"api_key\""));
@@ -123,10 +153,12 @@ fn a_custom_header() {
     let policy = AuthPolicy::ApiKey {
         header: Some("X-Shop-Key".into()),
         query: None,
+        subject_header: None,
     };
     let auth = keyed(policy, &[&key]);
     assert!(
         auth.check(None, &head("/x", &[("x-shop-key", &key.key)]), 2)
+            .now()
             .unwrap()
             .is_some()
     );
@@ -143,7 +175,12 @@ fn a_public_endpoint_asks_for_nothing() {
         "/x",
         &[("x-api-key", "garbage"), ("authorization", "Basic !!")],
     );
-    assert!(auth.check(Some(&public), &request, 2).unwrap().is_none());
+    assert!(
+        auth.check(Some(&public), &request, 2)
+            .now()
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -159,6 +196,7 @@ fn scopes_permissions_and_subjects_are_required() {
     };
     let call = |key: &NewKey, required: &EndpointAuth| {
         auth.check(Some(required), &head("/x", &[("x-api-key", &key.key)]), 2)
+            .now()
     };
     let write = needs(&["read", "write"], &[], &[]);
     assert!(call(&both, &write).is_ok());
@@ -197,6 +235,7 @@ fn other_keys_keep_the_policy() {
     let more = auth.with_keys(Arc::new(KeySet::from_records(&records)));
     assert!(
         more.check(None, &head("/x", &[("x-api-key", &key.key)]), 2)
+            .now()
             .unwrap()
             .is_some()
     );

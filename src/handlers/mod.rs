@@ -46,6 +46,8 @@ pub struct Context<'a> {
     /// Who the caller is, verified by the project's policy; `None` under the policy `none`
     /// and on a public endpoint.
     pub identity: Option<&'a crate::auth::Identity>,
+    /// The header a proxy sends the verified subject upstream in, if the project asks.
+    pub subject_header: Option<&'a http::HeaderName>,
     /// The most a handler that reads the request body may read of it (`--body-limit`)...
     pub body_limit: u64,
     /// ...and how long it may take to arrive.
@@ -66,6 +68,14 @@ impl RequestBody {
     pub fn new(body: Incoming) -> RequestBody {
         RequestBody {
             body: Some(body),
+            upgrade: None,
+        }
+    }
+
+    /// What was left of a body, handed to a handler that runs later.
+    pub fn from_rest(body: Option<Incoming>) -> RequestBody {
+        RequestBody {
+            body,
             upgrade: None,
         }
     }

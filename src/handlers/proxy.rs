@@ -101,6 +101,16 @@ impl ProxyHandler {
             return Reply::Now(failure(Code::BadGateway, &self.backend, id));
         };
         let mut headers = request_headers(cx.headers, target.host(), cx.peer.ip(), id);
+        if let Some(name) = cx.subject_header {
+            // Only Switchyard says who the caller is: a header the caller sent goes.
+            headers.remove(name);
+            if let Some(value) = cx
+                .identity
+                .and_then(|i| HeaderValue::from_str(&i.subject).ok())
+            {
+                headers.insert(name.clone(), value);
+            }
+        }
         // A request for a protocol switch (WebSocket) keeps its `Upgrade` upstream, and the
         // `Connection: upgrade` that makes it one; the caller's connection goes along.
         let upgrade = upgrade.filter(|_| cx.headers.contains_key(header::UPGRADE));

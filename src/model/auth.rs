@@ -29,6 +29,10 @@ pub enum AuthPolicy {
         header: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         query: Option<String>,
+        /// Proxy endpoints send the verified caller's subject to their upstream in this
+        /// header (replacing any the caller sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject_header: Option<String>,
     },
 }
 
@@ -49,7 +53,12 @@ impl AuthPolicy {
     pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
         match self {
             AuthPolicy::None => {}
-            AuthPolicy::ApiKey { header, query } => {
+            AuthPolicy::ApiKey {
+                header,
+                query,
+                subject_header,
+            } => {
+                check_subject_header(subject_header.as_deref(), prefix, errors);
                 if header.is_some() && query.is_some() {
                     errors.push(FieldError::new(
                         format!("{prefix}query"),
@@ -155,6 +164,34 @@ impl EndpointAuth {
     }
 }
 
+/// A `subject_header` must be a header name of its own: not one that means something to
+/// HTTP or that carries credentials.
+fn check_subject_header(name: Option<&str>, prefix: &str, errors: &mut Vec<FieldError>) {
+    let Some(name) = name else { return };
+    let lower = name.to_ascii_lowercase();
+    let reserved = matches!(
+        lower.as_str(),
+        "host"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "keep-alive"
+            | "authorization"
+            | "proxy-authorization"
+            | "cookie"
+    ) || lower.starts_with("x-forwarded-")
+        || lower == "x-request-id";
+    if http::HeaderName::from_bytes(name.as_bytes()).is_err() || reserved {
+        errors.push(FieldError::new(
+            format!("{prefix}subject_header"),
+            format!("`{name}` cannot carry the subject; use a header of its own such as `x-switchyard-subject`"),
+        ));
+    }
+}
+
 /// Names of API keys follow the project name rules.
 pub fn check_key_name(name: &str) -> Result<(), String> {
     super::check_backend_name(name).map_err(|_| {
@@ -176,7 +213,8 @@ mod tests {
             policy,
             AuthPolicy::ApiKey {
                 header: None,
-                query: None
+                query: None,
+                subject_header: None,
             }
         );
         assert_eq!(
@@ -201,7 +239,17 @@ mod tests {
         let key = |header: Option<&str>, query: Option<&str>| AuthPolicy::ApiKey {
             header: header.map(str::to_owned),
             query: query.map(str::to_owned),
+            subject_header: None,
         };
+        let forward = |name: &str| AuthPolicy::ApiKey {
+            header: None,
+            query: None,
+            subject_header: Some(name.into()),
+        };
+        assert!(check(forward("x-switchyard-subject")).is_empty());
+        assert_eq!(check(forward("host")), ["auth.subject_header"]);
+        assert_eq!(check(forward("X-Forwarded-For")), ["auth.subject_header"]);
+        assert_eq!(check(forward("bad name")), ["auth.subject_header"]);
         assert!(check(key(None, None)).is_empty());
         assert!(check(key(Some("x-key"), None)).is_empty());
         assert!(check(key(Some("X-Shop-Token"), None)).is_empty());

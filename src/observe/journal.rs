@@ -64,6 +64,8 @@ pub struct Entry {
     /// The answer's headers when they were its handler's fixed ones (a mock's): shared,
     /// not copied into `text`.
     fixed_headers: Option<Arc<http::HeaderMap>>,
+    /// The verified caller, shared.
+    subject: Option<Arc<str>>,
 }
 
 /// What a new [`Entry`] is made of, borrowed from the request and its answer.
@@ -86,6 +88,9 @@ pub struct Record<'a> {
     pub response_body: Captured,
     /// The id of the endpoint that answered; `None` for 404, 405 and 503 answers.
     pub endpoint: Option<&'a str>,
+    /// The caller the project's auth policy verified (an API key's name, a token's
+    /// subject); `None` without one.
+    pub subject: Option<&'a Arc<str>>,
 }
 
 /// Room reserved per header before copying (headers are walked once: walking a `HeaderMap`
@@ -120,6 +125,7 @@ impl Entry {
             has_query: false,
             has_endpoint: false,
             fixed_headers: None,
+            subject: None,
         };
         entry.fill(record);
         entry
@@ -189,6 +195,7 @@ impl Entry {
         self.response_body = record.response_body;
         self.has_query = record.query.is_some();
         self.has_endpoint = record.endpoint.is_some();
+        self.subject = record.subject.cloned();
     }
 
     fn part(&self, i: usize) -> &[u8] {
@@ -235,6 +242,11 @@ impl Entry {
     pub fn endpoint(&self) -> Option<&str> {
         self.has_endpoint.then(|| self.text_part(5))
     }
+
+    /// The caller the project's auth policy verified, if one was.
+    pub fn subject(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
 }
 
 impl Serialize for Entry {
@@ -248,6 +260,8 @@ impl Serialize for Entry {
             response: ResponseView<'a>,
             #[serde(skip_serializing_if = "Option::is_none")]
             endpoint: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            subject: Option<&'a str>,
             latency_ms: f64,
         }
         #[derive(Serialize)]
@@ -288,6 +302,7 @@ impl Serialize for Entry {
                 body: &self.response_body,
             },
             endpoint: self.endpoint(),
+            subject: self.subject(),
             latency_ms: self.latency_ns as f64 / 1e6,
         }
         .serialize(serializer)
@@ -603,6 +618,7 @@ mod tests {
             fixed_response_headers: None,
             response_body: Captured::default(),
             endpoint: None,
+            subject: None,
         }
     }
 

@@ -33,6 +33,7 @@ use http_body::Body as _;
 use hyper::body::Incoming;
 
 use crate::auth::cors::{CompiledCors, Preflight};
+use crate::auth::{Checked, Identity, Pending};
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::handlers::{Context, Reply, RequestBody, drain};
@@ -66,6 +67,9 @@ pub(crate) struct Waiting {
     mounted: Option<Mounted>,
     reply: Result<Reply, ApiError>,
     unread: Option<Incoming>,
+    /// A policy check that has to wait (a key set to fetch): the handler runs after it, in
+    /// [`Pipeline::finish`], and `reply` is not used.
+    verify: Option<Pending>,
 }
 
 /// An answer, for the record stage.
@@ -84,6 +88,8 @@ struct Mounted {
     mount_len: usize,
     /// Index of the endpoint in the project.
     endpoint: Option<usize>,
+    /// The caller the project's policy verified, for the journal.
+    subject: Option<Arc<str>>,
 }
 
 impl Mounted {
@@ -156,6 +162,7 @@ impl Pipeline {
                 project,
                 mount_len,
                 endpoint: None,
+                subject: None,
             };
             return self.answer(
                 head,
@@ -168,7 +175,8 @@ impl Pipeline {
             );
         }
         // Stage 1b: the endpoint.
-        let identity;
+        let mut identity: Option<Identity> = None;
+        let mut verify = None;
         let (reply, endpoint) = match project.lookup(&head.method, rest) {
             ProjectLookup::Found {
                 endpoint,
@@ -177,7 +185,11 @@ impl Pipeline {
             } => {
                 // Stage 2: the project's policy.
                 match policy::check(&project, index, &head, peer) {
-                    Ok(verified) => {
+                    Ok(Checked::Later(pending)) => {
+                        verify = Some(pending);
+                        (Err(ApiError::not_found()), Some(index))
+                    }
+                    Ok(Checked::Now(verified)) => {
                         identity = verified;
                         // Stage 3: the handler. hyper leaves an upgrade in the extensions
                         // only of a request that asks for one (WebSocket).
@@ -195,6 +207,7 @@ impl Pipeline {
                             upstreams: &project.upstreams,
                             datasets: &project.datasets,
                             identity: identity.as_ref(),
+                            subject_header: project.auth.subject_header(),
                             body_limit: self.body_limit,
                             body_read_timeout: self.body_read_timeout,
                         };
@@ -230,7 +243,18 @@ impl Pipeline {
             project,
             mount_len,
             endpoint,
+            subject: identity.map(|i| i.subject),
         };
+        if let Some(pending) = verify {
+            // The policy check has to wait: the handler runs after it, in `finish`.
+            return Served::Waiting(Box::new(Waiting {
+                head,
+                mounted: Some(mounted),
+                reply,
+                unread: body.into_rest(),
+                verify: Some(pending),
+            }));
+        }
         self.answer(
             head,
             Some(mounted),
@@ -280,6 +304,7 @@ impl Pipeline {
                 mounted,
                 reply,
                 unread,
+                verify: None,
             })),
         }
     }
@@ -294,11 +319,28 @@ impl Pipeline {
         start: Stamp,
     ) -> Response<Body> {
         let Waiting {
-            head,
-            mounted,
-            reply,
-            unread,
+            mut head,
+            mut mounted,
+            mut reply,
+            mut unread,
+            verify,
         } = *waiting;
+        if let Some(pending) = verify {
+            reply = match (pending.await, &mut mounted) {
+                (Ok(identity), Some(at)) => {
+                    at.subject = identity.as_ref().map(|i| i.subject.clone());
+                    self.respond_later(&mut head, at, identity, &mut unread, id, peer)
+                }
+                (Ok(_), None) => Err(ApiError::internal(&"a verified request without a project")),
+                (Err(error), _) => Err(error),
+            };
+            if reply.is_err()
+                && let Some(at) = &mut mounted
+            {
+                // Refused by the policy: not the endpoint's answer (as when refused at once).
+                at.endpoint = None;
+            }
+        }
         let capture = match &mounted {
             Some(mounted) if mounted.project.journal_size(self.telemetry.journal_size) > 0 => {
                 self.telemetry.journal_body
@@ -314,6 +356,51 @@ impl Pipeline {
         };
         self.record(&head, mounted.as_ref(), answer, id, peer, start);
         response
+    }
+
+    /// Stage 3 for a request whose policy check had to wait: finds its endpoint again (the
+    /// same revision, so the same one) and runs the handler with the verified caller.
+    fn respond_later(
+        &self,
+        head: &mut Parts,
+        mounted: &Mounted,
+        identity: Option<Identity>,
+        unread: &mut Option<Incoming>,
+        id: &HeaderValue,
+        peer: SocketAddr,
+    ) -> Result<Reply, ApiError> {
+        let upgrade = head.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let head = &*head;
+        let project = &mounted.project;
+        let rest = mounted.rest(head.uri.path());
+        let ProjectLookup::Found {
+            endpoint, params, ..
+        } = project.lookup(&head.method, rest)
+        else {
+            return Err(ApiError::internal(&"a verified request's endpoint is gone"));
+        };
+        let mut body = RequestBody::from_rest(unread.take());
+        if endpoint.handler.forwards_upgrades() {
+            body.set_upgrade(upgrade);
+        }
+        let cx = || Context {
+            method: &head.method,
+            path: rest,
+            query: head.uri.query(),
+            params,
+            headers: &head.headers,
+            request_id: id,
+            peer,
+            upstreams: &project.upstreams,
+            datasets: &project.datasets,
+            identity: identity.as_ref(),
+            subject_header: project.auth.subject_header(),
+            body_limit: self.body_limit,
+            body_read_timeout: self.body_read_timeout,
+        };
+        let reply = endpoint.handler.respond(cx, &mut body);
+        *unread = body.into_rest();
+        Ok(reply)
     }
 
     /// Stage 4: counts the answer, logs it and, for a project with a journal, journals it.
@@ -354,6 +441,7 @@ impl Pipeline {
                 headers: &head.headers,
                 body: answer.body,
                 endpoint: mounted.endpoint,
+                subject: mounted.subject.as_ref(),
                 // The handler's own answer: its fixed headers, if it has them, are shared.
                 fixed_headers: endpoint
                     .filter(|_| answer.handler)

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use http::request::Parts;
 
-use crate::auth::Identity;
+use crate::auth::Checked;
 use crate::auth::limit::too_many_requests;
 use crate::error::ApiError;
 use crate::routing::{CompiledProject, script_route};
@@ -26,9 +26,9 @@ pub fn check(
     index: usize,
     head: &Parts,
     peer: SocketAddr,
-) -> Result<Option<Identity>, ApiError> {
+) -> Result<Checked, ApiError> {
     if project.auth.is_open() && project.limiter.is_none() {
-        return Ok(None);
+        return Ok(Checked::Now(None));
     }
     checked(project, index, head, peer)
 }
@@ -39,7 +39,7 @@ fn checked(
     index: usize,
     head: &Parts,
     peer: SocketAddr,
-) -> Result<Option<Identity>, ApiError> {
+) -> Result<Checked, ApiError> {
     // A script's routes have no requirements of their own: the project's policy applies.
     let endpoint = match script_route(index) {
         Some(_) => None,
@@ -49,15 +49,31 @@ fn checked(
             .get(index)
             .and_then(|e| e.spec.auth.as_deref()),
     };
-    let identity = project
+    let checked = project
         .auth
         .check(endpoint, head, crate::accounts::now_ms())?;
     // Then the rate limit, per verified caller where it counts by key or subject.
-    if let Some(limiter) = &project.limiter {
-        let caller = identity.as_ref().map(|i| &*i.subject);
-        limiter
-            .check(caller, peer.ip())
-            .map_err(too_many_requests)?;
+    let Some(limiter) = &project.limiter else {
+        return Ok(checked);
+    };
+    match checked {
+        Checked::Now(identity) => {
+            let caller = identity.as_ref().map(|i| &*i.subject);
+            limiter
+                .check(caller, peer.ip())
+                .map_err(too_many_requests)?;
+            Ok(Checked::Now(identity))
+        }
+        Checked::Later(pending) => {
+            let limiter = limiter.clone();
+            Ok(Checked::Later(Box::pin(async move {
+                let identity = pending.await?;
+                let caller = identity.as_ref().map(|i| &*i.subject);
+                limiter
+                    .check(caller, peer.ip())
+                    .map_err(too_many_requests)?;
+                Ok(identity)
+            })))
+        }
     }
-    Ok(identity)
 }

@@ -118,6 +118,8 @@ pub struct Journaled<'a> {
     pub body: Captured,
     /// The index of the endpoint that answered.
     pub endpoint: Option<usize>,
+    /// The caller the project's policy verified.
+    pub subject: Option<&'a Arc<str>>,
     /// The headers of the answer when they are its handler's fixed ones, to share.
     pub fixed_headers: Option<&'a Arc<http::HeaderMap>>,
 }
@@ -162,6 +164,7 @@ pub fn journal(
         fixed_response_headers: request.fixed_headers,
         response_body: answer,
         endpoint: endpoint_id(project, request.endpoint),
+        subject: request.subject,
     };
     journal.record(entry, size);
 }

@@ -584,7 +584,17 @@ async fn no_key_reaches_the_journal() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let journal = json_body(response).await.to_string();
+    let listed = json_body(response).await;
+    // The verified caller is journaled; the refused one has none.
+    let subjects: Vec<&Value> = listed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["subject"])
+        .collect();
+    assert!(subjects.contains(&&json!("ci")), "{listed}");
+    assert!(subjects.contains(&&Value::Null), "{listed}");
+    let journal = listed.to_string();
     assert!(!journal.contains(&key[4..]), "{journal}");
     assert!(!journal.contains("wrong-secret-value"), "{journal}");
     assert!(journal.contains("x-shop-token"), "{journal}");
@@ -860,4 +870,59 @@ async fn a_rate_limit_per_key_counts_each_caller_apart() {
         )
         .await;
     assert_invalid(response, "rate_limit.requests").await;
+}
+
+#[tokio::test]
+async fn a_proxy_tells_its_upstream_who_the_caller_is_when_asked() {
+    let upstream = Upstream::start("a").await;
+    let (app, alice) = shop(
+        json!({"type": "api_key", "subject_header": "x-switchyard-subject"}),
+        json!([]),
+    )
+    .await;
+    let response = app
+        .call(
+            Method::PUT,
+            &format!("{SHOP}/backends/a"),
+            Some(&alice.token),
+            Some(&json!({"urls": [upstream.url()]})),
+        )
+        .await;
+    assert!(response.status().is_success());
+    for proxy in [
+        json!({"id": "api", "method": "ANY", "path": "/api", "proxy": {"backend": "a"}}),
+        json!({"id": "open", "method": "ANY", "path": "/open", "auth": {"public": true},
+               "proxy": {"backend": "a"}}),
+    ] {
+        let response = app.post_endpoint(&alice, "alice/shop", &proxy).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    let made = make_key(&app, &alice, json!({"name": "ci"})).await;
+    let key = made["key"].as_str().unwrap();
+    // The verified subject, whatever the caller claimed.
+    let r = get_with(
+        &app,
+        "/alice/shop/api/x",
+        &[("x-api-key", key), ("x-switchyard-subject", "admin")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        upstream.last().headers_named("x-switchyard-subject"),
+        ["ci"]
+    );
+    // On a public endpoint nobody is verified: a claimed subject never reaches the upstream.
+    let r = get_with(
+        &app,
+        "/alice/shop/open/x",
+        &[("x-switchyard-subject", "admin")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        upstream
+            .last()
+            .headers_named("x-switchyard-subject")
+            .is_empty()
+    );
 }
