@@ -5,7 +5,7 @@
 //! answered (`routing`, `pipeline`, `handlers`, `backends`, `script`, `dataset`, `body`,
 //! `observe`), how a change is made (`platform`, `changes`, `scripts`, `datasets`, `store`),
 //! and
-//! the vocabulary all of them share (`model`, `accounts`, `error`).
+//! the vocabulary all of them share (`model`, `accounts`, `auth`, `error`).
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;
@@ -32,6 +32,7 @@ pub(crate) mod scripts;
 pub mod store;
 
 pub(crate) mod accounts;
+pub mod auth;
 pub mod error;
 pub(crate) mod model;
 
