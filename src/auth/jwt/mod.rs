@@ -39,6 +39,8 @@ mod policy;
 mod token;
 
 #[cfg(test)]
+mod jwks_tests;
+#[cfg(test)]
 mod policy_tests;
 #[cfg(test)]
 mod tests;
