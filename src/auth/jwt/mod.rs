@@ -306,16 +306,35 @@ impl Verifier {
     /// epoch). Synchronous; no lock but a cache shard's, held for a comparison.
     pub fn verify(&self, token: &str, now_secs: u64) -> Result<Verified, Rejection> {
         let parts = token::split(token)?;
-        let set = match &self.keys {
-            Keys::Public { set, .. } => Some(set.load()),
-            Keys::Hmac(_) => None,
-        };
-        let generation = set.as_ref().map_or(0, |set| set.generation);
+        // Read before `check` loads the set: a token checked under a set swapped in
+        // meanwhile is cached under the older generation, a miss, never the reverse.
+        let generation = self.generation();
         if let Some(hit) = self.cache.get(token, generation) {
             token::check_window(hit.expires_at, hit.valid_from, now_secs, self.leeway)?;
             return Ok(hit);
         }
+        let verified = self.check(&parts, now_secs)?;
+        self.cache.insert(token, generation, verified.clone());
+        Ok(verified)
+    }
 
+    /// [`Verifier::verify`] without the verified-token cache (neither read nor filled):
+    /// for measurements.
+    #[doc(hidden)]
+    pub fn verify_uncached(&self, token: &str, now_secs: u64) -> Result<Verified, Rejection> {
+        self.check(&token::split(token)?, now_secs)
+    }
+
+    /// The generation of the key set in use (0 for HMAC keys).
+    fn generation(&self) -> u64 {
+        match &self.keys {
+            Keys::Public { set, .. } => set.load().generation,
+            Keys::Hmac(_) => 0,
+        }
+    }
+
+    /// The full check of a token not found in the cache.
+    fn check(&self, parts: &token::Parts<'_>, now_secs: u64) -> Result<Verified, Rejection> {
         let mut header_buffer = [0u8; token::HEADER_BUFFER];
         let header = token::decode_header(parts.header, &mut header_buffer)?;
         let header = token::parse_header(header)?;
@@ -336,8 +355,8 @@ impl Verifier {
         let signature = token::decode_signature(parts.signature, &mut signature_buffer)?;
         let message = parts.signed.as_bytes();
 
-        let good = match (&self.keys, set.as_ref()) {
-            (Keys::Hmac(keys), _) => {
+        let good = match &self.keys {
+            Keys::Hmac(keys) => {
                 let key = match alg {
                     Algorithm::HS256 => keys[0].as_ref(),
                     Algorithm::HS384 => keys[1].as_ref(),
@@ -346,15 +365,14 @@ impl Verifier {
                 };
                 key.is_some_and(|key| ring::hmac::verify(key, message, signature).is_ok())
             }
-            (Keys::Public { remote, .. }, Some(set)) => self.verify_public(
-                set,
+            Keys::Public { set, remote } => self.verify_public(
+                &set.load(),
                 remote.is_some(),
                 header.kid.as_deref(),
                 alg,
                 message,
                 signature,
             )?,
-            (Keys::Public { .. }, None) => false,
         };
         if !good {
             return Err(Rejection::Invalid(Reason::BadSignature));
@@ -364,9 +382,7 @@ impl Verifier {
         let times = token::check_times(&claims, now_secs, self.leeway)?;
         token::check_issuer(&claims, &self.issuer)?;
         token::check_audience(&claims, &self.audiences)?;
-        let verified = Verified(Arc::new(token::identity(claims, times)));
-        self.cache.insert(token, generation, verified.clone());
-        Ok(verified)
+        Ok(Verified(Arc::new(token::identity(claims, times))))
     }
 
     fn verify_public(
