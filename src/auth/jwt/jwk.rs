@@ -171,7 +171,7 @@ struct Parsed {
 }
 
 fn parse(value: &serde_json::Value) -> Result<Parsed, String> {
-    let raw: RawJwk = serde_json::from_value(value.clone())
+    let raw = RawJwk::deserialize(value)
         .map_err(|_| "not a JSON Web Key: an object with `kty` and its members".to_owned())?;
     let alg =
         match raw.alg.as_deref() {
@@ -192,7 +192,11 @@ fn parse(value: &serde_json::Value) -> Result<Parsed, String> {
                     "the RSA modulus has {bits} bits; 2048 to 8192 are accepted"
                 ));
             }
-            if e.is_empty() || e.len() > 4 {
+            // ring takes odd exponents from 3 to 2^33 - 1.
+            let exponent = e
+                .iter()
+                .fold(0u64, |value, &byte| value << 8 | u64::from(byte));
+            if e.len() > 4 || exponent < 3 || exponent % 2 == 0 {
                 return Err("the RSA exponent `e` is out of range".to_owned());
             }
             Material::Rsa {

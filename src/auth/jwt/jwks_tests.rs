@@ -291,3 +291,21 @@ async fn refresh_without_a_url_does_nothing() {
     assert!(!verifier.jwks_due());
     assert_eq!(verifier.last_jwks_error(), None);
 }
+
+#[tokio::test]
+async fn a_shared_verifier_refreshes_from_a_task() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let server = JwksServer::start(keys(&[RSA.jwk("rsa")]), false).await;
+    let verifier = Arc::new(Verifier::new(&server.policy(json!(["RS256"]))).expect("new"));
+    send_sync(&verifier);
+    let task = {
+        let verifier = verifier.clone();
+        tokio::spawn(async move { verifier.refresh(&reqwest::Client::new()).await })
+    };
+    task.await.expect("joined").expect("refresh");
+    let token = RSA.token("RS256", Some("rsa"), &claims());
+    std::thread::spawn(move || verifier.verify(&token, NOW).map(|_| ()))
+        .join()
+        .expect("joined")
+        .expect("valid");
+}

@@ -31,6 +31,15 @@
 //! ([`Verifier::last_jwks_error`]). The caller refreshes when a rejection
 //! [`needs_refresh`](Rejection::needs_refresh) (a `kid` not in the set) and then verifies
 //! again, and when [`Verifier::jwks_due`] says the set is older than `jwks_max_age_secs`.
+//!
+//! Why not `jsonwebtoken`: its v10 `CryptoProvider` is one process-wide default
+//! (`install_default` succeeds once per process), its claim checks read the system clock
+//! themselves (here `verify` takes `now`, so tests and the pipeline's coarse clock decide),
+//! `decode` builds a boxed verifier and decodes the signature into a `Vec` per token and
+//! deserializes the claims twice, and nothing checks an `iat` in the future; its bundled
+//! backends are aws-lc (another C library) or RustCrypto (4–6 times slower than `ring`,
+//! which rustls already brings). The compact form and the registered claims are small
+//! enough to check here, with the tests beside this module.
 
 mod cache;
 mod jwk;

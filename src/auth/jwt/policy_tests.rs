@@ -268,8 +268,10 @@ fn inline_key_sets_name_the_bad_key() {
     wrong_alg["alg"] = json!("ES256");
     let mut encryption = RSA.jwk("f");
     encryption["use"] = json!("enc");
+    let mut even = RSA.jwk("g");
+    even["e"] = json!(tests::b64(&[1, 0, 0]));
     let keys = json!({"keys": [
-        small, bad_b64, short_x, private, wrong_alg, encryption,
+        small, bad_b64, short_x, private, wrong_alg, encryption, even,
         {"kty": "oct", "k": "c2VjcmV0"}, {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"},
         {"kty": "RSA"}, "a string", {"kty": "OKP", "crv": "X25519", "x": "AA"}
     ]});
@@ -277,7 +279,7 @@ fn inline_key_sets_name_the_bad_key() {
     let named: Vec<&str> = errors.iter().map(|(field, _)| field.as_str()).collect();
     assert_eq!(
         named,
-        (0..11)
+        (0..12)
             .map(|index| format!("auth.jwks.keys[{index}]"))
             .collect::<Vec<_>>()
     );
