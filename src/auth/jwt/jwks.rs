@@ -27,7 +27,7 @@ pub enum JwksError {
     /// The server answered with a status other than 2xx.
     #[error("the JWKS server answered {0}")]
     Status(u16),
-    /// The body was larger than [`MAX_JWKS_BYTES`].
+    /// The body was larger than 1 MiB.
     #[error("the JWKS is larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge,
     /// The body is not a key set, or holds no usable key.

@@ -3,8 +3,8 @@
 //! A [`JwtPolicy`] is what a user writes (JSON); [`JwtPolicy::validate`] names each bad
 //! field. [`Verifier::new`] compiles a valid policy once — HMAC keys, or the public keys
 //! of an inline JSON Web Key Set by `kid` — and [`Verifier::verify`] checks a compact JWS
-//! token synchronously, without a lock on the key set (an `ArcSwap`) and without
-//! allocating until the signature has been checked:
+//! token synchronously, without a lock on the key set (an `ArcSwap`); a well-formed token
+//! allocates nothing before its signature has been checked:
 //!
 //! 1. the token is split into three base64url parts (else [`Rejection::Malformed`]);
 //! 2. a token seen before under the same key set is answered from the verified-token
