@@ -23,6 +23,7 @@ pub(super) static RSA_PUBLIC: &str = include_str!("../testdata/rsa2048.pub.json"
 pub(super) enum Signer {
     Rsa(RsaKeyPair),
     P256(EcdsaKeyPair),
+    P384(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
     Hmac(Vec<u8>),
 }
@@ -40,12 +41,20 @@ pub(super) fn p256() -> Signer {
     Signer::P256(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("P-256 key"))
 }
 
+pub(super) fn p384() -> Signer {
+    let rng = SystemRandom::new();
+    let alg = &signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+    let doc = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate P-384");
+    Signer::P384(EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng).expect("P-384 key"))
+}
+
 pub(super) fn ed25519() -> Signer {
     let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("generate Ed25519");
     Signer::Ed25519(Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("Ed25519 key"))
 }
 
 pub(super) static P256: LazyLock<Signer> = LazyLock::new(p256);
+pub(super) static P384: LazyLock<Signer> = LazyLock::new(p384);
 pub(super) static ED25519: LazyLock<Signer> = LazyLock::new(ed25519);
 pub(super) static HMAC: LazyLock<Signer> = LazyLock::new(|| Signer::Hmac(SECRET.into()));
 
@@ -61,6 +70,10 @@ impl Signer {
             Signer::P256(pair) => {
                 let point = pair.public_key().as_ref();
                 json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
+            }
+            Signer::P384(pair) => {
+                let point = pair.public_key().as_ref();
+                json!({"kty": "EC", "crv": "P-384", "x": b64(&point[1..49]), "y": b64(&point[49..])})
             }
             Signer::Ed25519(pair) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.public_key().as_ref())})
@@ -86,7 +99,7 @@ impl Signer {
                     .expect("RSA sign");
                 out
             }
-            Signer::P256(pair) => pair
+            Signer::P256(pair) | Signer::P384(pair) => pair
                 .sign(&rng, message)
                 .expect("ECDSA sign")
                 .as_ref()
@@ -165,8 +178,10 @@ fn verifier(algorithms: Value, keys: Value) -> Verifier {
 /// A policy accepting every public-key algorithm, with the three test keys inline.
 fn public_verifier() -> Verifier {
     verifier(
-        json!(["RS256", "RS384", "RS512", "PS256", "ES256", "EdDSA"]),
-        json!({"jwks": {"keys": [RSA.jwk("rsa"), P256.jwk("ec"), ED25519.jwk("ed")]}}),
+        json!([
+            "RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"
+        ]),
+        json!({"jwks": {"keys": [RSA.jwk("rsa"), P256.jwk("ec"), P384.jwk("ec384"), ED25519.jwk("ed")]}}),
     )
 }
 
@@ -221,6 +236,7 @@ fn each_algorithm_verifies() {
         (&*RSA, "RS512", "rsa"),
         (&*RSA, "PS256", "rsa"),
         (&*P256, "ES256", "ec"),
+        (&*P384, "ES384", "ec384"),
         (&*ED25519, "EdDSA", "ed"),
     ] {
         let token = signer.token(alg, Some(kid), &claims());
@@ -236,6 +252,11 @@ fn each_algorithm_verifies() {
         hmac.verify(&token, NOW)
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
     }
+    let hs384 =
+        Verifier::new(&policy(json!(["HS384"]), json!({"secret": SECRET}))).expect("HS384 policy");
+    hs384
+        .verify(&HMAC.token("HS384", None, &claims()), NOW)
+        .expect("HS384");
     // HS384 is not in that policy.
     let token = HMAC.token("HS384", None, &claims());
     assert_eq!(
