@@ -439,6 +439,9 @@ impl Verifier {
     /// fetched less than `jwks_refresh_min_secs` ago (then the last fetch's outcome is
     /// returned); callers arriving during a fetch wait for it and share its outcome. On
     /// failure the current set stays. Without a `jwks_url`, does nothing.
+    ///
+    /// The URL is the project owner's: `client`'s redirect, proxy and resolver settings
+    /// are what keeps the fetch away from addresses the node must not reach.
     pub async fn refresh(&self, client: &reqwest::Client) -> Result<(), JwksError> {
         let Keys::Public {
             set,
