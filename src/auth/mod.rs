@@ -11,6 +11,7 @@
 //! ever repeats a credential.
 
 pub mod cors;
+pub mod jwt;
 pub mod keys;
 pub mod limit;
 
