@@ -27,17 +27,64 @@ use crate::error::{ApiError, Code};
 use crate::model::{AuthPolicy, DEFAULT_KEY_HEADER, EndpointAuth};
 use keys::{KeyRefusal, KeySet};
 
-/// Who a request comes from, once its credentials are verified.
+/// Who a request comes from, once its credentials are verified. Cheap to make and clone:
+/// it shares what the key or the verified token holds.
 #[derive(Debug, Clone)]
 pub struct Identity {
-    /// The key's name (an API key), the token's `sub` (a JWT), the user (Basic).
+    /// The key's name (an API key), the token's `sub` (a JWT; empty without one).
     pub subject: Arc<str>,
-    pub scopes: Arc<[Box<str>]>,
-    pub permissions: Arc<[Box<str>]>,
-    /// How the caller proved it: `api_key`.
+    /// How the caller proved it: `api_key` or `jwt`.
     pub method: &'static str,
-    /// A token's claims, when there is a token.
-    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+    source: Source,
+}
+
+#[derive(Debug, Clone)]
+enum Source {
+    /// An API key's scopes.
+    Key(Arc<[Box<str>]>),
+    Token(jwt::Verified),
+}
+
+impl Identity {
+    /// A caller with an API key named `name` granting `scopes`.
+    pub fn key(name: Arc<str>, scopes: Arc<[Box<str>]>) -> Identity {
+        Identity {
+            subject: name,
+            method: "api_key",
+            source: Source::Key(scopes),
+        }
+    }
+
+    fn token(verified: jwt::Verified) -> Identity {
+        Identity {
+            subject: verified.subject.clone().unwrap_or_else(|| Arc::from("")),
+            method: "jwt",
+            source: Source::Token(verified),
+        }
+    }
+
+    pub fn scopes(&self) -> &[Box<str>] {
+        match &self.source {
+            Source::Key(scopes) => scopes,
+            Source::Token(token) => &token.scopes,
+        }
+    }
+
+    /// A token's `permissions`; an API key has none.
+    pub fn permissions(&self) -> &[Box<str>] {
+        match &self.source {
+            Source::Key(_) => &[],
+            Source::Token(token) => &token.permissions,
+        }
+    }
+
+    /// A token's claims; `None` for an API key.
+    pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        match &self.source {
+            Source::Key(_) => None,
+            Source::Token(token) => Some(&token.claims),
+        }
+    }
 }
 
 /// A check that has to wait (for a key set to be fetched): it gives the caller, or the
@@ -67,6 +114,10 @@ pub struct ProjectAuth {
 enum Rule {
     Open,
     ApiKey(KeyPlace),
+    Jwt(Arc<jwt::Verifier>),
+    /// A stored policy that does not compile (it validated when it was written): every
+    /// request is refused, and the owner can see why in the log.
+    Unusable,
 }
 
 #[derive(Debug)]
@@ -91,6 +142,13 @@ impl ProjectAuth {
                     .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
                     .unwrap_or(HeaderName::from_static(DEFAULT_KEY_HEADER)),
             )),
+            AuthPolicy::Jwt(policy) => match jwt::Verifier::new(policy) {
+                Ok(verifier) => Rule::Jwt(Arc::new(verifier)),
+                Err(error) => {
+                    tracing::error!(project = mount, %error, "a stored jwt policy does not compile; its requests are refused");
+                    Rule::Unusable
+                }
+            },
         };
         let mount = mount.trim_start_matches('/');
         let subject_header = match policy {
@@ -98,6 +156,10 @@ impl ProjectAuth {
                 subject_header: Some(name),
                 ..
             } => HeaderName::from_bytes(name.as_bytes()).ok(),
+            AuthPolicy::Jwt(policy) => policy
+                .subject_header
+                .as_deref()
+                .and_then(|name| HeaderName::from_bytes(name.as_bytes()).ok()),
             _ => None,
         };
         ProjectAuth {
@@ -114,6 +176,8 @@ impl ProjectAuth {
             Rule::Open => Rule::Open,
             Rule::ApiKey(KeyPlace::Header(name)) => Rule::ApiKey(KeyPlace::Header(name.clone())),
             Rule::ApiKey(KeyPlace::Query(name)) => Rule::ApiKey(KeyPlace::Query(name.clone())),
+            Rule::Jwt(verifier) => Rule::Jwt(verifier.clone()),
+            Rule::Unusable => Rule::Unusable,
         };
         ProjectAuth {
             rule,
@@ -142,18 +206,26 @@ impl ProjectAuth {
     /// Checks a request for an endpoint with requirements `endpoint` at `now_ms`: `None`
     /// when nobody needs to be identified (an open project, a public endpoint).
     pub fn check(
-        &self,
+        self: &Arc<Self>,
         endpoint: Option<&EndpointAuth>,
         head: &Parts,
         now_ms: i64,
     ) -> Result<Checked, ApiError> {
+        if matches!(self.rule, Rule::Open) || endpoint.is_some_and(|e| e.public) {
+            return Ok(Checked::Now(None));
+        }
         let place = match &self.rule {
             Rule::Open => return Ok(Checked::Now(None)),
             Rule::ApiKey(place) => place,
+            Rule::Jwt(verifier) => return self.check_token(verifier, endpoint, head, now_ms),
+            Rule::Unusable => {
+                return Err(self.challenge(
+                    Code::InvalidToken,
+                    "this project's auth policy cannot be used; its owner must fix it".into(),
+                    Some("invalid_token"),
+                ));
+            }
         };
-        if endpoint.is_some_and(|e| e.public) {
-            return Ok(Checked::Now(None));
-        }
         let presented = match place {
             KeyPlace::Header(name) => head.headers.get(name).and_then(|v| v.to_str().ok()),
             KeyPlace::Query(name) => head.uri.query().and_then(|q| query_value(q, name)),
@@ -179,17 +251,71 @@ impl ProjectAuth {
                     Some("invalid_token"),
                 )
             })?;
-        let identity = Identity {
-            subject: entry.name.clone(),
-            scopes: entry.scopes.clone(),
-            permissions: Arc::new([]),
-            method: "api_key",
-            claims: None,
-        };
+        let identity = Identity::key(entry.name.clone(), entry.scopes.clone());
         if let Some(required) = endpoint {
             self.require(required, &identity)?;
         }
         Ok(Checked::Now(Some(identity)))
+    }
+
+    /// A bearer token under a `jwt` policy. A token that names a key the set does not hold
+    /// (a `jwks_url` not fetched yet, or a key rotated in) waits for one fetch of the set
+    /// (shared with concurrent requests, never more often than the policy's floor).
+    fn check_token(
+        self: &Arc<Self>,
+        verifier: &Arc<jwt::Verifier>,
+        endpoint: Option<&EndpointAuth>,
+        head: &Parts,
+        now_ms: i64,
+    ) -> Result<Checked, ApiError> {
+        let Some(token) = bearer(head) else {
+            return Err(self.challenge(
+                Code::CredentialsRequired,
+                "this project asks for a bearer token (a JWT) in the `Authorization` header".into(),
+                None,
+            ));
+        };
+        let now = u64::try_from(now_ms / 1000).unwrap_or(0);
+        match verifier.verify(token, now) {
+            Ok(verified) => {
+                let identity = Identity::token(verified);
+                if let Some(required) = endpoint {
+                    self.require(required, &identity)?;
+                }
+                Ok(Checked::Now(Some(identity)))
+            }
+            Err(rejection) if rejection.needs_refresh() => {
+                let (this, verifier) = (self.clone(), verifier.clone());
+                let (token, required) = (token.to_owned(), endpoint.cloned());
+                Ok(Checked::Later(Box::pin(async move {
+                    let fetched = verifier.refresh(jwks_client()).await;
+                    let now = u64::try_from(crate::accounts::now_ms() / 1000).unwrap_or(0);
+                    match verifier.verify(&token, now) {
+                        Ok(verified) => {
+                            let identity = Identity::token(verified);
+                            if let Some(required) = &required {
+                                this.require(required, &identity)?;
+                            }
+                            Ok(Some(identity))
+                        }
+                        Err(rejection) => {
+                            let mut message = rejection.to_string();
+                            if let Err(error) = fetched {
+                                message.push_str(&format!(
+                                    " (the key set could not be fetched: {error})"
+                                ));
+                            }
+                            Err(this.challenge(Code::InvalidToken, message, Some("invalid_token")))
+                        }
+                    }
+                })))
+            }
+            Err(rejection) => Err(self.challenge(
+                Code::InvalidToken,
+                rejection.to_string(),
+                Some("invalid_token"),
+            )),
+        }
     }
 
     /// 403 unless `identity` holds everything `required` asks for.
@@ -201,7 +327,7 @@ impl ProjectAuth {
                 .cloned()
                 .collect()
         };
-        let scopes = missing(&required.scopes, &identity.scopes);
+        let scopes = missing(&required.scopes, identity.scopes());
         if !scopes.is_empty() {
             let message = format!(
                 "this endpoint needs the scope{} {}",
@@ -210,7 +336,7 @@ impl ProjectAuth {
             );
             return Err(self.insufficient(message, &required.scopes.join(" ")));
         }
-        let permissions = missing(&required.permissions, &identity.permissions);
+        let permissions = missing(&required.permissions, identity.permissions());
         if !permissions.is_empty() {
             let message = format!(
                 "this endpoint needs the permission{} {}",
@@ -238,6 +364,7 @@ impl ProjectAuth {
     fn scheme(&self) -> &'static str {
         match &self.rule {
             Rule::Open | Rule::ApiKey(_) => "ApiKey",
+            Rule::Jwt(_) | Rule::Unusable => "Bearer",
         }
     }
 
@@ -268,6 +395,30 @@ impl ProjectAuth {
         }
         with_challenge(ApiError::new(Code::InsufficientScope, message), value)
     }
+}
+
+/// The token of an `Authorization: Bearer …` header (the scheme in any case).
+fn bearer(head: &Parts) -> Option<&str> {
+    let value = head
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The client that fetches key sets (`jwks_url`): no redirects, its own timeouts per fetch.
+fn jwks_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default()
+    })
 }
 
 fn with_challenge(error: ApiError, value: String) -> ApiError {

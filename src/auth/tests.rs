@@ -28,13 +28,13 @@ fn head(uri: &str, headers: &[(&str, &str)]) -> Parts {
     request.body(()).unwrap().into_parts().0
 }
 
-fn keyed(policy: AuthPolicy, keys: &[&NewKey]) -> ProjectAuth {
+fn keyed(policy: AuthPolicy, keys: &[&NewKey]) -> Arc<ProjectAuth> {
     let records: Vec<_> = keys.iter().map(|k| k.record.clone()).collect();
-    ProjectAuth::compile(
+    Arc::new(ProjectAuth::compile(
         &policy,
         "/alice/shop",
         Arc::new(KeySet::from_records(&records)),
-    )
+    ))
 }
 
 fn header_policy() -> AuthPolicy {
@@ -53,7 +53,11 @@ fn challenge(error: &ApiError) -> &str {
 
 #[test]
 fn an_open_project_looks_at_nothing() {
-    let auth = ProjectAuth::compile(&AuthPolicy::None, "/alice/shop", Arc::default());
+    let auth = Arc::new(ProjectAuth::compile(
+        &AuthPolicy::None,
+        "/alice/shop",
+        Arc::default(),
+    ));
     assert!(auth.is_open());
     let request = head("/x", &[("authorization", "Bearer garbage")]);
     assert!(auth.check(None, &request, 0).now().unwrap().is_none());
@@ -80,7 +84,7 @@ fn a_key_in_its_header_identifies_the_caller() {
         .unwrap();
     assert_eq!(&*identity.subject, "ci");
     assert_eq!(identity.method, "api_key");
-    assert_eq!(&*identity.scopes, &["read".into()] as &[Box<str>]);
+    assert_eq!(identity.scopes(), &["read".into()] as &[Box<str>]);
 }
 
 #[test]
@@ -232,7 +236,7 @@ fn other_keys_keep_the_policy() {
     let key = keys::generate("ci", vec![], 1, None);
     let auth = keyed(header_policy(), &[]);
     let records = [key.record.clone()];
-    let more = auth.with_keys(Arc::new(KeySet::from_records(&records)));
+    let more = Arc::new(auth.with_keys(Arc::new(KeySet::from_records(&records))));
     assert!(
         more.check(None, &head("/x", &[("x-api-key", &key.key)]), 2)
             .now()

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::auth::cors::CorsPolicy;
+pub use crate::auth::jwt::JwtPolicy;
 pub use crate::auth::limit::RateLimit;
 use crate::error::FieldError;
 use crate::observe::logs::is_secret_name;
@@ -34,6 +35,9 @@ pub enum AuthPolicy {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         subject_header: Option<String>,
     },
+    /// A bearer JSON Web Token, verified against a shared secret (HS*) or public keys
+    /// (a JWKS inline or by URL), with its issuer and audience.
+    Jwt(JwtPolicy),
 }
 
 impl AuthPolicy {
@@ -46,6 +50,7 @@ impl AuthPolicy {
         match self {
             AuthPolicy::None => "none",
             AuthPolicy::ApiKey { .. } => "api_key",
+            AuthPolicy::Jwt(_) => "jwt",
         }
     }
 
@@ -53,6 +58,10 @@ impl AuthPolicy {
     pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
         match self {
             AuthPolicy::None => {}
+            AuthPolicy::Jwt(policy) => {
+                policy.validate(prefix, errors);
+                check_subject_header(policy.subject_header.as_deref(), prefix, errors);
+            }
             AuthPolicy::ApiKey {
                 header,
                 query,

@@ -177,26 +177,18 @@ async fn params_query_headers_and_id_reach_the_handler() {
         auth: None,
     };
     let verified = Request {
-        auth: Some(crate::auth::Identity {
-            subject: "ci".into(),
-            scopes: Arc::from(vec!["read".into(), "write".into()]),
-            permissions: Arc::from(vec!["read:items".into()]),
-            method: "jwt",
-            claims: Some(Arc::new(
-                serde_json::json!({"sub": "ci", "n": 1})
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            )),
-        }),
+        auth: Some(crate::auth::Identity::key(
+            "ci".into(),
+            Arc::from(vec!["read".into(), "write".into()]),
+        )),
         ..request.clone()
     };
     let answered = ok(script.call(0, verified).await);
     assert_eq!(
         json(&answered)["auth"],
         serde_json::json!({
-            "subject": "ci", "scopes": ["read", "write"], "permissions": ["read:items"],
-            "method": "jwt", "claims": {"sub": "ci", "n": 1},
+            "subject": "ci", "scopes": ["read", "write"], "permissions": [],
+            "method": "api_key", "claims": null,
         })
     );
     let response = ok(script.call(0, request).await);

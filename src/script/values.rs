@@ -255,14 +255,14 @@ fn auth_value<'js>(ctx: &Ctx<'js>, request: &Request) -> Result<Value<'js>, Fail
     let auth = Object::new(ctx.clone()).map_err(fail)?;
     auth.set("subject", &*identity.subject).map_err(fail)?;
     let list = |items: &[Box<str>]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    auth.set("scopes", list(&identity.scopes)).map_err(fail)?;
-    auth.set("permissions", list(&identity.permissions))
+    auth.set("scopes", list(identity.scopes())).map_err(fail)?;
+    auth.set("permissions", list(identity.permissions()))
         .map_err(fail)?;
     auth.set("method", identity.method).map_err(fail)?;
-    let claims = match &identity.claims {
+    let claims = match identity.claims() {
         None => Value::new_null(ctx.clone()),
         Some(claims) => {
-            let text = serde_json::to_string(&**claims).unwrap_or_else(|_| "null".into());
+            let text = serde_json::to_string(claims).unwrap_or_else(|_| "null".into());
             ctx.json_parse(text).map_err(fail)?
         }
     };

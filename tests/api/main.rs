@@ -62,6 +62,7 @@ mod gateway;
 mod health;
 mod health_checks;
 mod journal;
+mod jwt;
 mod login_limits;
 mod logs;
 mod metrics;

@@ -119,7 +119,7 @@ impl Audience {
 ///
 /// The secret is serialized (the admin API round-trips definitions); use
 /// [`JwtPolicy::redacted`] before logging a policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtPolicy {
     /// The algorithms a token may be signed with; a token's `alg` must be one of them.
@@ -149,6 +149,9 @@ pub struct JwtPolicy {
     /// The age after which a fetched JWKS is due for a refetch, in seconds.
     #[serde(default = "default_max_age")]
     pub jwks_max_age_secs: u64,
+    /// Proxy endpoints send the verified `sub` to their upstream in this header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_header: Option<String>,
 }
 
 fn default_leeway() -> u64 {
