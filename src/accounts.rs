@@ -246,6 +246,35 @@ impl Accounts {
         &self.store
     }
 
+    /// Hashes a password (argon2id, on the hashing threads) into its PHC string: how a
+    /// project's `basic` policy stores its users' passwords.
+    pub async fn hash_password(&self, password: String) -> Result<String, AccountError> {
+        self.hasher.hash(password).await
+    }
+
+    /// Checks a password of a project's `basic` policy from `client`, with the login's
+    /// failure counters: `name` is the user as the counters know it (`owner/project/user`,
+    /// apart from platform users), `hash` its stored hash (`None`: an unknown user, checked
+    /// against a decoy at the same cost).
+    pub async fn check_project_password(
+        &self,
+        client: IpAddr,
+        name: &str,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, AccountError> {
+        self.failures
+            .begin(client, name, Instant::now())
+            .map_err(AccountError::TooManyAttempts)?;
+        let checked = self.hasher.verify(password, hash).await;
+        match &checked {
+            Ok(true) => self.failures.succeeded(client, name, Instant::now()),
+            Ok(false) => {}
+            Err(_) => self.failures.refund(client, name, Instant::now()),
+        }
+        checked
+    }
+
     /// Password hashes waiting for a hashing thread now.
     pub fn hashes_queued(&self) -> usize {
         self.hasher.queued()

@@ -20,7 +20,7 @@ mod auth;
 mod backend;
 mod dataset;
 pub use auth::{
-    AuthPolicy, CorsPolicy, DEFAULT_KEY_HEADER, EndpointAuth, RateLimit, check_key_name,
+    AuthPolicy, BasicUser, CorsPolicy, DEFAULT_KEY_HEADER, EndpointAuth, RateLimit, check_key_name,
 };
 pub use backend::{
     Backend, Balance, DockerSelector, HealthCheck, ProxySpec, check_backend_count,

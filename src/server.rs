@@ -218,6 +218,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     } else {
         None
     };
+    let accounts_for_requests = accounts.clone();
     let state = AppState {
         accounts,
         changes,
@@ -236,6 +237,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             body_limit: config.body_limit,
             body_read_timeout: config.limits.body_read_timeout,
             access_log: config.access_log,
+            accounts: Some(accounts_for_requests),
         },
         platform: platform::router(state),
         reserved: Reserved::Platform,
@@ -270,6 +272,7 @@ pub async fn start_gateway(
             body_limit: config.body_limit,
             body_read_timeout: config.limits.body_read_timeout,
             access_log: config.access_log,
+            accounts: None,
         },
         platform: platform::gateway_router(routes, telemetry),
         reserved: Reserved::Gateway,

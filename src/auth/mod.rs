@@ -23,6 +23,11 @@ use http::header::WWW_AUTHENTICATE;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue};
 
+use std::net::IpAddr;
+
+use base64::Engine as _;
+
+use crate::accounts::{AccountError, Accounts};
 use crate::error::{ApiError, Code};
 use crate::model::{AuthPolicy, DEFAULT_KEY_HEADER, EndpointAuth};
 use keys::{KeyRefusal, KeySet};
@@ -52,6 +57,14 @@ impl Identity {
             subject: name,
             method: "api_key",
             source: Source::Key(scopes),
+        }
+    }
+
+    fn user(name: Arc<str>) -> Identity {
+        Identity {
+            subject: name,
+            method: "basic",
+            source: Source::Key(Arc::new([])),
         }
     }
 
@@ -115,6 +128,7 @@ enum Rule {
     Open,
     ApiKey(KeyPlace),
     Jwt(Arc<jwt::Verifier>),
+    Basic(Arc<BasicRule>),
     /// A stored policy that does not compile (it validated when it was written): every
     /// request is refused, and the owner can see why in the log.
     Unusable,
@@ -142,6 +156,10 @@ impl ProjectAuth {
                     .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
                     .unwrap_or(HeaderName::from_static(DEFAULT_KEY_HEADER)),
             )),
+            AuthPolicy::Basic { users, .. } => Rule::Basic(Arc::new(BasicRule::new(
+                users,
+                mount.trim_start_matches('/'),
+            ))),
             AuthPolicy::Jwt(policy) => match jwt::Verifier::new(policy) {
                 Ok(verifier) => Rule::Jwt(Arc::new(verifier)),
                 Err(error) => {
@@ -166,7 +184,12 @@ impl ProjectAuth {
             rule,
             subject_header,
             keys,
-            realm: mount.into(),
+            realm: match policy {
+                AuthPolicy::Basic {
+                    realm: Some(realm), ..
+                } => realm.as_str().into(),
+                _ => mount.into(),
+            },
         }
     }
 
@@ -177,6 +200,7 @@ impl ProjectAuth {
             Rule::ApiKey(KeyPlace::Header(name)) => Rule::ApiKey(KeyPlace::Header(name.clone())),
             Rule::ApiKey(KeyPlace::Query(name)) => Rule::ApiKey(KeyPlace::Query(name.clone())),
             Rule::Jwt(verifier) => Rule::Jwt(verifier.clone()),
+            Rule::Basic(basic) => Rule::Basic(basic.clone()),
             Rule::Unusable => Rule::Unusable,
         };
         ProjectAuth {
@@ -203,20 +227,38 @@ impl ProjectAuth {
         matches!(self.rule, Rule::Open)
     }
 
-    /// Checks a request for an endpoint with requirements `endpoint` at `now_ms`: `None`
-    /// when nobody needs to be identified (an open project, a public endpoint).
+    /// [`ProjectAuth::check_from`] for a caller on the loopback address, without the
+    /// node's accounts (which only `basic` needs).
     pub fn check(
         self: &Arc<Self>,
         endpoint: Option<&EndpointAuth>,
         head: &Parts,
         now_ms: i64,
     ) -> Result<Checked, ApiError> {
+        self.check_from(endpoint, head, now_ms, IpAddr::from([127, 0, 0, 1]), None)
+    }
+
+    /// Checks a request from `client` for an endpoint with requirements `endpoint` at
+    /// `now_ms`: `None` when nobody needs to be identified (an open project, a public
+    /// endpoint). `accounts` hash and count passwords (`basic`).
+    pub fn check_from(
+        self: &Arc<Self>,
+        endpoint: Option<&EndpointAuth>,
+        head: &Parts,
+        now_ms: i64,
+        client: IpAddr,
+        accounts: Option<&Accounts>,
+    ) -> Result<Checked, ApiError> {
         if matches!(self.rule, Rule::Open) || endpoint.is_some_and(|e| e.public) {
             return Ok(Checked::Now(None));
+        }
+        if let Rule::Basic(basic) = &self.rule {
+            return self.check_basic(basic, endpoint, head, client, accounts);
         }
         let place = match &self.rule {
             Rule::Open => return Ok(Checked::Now(None)),
             Rule::ApiKey(place) => place,
+            Rule::Basic(_) => return Err(ApiError::internal(&"checked above")),
             Rule::Jwt(verifier) => return self.check_token(verifier, endpoint, head, now_ms),
             Rule::Unusable => {
                 return Err(self.challenge(
@@ -318,6 +360,74 @@ impl ProjectAuth {
         }
     }
 
+    /// `Authorization: Basic` under a `basic` policy. A user and password seen before are
+    /// known at once; a new pair waits for argon2id on the hashing threads, counted against
+    /// the client's and the user's failed attempts (429 over the login limits).
+    fn check_basic(
+        self: &Arc<Self>,
+        basic: &Arc<BasicRule>,
+        endpoint: Option<&EndpointAuth>,
+        head: &Parts,
+        client: IpAddr,
+        accounts: Option<&Accounts>,
+    ) -> Result<Checked, ApiError> {
+        let Some((user, password)) = basic_credentials(head) else {
+            return Err(self.challenge(
+                Code::CredentialsRequired,
+                "this project asks for a user name and password (HTTP Basic)".into(),
+                None,
+            ));
+        };
+        let seen = basic.seen_key(&user, &password);
+        if let Some(name) = basic.seen(&seen) {
+            let identity = Identity::user(name);
+            if let Some(required) = endpoint {
+                self.require(required, &identity)?;
+            }
+            return Ok(Checked::Now(Some(identity)));
+        }
+        let Some(accounts) = accounts.cloned() else {
+            return Err(ApiError::internal(
+                &"a basic policy without the node's accounts",
+            ));
+        };
+        let hash = basic.users.get(user.as_str()).map(|h| h.to_string());
+        let (this, basic, required) = (self.clone(), basic.clone(), endpoint.cloned());
+        let counted = format!("{}/{user}", basic.mount);
+        Ok(Checked::Later(Box::pin(async move {
+            match accounts
+                .check_project_password(client, &counted, password, hash)
+                .await
+            {
+                Ok(true) => {
+                    let name: Arc<str> = user.into();
+                    basic.remember(seen, name.clone());
+                    let identity = Identity::user(name);
+                    if let Some(required) = &required {
+                        this.require(required, &identity)?;
+                    }
+                    Ok(Some(identity))
+                }
+                Ok(false) => Err(this.challenge(
+                    Code::InvalidToken,
+                    "unknown user or wrong password".into(),
+                    None,
+                )),
+                Err(AccountError::TooManyAttempts(wait)) => Err(ApiError::retry_after(
+                    Code::TooManyRequests,
+                    "too many failed attempts from this address or for this user; retry later",
+                    wait,
+                )),
+                Err(AccountError::Busy(wait)) => Err(ApiError::retry_after(
+                    Code::ServerBusy,
+                    "too many passwords are being checked; retry shortly",
+                    wait,
+                )),
+                Err(error) => Err(ApiError::internal(&error)),
+            }
+        })))
+    }
+
     /// 403 unless `identity` holds everything `required` asks for.
     fn require(&self, required: &EndpointAuth, identity: &Identity) -> Result<(), ApiError> {
         let missing = |wanted: &[String], held: &[Box<str>]| -> Vec<String> {
@@ -365,17 +475,22 @@ impl ProjectAuth {
         match &self.rule {
             Rule::Open | Rule::ApiKey(_) => "ApiKey",
             Rule::Jwt(_) | Rule::Unusable => "Bearer",
+            Rule::Basic(_) => "Basic",
         }
     }
 
     /// A 401 with its challenge: `<scheme> realm="o/p"[, error="…"]`.
     fn challenge(&self, code: Code, message: String, error: Option<&str>) -> ApiError {
         let mut value = format!("{} realm=\"{}\"", self.scheme(), self.realm);
-        if let Rule::ApiKey(place) = &self.rule {
-            match place {
-                KeyPlace::Header(name) => value.push_str(&format!(", header=\"{name}\"")),
-                KeyPlace::Query(name) => value.push_str(&format!(", query=\"{name}\"")),
+        match &self.rule {
+            Rule::ApiKey(KeyPlace::Header(name)) => {
+                value.push_str(&format!(", header=\"{name}\""));
             }
+            Rule::ApiKey(KeyPlace::Query(name)) => {
+                value.push_str(&format!(", query=\"{name}\""));
+            }
+            Rule::Basic(_) => value.push_str(", charset=\"UTF-8\""),
+            _ => {}
         }
         if let Some(error) = error {
             value.push_str(&format!(", error=\"{error}\""));
@@ -394,6 +509,84 @@ impl ProjectAuth {
             value.push_str(&format!(", scope=\"{scope}\""));
         }
         with_challenge(ApiError::new(Code::InsufficientScope, message), value)
+    }
+}
+
+/// The user and password of an `Authorization: Basic …` header (RFC 7617, UTF-8).
+fn basic_credentials(head: &Parts) -> Option<(String, String)> {
+    let value = head
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// A `basic` policy's users, and the pairs already verified (argon2id is slow on purpose:
+/// a client that sends the same right password again must not pay for it each time).
+#[derive(Debug)]
+pub struct BasicRule {
+    /// User name → argon2id hash.
+    users: std::collections::HashMap<Box<str>, Box<str>>,
+    /// SHA-256 of (salt, user, password) → user, for pairs verified by this policy.
+    verified: parking_lot::Mutex<std::collections::HashMap<[u8; 32], Arc<str>>>,
+    salt: [u8; 16],
+    /// `owner/project`: failed attempts are counted per user of this project.
+    mount: Box<str>,
+}
+
+/// Verified pairs a `basic` policy remembers; past it, it starts again.
+const BASIC_SEEN: usize = 4096;
+
+impl BasicRule {
+    fn new(users: &[crate::model::BasicUser], mount: &str) -> BasicRule {
+        let mut salt = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        BasicRule {
+            users: users
+                .iter()
+                .filter_map(|u| {
+                    Some((
+                        u.username.as_str().into(),
+                        u.password_hash.as_deref()?.into(),
+                    ))
+                })
+                .collect(),
+            verified: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            salt,
+            mount: mount.into(),
+        }
+    }
+
+    fn seen_key(&self, user: &str, password: &str) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.salt);
+        hasher.update(user.as_bytes());
+        hasher.update([0]);
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn seen(&self, key: &[u8; 32]) -> Option<Arc<str>> {
+        self.verified.lock().get(key).cloned()
+    }
+
+    fn remember(&self, key: [u8; 32], user: Arc<str>) {
+        let mut verified = self.verified.lock();
+        if verified.len() >= BASIC_SEEN {
+            verified.clear();
+        }
+        verified.insert(key, user);
     }
 }
 

@@ -38,7 +38,30 @@ pub enum AuthPolicy {
     /// A bearer JSON Web Token, verified against a shared secret (HS*) or public keys
     /// (a JWKS inline or by URL), with its issuer and audience.
     Jwt(JwtPolicy),
+    /// HTTP Basic: user names and passwords, kept as argon2id hashes.
+    Basic {
+        /// The `realm` of the challenge; the project's mount without it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        realm: Option<String>,
+        users: Vec<BasicUser>,
+    },
 }
+
+/// A user of a `basic` policy. Written with its `password`, which the admin API hashes
+/// (argon2id) before anything is stored; read back, and stored, as `password_hash` only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicUser {
+    pub username: String,
+    /// Taken in, never shown or stored.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+}
+
+/// The most users a `basic` policy may list.
+pub const MAX_BASIC_USERS: usize = 100;
 
 impl AuthPolicy {
     pub fn is_none(&self) -> bool {
@@ -51,6 +74,7 @@ impl AuthPolicy {
             AuthPolicy::None => "none",
             AuthPolicy::ApiKey { .. } => "api_key",
             AuthPolicy::Jwt(_) => "jwt",
+            AuthPolicy::Basic { .. } => "basic",
         }
     }
 
@@ -61,6 +85,61 @@ impl AuthPolicy {
             AuthPolicy::Jwt(policy) => {
                 policy.validate(prefix, errors);
                 check_subject_header(policy.subject_header.as_deref(), prefix, errors);
+            }
+            AuthPolicy::Basic { realm, users } => {
+                if realm.as_deref().is_some_and(|r| {
+                    r.is_empty()
+                        || r.len() > 128
+                        || r.contains(['"', '\\'])
+                        || r.chars().any(char::is_control)
+                }) {
+                    errors.push(FieldError::new(
+                        format!("{prefix}realm"),
+                        "1 to 128 characters, without quotes, backslashes or control characters",
+                    ));
+                }
+                if users.is_empty() || users.len() > MAX_BASIC_USERS {
+                    errors.push(FieldError::new(
+                        format!("{prefix}users"),
+                        format!("list 1 to {MAX_BASIC_USERS} users"),
+                    ));
+                }
+                for (i, user) in users.iter().enumerate() {
+                    let at = |field: &str| format!("{prefix}users[{i}].{field}");
+                    if user.username.is_empty()
+                        || user.username.len() > 64
+                        || user.username.contains(':')
+                        || user.username.chars().any(char::is_control)
+                    {
+                        errors.push(FieldError::new(
+                            at("username"),
+                            "1 to 64 characters, without `:` or control characters",
+                        ));
+                    } else if users[..i].iter().any(|u| u.username == user.username) {
+                        errors.push(FieldError::new(at("username"), "is listed twice"));
+                    }
+                    match (&user.password, &user.password_hash) {
+                        (Some(password), None) => {
+                            if password.is_empty() || password.len() > 1024 {
+                                errors.push(FieldError::new(at("password"), "1 to 1024 bytes"));
+                            }
+                        }
+                        (None, Some(hash)) => {
+                            let argon2id = argon2::PasswordHash::new(hash)
+                                .is_ok_and(|h| h.algorithm.as_str() == "argon2id");
+                            if !argon2id {
+                                errors.push(FieldError::new(
+                                    at("password_hash"),
+                                    "an argon2id hash in PHC form (`$argon2id$…`); send `password` to have one made",
+                                ));
+                            }
+                        }
+                        _ => errors.push(FieldError::new(
+                            at("password"),
+                            "give the user's `password` (or a `password_hash` read back earlier), one of the two",
+                        )),
+                    }
+                }
             }
             AuthPolicy::ApiKey {
                 header,

@@ -49,6 +49,9 @@ pub(crate) struct Pipeline {
     pub body_read_timeout: Duration,
     /// One access-log line per request.
     pub access_log: bool,
+    /// Password hashing and failed-attempt counters, for `basic` policies; `None` in
+    /// gateway mode (no accounts, no such policy).
+    pub accounts: Option<crate::accounts::Accounts>,
 }
 
 /// What the pipeline made of a request without waiting.
@@ -184,7 +187,7 @@ impl Pipeline {
                 params,
             } => {
                 // Stage 2: the project's policy.
-                match policy::check(&project, index, &head, peer) {
+                match policy::check(&project, index, &head, peer, self.accounts.as_ref()) {
                     Ok(Checked::Later(pending)) => {
                         verify = Some(pending);
                         (Err(ApiError::not_found()), Some(index))

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 
 use http::request::Parts;
 
+use crate::accounts::Accounts;
 use crate::auth::Checked;
 use crate::auth::limit::too_many_requests;
 use crate::error::ApiError;
@@ -26,11 +27,12 @@ pub fn check(
     index: usize,
     head: &Parts,
     peer: SocketAddr,
+    accounts: Option<&Accounts>,
 ) -> Result<Checked, ApiError> {
     if project.auth.is_open() && project.limiter.is_none() {
         return Ok(Checked::Now(None));
     }
-    checked(project, index, head, peer)
+    checked(project, index, head, peer, accounts)
 }
 
 #[cold]
@@ -39,6 +41,7 @@ fn checked(
     index: usize,
     head: &Parts,
     peer: SocketAddr,
+    accounts: Option<&Accounts>,
 ) -> Result<Checked, ApiError> {
     // A script's routes have no requirements of their own: the project's policy applies.
     let endpoint = match script_route(index) {
@@ -49,9 +52,13 @@ fn checked(
             .get(index)
             .and_then(|e| e.spec.auth.as_deref()),
     };
-    let checked = project
-        .auth
-        .check(endpoint, head, crate::accounts::now_ms())?;
+    let checked = project.auth.check_from(
+        endpoint,
+        head,
+        crate::accounts::now_ms(),
+        peer.ip(),
+        accounts,
+    )?;
     // Then the rate limit, per verified caller where it counts by key or subject.
     let Some(limiter) = &project.limiter else {
         return Ok(checked);

@@ -299,6 +299,10 @@ pub(super) async fn create_project(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let mut settings = settings;
+    if let Some(auth) = &mut settings.auth {
+        seal_passwords(&state, auth).await?;
+    }
     let owner_name = body.owner.unwrap_or_else(|| principal.username.clone());
     let (owner_id, owner_name, owner_admin) = resolve_owner(&state, &principal, owner_name).await?;
     let outcome = state
@@ -375,11 +379,14 @@ pub(super) async fn update_project(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     live_project(&state, &principal, &owner, &name)?;
-    let settings: ProjectSettings = from_value(body)?;
+    let mut settings: ProjectSettings = from_value(body)?;
     let mut errors = Vec::new();
     settings.validate(&mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
+    }
+    if let Some(auth) = &mut settings.auth {
+        seal_passwords(&state, auth).await?;
     }
     let outcome = state
         .changes
@@ -554,6 +561,22 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
     }
 }
 
+/// Hashes the passwords a `basic` policy was given (argon2id, on the hashing threads), so
+/// that only hashes are stored or shown.
+async fn seal_passwords(
+    state: &AppState,
+    policy: &mut crate::model::AuthPolicy,
+) -> Result<(), ApiError> {
+    if let crate::model::AuthPolicy::Basic { users, .. } = policy {
+        for user in users.iter_mut() {
+            if let Some(password) = user.password.take() {
+                user.password_hash = Some(state.accounts.hash_password(password).await?);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The rest of a project `PUT`: replaces the project, or creates it when it does not exist.
 async fn replace_or_create(
     state: &AppState,
@@ -586,6 +609,8 @@ async fn replace_or_create(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let mut definition = definition;
+    seal_passwords(state, &mut definition.auth).await?;
     let key = format!("{owner}/{name}");
     let exists = state.changes.routes().load().get(&key).is_some();
     if !exists {

@@ -926,3 +926,136 @@ async fn a_proxy_tells_its_upstream_who_the_caller_is_when_asked() {
             .is_empty()
     );
 }
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+#[tokio::test]
+async fn basic_users_are_stored_hashed_and_checked_with_limits() {
+    let app = crate::helpers::spawn_app_with(|c| {
+        c.login.failures_per_address = 3;
+        c.login.failures_per_user = 100;
+        c.login.failure_window = Duration::from_secs(60);
+    })
+    .await;
+    let alice = app.user("alice").await;
+    let policy =
+        json!({"type": "basic", "users": [{"username": "ops", "password": "correct horse"}]});
+    let response = app
+        .call(
+            Method::POST,
+            "/admin/projects",
+            Some(&alice.token),
+            Some(&json!({"name": "shop", "auth": policy, "endpoints": [mock("items", "/items", None)]})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    // Only the hash is kept and shown.
+    let project = json_body(response).await;
+    let user = &project["auth"]["users"][0];
+    assert_eq!(user["username"], "ops");
+    assert!(
+        user["password_hash"]
+            .as_str()
+            .unwrap()
+            .starts_with("$argon2id$"),
+        "{project}"
+    );
+    assert!(user.get("password").is_none() && !project.to_string().contains("correct horse"));
+    // No credentials, or not Basic ones: the challenge.
+    for authorization in [None, Some("Bearer x"), Some("Basic !!not-base64!!")] {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        let r = get_with(&app, "/alice/shop/items", &headers).await;
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            r#"Basic realm="alice/shop", charset="UTF-8""#
+        );
+        assert_error(r, StatusCode::UNAUTHORIZED, "credentials_required").await;
+    }
+    // Right, twice (the second from the verified pairs, no hashing).
+    for _ in 0..2 {
+        let r = get_with(
+            &app,
+            "/alice/shop/items",
+            &[("authorization", &basic("ops", "correct horse"))],
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // Wrong password, unknown user: the same answer.
+    for (user, password) in [("ops", "w9-not-it"), ("nobody", "correct horse")] {
+        let r = get_with(
+            &app,
+            "/alice/shop/items",
+            &[("authorization", &basic(user, password))],
+        )
+        .await;
+        let body = assert_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        assert!(!body.to_string().contains(password), "{body}");
+    }
+    // A third failure from this address, then a 429 before any hash is computed.
+    let r = get_with(
+        &app,
+        "/alice/shop/items",
+        &[("authorization", &basic("ops", "guess"))],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = get_with(
+        &app,
+        "/alice/shop/items",
+        &[("authorization", &basic("ops", "guess-again"))],
+    )
+    .await;
+    assert!(header(&r, "retry-after").parse::<u64>().unwrap() >= 1);
+    assert_error(r, StatusCode::TOO_MANY_REQUESTS, "too_many_requests").await;
+    // A pair already verified still passes.
+    let r = get_with(
+        &app,
+        "/alice/shop/items",
+        &[("authorization", &basic("ops", "correct horse"))],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // Read back and sent again (as pull then push would), the hash is kept as it is.
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"auth": project["auth"]})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Bad users are refused by field.
+    for (users, field) in [
+        (json!([]), "auth.users"),
+        (
+            json!([{"username": "a:b", "password": "x"}]),
+            "auth.users[0].username",
+        ),
+        (json!([{"username": "ops"}]), "auth.users[0].password"),
+        (
+            json!([{"username": "ops", "password_hash": "plain"}]),
+            "auth.users[0].password_hash",
+        ),
+    ] {
+        let response = app
+            .call(
+                Method::PATCH,
+                SHOP,
+                Some(&alice.token),
+                Some(&json!({"auth": {"type": "basic", "users": users}})),
+            )
+            .await;
+        assert_invalid(response, field).await;
+    }
+}
