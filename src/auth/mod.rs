@@ -129,6 +129,7 @@ enum Rule {
     ApiKey(KeyPlace),
     Jwt(Arc<jwt::Verifier>),
     Basic(Arc<BasicRule>),
+    Platform(Arc<PlatformRule>),
     /// A stored policy that does not compile (it validated when it was written): every
     /// request is refused, and the owner can see why in the log.
     Unusable,
@@ -156,6 +157,17 @@ impl ProjectAuth {
                     .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok())
                     .unwrap_or(HeaderName::from_static(DEFAULT_KEY_HEADER)),
             )),
+            AuthPolicy::Platform { owner_only } => Rule::Platform(Arc::new(PlatformRule {
+                owner: owner_only.then(|| {
+                    mount
+                        .trim_start_matches('/')
+                        .split('/')
+                        .next()
+                        .unwrap_or_default()
+                        .into()
+                }),
+                seen: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            })),
             AuthPolicy::Basic { users, .. } => Rule::Basic(Arc::new(BasicRule::new(
                 users,
                 mount.trim_start_matches('/'),
@@ -201,6 +213,7 @@ impl ProjectAuth {
             Rule::ApiKey(KeyPlace::Query(name)) => Rule::ApiKey(KeyPlace::Query(name.clone())),
             Rule::Jwt(verifier) => Rule::Jwt(verifier.clone()),
             Rule::Basic(basic) => Rule::Basic(basic.clone()),
+            Rule::Platform(platform) => Rule::Platform(platform.clone()),
             Rule::Unusable => Rule::Unusable,
         };
         ProjectAuth {
@@ -255,10 +268,15 @@ impl ProjectAuth {
         if let Rule::Basic(basic) = &self.rule {
             return self.check_basic(basic, endpoint, head, client, accounts);
         }
+        if let Rule::Platform(platform) = &self.rule {
+            return self.check_platform(platform, endpoint, head, accounts);
+        }
         let place = match &self.rule {
             Rule::Open => return Ok(Checked::Now(None)),
             Rule::ApiKey(place) => place,
-            Rule::Basic(_) => return Err(ApiError::internal(&"checked above")),
+            Rule::Basic(_) | Rule::Platform(_) => {
+                return Err(ApiError::internal(&"checked above"));
+            }
             Rule::Jwt(verifier) => return self.check_token(verifier, endpoint, head, now_ms),
             Rule::Unusable => {
                 return Err(self.challenge(
@@ -428,6 +446,84 @@ impl ProjectAuth {
         })))
     }
 
+    /// A Switchyard token under a `platform` policy. A token seen within the last
+    /// [`PLATFORM_SEEN_SECS`] is known at once; another is looked up in the store after the
+    /// request path lets go (logging out takes at most that long to reach this policy).
+    fn check_platform(
+        self: &Arc<Self>,
+        platform: &Arc<PlatformRule>,
+        endpoint: Option<&EndpointAuth>,
+        head: &Parts,
+        accounts: Option<&Accounts>,
+    ) -> Result<Checked, ApiError> {
+        let Some(token) = bearer(head) else {
+            return Err(self.challenge(
+                Code::CredentialsRequired,
+                "this project asks for a Switchyard token (from /auth/login or /auth/tokens) in the `Authorization` header".into(),
+                None,
+            ));
+        };
+        let key: [u8; 32] = {
+            use sha2::Digest;
+            sha2::Sha256::digest(token.as_bytes()).into()
+        };
+        if let Some(user) = platform.seen(&key) {
+            return self
+                .platform_identity(platform, user, endpoint)
+                .map(Checked::Now);
+        }
+        let Some(accounts) = accounts.cloned() else {
+            return Err(ApiError::internal(
+                &"a platform policy without the node's accounts",
+            ));
+        };
+        let (this, platform, required) = (self.clone(), platform.clone(), endpoint.cloned());
+        let token = token.to_owned();
+        Ok(Checked::Later(Box::pin(async move {
+            match accounts.authenticate(&token).await {
+                Ok(Some(principal)) => {
+                    let user: Arc<str> = principal.username.into();
+                    platform.remember(key, user.clone());
+                    this.platform_identity(&platform, user, required.as_ref())
+                }
+                Ok(None) => Err(this.challenge(
+                    Code::InvalidToken,
+                    "the token is not a live Switchyard token (unknown, expired or logged out)"
+                        .into(),
+                    Some("invalid_token"),
+                )),
+                Err(error) => Err(ApiError::from(error)),
+            }
+        })))
+    }
+
+    /// The caller `user` of a `platform` policy, if the policy (owner only?) and the
+    /// endpoint let them in.
+    fn platform_identity(
+        &self,
+        platform: &PlatformRule,
+        user: Arc<str>,
+        endpoint: Option<&EndpointAuth>,
+    ) -> Result<Option<Identity>, ApiError> {
+        if let Some(owner) = &platform.owner
+            && **owner != *user
+        {
+            return Err(ApiError::new(
+                Code::Forbidden,
+                format!("only the project's owner `{owner}` may call it; the caller is `{user}`"),
+            ));
+        }
+        let identity = Identity {
+            subject: user,
+            method: "platform",
+            source: Source::Key(Arc::new([])),
+        };
+        if let Some(required) = endpoint {
+            self.require(required, &identity)?;
+        }
+        Ok(Some(identity))
+    }
+
     /// 403 unless `identity` holds everything `required` asks for.
     fn require(&self, required: &EndpointAuth, identity: &Identity) -> Result<(), ApiError> {
         let missing = |wanted: &[String], held: &[Box<str>]| -> Vec<String> {
@@ -474,7 +570,7 @@ impl ProjectAuth {
     fn scheme(&self) -> &'static str {
         match &self.rule {
             Rule::Open | Rule::ApiKey(_) => "ApiKey",
-            Rule::Jwt(_) | Rule::Unusable => "Bearer",
+            Rule::Jwt(_) | Rule::Platform(_) | Rule::Unusable => "Bearer",
             Rule::Basic(_) => "Basic",
         }
     }
@@ -542,6 +638,37 @@ pub struct BasicRule {
     salt: [u8; 16],
     /// `owner/project`: failed attempts are counted per user of this project.
     mount: Box<str>,
+}
+
+/// How long a `platform` policy trusts a token it looked up, in seconds.
+pub const PLATFORM_SEEN_SECS: u64 = 10;
+
+/// A `platform` policy: who may call (any user, or the owner), and the tokens looked up
+/// lately (SHA-256 → user, when).
+#[derive(Debug)]
+pub struct PlatformRule {
+    owner: Option<Box<str>>,
+    #[expect(clippy::type_complexity, reason = "one private map")]
+    seen: parking_lot::Mutex<std::collections::HashMap<[u8; 32], (Arc<str>, std::time::Instant)>>,
+}
+
+impl PlatformRule {
+    fn seen(&self, key: &[u8; 32]) -> Option<Arc<str>> {
+        let seen = self.seen.lock();
+        let (user, at) = seen.get(key)?;
+        (at.elapsed().as_secs() < PLATFORM_SEEN_SECS).then(|| user.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], user: Arc<str>) {
+        let mut seen = self.seen.lock();
+        if seen.len() >= BASIC_SEEN {
+            seen.retain(|_, (_, at)| at.elapsed().as_secs() < PLATFORM_SEEN_SECS);
+            if seen.len() >= BASIC_SEEN {
+                seen.clear();
+            }
+        }
+        seen.insert(key, (user, std::time::Instant::now()));
+    }
 }
 
 /// Verified pairs a `basic` policy remembers; past it, it starts again.

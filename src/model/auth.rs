@@ -38,6 +38,12 @@ pub enum AuthPolicy {
     /// A bearer JSON Web Token, verified against a shared secret (HS*) or public keys
     /// (a JWKS inline or by URL), with its issuer and audience.
     Jwt(JwtPolicy),
+    /// Switchyard's own users, by a platform token (`/auth/login`, `/auth/tokens`): any of
+    /// them, or only the project's owner.
+    Platform {
+        #[serde(default)]
+        owner_only: bool,
+    },
     /// HTTP Basic: user names and passwords, kept as argon2id hashes.
     Basic {
         /// The `realm` of the challenge; the project's mount without it.
@@ -75,13 +81,14 @@ impl AuthPolicy {
             AuthPolicy::ApiKey { .. } => "api_key",
             AuthPolicy::Jwt(_) => "jwt",
             AuthPolicy::Basic { .. } => "basic",
+            AuthPolicy::Platform { .. } => "platform",
         }
     }
 
     /// Every problem of this policy, each naming its field under `prefix` (`auth.`).
     pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
         match self {
-            AuthPolicy::None => {}
+            AuthPolicy::None | AuthPolicy::Platform { .. } => {}
             AuthPolicy::Jwt(policy) => {
                 policy.validate(prefix, errors);
                 check_subject_header(policy.subject_header.as_deref(), prefix, errors);

@@ -1059,3 +1059,68 @@ async fn basic_users_are_stored_hashed_and_checked_with_limits() {
         assert_invalid(response, field).await;
     }
 }
+
+#[tokio::test]
+async fn the_platform_policy_lets_switchyard_users_in_or_only_the_owner() {
+    let (app, alice) = shop(
+        json!({"type": "platform"}),
+        json!([mock("items", "/items", None)]),
+    )
+    .await;
+    let bob = app.user("bob").await;
+    // No token: the bearer challenge.
+    let r = app.get("/alice/shop/items").await;
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        r#"Bearer realm="alice/shop""#
+    );
+    assert_error(r, StatusCode::UNAUTHORIZED, "credentials_required").await;
+    // Any user's token, twice (the second from the tokens seen lately).
+    for user in [&alice, &bob, &bob] {
+        let r = app
+            .call(Method::GET, "/alice/shop/items", Some(&user.token), None)
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = app
+        .call(
+            Method::GET,
+            "/alice/shop/items",
+            Some("sy_not-a-token"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        r#"Bearer realm="alice/shop", error="invalid_token""#
+    );
+    assert_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    // Owner only.
+    let response = app
+        .call(
+            Method::PATCH,
+            SHOP,
+            Some(&alice.token),
+            Some(&json!({"auth": {"type": "platform", "owner_only": true}})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let r = app
+        .call(Method::GET, "/alice/shop/items", Some(&alice.token), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .call(Method::GET, "/alice/shop/items", Some(&bob.token), None)
+        .await;
+    let body = assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("`bob`"),
+        "{body}"
+    );
+    // A script sees who called.
+    put_script(&app, &alice).await;
+    let r = app
+        .call(Method::GET, "/alice/shop/echo", Some(&alice.token), None)
+        .await;
+    assert_eq!(json_body(r).await["auth"]["subject"], "alice");
+}
