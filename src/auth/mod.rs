@@ -121,6 +121,8 @@ pub struct ProjectAuth {
     keys: Arc<KeySet>,
     /// `realm="owner/project"`, for `WWW-Authenticate`.
     realm: Box<str>,
+    /// Invalid keys and tokens per client address (`basic` counts with the login limits).
+    failures: Arc<Failures>,
 }
 
 #[derive(Debug)]
@@ -202,6 +204,7 @@ impl ProjectAuth {
                 } => realm.as_str().into(),
                 _ => mount.into(),
             },
+            failures: Arc::new(Failures::new()),
         }
     }
 
@@ -221,6 +224,7 @@ impl ProjectAuth {
             subject_header: self.subject_header.clone(),
             keys,
             realm: self.realm.clone(),
+            failures: self.failures.clone(),
         }
     }
 
@@ -267,6 +271,36 @@ impl ProjectAuth {
         }
         if let Rule::Basic(basic) = &self.rule {
             return self.check_basic(basic, endpoint, head, client, accounts);
+        }
+        // An address that sent too many invalid keys or tokens lately waits, unchecked.
+        if let Some(wait) = self.failures.blocked(client) {
+            return Err(too_many_failures(wait));
+        }
+        let checked = self.check_credentials(endpoint, head, now_ms, accounts);
+        match checked {
+            Err(error) => Err(self.failures.counted(client, error)),
+            Ok(Checked::Later(pending)) => {
+                let failures = self.failures.clone();
+                Ok(Checked::Later(Box::pin(async move {
+                    pending
+                        .await
+                        .map_err(|error| failures.counted(client, error))
+                })))
+            }
+            now => now,
+        }
+    }
+
+    /// The policy's check of the caller's credentials.
+    fn check_credentials(
+        self: &Arc<Self>,
+        endpoint: Option<&EndpointAuth>,
+        head: &Parts,
+        now_ms: i64,
+        accounts: Option<&Accounts>,
+    ) -> Result<Checked, ApiError> {
+        if let Rule::Basic(_) = &self.rule {
+            return Err(ApiError::internal(&"basic is checked by check_basic"));
         }
         if let Rule::Platform(platform) = &self.rule {
             return self.check_platform(platform, endpoint, head, accounts);
@@ -638,6 +672,77 @@ pub struct BasicRule {
     salt: [u8; 16],
     /// `owner/project`: failed attempts are counted per user of this project.
     mount: Box<str>,
+}
+
+/// Invalid keys or tokens one client address may send per minute before its requests wait.
+pub const FAILURES_PER_MINUTE: u32 = 30;
+
+/// Invalid credentials per client address: past [`FAILURES_PER_MINUTE`], an address's
+/// requests are answered 429 without being checked until its wait is over. Costs one atomic
+/// load per request while no address is held back.
+#[derive(Debug)]
+struct Failures {
+    limiter: limit::Limiter,
+    /// Addresses held back, until when.
+    blocked: parking_lot::Mutex<std::collections::HashMap<IpAddr, std::time::Instant>>,
+    held: std::sync::atomic::AtomicUsize,
+}
+
+impl Failures {
+    fn new() -> Failures {
+        Failures {
+            limiter: limit::Limiter::new(&limit::RateLimit {
+                requests: FAILURES_PER_MINUTE,
+                per_secs: 60,
+                burst: None,
+                by: limit::By::Client,
+            }),
+            blocked: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            held: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// How long `client` must still wait, if it is held back.
+    #[inline]
+    fn blocked(&self, client: IpAddr) -> Option<std::time::Duration> {
+        use std::sync::atomic::Ordering;
+        if self.held.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let mut blocked = self.blocked.lock();
+        let now = std::time::Instant::now();
+        blocked.retain(|_, until| *until > now);
+        self.held.store(blocked.len(), Ordering::Relaxed);
+        blocked.get(&client).map(|until| *until - now)
+    }
+
+    /// `error` as answered to `client`: an invalid credential is counted, and the one over
+    /// the limit is a 429 that holds the address back.
+    fn counted(&self, client: IpAddr, error: ApiError) -> ApiError {
+        use std::sync::atomic::Ordering;
+        if error.code != Code::InvalidToken {
+            return error;
+        }
+        match self.limiter.check(None, client) {
+            Ok(()) => error,
+            Err(wait) => {
+                let mut blocked = self.blocked.lock();
+                if blocked.len() < 65_536 {
+                    blocked.insert(client, std::time::Instant::now() + wait);
+                }
+                self.held.store(blocked.len(), Ordering::Relaxed);
+                too_many_failures(wait)
+            }
+        }
+    }
+}
+
+fn too_many_failures(wait: std::time::Duration) -> ApiError {
+    ApiError::retry_after(
+        Code::TooManyRequests,
+        "too many invalid credentials from this address; retry later",
+        wait,
+    )
 }
 
 /// How long a `platform` policy trusts a token it looked up, in seconds.

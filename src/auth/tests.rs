@@ -1,5 +1,7 @@
 use std::sync::Arc;
 
+use std::net::IpAddr;
+
 use http::header::WWW_AUTHENTICATE;
 
 use super::keys::{self, KeySet, NewKey};
@@ -242,5 +244,37 @@ fn other_keys_keep_the_policy() {
             .now()
             .unwrap()
             .is_some()
+    );
+}
+
+#[test]
+fn an_address_sending_invalid_keys_is_held_back_and_others_are_not() {
+    let key = keys::generate("ci", vec![], 1, None);
+    let auth = keyed(header_policy(), &[&key]);
+    let from = |ip: [u8; 4], presented: &str| {
+        auth.check_from(
+            None,
+            &head("/x", &[("x-api-key", presented)]),
+            2,
+            IpAddr::from(ip),
+            None,
+        )
+    };
+    let guesser = [203, 0, 113, 7];
+    for _ in 0..FAILURES_PER_MINUTE {
+        let error = from(guesser, "garbage").now().unwrap_err();
+        assert_eq!(error.code, Code::InvalidToken);
+    }
+    let error = from(guesser, "garbage").now().unwrap_err();
+    assert_eq!(error.code, Code::TooManyRequests);
+    assert!(error.header.is_some(), "Retry-After");
+    // Held back: even a right key waits, unchecked.
+    let error = from(guesser, &key.key).now().unwrap_err();
+    assert_eq!(error.code, Code::TooManyRequests);
+    // Another address is not.
+    assert!(from([198, 51, 100, 1], &key.key).now().unwrap().is_some());
+    assert_eq!(
+        from([198, 51, 100, 1], "garbage").now().unwrap_err().code,
+        Code::InvalidToken
     );
 }
