@@ -640,6 +640,35 @@ fn check_backend_of(
 /// What `--proxy-allow` refuses in the backends of a restricted project (a non-admin's):
 /// Docker selectors, and target hosts the list does not permit. `prefix` names the
 /// backends' place in the body (`""` for one backend, `backends[2].` in a project).
+/// A non-admin's `jwt` policy fetches its key set only from a host `--proxy-allow` lets
+/// non-admins reach, as their backends do: the node makes that request.
+fn check_auth_allowed(
+    auth: &crate::model::AuthPolicy,
+    allow: &crate::backends::allow::ProxyAllow,
+) -> Result<(), ChangeError> {
+    let crate::model::AuthPolicy::Jwt(policy) = auth else {
+        return Ok(());
+    };
+    let Some(url) = &policy.jwks_url else {
+        return Ok(());
+    };
+    let host = url
+        .parse::<http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(str::to_owned))
+        .unwrap_or_default();
+    if allow.permits_host(&host) {
+        return Ok(());
+    }
+    Err(ChangeError::Invalid(vec![FieldError::new(
+        "auth.jwks_url",
+        format!(
+            "`{host}` is not a host this instance lets non-admins reach (--proxy-allow: {})",
+            allow.describe()
+        ),
+    )]))
+}
+
 fn check_allowed(
     backends: &[Backend],
     allow: &crate::backends::allow::ProxyAllow,
@@ -855,6 +884,9 @@ fn compute(
     } = edit(current)?;
     if diff.is_empty() {
         return Ok(None);
+    }
+    if current.restricted && project.auth != current.def.auth {
+        check_auth_allowed(&project.auth, registry.allow())?;
     }
     let count = project.endpoints.len();
     // A lowered quota does not stop edits of a project that is already over it, as long as
@@ -1183,6 +1215,7 @@ impl Changes {
                 check_allowed(&project.backends, registry.allow(), |i| {
                     format!("backends[{i}].")
                 })?;
+                check_auth_allowed(&project.auth, registry.allow())?;
             }
             let mut added = backends_diff(&[], &project.backends);
             added.extend(endpoints_diff(&EndpointList::new(), &endpoints));

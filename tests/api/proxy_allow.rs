@@ -191,3 +191,54 @@ async fn the_put_that_repairs_a_broken_project_is_held_to_the_list() {
     assert_invalid(refused, "backends[0].urls[0]").await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_non_admins_jwks_url_is_bounded_like_their_backends() {
+    let (app, admin, alice) = node(&["api.example.com"]).await;
+    let policy = |url: &str| {
+        json!({"auth": {"type": "jwt", "algorithms": ["RS256"], "jwks_url": url,
+                        "issuer": "https://issuer.example/", "audience": "a"}})
+    };
+    // Alice's project: an internal address is refused at creation and in a change.
+    let mut body = policy("http://127.0.0.1:9/jwks.json");
+    body["name"] = json!("shop");
+    let response = app
+        .call(
+            Method::POST,
+            "/admin/projects",
+            Some(&alice.token),
+            Some(&body),
+        )
+        .await;
+    assert_invalid(response, "auth.jwks_url").await;
+    app.project(&alice, "shop").await;
+    let response = app
+        .call(
+            Method::PATCH,
+            "/admin/projects/alice/shop",
+            Some(&alice.token),
+            Some(&policy("http://169.254.169.254/latest")),
+        )
+        .await;
+    assert_invalid(response, "auth.jwks_url").await;
+    // A listed host is fine, and an admin is not bounded.
+    let response = app
+        .call(
+            Method::PATCH,
+            "/admin/projects/alice/shop",
+            Some(&alice.token),
+            Some(&policy("https://api.example.com/.well-known/jwks.json")),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    app.project(&admin, "shop").await;
+    let response = app
+        .call(
+            Method::PATCH,
+            "/admin/projects/root/shop",
+            Some(&admin.token),
+            Some(&policy("http://127.0.0.1:9/jwks.json")),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
