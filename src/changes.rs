@@ -271,6 +271,18 @@ impl Edit {
         }
     }
 
+    /// An edit of what a project keeps beside its definition (datasets, API keys): the
+    /// definition, handlers and routes as they are.
+    fn side_table(current: &CompiledProject, diff: Vec<DiffItem>) -> Edit {
+        Edit::new(
+            current.def.as_ref().clone(),
+            current.handlers.clone(),
+            OwnedOps::None,
+            diff,
+        )
+        .routes(RouteEdit::Kept)
+    }
+
     /// Sets what the edit does to the API keys.
     fn keys(self, keys: KeyEdit) -> Edit {
         Edit { keys, ..self }
@@ -1741,14 +1753,7 @@ impl Changes {
                 return Err(ChangeError::DatasetNotFound(name.clone()));
             };
             let diff = vec![DiffItem::dataset("remove", dataset)];
-            Ok(Edit::new(
-                current.def.as_ref().clone(),
-                current.handlers.clone(),
-                OwnedOps::None,
-                diff,
-            )
-            .routes(RouteEdit::Kept)
-            .datasets(DatasetEdit::Remove(name.clone())))
+            Ok(Edit::side_table(current, diff).datasets(DatasetEdit::Remove(name.clone())))
         })
         .await
     }
@@ -1772,14 +1777,7 @@ impl Changes {
                 )));
             }
             let diff = vec![DiffItem::key("add", &record.name, &record.id)];
-            Ok(Edit::new(
-                current.def.as_ref().clone(),
-                current.handlers.clone(),
-                OwnedOps::None,
-                diff,
-            )
-            .routes(RouteEdit::Kept)
-            .keys(KeyEdit::Add(record.clone())))
+            Ok(Edit::side_table(current, diff).keys(KeyEdit::Add(record.clone())))
         })
         .await
     }
@@ -1797,14 +1795,7 @@ impl Changes {
                 return Err(ChangeError::KeyNotFound(id.clone()));
             };
             let diff = vec![DiffItem::key("remove", &key.name, &id)];
-            Ok(Edit::new(
-                current.def.as_ref().clone(),
-                current.handlers.clone(),
-                OwnedOps::None,
-                diff,
-            )
-            .routes(RouteEdit::Kept)
-            .keys(KeyEdit::Revoke(id.clone())))
+            Ok(Edit::side_table(current, diff).keys(KeyEdit::Revoke(id.clone())))
         })
         .await
     }

@@ -129,6 +129,15 @@ fn cors_headers(head: &Parts, mounted: Option<&Mounted>, response: &mut Response
     }
 }
 
+/// Where a request is: its head, its project and the path inside it, its id and caller.
+struct Place<'a> {
+    head: &'a Parts,
+    project: &'a CompiledProject,
+    path: &'a str,
+    id: &'a HeaderValue,
+    peer: SocketAddr,
+}
+
 /// What follows a project's mount, as the project sees it: `/` for its root.
 fn inside(rest: &str) -> &str {
     if rest.is_empty() { "/" } else { rest }
@@ -199,20 +208,15 @@ impl Pipeline {
                         if endpoint.handler.forwards_upgrades() {
                             body.set_upgrade(head.extensions.remove::<hyper::upgrade::OnUpgrade>());
                         }
-                        let cx = || Context {
-                            method: &head.method,
-                            path: inside(rest),
-                            query: head.uri.query(),
-                            params,
-                            headers: &head.headers,
-                            request_id: id,
-                            peer,
-                            upstreams: &project.upstreams,
-                            datasets: &project.datasets,
-                            identity: identity.as_ref(),
-                            subject_header: project.auth.subject_header(),
-                            body_limit: self.body_limit,
-                            body_read_timeout: self.body_read_timeout,
+                        let cx = || {
+                            let at = Place {
+                                head: &head,
+                                project: &project,
+                                path: inside(rest),
+                                id,
+                                peer,
+                            };
+                            self.context(at, params, identity.as_ref())
                         };
                         (Ok(endpoint.handler.respond(cx, &mut body)), Some(index))
                     }
@@ -386,24 +390,44 @@ impl Pipeline {
         if endpoint.handler.forwards_upgrades() {
             body.set_upgrade(upgrade);
         }
-        let cx = || Context {
-            method: &head.method,
-            path: rest,
-            query: head.uri.query(),
-            params,
-            headers: &head.headers,
-            request_id: id,
-            peer,
-            upstreams: &project.upstreams,
-            datasets: &project.datasets,
-            identity: identity.as_ref(),
-            subject_header: project.auth.subject_header(),
-            body_limit: self.body_limit,
-            body_read_timeout: self.body_read_timeout,
+        let cx = || {
+            let at = Place {
+                head,
+                project,
+                path: rest,
+                id,
+                peer,
+            };
+            self.context(at, params, identity.as_ref())
         };
         let reply = endpoint.handler.respond(cx, &mut body);
         *unread = body.into_rest();
         Ok(reply)
+    }
+
+    /// The handler's view of a request at `at`.
+    #[inline(always)]
+    fn context<'a>(
+        &'a self,
+        at: Place<'a>,
+        params: crate::routing::matcher::Params<'a, 'a>,
+        identity: Option<&'a Identity>,
+    ) -> Context<'a> {
+        Context {
+            method: &at.head.method,
+            path: at.path,
+            query: at.head.uri.query(),
+            params,
+            headers: &at.head.headers,
+            request_id: at.id,
+            peer: at.peer,
+            upstreams: &at.project.upstreams,
+            datasets: &at.project.datasets,
+            identity,
+            subject_header: at.project.auth.subject_header(),
+            body_limit: self.body_limit,
+            body_read_timeout: self.body_read_timeout,
+        }
     }
 
     /// Stage 4: counts the answer, logs it and, for a project with a journal, journals it.
