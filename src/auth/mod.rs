@@ -123,6 +123,8 @@ pub struct ProjectAuth {
     realm: Box<str>,
     /// Invalid keys and tokens per client address (`basic` counts with the login limits).
     failures: Arc<Failures>,
+    /// Set while a key set older than its policy's `jwks_max_age_secs` is fetched again.
+    refreshing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -205,6 +207,7 @@ impl ProjectAuth {
                 _ => mount.into(),
             },
             failures: Arc::new(Failures::new()),
+            refreshing: Arc::default(),
         }
     }
 
@@ -225,6 +228,16 @@ impl ProjectAuth {
             keys,
             realm: self.realm.clone(),
             failures: self.failures.clone(),
+            refreshing: self.refreshing.clone(),
+        }
+    }
+
+    /// The policy's JWT verifier (tests of refresh by age).
+    #[cfg(test)]
+    pub(crate) fn verifier(&self) -> Option<&Arc<jwt::Verifier>> {
+        match &self.rule {
+            Rule::Jwt(verifier) => Some(verifier),
+            _ => None,
         }
     }
 
@@ -372,6 +385,9 @@ impl ProjectAuth {
         let now = u64::try_from(now_ms / 1000).unwrap_or(0);
         match verifier.verify(token, now) {
             Ok(verified) => {
+                if verifier.jwks_due() {
+                    self.refresh_soon(verifier);
+                }
                 let identity = Identity::token(verified);
                 if let Some(required) = endpoint {
                     self.require(required, &identity)?;
@@ -383,7 +399,7 @@ impl ProjectAuth {
                 let (token, required) = (token.to_owned(), endpoint.cloned());
                 Ok(Checked::Later(Box::pin(async move {
                     let fetched = verifier.refresh(jwks_client()).await;
-                    let now = u64::try_from(crate::accounts::now_ms() / 1000).unwrap_or(0);
+                    // Checked at the request's time (the fetch takes a timeout at most).
                     match verifier.verify(&token, now) {
                         Ok(verified) => {
                             let identity = Identity::token(verified);
@@ -410,6 +426,26 @@ impl ProjectAuth {
                 Some("invalid_token"),
             )),
         }
+    }
+
+    /// Fetches a key set that has grown older than its policy's `jwks_max_age_secs` again,
+    /// in the background (one fetch at a time; requests go on with the keys held), so that a
+    /// key the provider withdrew stops being accepted.
+    fn refresh_soon(&self, verifier: &Arc<jwt::Verifier>) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (verifier, refreshing) = (verifier.clone(), self.refreshing.clone());
+        runtime.spawn(async move {
+            if let Err(error) = verifier.refresh(jwks_client()).await {
+                tracing::warn!(%error, "a key set due for a refresh could not be fetched; the old one is kept");
+            }
+            refreshing.store(false, Ordering::Release);
+        });
     }
 
     /// `Authorization: Basic` under a `basic` policy. A user and password seen before are

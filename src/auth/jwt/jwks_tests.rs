@@ -309,3 +309,50 @@ async fn a_shared_verifier_refreshes_from_a_task() {
         .expect("joined")
         .expect("valid");
 }
+
+#[tokio::test]
+async fn a_project_fetches_a_key_set_past_its_max_age_again_in_the_background() {
+    use crate::auth::{Checked, ProjectAuth};
+    let server = JwksServer::start(keys(&[RSA.jwk("rsa")]), false).await;
+    let policy = server.policy(json!(["RS256"]));
+    let auth = Arc::new(ProjectAuth::compile(
+        &crate::model::AuthPolicy::Jwt(policy.clone()),
+        "/o/p",
+        Arc::default(),
+    ));
+    let token = RSA.token("RS256", Some("rsa"), &claims());
+    let head = http::Request::builder()
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .expect("request")
+        .into_parts()
+        .0;
+    let now_ms = i64::try_from(NOW).expect("now") * 1000;
+    // The first request waits for the first fetch.
+    match auth.check(None, &head, now_ms).expect("checked") {
+        Checked::Later(pending) => assert!(pending.await.expect("verified").is_some()),
+        Checked::Now(_) => panic!("the first check must wait for the key set"),
+    }
+    assert_eq!(server.hits(), 1);
+    // A fresh set is used as it is.
+    past_the_floor().await;
+    assert!(matches!(
+        auth.check(None, &head, now_ms),
+        Ok(Checked::Now(Some(_)))
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.hits(), 1);
+    // Past its max age: the request is answered at once, and the set fetched behind it.
+    let verifier = auth.verifier().expect("a jwt policy");
+    verifier.age_keys(Duration::from_secs(policy.jwks_max_age_secs + 1));
+    assert!(matches!(
+        auth.check(None, &head, now_ms),
+        Ok(Checked::Now(Some(_)))
+    ));
+    let started = Instant::now();
+    while server.hits() < 2 && started.elapsed() < Duration::from_secs(3) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(server.hits(), 2);
+    assert!(!verifier.jwks_due());
+}

@@ -442,6 +442,19 @@ impl Verifier {
     ///
     /// The URL is the project owner's: `client`'s redirect, proxy and resolver settings
     /// are what keeps the fetch away from addresses the node must not reach.
+    /// Makes the key set look fetched `by` earlier than it was (tests of refresh by age).
+    #[cfg(test)]
+    pub(crate) fn age_keys(&self, by: std::time::Duration) {
+        if let Keys::Public { set, .. } = &self.keys {
+            let now = set.load();
+            set.store(Arc::new(KeySet {
+                keys: now.keys.clone(),
+                generation: now.generation,
+                fetched: now.fetched.and_then(|at| at.checked_sub(by)),
+            }));
+        }
+    }
+
     pub async fn refresh(&self, client: &reqwest::Client) -> Result<(), JwksError> {
         let Keys::Public {
             set,
