@@ -48,6 +48,8 @@ enum Source {
     /// An API key's scopes.
     Key(Arc<[Box<str>]>),
     Token(jwt::Verified),
+    /// A user (`basic`, `platform`): no scopes, permissions or claims.
+    User,
 }
 
 impl Identity {
@@ -60,11 +62,12 @@ impl Identity {
         }
     }
 
-    fn user(name: Arc<str>) -> Identity {
+    /// A user of a `basic` or `platform` policy (`method`).
+    fn user(name: Arc<str>, method: &'static str) -> Identity {
         Identity {
             subject: name,
-            method: "basic",
-            source: Source::Key(Arc::new([])),
+            method,
+            source: Source::User,
         }
     }
 
@@ -80,13 +83,14 @@ impl Identity {
         match &self.source {
             Source::Key(scopes) => scopes,
             Source::Token(token) => &token.scopes,
+            Source::User => &[],
         }
     }
 
     /// A token's `permissions`; an API key has none.
     pub fn permissions(&self) -> &[Box<str>] {
         match &self.source {
-            Source::Key(_) => &[],
+            Source::Key(_) | Source::User => &[],
             Source::Token(token) => &token.permissions,
         }
     }
@@ -94,7 +98,7 @@ impl Identity {
     /// A token's claims; `None` for an API key.
     pub fn claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
         match &self.source {
-            Source::Key(_) => None,
+            Source::Key(_) | Source::User => None,
             Source::Token(token) => Some(&token.claims),
         }
     }
@@ -113,7 +117,7 @@ pub enum Checked {
 }
 
 /// A project's policy as the request path checks it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ProjectAuth {
     rule: Rule,
     /// Where proxy endpoints put the verified subject for their upstream.
@@ -127,7 +131,7 @@ pub struct ProjectAuth {
     refreshing: Arc<std::sync::atomic::AtomicBool>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Rule {
     Open,
     ApiKey(KeyPlace),
@@ -139,7 +143,7 @@ enum Rule {
     Unusable,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum KeyPlace {
     Header(HeaderName),
     Query(Box<str>),
@@ -150,6 +154,7 @@ impl ProjectAuth {
     /// policy reaches here validated; a header name that does not parse falls back to the
     /// default one.
     pub fn compile(policy: &AuthPolicy, mount: &str, keys: Arc<KeySet>) -> ProjectAuth {
+        let mount = mount.trim_start_matches('/');
         let rule = match policy {
             AuthPolicy::None => Rule::Open,
             AuthPolicy::ApiKey {
@@ -162,20 +167,10 @@ impl ProjectAuth {
                     .unwrap_or(HeaderName::from_static(DEFAULT_KEY_HEADER)),
             )),
             AuthPolicy::Platform { owner_only } => Rule::Platform(Arc::new(PlatformRule {
-                owner: owner_only.then(|| {
-                    mount
-                        .trim_start_matches('/')
-                        .split('/')
-                        .next()
-                        .unwrap_or_default()
-                        .into()
-                }),
+                owner: owner_only.then(|| mount.split('/').next().unwrap_or_default().into()),
                 seen: parking_lot::Mutex::new(std::collections::HashMap::new()),
             })),
-            AuthPolicy::Basic { users, .. } => Rule::Basic(Arc::new(BasicRule::new(
-                users,
-                mount.trim_start_matches('/'),
-            ))),
+            AuthPolicy::Basic { users, .. } => Rule::Basic(Arc::new(BasicRule::new(users, mount))),
             AuthPolicy::Jwt(policy) => match jwt::Verifier::new(policy) {
                 Ok(verifier) => Rule::Jwt(Arc::new(verifier)),
                 Err(error) => {
@@ -184,7 +179,6 @@ impl ProjectAuth {
                 }
             },
         };
-        let mount = mount.trim_start_matches('/');
         let subject_header = match policy {
             AuthPolicy::ApiKey {
                 subject_header: Some(name),
@@ -213,22 +207,9 @@ impl ProjectAuth {
 
     /// The same policy with another set of keys.
     pub fn with_keys(&self, keys: Arc<KeySet>) -> ProjectAuth {
-        let rule = match &self.rule {
-            Rule::Open => Rule::Open,
-            Rule::ApiKey(KeyPlace::Header(name)) => Rule::ApiKey(KeyPlace::Header(name.clone())),
-            Rule::ApiKey(KeyPlace::Query(name)) => Rule::ApiKey(KeyPlace::Query(name.clone())),
-            Rule::Jwt(verifier) => Rule::Jwt(verifier.clone()),
-            Rule::Basic(basic) => Rule::Basic(basic.clone()),
-            Rule::Platform(platform) => Rule::Platform(platform.clone()),
-            Rule::Unusable => Rule::Unusable,
-        };
         ProjectAuth {
-            rule,
-            subject_header: self.subject_header.clone(),
             keys,
-            realm: self.realm.clone(),
-            failures: self.failures.clone(),
-            refreshing: self.refreshing.clone(),
+            ..self.clone()
         }
     }
 
@@ -283,13 +264,25 @@ impl ProjectAuth {
             return Ok(Checked::Now(None));
         }
         if let Rule::Basic(basic) = &self.rule {
+            // Its failures count with the login limits, per user too.
             return self.check_basic(basic, endpoint, head, client, accounts);
         }
         // An address that sent too many invalid keys or tokens lately waits, unchecked.
         if let Some(wait) = self.failures.blocked(client) {
             return Err(too_many_failures(wait));
         }
-        let checked = self.check_credentials(endpoint, head, now_ms, accounts);
+        let checked = match &self.rule {
+            Rule::ApiKey(place) => self.check_key(place, endpoint, head, now_ms),
+            Rule::Jwt(verifier) => self.check_token(verifier, endpoint, head, now_ms),
+            Rule::Platform(platform) => self.check_platform(platform, endpoint, head, accounts),
+            Rule::Basic(basic) => self.check_basic(basic, endpoint, head, client, accounts),
+            Rule::Open => Ok(Checked::Now(None)),
+            Rule::Unusable => Err(self.challenge(
+                Code::InvalidToken,
+                "this project's auth policy cannot be used; its owner must fix it".into(),
+                Some("invalid_token"),
+            )),
+        };
         match checked {
             Err(error) => Err(self.failures.counted(client, error)),
             Ok(Checked::Later(pending)) => {
@@ -304,35 +297,14 @@ impl ProjectAuth {
         }
     }
 
-    /// The policy's check of the caller's credentials.
-    fn check_credentials(
-        self: &Arc<Self>,
+    /// An API key in its header or query parameter.
+    fn check_key(
+        &self,
+        place: &KeyPlace,
         endpoint: Option<&EndpointAuth>,
         head: &Parts,
         now_ms: i64,
-        accounts: Option<&Accounts>,
     ) -> Result<Checked, ApiError> {
-        if let Rule::Basic(_) = &self.rule {
-            return Err(ApiError::internal(&"basic is checked by check_basic"));
-        }
-        if let Rule::Platform(platform) = &self.rule {
-            return self.check_platform(platform, endpoint, head, accounts);
-        }
-        let place = match &self.rule {
-            Rule::Open => return Ok(Checked::Now(None)),
-            Rule::ApiKey(place) => place,
-            Rule::Basic(_) | Rule::Platform(_) => {
-                return Err(ApiError::internal(&"checked above"));
-            }
-            Rule::Jwt(verifier) => return self.check_token(verifier, endpoint, head, now_ms),
-            Rule::Unusable => {
-                return Err(self.challenge(
-                    Code::InvalidToken,
-                    "this project's auth policy cannot be used; its owner must fix it".into(),
-                    Some("invalid_token"),
-                ));
-            }
-        };
         let presented = match place {
             KeyPlace::Header(name) => head.headers.get(name).and_then(|v| v.to_str().ok()),
             KeyPlace::Query(name) => head.uri.query().and_then(|q| query_value(q, name)),
@@ -359,10 +331,7 @@ impl ProjectAuth {
                 )
             })?;
         let identity = Identity::key(entry.name.clone(), entry.scopes.clone());
-        if let Some(required) = endpoint {
-            self.require(required, &identity)?;
-        }
-        Ok(Checked::Now(Some(identity)))
+        self.admit(identity, endpoint).map(Checked::Now)
     }
 
     /// A bearer token under a `jwt` policy. A token that names a key the set does not hold
@@ -388,11 +357,8 @@ impl ProjectAuth {
                 if verifier.jwks_due() {
                     self.refresh_soon(verifier);
                 }
-                let identity = Identity::token(verified);
-                if let Some(required) = endpoint {
-                    self.require(required, &identity)?;
-                }
-                Ok(Checked::Now(Some(identity)))
+                self.admit(Identity::token(verified), endpoint)
+                    .map(Checked::Now)
             }
             Err(rejection) if rejection.needs_refresh() => {
                 let (this, verifier) = (self.clone(), verifier.clone());
@@ -401,13 +367,7 @@ impl ProjectAuth {
                     let fetched = verifier.refresh(jwks_client()).await;
                     // Checked at the request's time (the fetch takes a timeout at most).
                     match verifier.verify(&token, now) {
-                        Ok(verified) => {
-                            let identity = Identity::token(verified);
-                            if let Some(required) = &required {
-                                this.require(required, &identity)?;
-                            }
-                            Ok(Some(identity))
-                        }
+                        Ok(verified) => this.admit(Identity::token(verified), required.as_ref()),
                         Err(rejection) => {
                             let mut message = rejection.to_string();
                             if let Err(error) = fetched {
@@ -468,11 +428,9 @@ impl ProjectAuth {
         };
         let seen = basic.seen_key(&user, &password);
         if let Some(name) = basic.seen(&seen) {
-            let identity = Identity::user(name);
-            if let Some(required) = endpoint {
-                self.require(required, &identity)?;
-            }
-            return Ok(Checked::Now(Some(identity)));
+            return self
+                .admit(Identity::user(name, "basic"), endpoint)
+                .map(Checked::Now);
         }
         let Some(accounts) = accounts.cloned() else {
             return Err(ApiError::internal(
@@ -490,11 +448,7 @@ impl ProjectAuth {
                 Ok(true) => {
                     let name: Arc<str> = user.into();
                     basic.remember(seen, name.clone());
-                    let identity = Identity::user(name);
-                    if let Some(required) = &required {
-                        this.require(required, &identity)?;
-                    }
-                    Ok(Some(identity))
+                    this.admit(Identity::user(name, "basic"), required.as_ref())
                 }
                 Ok(false) => Err(this.challenge(
                     Code::InvalidToken,
@@ -583,11 +537,15 @@ impl ProjectAuth {
                 format!("only the project's owner `{owner}` may call it; the caller is `{user}`"),
             ));
         }
-        let identity = Identity {
-            subject: user,
-            method: "platform",
-            source: Source::Key(Arc::new([])),
-        };
+        self.admit(Identity::user(user, "platform"), endpoint)
+    }
+
+    /// `identity`, if it holds what the endpoint requires (`None`: nothing).
+    fn admit(
+        &self,
+        identity: Identity,
+        endpoint: Option<&EndpointAuth>,
+    ) -> Result<Option<Identity>, ApiError> {
         if let Some(required) = endpoint {
             self.require(required, &identity)?;
         }
@@ -746,10 +704,15 @@ impl Failures {
             return None;
         }
         let mut blocked = self.blocked.lock();
+        let until = *blocked.get(&client)?;
         let now = std::time::Instant::now();
-        blocked.retain(|_, until| *until > now);
+        if until > now {
+            return Some(until - now);
+        }
+        // Its wait is over; the others' are swept when the next address is held back.
+        blocked.remove(&client);
         self.held.store(blocked.len(), Ordering::Relaxed);
-        blocked.get(&client).map(|until| *until - now)
+        None
     }
 
     /// `error` as answered to `client`: an invalid credential is counted, and the one over
@@ -763,8 +726,10 @@ impl Failures {
             Ok(()) => error,
             Err(wait) => {
                 let mut blocked = self.blocked.lock();
+                let now = std::time::Instant::now();
+                blocked.retain(|_, until| *until > now);
                 if blocked.len() < 65_536 {
-                    blocked.insert(client, std::time::Instant::now() + wait);
+                    blocked.insert(client, now + wait);
                 }
                 self.held.store(blocked.len(), Ordering::Relaxed);
                 too_many_failures(wait)
@@ -802,9 +767,9 @@ impl PlatformRule {
 
     fn remember(&self, key: [u8; 32], user: Arc<str>) {
         let mut seen = self.seen.lock();
-        if seen.len() >= BASIC_SEEN {
+        if seen.len() >= REMEMBERED {
             seen.retain(|_, (_, at)| at.elapsed().as_secs() < PLATFORM_SEEN_SECS);
-            if seen.len() >= BASIC_SEEN {
+            if seen.len() >= REMEMBERED {
                 seen.clear();
             }
         }
@@ -812,8 +777,8 @@ impl PlatformRule {
     }
 }
 
-/// Verified pairs a `basic` policy remembers; past it, it starts again.
-const BASIC_SEEN: usize = 4096;
+/// Verified `basic` pairs, or looked-up `platform` tokens, a policy remembers at most.
+const REMEMBERED: usize = 4096;
 
 impl BasicRule {
     fn new(users: &[crate::model::BasicUser], mount: &str) -> BasicRule {
@@ -851,7 +816,7 @@ impl BasicRule {
 
     fn remember(&self, key: [u8; 32], user: Arc<str>) {
         let mut verified = self.verified.lock();
-        if verified.len() >= BASIC_SEEN {
+        if verified.len() >= REMEMBERED {
             verified.clear();
         }
         verified.insert(key, user);

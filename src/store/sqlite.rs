@@ -264,14 +264,9 @@ impl SqliteStore {
                     Some(format!("its backends cannot be read: {error}")),
                 ),
             };
-            let auth = match row.try_get::<Option<&str>, _>("auth")? {
-                None => AuthPolicy::None,
-                Some(text) => serde_json::from_str::<AuthPolicy>(text).unwrap_or_else(|error| {
-                    problem = Some(format!("its auth policy cannot be read: {error}"));
-                    // Never served: a project with a problem answers 503.
-                    AuthPolicy::None
-                }),
-            };
+            // NULL is `none`; one that cannot be read is never served (the project is 503).
+            let auth = read_json::<AuthPolicy>(&row, "auth", "auth policy", &mut problem)?
+                .unwrap_or_default();
             let cors = read_json::<CorsPolicy>(&row, "cors", "CORS policy", &mut problem)?;
             let rate_limit =
                 read_json::<RateLimit>(&row, "rate_limit", "rate limit", &mut problem)?;
@@ -389,12 +384,7 @@ fn optional_json<T: serde::Serialize>(value: Option<&T>) -> Result<Option<String
 
 /// A project's auth policy as stored: NULL for `none`, else the JSON the admin API takes.
 fn auth_json(auth: &AuthPolicy) -> Result<Option<String>, StoreError> {
-    if auth.is_none() {
-        return Ok(None);
-    }
-    serde_json::to_string(auth)
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
+    optional_json((!auth.is_none()).then_some(auth))
 }
 
 /// A project's backends as stored: the JSON array the admin API takes.
