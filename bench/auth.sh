@@ -101,8 +101,6 @@ trap 'exit 130' INT TERM
 
 declare -A R    # results: R[kind.round.cpu], R[kind.cpu], R[cg.kind], …
 
-# median VALUE...: the middle value (the lower middle for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**missed**"; fi; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN {print (a + 0 <= b + 0) ? 1 : 0}'; }
 diff2() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.2f", a - b}'; }
@@ -117,13 +115,6 @@ name_of() {
     esac
 }
 
-# kv FILE PREFIX: read key=value lines of FILE into R[PREFIX.key].
-kv() {
-    local key value
-    while IFS='=' read -r key value; do
-        [[ -n $key ]] && R[$2.$key]=$value
-    done <"$1"
-}
 
 # check_pinned PID: every thread of PID may run on core SCPU only.
 check_pinned() {
@@ -298,21 +289,10 @@ R[tokens.bytes]=${#ONE_TOKEN}
 R[tokens.seconds]=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')
 log "  $TOKENS + 1 tokens of ${#ONE_TOKEN} bytes in ${R[tokens.seconds]} s"
 
-# Another build on this 2-core machine would take a core from the server or the load.
-if [[ ${BENCH_WAIT_IDLE:-1} == 1 ]]; then
-    for i in $(seq 21); do
-        busy=$( (pgrep -l 'rustc|cargo' || true) | awk '{print $2}' | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}')
-        [[ -z $busy ]] && break
-        [[ $i == 21 ]] && die "builds still running after 10 minutes ($busy); BENCH_WAIT_IDLE=0 measures anyway"
-        log "waiting for other builds to finish: $busy"
-        sleep 30
-    done
-fi
+wait_for_idle_builds 10
 
 START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-SOURCE=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
-if [[ -n $(git status --porcelain -- src bench Cargo.toml Cargo.lock 2>/dev/null) ]]; then SOURCE="$SOURCE + uncommitted changes"; fi
-SOURCE="$SOURCE, src+bench sha256 $(find src bench Cargo.toml Cargo.lock -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
+SOURCE=$(source_stamp)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $LOAD_BEFORE"
 

@@ -107,8 +107,6 @@ trap 'exit 130' INT TERM
 declare -A R    # results: R[label.rps], R[label.p99], …
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.2f", a / b}'; }
-# median VALUE...: the middle value (the lower middle for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**missed**"; fi; }
 lt() { awk -v a="$1" -v b="$2" 'BEGIN {print (a + 0 < b + 0) ? 1 : 0}'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN {print (a + 0 <= b + 0) ? 1 : 0}'; }
@@ -117,13 +115,6 @@ pct() { awk -v t="$1" -v hz="$CLK_TCK" -v d="$2" 'BEGIN {o = t / hz / d * 100; i
 now() { echo "$EPOCHREALTIME"; }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b - a}'; }
 
-# kv FILE PREFIX: read key=value lines of FILE into R[PREFIX.key].
-kv() {
-    local key value
-    while IFS='=' read -r key value; do
-        [[ -n $key ]] && R[$2.$key]=$value
-    done <"$1"
-}
 
 # status_kb PID FIELD: a field of /proc/PID/status (VmRSS, VmHWM), in kB.
 status_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
@@ -178,21 +169,10 @@ CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --locked --bin switchyard >
     || { tail -30 "$WORK/build.log" >&2; die "cargo build failed"; }
 SY="$TARGET_DIR/release/switchyard"
 
-# Another build on this 2-core machine would take a core from the server or the load.
-if [[ ${BENCH_WAIT_IDLE:-1} == 1 ]]; then
-    for i in $(seq 31); do
-        busy=$( (pgrep -l 'rustc|cargo' || true) | awk '{print $2}' | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}')
-        [[ -z $busy ]] && break
-        [[ $i == 31 ]] && die "builds still running after 15 minutes ($busy); BENCH_WAIT_IDLE=0 measures anyway"
-        log "waiting for other builds to finish: $busy"
-        sleep 30
-    done
-fi
+wait_for_idle_builds 15
 
 START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-SOURCE=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
-if [[ -n $(git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then SOURCE="$SOURCE + uncommitted changes"; fi
-SOURCE="$SOURCE, src+bench sha256 $(find src bench Cargo.toml Cargo.lock -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
+SOURCE=$(source_stamp)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average before: $LOAD_BEFORE"
 

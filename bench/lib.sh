@@ -1,6 +1,7 @@
-# Shell helpers the benchmark scripts share (sourced by run.sh and proxy.sh): stopping what
-# they started, free ports, waiting for a server, checking its answer, and reading CPU time
-# from /proc. A script that sources this defines `log MESSAGE`, `die MESSAGE`, `WORK` (its
+# Shell helpers the benchmark scripts share (sourced by run.sh, proxy.sh, script.sh,
+# dataset.sh and auth.sh): stopping what they started, free ports, waiting for a server,
+# checking its answer, reading CPU time from /proc, medians, key=value results, waiting for
+# other builds to end, and the source stamp of a summary. A script that sources this defines `log MESSAGE`, `die MESSAGE`, `WORK` (its
 # temporary directory), `PIDS` (the processes it started) and `HELLO` (the body every
 # server answers) first.
 
@@ -100,4 +101,39 @@ to_ms() {
         n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
+}
+
+# median VALUE...: the middle value (the lower middle for an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+
+# kv FILE PREFIX: read key=value lines of FILE into R[PREFIX.key] (the caller's `declare -A R`).
+kv() {
+    local key value
+    while IFS='=' read -r key value; do
+        [[ -n $key ]] && R[$2.$key]=$value
+    done <"$1"
+}
+
+# wait_for_idle_builds MINUTES: another build on this 2-core machine would take a core from
+# the server or the load, so unless BENCH_WAIT_IDLE=0, wait (polling every 30 s, at most
+# MINUTES) until no cargo or rustc process runs.
+wait_for_idle_builds() {
+    [[ ${BENCH_WAIT_IDLE:-1} == 1 ]] || return 0
+    local i busy polls=$(($1 * 2 + 1))
+    for i in $(seq "$polls"); do
+        busy=$( (pgrep -l 'rustc|cargo' || true) | awk '{print $2}' | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}')
+        [[ -z $busy ]] && return 0
+        [[ $i == "$polls" ]] && die "builds still running after $1 minutes ($busy); BENCH_WAIT_IDLE=0 measures anyway"
+        log "waiting for other builds to finish: $busy"
+        sleep 30
+    done
+}
+
+# source_stamp: the commit measured, whether src or bench had uncommitted changes, and a
+# hash of src, bench, Cargo.toml and Cargo.lock as they were.
+source_stamp() {
+    local source
+    source=$(git rev-parse --short HEAD 2>/dev/null || echo "no commit")
+    if [[ -n $(git status --porcelain -- src bench Cargo.toml Cargo.lock 2>/dev/null) ]]; then source="$source + uncommitted changes"; fi
+    echo "$source, src+bench sha256 $(find src bench Cargo.toml Cargo.lock -type f | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-12)"
 }

@@ -88,8 +88,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.3f", a / b}'; }
-# median VALUE...: the middle value (the lower middle for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**missed**"; fi; }
 cmp() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
     if (op == "<=") r = (a + 0 <= b + 0); else r = (a + 0 >= b + 0)
@@ -151,14 +149,6 @@ bench() {
     timeout $((WARMUP + 30)) taskset -c "$LCPU" wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null \
         || die "wrk warm-up on $url failed"
     measure "$@"
-}
-
-# kv FILE PREFIX: read key=value lines of FILE into R[PREFIX.key].
-kv() {
-    local key value
-    while IFS='=' read -r key value; do
-        [[ -n $key ]] && R[$2.$key]=$value
-    done <"$1"
 }
 
 # The gateway-file client (Python standard library): writes route files, measures startup

@@ -90,14 +90,6 @@ bench() {
     log "  $label: ${rps} req/s, p50 ${p50} ms, p99 ${p99} ms, ${R[$label.cpu]} µs CPU/request; core $SCPU: server ${R[$label.busy]}, softirq ${R[$label.softirq]}, other ${R[$label.other]}${errors:+, socket errors: $errors}"
 }
 
-# kv FILE PREFIX: read key=value lines of FILE into R[PREFIX.key].
-kv() {
-    local key value
-    while IFS='=' read -r key value; do
-        [[ -n $key ]] && R[$2.$key]=$value
-    done <"$1"
-}
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.3f", a / b}'; }
 # verdict OK: "met" or "**missed**"
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**missed**"; fi; }

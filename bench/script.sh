@@ -81,8 +81,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b + 0 == 0) print "n/a"; else printf "%.3f", a / b}'; }
-# median VALUE...: the middle value (the lower middle for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 verdict() { if [[ $1 == 1 ]]; then echo "met"; else echo "**missed**"; fi; }
 cmp() { awk -v a="$1" -v op="$2" -v b="$3" 'BEGIN {
     if (op == "<=") r = (a + 0 <= b + 0); else r = (a + 0 >= b + 0)
@@ -192,14 +190,6 @@ bench() {
         "${R[$label.cpu]} µs CPU/request (user ${R[$label.usr]}, system ${R[$label.sys]}; script thread ${R[$label.susr]} + ${R[$label.ssys]})," \
         "${R[$label.ctx]} context switches/request;" \
         "core $SCPU: server ${R[$label.busy]}, softirq ${R[$label.softirq]}, other ${R[$label.other]}"
-}
-
-# kv FILE PREFIX: read key=value lines of FILE into R[PREFIX.key].
-kv() {
-    local key value
-    while IFS='=' read -r key value; do
-        [[ -n $key ]] && R[$2.$key]=$value
-    done <"$1"
 }
 
 # The HTTP client (Python standard library): account, projects and scripts; the runaway
