@@ -200,6 +200,8 @@ pub struct SettingsEdit {
     pub cors: Option<Option<crate::model::CorsPolicy>>,
     /// `Some(None)`: no rate limit any more.
     pub rate_limit: Option<Option<crate::model::RateLimit>>,
+    /// `Some(None)`: no OpenAPI settings any more.
+    pub openapi: Option<Option<crate::model::ProjectDocs>>,
 }
 
 /// How an endpoint write treats an existing endpoint with the same id.
@@ -608,6 +610,14 @@ fn settings_diff(before: &Project, after: &Project) -> Vec<DiffItem> {
         );
         diff.push(DiffItem::setting("rate_limit", &detail));
     }
+    if before.openapi != after.openapi {
+        let detail = if after.openapi.is_some() {
+            "set"
+        } else {
+            "none"
+        };
+        diff.push(DiffItem::setting("openapi", detail));
+    }
     diff
 }
 
@@ -800,6 +810,9 @@ fn apply_settings(project: &mut Project, settings: SettingsEdit) {
     }
     if let Some(limit) = settings.rate_limit {
         project.rate_limit = limit;
+    }
+    if let Some(docs) = settings.openapi {
+        project.openapi = docs.map(Arc::new);
     }
 }
 
@@ -1087,6 +1100,7 @@ impl Finish {
                 auth: &def.auth,
                 cors: def.cors.as_ref(),
                 rate_limit: def.rate_limit.as_ref(),
+                openapi: def.openapi.as_deref(),
                 keys,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
@@ -1206,6 +1220,7 @@ impl Changes {
             auth: crate::model::AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -1276,6 +1291,7 @@ impl Changes {
                         auth: &def.auth,
                         cors: def.cors.as_ref(),
                         rate_limit: def.rate_limit.as_ref(),
+                        openapi: def.openapi.as_deref(),
                         now,
                     },
                     Some(actor_id),
@@ -1365,6 +1381,7 @@ impl Changes {
             auth: Some(definition.auth),
             cors: Some(definition.cors),
             rate_limit: Some(definition.rate_limit),
+            openapi: Some(definition.openapi),
         };
         self.apply(actor, target, true, move |current| {
             if current.restricted {
@@ -2126,6 +2143,7 @@ mod tests {
             auth: crate::model::AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
         }
     }
 

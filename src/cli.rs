@@ -502,6 +502,11 @@ pub struct NodeArgs {
         default_value = "on"
     )]
     pub access_log: Switch,
+
+    /// Load Redoc's script on the /redoc pages from this URL (a CDN, say) instead of the
+    /// copy built into the binary.
+    #[arg(long, env = "SWITCHYARD_REDOC_URL", hide_env_values = true)]
+    pub redoc_url: Option<String>,
 }
 
 /// A feature switch on the command line.
@@ -532,6 +537,7 @@ impl NodeArgs {
             max_header_size: self.max_header_size,
         };
         config.access_log = self.access_log == Switch::On;
+        config.pages.redoc_url = self.redoc_url.clone();
         config
     }
 

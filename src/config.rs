@@ -64,6 +64,8 @@ pub struct Config {
     pub scripts: ScriptSettings,
     /// How large dataset uploads may be, and how long their bodies may pause.
     pub datasets: crate::datasets::UploadSettings,
+    /// How the docs pages load their scripts (`--redoc-url`).
+    pub pages: crate::openapi::PagesConfig,
     /// Test hook: hold every change between its commit and its publish.
     #[doc(hidden)]
     pub commit_gate: Option<std::sync::Arc<crate::changes::CommitGate>>,
@@ -211,6 +213,7 @@ impl Config {
             proxy_allow: Vec::new(),
             scripts: ScriptSettings::default(),
             datasets: crate::datasets::UploadSettings::default(),
+            pages: Default::default(),
             commit_gate: None,
         }
     }

@@ -567,6 +567,7 @@ pub fn default_endpoints(
                 summary: Some(summary.into()),
                 description: None,
                 tags: vec![Box::<str>::from(name)].into(),
+                operation: Default::default(),
             })),
             auth: None,
         };

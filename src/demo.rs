@@ -241,6 +241,7 @@ async fn ensure_project(
                 auth: None,
                 cors: None,
                 rate_limit: None,
+                openapi: None,
             },
             endpoints,
             Vec::new(),

@@ -19,6 +19,7 @@ use crate::routing::template::Template;
 mod auth;
 mod backend;
 mod dataset;
+mod openapi;
 pub use auth::{
     AuthPolicy, BasicUser, CorsPolicy, DEFAULT_KEY_HEADER, EndpointAuth, RateLimit, check_key_name,
 };
@@ -27,6 +28,7 @@ pub use backend::{
     check_backend_name, check_target_url, validate_backends,
 };
 pub use dataset::{DatasetAction, DatasetSpec, OP_PARAM, STATS_OPS};
+pub use openapi::{MAX_RULES, Operation, ProjectDocs, Rules, Validation};
 
 /// Root path segments the platform owns; no user, project or mount may take them.
 pub const RESERVED_NAMES: &[&str] = &[
@@ -164,6 +166,8 @@ pub struct Project {
     pub cors: Option<CorsPolicy>,
     /// How often it may be called.
     pub rate_limit: Option<RateLimit>,
+    /// The parts of its OpenAPI document that belong to no endpoint (`info`, `components`…).
+    pub openapi: Option<Arc<ProjectDocs>>,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].
@@ -310,12 +314,15 @@ pub struct EndpointSpec {
     pub auth: Option<Box<EndpointAuth>>,
 }
 
-/// An endpoint's docs metadata: `summary`, `description` and `tags` in the JSON form.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// An endpoint's docs metadata: `summary`, `description` and `tags` in the JSON form, and
+/// its OpenAPI operation (`operation_id`, `parameters`, `request_body`, `responses`,
+/// `openapi`, `validate`).
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Docs {
     pub summary: Option<Box<str>>,
     pub description: Option<Box<str>>,
     pub tags: Box<[Box<str>]>,
+    pub operation: Operation,
 }
 
 /// What an endpoint does: one of the handler kinds, as its definition gives it. In the JSON
@@ -383,6 +390,18 @@ struct SpecJson {
     #[serde(default)]
     tags: Box<[Box<str>]>,
     #[serde(default)]
+    operation_id: Option<Box<str>>,
+    #[serde(default)]
+    parameters: Vec<serde_json::Value>,
+    #[serde(default)]
+    request_body: Option<serde_json::Value>,
+    #[serde(default)]
+    responses: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    openapi: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    validate: Option<Validation>,
+    #[serde(default)]
     auth: Option<Box<EndpointAuth>>,
 }
 
@@ -409,6 +428,14 @@ impl TryFrom<SpecJson> for EndpointSpec {
             summary: json.summary,
             description: json.description,
             tags: json.tags,
+            operation: Operation {
+                operation_id: json.operation_id,
+                parameters: json.parameters,
+                request_body: json.request_body,
+                responses: json.responses,
+                extra: json.openapi.filter(|o| !o.is_empty()),
+                validate: json.validate.unwrap_or_default(),
+            },
         };
         Ok(EndpointSpec {
             id: json.id,
@@ -441,12 +468,25 @@ struct SpecJsonRef<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     tags: &'a [Box<str>],
     #[serde(skip_serializing_if = "Option::is_none")]
+    operation_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    parameters: &'a [serde_json::Value],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_body: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    responses: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    openapi: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validate: Option<&'a Validation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     auth: Option<&'a EndpointAuth>,
 }
 
 impl Serialize for EndpointSpec {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let docs = self.docs.as_deref();
+        let operation = docs.map(|d| &d.operation);
         SpecJsonRef {
             id: self.id.as_deref(),
             method: &self.method,
@@ -457,6 +497,14 @@ impl Serialize for EndpointSpec {
             summary: docs.and_then(|d| d.summary.as_deref()),
             description: docs.and_then(|d| d.description.as_deref()),
             tags: docs.map_or(&[], |d| &d.tags[..]),
+            operation_id: operation.and_then(|o| o.operation_id.as_deref()),
+            parameters: operation.map_or(&[], |o| &o.parameters[..]),
+            request_body: operation.and_then(|o| o.request_body.as_ref()),
+            responses: operation.and_then(|o| o.responses.as_ref()),
+            openapi: operation.and_then(|o| o.extra.as_ref()),
+            validate: operation
+                .map(|o| &o.validate)
+                .filter(|v| **v != Validation::default()),
             auth: self.auth.as_deref(),
         }
         .serialize(serializer)
@@ -553,6 +601,10 @@ pub struct MockSpec {
     /// Wait this long before answering (at most [`MAX_DELAY_MS`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    /// Ordered rules: the first whose `when` the request meets answers with its `response`
+    /// instead. `None` when there are none (most mocks), so that they cost one pointer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Box<Rules>>,
 }
 
 fn default_status() -> u16 {
@@ -707,6 +759,11 @@ impl EndpointSpec {
                 "at most 32 tags of 1 to 64 bytes each",
             ));
         }
+        if let Some(docs) = docs {
+            let template = Template::parse(&self.path).ok();
+            let names: Vec<&str> = template.iter().flat_map(|t| t.param_names()).collect();
+            docs.operation.validate(prefix, &names, &mut errors);
+        }
         if let Some(auth) = &self.auth {
             auth.validate(&format!("{prefix}auth."), &mut errors);
         }
@@ -788,6 +845,25 @@ impl MockSpec {
                 "is not valid base64 (standard alphabet, padded)",
             ));
         }
+        if let Some(rules) = &self.rules {
+            if rules.0.len() > MAX_RULES {
+                errors.push(FieldError::new(
+                    field("rules"),
+                    format!("at most {MAX_RULES} rules"),
+                ));
+            }
+            for (i, rule) in rules.0.iter().enumerate() {
+                let at = field(&format!("rules[{i}]."));
+                rule.when.validate(&format!("{at}when."), errors);
+                if rule.response.rules.is_some() {
+                    errors.push(FieldError::new(
+                        format!("{at}response.rules"),
+                        "a rule's response has no rules of its own",
+                    ));
+                }
+                rule.response.validate(&format!("{at}response."), errors);
+            }
+        }
         if self.delay_ms.is_some_and(|d| d > MAX_DELAY_MS) {
             errors.push(FieldError::new(
                 field("delay_ms"),
@@ -843,6 +919,9 @@ pub struct ProjectSettings {
     /// Absent: unchanged; `null`: none.
     #[serde(default, deserialize_with = "nullable")]
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Absent: unchanged; `null`: none.
+    #[serde(default, deserialize_with = "nullable")]
+    pub openapi: Option<Option<ProjectDocs>>,
     /// Absent: unchanged; `null`: the node's default; a number: that many (0: none).
     #[serde(default, deserialize_with = "nullable")]
     pub journal_size: Option<Option<u32>>,
@@ -894,6 +973,9 @@ impl ProjectSettings {
         if let Some(Some(limit)) = &self.rate_limit {
             limit.validate("rate_limit.", errors);
         }
+        if let Some(Some(docs)) = &self.openapi {
+            docs.validate("openapi.", errors);
+        }
     }
 }
 
@@ -913,6 +995,9 @@ pub struct ProjectDefinition {
     /// Absent: none.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// Absent: none.
+    #[serde(default)]
+    pub openapi: Option<ProjectDocs>,
     /// `None` (absent or null): the node's default.
     #[serde(default)]
     pub journal_size: Option<u32>,
@@ -1025,9 +1110,10 @@ mod tests {
         // accidental inline field from growing 100,000 of them (see "Memory with 100,000
         // endpoints" in docs/benchmarks.md for the whole per-endpoint account).
         let sizes = [
-            ("MockSpec", std::mem::size_of::<MockSpec>(), 80),
-            ("EndpointSpec", std::mem::size_of::<EndpointSpec>(), 160),
-            ("Endpoint", std::mem::size_of::<Endpoint>(), 208),
+            // 88: the rules' pointer (8 bytes, null for a mock without rules).
+            ("MockSpec", std::mem::size_of::<MockSpec>(), 88),
+            ("EndpointSpec", std::mem::size_of::<EndpointSpec>(), 168),
+            ("Endpoint", std::mem::size_of::<Endpoint>(), 216),
         ];
         for (name, size, bound) in sizes {
             assert!(size <= bound, "{name} is {size} bytes, more than {bound}");
@@ -1159,6 +1245,7 @@ mod tests {
                     body: None,
                     body_base64: Some(base64.into()),
                     delay_ms: None,
+                    rules: None,
                 }),
                 docs: None,
                 auth: None,

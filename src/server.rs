@@ -219,6 +219,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         None
     };
     let accounts_for_requests = accounts.clone();
+    let pages = Arc::new(config.pages.clone());
     let state = AppState {
         accounts,
         changes,
@@ -228,6 +229,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             admin_body_limit: config.admin_body_limit,
             body_read_timeout: config.limits.body_read_timeout,
             datasets: config.datasets,
+            pages: pages.clone(),
         }),
     };
     let app = Arc::new(App {
@@ -238,6 +240,7 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             body_read_timeout: config.limits.body_read_timeout,
             access_log: config.access_log,
             accounts: Some(accounts_for_requests),
+            pages: pages.clone(),
         },
         platform: platform::router(state),
         reserved: Reserved::Platform,
@@ -273,6 +276,7 @@ pub async fn start_gateway(
             body_read_timeout: config.limits.body_read_timeout,
             access_log: config.access_log,
             accounts: None,
+            pages: Arc::new(config.pages.clone()),
         },
         platform: platform::gateway_router(routes, telemetry),
         reserved: Reserved::Gateway,

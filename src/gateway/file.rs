@@ -164,6 +164,7 @@ impl GatewayFile {
                     body: Some(Arc::from(default.value.body.as_str())),
                     body_base64: None,
                     delay_ms: None,
+                    rules: None,
                 }),
                 docs: None,
                 auth: None,

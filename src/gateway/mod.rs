@@ -282,6 +282,7 @@ fn compile(
         auth: crate::model::AuthPolicy::None,
         cors: None,
         rate_limit: None,
+        openapi: None,
     };
     CompiledProject::build(Arc::new(project), handlers)
         .map(|compiled| compiled.with_upstreams(registry))

@@ -5,6 +5,10 @@
 //! increments, and no serialisation. It must not read the request body or touch any state.
 //! JSON and text bodies are the definition's own bytes, shared, not copied: a project of
 //! 100,000 mocks holds each body once.
+//!
+//! A mock with `rules` checks them in order against the request's query and headers (the
+//! only mocks that read the request head), and the first that holds answers with its own
+//! pre-rendered response.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -59,6 +63,34 @@ pub struct MockHandler {
     /// headers of their own (most), the mock's own map otherwise.
     headers: Arc<HeaderMap>,
     body: Bytes,
+    /// The mock's rules, compiled; `None` for a mock without any (one pointer).
+    rules: Option<Box<CompiledRules>>,
+}
+
+/// A mock's compiled rules, in order.
+#[derive(Debug, Clone)]
+struct CompiledRules(Box<[CompiledRule]>);
+
+/// A rule: its conditions and the response it answers with.
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    /// Query parameters that must be present with these (decoded) values.
+    query: Box<[(Box<str>, Box<str>)]>,
+    /// Headers that must be present with these values.
+    headers: Box<[(HeaderName, HeaderValue)]>,
+    response: MockHandler,
+}
+
+impl CompiledRule {
+    fn holds(&self, query: Option<&str>, headers: &HeaderMap) -> bool {
+        self.headers
+            .iter()
+            .all(|(name, value)| headers.get_all(name).iter().any(|v| v == value))
+            && self.query.iter().all(|(name, value)| {
+                form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                    .any(|(n, v)| *n == **name && *v == **value)
+            })
+    }
 }
 
 /// The body kinds a mock can have, for their implied `content-type`.
@@ -136,12 +168,72 @@ impl MockHandler {
                 .filter(|_| ms <= MAX_DELAY_MS)
                 .ok_or_else(|| HandlerError::Mock(format!("delay_ms {ms} is out of range")))?,
         };
+        let rules = match &spec.rules {
+            None => None,
+            Some(rules) => Some(Box::new(CompiledRules(
+                rules
+                    .0
+                    .iter()
+                    .map(|rule| {
+                        let headers = rule
+                            .when
+                            .headers
+                            .iter()
+                            .map(|(name, condition)| {
+                                let name =
+                                    HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                                        HandlerError::Mock(format!("invalid header name `{name}`"))
+                                    })?;
+                                let value =
+                                    HeaderValue::from_str(condition.equals()).map_err(|_| {
+                                        HandlerError::Mock(format!(
+                                            "invalid value for header `{name}`"
+                                        ))
+                                    })?;
+                                Ok((name, value))
+                            })
+                            .collect::<Result<_, HandlerError>>()?;
+                        let query = rule
+                            .when
+                            .query
+                            .iter()
+                            .map(|(name, condition)| {
+                                (name.as_str().into(), condition.equals().into())
+                            })
+                            .collect();
+                        Ok(CompiledRule {
+                            query,
+                            headers,
+                            response: MockHandler::compile(&rule.response)?,
+                        })
+                    })
+                    .collect::<Result<Box<[_]>, HandlerError>>()?,
+            ))),
+        };
         Ok(MockHandler {
             status,
             delay_ms,
             headers,
             body,
+            rules,
         })
+    }
+
+    /// Whether the mock has rules (and so reads the request's query and headers).
+    #[inline]
+    pub fn has_rules(&self) -> bool {
+        self.rules.is_some()
+    }
+
+    /// Answers with the first rule that holds for this request, or the mock's own response.
+    pub fn respond_to(&self, query: Option<&str>, headers: &HeaderMap) -> Reply {
+        let chosen = self
+            .rules
+            .iter()
+            .flat_map(|rules| rules.0.iter())
+            .find(|rule| rule.holds(query, headers))
+            .map_or(self, |rule| &rule.response);
+        chosen.respond()
     }
 
     /// The response headers of every answer (the request id's placeholder first).

@@ -151,7 +151,8 @@ impl Handler {
     #[inline]
     pub fn fixed_headers(&self) -> Option<&std::sync::Arc<HeaderMap>> {
         match self {
-            Handler::Mock(mock) => Some(mock.headers()),
+            Handler::Mock(mock) if !mock.has_rules() => Some(mock.headers()),
+            Handler::Mock(_) => None,
             Handler::Proxy(_) | Handler::Script(_) | Handler::Dataset(_) => None,
         }
     }
@@ -162,8 +163,13 @@ impl Handler {
     #[inline(always)]
     pub fn respond<'a>(&self, cx: impl FnOnce() -> Context<'a>, body: &mut RequestBody) -> Reply {
         match self {
-            // A mock does not read the request; the pipeline drains its body.
-            Handler::Mock(mock) => mock.respond(),
+            // A mock does not read the request (a mock with rules: its head); the pipeline
+            // drains its body.
+            Handler::Mock(mock) if !mock.has_rules() => mock.respond(),
+            Handler::Mock(mock) => {
+                let cx = cx();
+                mock.respond_to(cx.query, cx.headers)
+            }
             // A proxy forwards the body as it arrives, and an upgraded connection's bytes.
             Handler::Proxy(proxy) => proxy.respond(&cx(), body.take(), body.take_upgrade()),
             Handler::Script(script) => script.respond(&cx(), body.take()),

@@ -52,6 +52,51 @@ pub(crate) struct Pipeline {
     /// Password hashing and failed-attempt counters, for `basic` policies; `None` in
     /// gateway mode (no accounts, no such policy).
     pub accounts: Option<crate::accounts::Accounts>,
+    /// How the projects' docs pages load their scripts.
+    pub pages: Arc<crate::openapi::PagesConfig>,
+}
+
+/// A project's own docs, asked for at `/openapi.json`, `/docs` or `/redoc` inside it and
+/// answered when no endpoint of the project takes that path (and the project is not in
+/// `production` mode): the revision's document, made once, or a page that loads it.
+#[cold]
+fn project_docs(
+    project: &CompiledProject,
+    head: &Parts,
+    rest: &str,
+    pages: &crate::openapi::PagesConfig,
+) -> Option<Result<Reply, ApiError>> {
+    use crate::openapi::{Page, pages};
+    if !matches!(head.method, http::Method::GET | http::Method::HEAD)
+        || project.def.mode == crate::model::Mode::Production
+    {
+        return None;
+    }
+    let page = match inside(rest) {
+        "/openapi.json" => None,
+        "/docs" => Some(Page::SwaggerUi),
+        "/redoc" => Some(Page::Redoc),
+        _ => return None,
+    };
+    let prefix = pages::forwarded_prefix(&head.headers);
+    let mount = project.def.mount();
+    let response = match page {
+        None => {
+            let text = project.docs.get(project).text(prefix, &mount);
+            let mut response = Response::new(Body::full(text));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Some(page) => {
+            let title = crate::openapi::document::title(&project.def);
+            let spec = format!("{mount}/openapi.json");
+            pages::page(page, &title, &spec, prefix, pages)
+        }
+    };
+    Some(Ok(Reply::Now(response)))
 }
 
 /// What the pipeline made of a request without waiting.
@@ -223,10 +268,16 @@ impl Pipeline {
                     Err(error) => (Err(error), None),
                 }
             }
-            ProjectLookup::MethodNotAllowed(allow) => {
-                (Err(ApiError::method_not_allowed(allow)), None)
-            }
-            ProjectLookup::NotFound => (Err(ApiError::not_found()), None),
+            ProjectLookup::MethodNotAllowed(allow) => (
+                project_docs(&project, &head, rest, &self.pages)
+                    .unwrap_or_else(|| Err(ApiError::method_not_allowed(allow))),
+                None,
+            ),
+            ProjectLookup::NotFound => (
+                project_docs(&project, &head, rest, &self.pages)
+                    .unwrap_or_else(|| Err(ApiError::not_found())),
+                None,
+            ),
             ProjectLookup::Unavailable(problem) => {
                 if let Some(requests) = problem.note_request() {
                     tracing::warn!(

@@ -125,6 +125,7 @@ impl Serialize for ProjectAnswer<'_> {
         map.serialize_entry("auth", &def.auth)?;
         map.serialize_entry("cors", &def.cors)?;
         map.serialize_entry("rate_limit", &def.rate_limit)?;
+        map.serialize_entry("openapi", &def.openapi)?;
         let status = if project.problem.is_none() {
             "ok"
         } else {
@@ -271,6 +272,8 @@ pub(super) struct CreateProjectBody {
     cors: Option<crate::model::CorsPolicy>,
     #[serde(default)]
     rate_limit: Option<crate::model::RateLimit>,
+    #[serde(default)]
+    openapi: Option<crate::model::ProjectDocs>,
     /// Admins may create a project for another user.
     owner: Option<String>,
     #[serde(default)]
@@ -293,6 +296,7 @@ pub(super) async fn create_project(
         auth: body.auth,
         cors: Some(body.cors),
         rate_limit: Some(body.rate_limit),
+        openapi: Some(body.openapi),
     };
     let mut errors = Vec::new();
     settings.validate(&mut errors);
@@ -322,6 +326,7 @@ pub(super) async fn create_project(
                 auth: settings.auth,
                 cors: settings.cors,
                 rate_limit: settings.rate_limit,
+                openapi: settings.openapi,
             },
             body.endpoints,
             body.backends,
@@ -405,6 +410,7 @@ pub(super) async fn update_project(
                 auth: settings.auth,
                 cors: settings.cors,
                 rate_limit: settings.rate_limit,
+                openapi: settings.openapi,
             },
         )
         .await?;
@@ -469,6 +475,8 @@ struct ProjectPutFields {
     #[serde(default)]
     rate_limit: Option<crate::model::RateLimit>,
     #[serde(default)]
+    openapi: Option<crate::model::ProjectDocs>,
+    #[serde(default)]
     endpoints: Vec<EndpointPut>,
     #[serde(default)]
     backends: Vec<Backend>,
@@ -488,6 +496,7 @@ impl<'de> Deserialize<'de> for ProjectPut {
             auth: fields.auth,
             cors: fields.cors,
             rate_limit: fields.rate_limit,
+            openapi: fields.openapi,
             // Same size and alignment: collected in place, no second vector.
             endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
             backends: fields.backends,
@@ -598,6 +607,9 @@ async fn replace_or_create(
     if let Some(limit) = &definition.rate_limit {
         limit.validate("rate_limit.", &mut errors);
     }
+    if let Some(docs) = &definition.openapi {
+        docs.validate("openapi.", &mut errors);
+    }
     if let Some(body_name) = &definition.name
         && body_name != &name
     {
@@ -640,6 +652,7 @@ async fn replace_or_create(
                     auth: Some(definition.auth),
                     cors: Some(definition.cors),
                     rate_limit: Some(definition.rate_limit),
+                    openapi: Some(definition.openapi),
                 },
                 definition.endpoints,
                 definition.backends,

@@ -16,6 +16,7 @@ pub mod extract;
 mod gateway;
 mod journal;
 mod keys;
+mod pages;
 mod script;
 mod stats;
 
@@ -43,6 +44,8 @@ pub struct PlatformConfig {
     pub body_read_timeout: Duration,
     /// How large a dataset upload may be.
     pub datasets: crate::datasets::UploadSettings,
+    /// How the docs pages load their scripts.
+    pub pages: Arc<crate::openapi::PagesConfig>,
 }
 
 /// What every platform handler can reach.
@@ -64,6 +67,9 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/stats", get(stats::instance).delete(stats::reset_instance))
         .route("/metrics", get(stats::metrics))
+        .route("/docs", get(pages::swagger_ui))
+        .route("/redoc", get(pages::redoc))
+        .route("/docs/assets/{file}", get(pages::asset))
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
         .route("/auth/logout", post(auth::logout))

@@ -198,6 +198,8 @@ pub struct CompiledProject {
     /// Its rate limit's live state, handed from revision to revision while the limit stays
     /// the same; `None` without one.
     pub limiter: Option<Arc<Limiter>>,
+    /// Its OpenAPI document, made by the first request for it and kept for this revision.
+    pub docs: crate::openapi::DocsCache,
 }
 
 /// What is wrong with a project that could not be loaded, and how often it was asked for.
@@ -310,6 +312,7 @@ impl CompiledProject {
             datasets: DatasetSet::default(),
             cors,
             limiter,
+            docs: Default::default(),
             auth,
         })
     }
@@ -381,6 +384,7 @@ impl CompiledProject {
                     auth: self.auth_for(&next.def),
                     cors: self.cors_for(&next.def),
                     limiter: self.limiter_for(&next.def),
+                    docs: Default::default(),
                     ..next
                 }
             });
@@ -439,6 +443,7 @@ impl CompiledProject {
                     auth: self.auth_for(&next.def),
                     cors: self.cors_for(&next.def),
                     limiter: self.limiter_for(&next.def),
+                    docs: Default::default(),
                     ..next
                 }
             });
@@ -458,6 +463,7 @@ impl CompiledProject {
             datasets: self.datasets.clone(),
             cors,
             limiter,
+            docs: Default::default(),
             auth,
         })
     }
@@ -542,6 +548,7 @@ impl CompiledProject {
             auth,
             cors: None,
             limiter: None,
+            docs: Default::default(),
         }
     }
 

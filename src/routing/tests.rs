@@ -1531,6 +1531,7 @@ mod publish {
             auth: crate::model::AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{
-    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, Mode, Project, RateLimit, Role,
+    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, Mode, Project, ProjectDocs, RateLimit,
+    Role,
 };
 
 /// Why a store operation failed.
@@ -112,6 +113,7 @@ pub struct NewProject<'a> {
     pub auth: &'a AuthPolicy,
     pub cors: Option<&'a CorsPolicy>,
     pub rate_limit: Option<&'a RateLimit>,
+    pub openapi: Option<&'a ProjectDocs>,
     pub now: i64,
 }
 
@@ -149,6 +151,8 @@ pub struct Commit<'a> {
     pub auth: &'a AuthPolicy,
     pub cors: Option<&'a CorsPolicy>,
     pub rate_limit: Option<&'a RateLimit>,
+    /// The project's own parts of its OpenAPI document.
+    pub openapi: Option<&'a ProjectDocs>,
     /// What the change does to the project's API keys.
     pub keys: KeyOps<'a>,
     /// Who made the change, for the change history.

@@ -36,7 +36,7 @@ use super::{
 };
 use crate::model::{
     AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, EndpointSpec, Mode, Project,
-    RateLimit, Role,
+    ProjectDocs, RateLimit, Role,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -245,7 +245,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at,
-                    p.backends, p.script, p.auth, p.cors, p.rate_limit, u.role
+                    p.backends, p.script, p.auth, p.cors, p.rate_limit, p.openapi, u.role
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -270,6 +270,9 @@ impl SqliteStore {
             let cors = read_json::<CorsPolicy>(&row, "cors", "CORS policy", &mut problem)?;
             let rate_limit =
                 read_json::<RateLimit>(&row, "rate_limit", "rate limit", &mut problem)?;
+            let openapi =
+                read_json::<ProjectDocs>(&row, "openapi", "OpenAPI settings", &mut problem)?
+                    .map(Arc::new);
             let project = Project {
                 id: row.try_get("id")?,
                 owner: row.try_get("username")?,
@@ -289,6 +292,7 @@ impl SqliteStore {
                 auth,
                 cors,
                 rate_limit,
+                openapi,
             };
             let role: String = row.try_get("role")?;
             by_id.insert(project.id, projects.len());
@@ -625,8 +629,8 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth, cors, rate_limit)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth, cors, rate_limit, openapi)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
         )
         .bind(project.owner_id)
         .bind(project.name)
@@ -639,6 +643,7 @@ impl Store for SqliteStore {
         .bind(auth_json(project.auth)?)
         .bind(optional_json(project.cors)?)
         .bind(optional_json(project.rate_limit)?)
+        .bind(optional_json(project.openapi)?)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -665,7 +670,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6,
-                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10, cors = ?11, rate_limit = ?12
+                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10, cors = ?11, rate_limit = ?12, openapi = ?13
              WHERE id = ?1 AND revision = ?2 RETURNING revision",
         )
         .bind(commit.project_id)
@@ -680,6 +685,7 @@ impl Store for SqliteStore {
         .bind(auth_json(commit.auth)?)
         .bind(optional_json(commit.cors)?)
         .bind(optional_json(commit.rate_limit)?)
+        .bind(optional_json(commit.openapi)?)
         .fetch_optional(&mut *tx)
         .await;
         let revision: i64 = match updated {
@@ -1063,6 +1069,7 @@ mod tests {
             auth: &AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
             endpoints,
             now: 1,
         }
@@ -1155,6 +1162,7 @@ mod tests {
             auth: &AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
             keys: KeyOps::None,
             actor_id: Some(owner.id),
             summary: "add two",
@@ -1213,6 +1221,7 @@ mod tests {
             auth: &AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
             keys: KeyOps::None,
             actor_id: None,
             summary: "remove the script",
@@ -1313,6 +1322,7 @@ mod tests {
             auth: &AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
             keys: KeyOps::None,
             actor_id: None,
             summary: "change x",
@@ -1357,6 +1367,7 @@ mod tests {
             auth: &AuthPolicy::None,
             cors: None,
             rate_limit: None,
+            openapi: None,
             keys: KeyOps::None,
             actor_id: None,
             summary: "put iris",

@@ -66,6 +66,7 @@ mod jwt;
 mod login_limits;
 mod logs;
 mod metrics;
+mod openapi;
 mod projects;
 mod proxy;
 mod proxy_allow;
