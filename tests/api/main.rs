@@ -40,6 +40,8 @@
 //! - `dataset_cli`: `switchyard dataset import`, the binary against a server: the summary,
 //!   errors and their hints.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
+//! - `platform_openapi`: `/openapi.json`, the platform API's own OpenAPI document: served,
+//!   valid for `openapi-spec-validator`, and fitting what the routes really answer.
 
 mod helpers;
 mod upstream;
@@ -66,6 +68,7 @@ mod jwt;
 mod login_limits;
 mod logs;
 mod metrics;
+mod platform_openapi;
 mod projects;
 mod proxy;
 mod proxy_allow;
