@@ -91,7 +91,7 @@ pub enum ChangeError {
 }
 
 /// One line of what a change does.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DiffItem {
     /// `add`, `remove` or `change`.
     pub op: &'static str,

@@ -90,7 +90,7 @@ codes! {
 }
 
 /// One bad field of a 422 answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Where the problem is, as a dotted path into the body (`endpoints[2].path`).
     pub field: String,

@@ -87,6 +87,7 @@ pub fn check_password(value: &str) -> Result<(), String> {
 /// A user's role on the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum Role {
     Admin,
     User,
@@ -112,6 +113,7 @@ impl Role {
 /// A project's mode: `production` hides its generated docs (later issue); routes work alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum Mode {
     #[default]
     Development,
@@ -372,10 +374,14 @@ impl HandlerSpec {
 /// The JSON form of [`EndpointSpec`], which it is read through.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = EndpointSpec, description = "An endpoint: a method and path, and one handler — `response` (a mock), `proxy` or `dataset`.")]
 struct SpecJson {
     #[serde(default)]
     id: Option<String>,
+    #[schema(value_type = String, example = "GET")]
     method: MethodSpec,
+    #[schema(example = "/items/{id}")]
     path: Arc<str>,
     #[serde(default)]
     response: Option<MockSpec>,
@@ -511,9 +517,32 @@ impl Serialize for EndpointSpec {
     }
 }
 
+/// The schema of [`EndpointSpec`] is its JSON form's, [`SpecJson`]'s (platform API docs).
+impl utoipa::PartialSchema for EndpointSpec {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <SpecJson as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl utoipa::ToSchema for EndpointSpec {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <SpecJson as utoipa::ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <SpecJson as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// A header value, or several for repeatable headers such as `set-cookie`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[derive(utoipa::ToSchema)]
 pub enum HeaderValues {
     One(String),
     Many(Vec<String>),
@@ -579,10 +608,13 @@ impl<'de> Deserialize<'de> for Headers {
 /// A mock response: a status, headers and at most one kind of body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct MockSpec {
     #[serde(default = "default_status")]
+    #[schema(default = default_status, minimum = 200, maximum = 599)]
     pub status: u16,
     #[serde(default, skip_serializing_if = "Headers::is_empty")]
+    #[schema(value_type = BTreeMap<String, HeaderValues>)]
     pub headers: Headers,
     /// A JSON document sent as `application/json`; `null` is a valid document here.
     #[serde(
@@ -590,6 +622,7 @@ pub struct MockSpec {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<serde_json::Value>)]
     pub json: Option<JsonBody>,
     /// A literal text body, sent as `text/plain; charset=utf-8` unless a header says otherwise.
     /// Shared with the compiled handler, which serves these very bytes.
@@ -906,6 +939,7 @@ impl MockSpec {
 /// Project settings as the admin API takes them on create and patch.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct ProjectSettings {
     pub name: Option<String>,
     pub description: Option<String>,
@@ -921,6 +955,7 @@ pub struct ProjectSettings {
     pub rate_limit: Option<Option<RateLimit>>,
     /// Absent: unchanged; `null`: none.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
     pub openapi: Option<Option<ProjectDocs>>,
     /// Absent: unchanged; `null`: the node's default; a number: that many (0: none).
     #[serde(default, deserialize_with = "nullable")]

@@ -53,14 +53,17 @@ const SHOWN_LEN: usize = 120;
 /// A project's CORS rules, as written in its definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct CorsPolicy {
     /// Exact origins (`https://app.example.com`, `http://localhost:5173`), or `"*"` alone.
     pub allow_origins: Vec<String>,
     /// The methods a preflight may ask for; `"*"` for any.
     #[serde(default = "default_methods")]
+    #[schema(default = default_methods)]
     pub allow_methods: Vec<String>,
     /// The request headers a preflight may ask for; `"*"` for any.
     #[serde(default = "default_headers")]
+    #[schema(default = default_headers)]
     pub allow_headers: Vec<String>,
     /// The response headers a page may read beyond the safelisted ones; `"*"` for all
     /// (without credentials only).

@@ -62,6 +62,7 @@ pub const SWEEP_EVERY: u32 = 4096;
 /// A project's rate limit, as written in its definition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct RateLimit {
     /// How many requests per window, sustained.
     pub requests: u32,
@@ -78,6 +79,8 @@ pub struct RateLimit {
 /// What one bucket of a [`RateLimit`] counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
+#[schema(as = RateLimitBy)]
 pub enum By {
     /// Every request to the project.
     #[default]

@@ -77,6 +77,7 @@ use builder::Builder;
 /// The type of a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum ColumnType {
     Integer,
     Number,
@@ -98,7 +99,7 @@ impl ColumnType {
 
 /// A column of an imported table: its name, type, whether it holds nulls, and whether its
 /// type was declared (`true`) or inferred (`false`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Column {
     pub name: String,
     #[serde(rename = "type")]

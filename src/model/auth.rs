@@ -19,6 +19,7 @@ pub const DEFAULT_KEY_HEADER: &str = "x-api-key";
 /// Who may call a project.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub enum AuthPolicy {
     /// Anyone: requests are never inspected, their credentials pass through untouched.
     #[default]
@@ -65,6 +66,39 @@ pub struct BasicUser {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
 }
+
+/// [`BasicUser`]'s schema by hand (platform API docs): serde only reads `password`, so a
+/// derived schema would leave out the one field users write.
+impl utoipa::PartialSchema for BasicUser {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .description(Some(
+                "A user of a `basic` policy: written with its `password`, which is hashed \
+                 (argon2id) before anything is stored; read back with its `password_hash` only.",
+            ))
+            .property("username", text("1 to 64 characters, without `:`."))
+            .required("username")
+            .property(
+                "password",
+                text("1 to 1024 bytes; taken in, never shown or stored.")
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Password)))
+                    .write_only(true),
+            )
+            .property(
+                "password_hash",
+                text("An argon2id hash in PHC form, as read back; send `password` instead to have one made."),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for BasicUser {}
 
 /// The most users a `basic` policy may list.
 pub const MAX_BASIC_USERS: usize = 100;
@@ -209,6 +243,7 @@ impl AuthPolicy {
 /// What a caller must hold to call one endpoint, under its project's policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct EndpointAuth {
     /// Anyone may call it: no credentials are asked for, and the caller's own
     /// (`Authorization`, cookies) pass through untouched.

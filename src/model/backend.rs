@@ -16,6 +16,7 @@ pub const MAX_TIMEOUT_MS: u64 = 600_000;
 /// A named group of upstream targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Backend {
     /// Unique in its project; may be left out where the name is given by the URL.
     #[serde(default)]
@@ -31,9 +32,11 @@ pub struct Backend {
     pub policy: Balance,
     /// How long connecting to a target may take.
     #[serde(default = "default_connect_timeout")]
+    #[schema(default = default_connect_timeout)]
     pub connect_timeout_ms: u64,
     /// How long a target may take to send its response head once the request is sent.
     #[serde(default = "default_timeout")]
+    #[schema(default = default_timeout)]
     pub timeout_ms: u64,
     /// Active health checks: every target probed with `GET path` every interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +70,7 @@ fn default_timeout() -> u64 {
 /// healthy) container that carries each of `match_labels` (`key=value`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct DockerSelector {
     pub match_labels: Vec<String>,
 }
@@ -114,17 +118,22 @@ pub const MAX_HEALTH_CHECK_PATH: usize = 1024;
 /// `healthy_after` successes in a row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct HealthCheck {
     /// The path (and query) probed, at the root of each target: a URL's base path is not
     /// put in front of it.
     pub path: String,
     #[serde(default = "default_check_interval")]
+    #[schema(default = default_check_interval)]
     pub interval_ms: u64,
     #[serde(default = "default_check_timeout")]
+    #[schema(default = default_check_timeout)]
     pub timeout_ms: u64,
     #[serde(default = "default_unhealthy_after")]
+    #[schema(default = default_unhealthy_after)]
     pub unhealthy_after: u32,
     #[serde(default = "default_healthy_after")]
+    #[schema(default = default_healthy_after)]
     pub healthy_after: u32,
 }
 
@@ -207,6 +216,7 @@ impl HealthCheck {
 /// How a backend picks one of its healthy targets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(utoipa::ToSchema)]
 pub enum Balance {
     #[default]
     Random,
@@ -217,6 +227,7 @@ pub enum Balance {
 /// own path in front of the rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct ProxySpec {
     pub backend: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -9,6 +9,7 @@ use crate::error::FieldError;
 /// What a dataset endpoint answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[derive(utoipa::ToSchema)]
 pub enum DatasetAction {
     /// Rows filtered by category and bounds, paginated.
     Query,
@@ -27,6 +28,7 @@ pub const OP_PARAM: &str = "op";
 /// A dataset endpoint: which dataset, what it answers, and how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct DatasetSpec {
     /// The dataset's name in the project.
     pub name: String,

@@ -43,7 +43,7 @@ const PROJECT_FIELDS: &[&str] = &[
 ];
 
 /// Which requests and answers an endpoint checks against its schemas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Validation {
     /// Requests are checked before the handler runs (422 with the failing fields) when the
@@ -279,8 +279,9 @@ fn check_schema_field(
 }
 
 /// The parts of a project's OpenAPI document that belong to no operation.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = Object)]
 pub struct ProjectDocs(pub Map<String, Value>);
 
 impl ProjectDocs {
@@ -320,21 +321,24 @@ impl ProjectDocs {
 
 /// An ordered rule of a mock: when the request matches `when`, `response` answers instead
 /// of the mock's own.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     pub when: When,
+    /// A mock response, without rules of its own.
+    #[schema(no_recursion)]
     pub response: crate::model::MockSpec,
 }
 
 /// A mock's rules, in order. Behind one pointer in a [`MockSpec`](crate::model::MockSpec):
 /// most mocks have none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = Vec<Rule>)]
 pub struct Rules(pub Vec<Rule>);
 
 /// What a rule asks of a request; every condition given must hold.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct When {
     /// Query parameters (decoded) by name.
@@ -346,7 +350,7 @@ pub struct When {
 }
 
 /// A condition on one value: a string is shorthand for `{"equals": …}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Condition {
     Equals(String),
@@ -354,7 +358,7 @@ pub enum Condition {
 }
 
 /// The long form of a [`Condition`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionForm {
     pub equals: String,

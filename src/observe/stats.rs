@@ -297,7 +297,13 @@ fn format_ms(unix_ms: u64) -> String {
 
 /// The documented stats format (DESIGN.md, "Stats format"), plus status classes, the reset
 /// time and, for the instance and projects, the last 60 seconds.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(
+    as = Stats,
+    description = "Traffic since `since`: requests by outcome (`success`: 100–399, `error`: 400 \
+        and above) and by status class, latency percentiles, and for the node and projects \
+        the last 60 seconds."
+)]
 pub struct Report {
     pub requests_count: Counts,
     /// The same counts, under the key some gateway dashboards read.
@@ -311,7 +317,8 @@ pub struct Report {
     pub recent: Option<RecentReport>,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = RequestCounts)]
 pub struct Counts {
     /// Answers 100–399.
     pub success: u64,
@@ -319,7 +326,8 @@ pub struct Counts {
     pub error: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "Latency in milliseconds, from the request's start to its answer's head.")]
 pub struct Latency {
     pub average: f64,
     pub p50: f64,
@@ -328,7 +336,8 @@ pub struct Latency {
     pub max: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "Answers by status class.")]
 pub struct StatusClasses {
     #[serde(rename = "1xx")]
     pub informational: u64,
@@ -342,7 +351,8 @@ pub struct StatusClasses {
     pub server_error: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "The last `window_seconds` seconds.")]
 pub struct RecentReport {
     pub window_seconds: u64,
     pub requests_count: Counts,
@@ -351,7 +361,7 @@ pub struct RecentReport {
     pub latency_ms: RecentLatency,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecentLatency {
     pub average: f64,
 }

@@ -18,15 +18,25 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::{DeserializeSeed, IgnoredAny, IntoDeserializer, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::extract::{DryRun, IfMatch, Json, JsonBytes, Path, Query, from_value, parse_json};
+use super::extract::{
+    DryRun, EndpointPath, IfMatch, Json, JsonBytes, Path, ProjectPath, Query, from_value,
+    parse_json,
+};
+use super::openapi::{
+    BadRequest, Conflict, EndpointOrDryRun, Forbidden, NotFound, PayloadTooLarge,
+    PreconditionFailed, ProjectOrDryRun, RequestTimeout, ServiceUnavailable, Unauthorized,
+    UnsupportedMediaType, ValidationFailed,
+};
 use crate::accounts::Principal;
-use crate::changes::{Actor, Outcome, SettingsEdit, Target, Upsert};
+use crate::changes::{Actor, DiffItem, Outcome, SettingsEdit, Target, Upsert};
 use crate::error::{ApiError, Code, FieldError};
 use crate::model::{
-    Backend, Endpoint, EndpointSpec, Mode, ProjectDefinition, ProjectSettings, check_project_name,
+    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointSpec, Mode, ProjectDefinition,
+    ProjectSettings, RateLimit, check_project_name,
 };
 use crate::routing::CompiledProject;
 
@@ -82,12 +92,20 @@ pub(super) fn live_project(
 /// An endpoint as the API shows it: its id, its definition (JSON bodies written as the raw
 /// text they hold), its URL and, alone, the project's revision. Serialised straight into
 /// the answer, never through a `Value`: a project answer may list 100,000 of them.
-#[derive(Serialize)]
-struct EndpointAnswer<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(
+    as = Endpoint,
+    description = "An endpoint as the API shows it: its definition, its `id` and `url`, and \
+        when shown alone the project's `revision`."
+)]
+pub(super) struct EndpointAnswer<'a> {
+    /// The endpoint's id: the one it was given, or a generated `ep_…`.
     id: &'a str,
     #[serde(flatten)]
     spec: &'a EndpointSpec,
+    /// Where it is served: the project's mount and the endpoint's path.
     url: String,
+    /// The project's revision; only when the endpoint is shown alone.
     #[serde(skip_serializing_if = "Option::is_none")]
     revision: Option<i64>,
 }
@@ -102,46 +120,57 @@ fn endpoint_json<'a>(project: &CompiledProject, endpoint: &'a Endpoint) -> Endpo
 }
 
 /// A project as the API shows it, with or without its endpoints.
-struct ProjectAnswer<'a> {
-    project: &'a CompiledProject,
-    with_endpoints: bool,
+#[derive(Serialize, ToSchema)]
+#[schema(as = Project)]
+pub(super) struct ProjectAnswer<'a> {
+    name: &'a str,
+    owner: Owner<'a>,
+    /// Where it is served: `/{owner}/{name}`.
+    mount: String,
+    description: &'a str,
+    mode: Mode,
+    /// Requests its journal keeps: null for the node's default, 0 for none.
+    journal_size: Option<u32>,
+    /// Starts at 1 and grows by one with every change; also the `ETag`.
+    revision: i64,
+    endpoints_count: usize,
+    backends: &'a [Backend],
+    auth: &'a AuthPolicy,
+    /// Which browser origins may call it; null: no CORS.
+    cors: Option<&'a CorsPolicy>,
+    /// How often it may be called; null: no limit.
+    rate_limit: Option<&'a RateLimit>,
+    /// The parts of its OpenAPI document that belong to no endpoint (`info`, `tags`,
+    /// `components`…); null: none.
+    #[schema(value_type = Option<Object>)]
+    openapi: Option<&'a crate::model::ProjectDocs>,
+    status: ProjectStatus,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339.
+    updated_at: String,
+    /// Why the project is `unavailable`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<&'a str>,
+    /// Its endpoints, in order; left out where a list of projects is answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<EndpointAnswer>>)]
+    endpoints: Option<EndpointsJson<'a>>,
 }
 
-impl Serialize for ProjectAnswer<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let project = self.project;
-        let def = &project.def;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("name", &def.name)?;
-        map.serialize_entry("owner", &json!({"username": def.owner}))?;
-        map.serialize_entry("mount", &def.mount())?;
-        map.serialize_entry("description", &def.description)?;
-        map.serialize_entry("mode", &def.mode)?;
-        map.serialize_entry("journal_size", &def.journal_size)?;
-        map.serialize_entry("revision", &def.revision)?;
-        map.serialize_entry("endpoints_count", &def.endpoints.len())?;
-        map.serialize_entry("backends", &def.backends)?;
-        map.serialize_entry("auth", &def.auth)?;
-        map.serialize_entry("cors", &def.cors)?;
-        map.serialize_entry("rate_limit", &def.rate_limit)?;
-        map.serialize_entry("openapi", &def.openapi)?;
-        let status = if project.problem.is_none() {
-            "ok"
-        } else {
-            "unavailable"
-        };
-        map.serialize_entry("status", status)?;
-        map.serialize_entry("created_at", &timestamp(def.created_at))?;
-        map.serialize_entry("updated_at", &timestamp(def.updated_at))?;
-        if let Some(problem) = &project.problem {
-            map.serialize_entry("problem", problem.message())?;
-        }
-        if self.with_endpoints {
-            map.serialize_entry("endpoints", &EndpointsJson(project))?;
-        }
-        map.end()
-    }
+/// Who owns a project.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Owner<'a> {
+    username: &'a str,
+}
+
+/// `ok`, or `unavailable`: its stored definition could not be loaded, it answers 503 and
+/// takes only a whole `PUT` or a `DELETE`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ProjectStatus {
+    Ok,
+    Unavailable,
 }
 
 /// A project's endpoints, one answer each without the revision (the project has it).
@@ -158,9 +187,31 @@ impl Serialize for EndpointsJson<'_> {
 }
 
 fn project_json(project: &CompiledProject, with_endpoints: bool) -> ProjectAnswer<'_> {
+    let def = &project.def;
     ProjectAnswer {
-        project,
-        with_endpoints,
+        name: &def.name,
+        owner: Owner {
+            username: &def.owner,
+        },
+        mount: def.mount(),
+        description: &def.description,
+        mode: def.mode,
+        journal_size: def.journal_size,
+        revision: def.revision,
+        endpoints_count: def.endpoints.len(),
+        backends: &def.backends,
+        auth: &def.auth,
+        cors: def.cors.as_ref(),
+        rate_limit: def.rate_limit.as_ref(),
+        openapi: def.openapi.as_deref(),
+        status: match project.problem {
+            None => ProjectStatus::Ok,
+            Some(_) => ProjectStatus::Unavailable,
+        },
+        created_at: timestamp(def.created_at),
+        updated_at: timestamp(def.updated_at),
+        problem: project.problem.as_ref().map(|problem| problem.message()),
+        endpoints: with_endpoints.then_some(EndpointsJson(project)),
     }
 }
 
@@ -197,6 +248,25 @@ pub(super) fn read_reply(revision: i64, body: impl Serialize) -> Response {
     ([(header::ETAG, etag(revision))], axum::Json(body)).into_response()
 }
 
+/// What a change with `?dry_run=true` answers (`200`): what it would change, and the answer
+/// it would give. Nothing is changed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = DryRun, bound = "")]
+pub(super) struct DryRunAnswer<'a, T> {
+    /// Always `true`.
+    dry_run: bool,
+    /// The revision the project would be at.
+    revision: i64,
+    /// What would change, one line each.
+    changes: &'a [DiffItem],
+    /// The body the change would answer (null for a delete).
+    #[schema(value_type = Value)]
+    result: T,
+}
+
+/// The dry-run answer as the docs name it.
+pub(super) type DryRunBody = DryRunAnswer<'static, Value>;
+
 /// A change answer: the new state with its revision as `ETag`, or for a dry run what would
 /// change.
 pub(super) fn change_reply(
@@ -206,13 +276,6 @@ pub(super) fn change_reply(
 ) -> Response {
     let revision = outcome.project.def.revision;
     if outcome.dry_run {
-        #[derive(Serialize)]
-        struct DryRunAnswer<'a, T> {
-            dry_run: bool,
-            revision: i64,
-            changes: &'a [crate::changes::DiffItem],
-            result: T,
-        }
         return axum::Json(DryRunAnswer {
             dry_run: true,
             revision,
@@ -227,17 +290,42 @@ pub(super) fn change_reply(
     (status, [(header::ETAG, etag(revision))], axum::Json(body)).into_response()
 }
 
-#[derive(Deserialize)]
+/// The query of a project list.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Only this user's projects (another user's: admins only). Without it, the caller's
+    /// own, or for an admin every project.
     owner: Option<String>,
 }
 
+/// A list of projects, without their endpoints.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProjectList<'a> {
+    projects: Vec<ProjectAnswer<'a>>,
+}
+
+/// List projects: the caller's (an admin's: all, or `?owner=`), without their endpoints.
+#[utoipa::path(
+    get,
+    path = "/admin/projects",
+    tag = "projects",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The projects, by owner and name", body = ProjectList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_projects(
     State(state): State<AppState>,
     principal: Principal,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let owner = match (&query.owner, principal.is_admin()) {
         (Some(owner), _) => {
             authorize(&principal, owner)?;
@@ -256,16 +344,21 @@ pub(super) async fn list_projects(
         .into_iter()
         .map(|p| project_json(p, false))
         .collect();
-    Ok(Json(json!({ "projects": projects })))
+    Ok(Json(ProjectList { projects }).into_response())
 }
 
-#[derive(Deserialize)]
+/// A new project: its settings, and optionally its first endpoints and backends.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateProjectBody {
+    /// 1 to 64 characters of `[a-z0-9][a-z0-9_-]*`, not a reserved root name.
     name: String,
+    /// At most 4096 bytes.
     description: Option<String>,
     mode: Option<Mode>,
+    /// Requests its journal keeps (at most 100,000; 0: none); absent: the node's default.
     journal_size: Option<u32>,
+    /// Who may call it; absent: `none` (anyone).
     #[serde(default)]
     auth: Option<crate::model::AuthPolicy>,
     #[serde(default)]
@@ -282,6 +375,29 @@ pub(super) struct CreateProjectBody {
     backends: Vec<Backend>,
 }
 
+/// Create a project, with its first endpoints and backends if given.
+#[utoipa::path(
+    post,
+    path = "/admin/projects",
+    tag = "projects",
+    params(DryRun),
+    request_body = CreateProjectBody,
+    responses(
+        (status = 201, description = "The project, at revision 1", body = ProjectAnswer,
+            headers(("ETag" = String, description = "The project's revision, quoted: `\"1\"`"))),
+        (status = 200, description = "`?dry_run=true`: what would be created", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_project(
     State(state): State<AppState>,
     principal: Principal,
@@ -363,10 +479,27 @@ async fn resolve_owner(
     }
 }
 
+/// Read a project, with its endpoints.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}",
+    tag = "projects",
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "The project", body = ProjectAnswer,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_project(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     Ok(read_reply(
@@ -375,10 +508,38 @@ pub(super) async fn get_project(
     ))
 }
 
+/// Change a project's settings.
+///
+/// Only the fields given change (a `null` `cors`, `rate_limit` or `journal_size` removes
+/// it); a new `name` renames the project. Answers the project without its endpoints.
+#[utoipa::path(
+    patch,
+    path = "/admin/projects/{owner}/{name}",
+    tag = "projects",
+    params(ProjectPath, IfMatch, DryRun),
+    request_body = ProjectSettings,
+    responses(
+        (status = 200, description = "The project as changed (without its endpoints), or with \
+            `?dry_run=true` what would change", body = ProjectOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn update_project(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     Json(body): Json<Value>,
@@ -418,10 +579,41 @@ pub(super) async fn update_project(
     Ok(change_reply(&outcome, StatusCode::OK, body))
 }
 
+/// Replace a project whole, or create it.
+///
+/// Settings, endpoints and backends are replaced in one revision; a project that does not
+/// exist is created (what `push` sends). What a `GET` answered may be sent back as it is:
+/// its read-only fields are ignored.
+#[utoipa::path(
+    put,
+    path = "/admin/projects/{owner}/{name}",
+    tag = "projects",
+    params(ProjectPath, IfMatch, DryRun),
+    request_body = ProjectPutFields,
+    responses(
+        (status = 200, description = "The project as replaced, or with `?dry_run=true` what \
+            would change", body = ProjectOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 201, description = "The project, created at revision 1", body = ProjectAnswer,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn replace_project(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     JsonBytes(bytes): JsonBytes,
@@ -461,23 +653,37 @@ const LARGE_CHANGE: usize = 10_000;
 /// bytes, with no `Value` of the whole body in between.
 struct ProjectPut(ProjectDefinition);
 
-#[derive(Deserialize)]
+/// A whole project definition. The read-only fields of a project answer (`owner`, `mount`,
+/// `revision`, `endpoints_count`, `status`, `problem`, `created_at`, `updated_at`, and each
+/// endpoint's `url` and `revision`) may be given and are ignored.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProjectPutFields {
+#[schema(as = ProjectDefinition)]
+pub(super) struct ProjectPutFields {
+    /// The name in the URL, if given.
     name: Option<String>,
     description: Option<String>,
     mode: Option<Mode>,
+    /// Requests its journal keeps; absent or null: the node's default.
     journal_size: Option<u32>,
+    /// Absent: `none`.
     #[serde(default)]
     auth: crate::model::AuthPolicy,
+    /// Absent: none.
     #[serde(default)]
     cors: Option<crate::model::CorsPolicy>,
+    /// Absent: none.
     #[serde(default)]
     rate_limit: Option<crate::model::RateLimit>,
+    /// The parts of its OpenAPI document that belong to no endpoint; absent: none.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     openapi: Option<crate::model::ProjectDocs>,
+    /// Every endpoint, in order; absent: none.
     #[serde(default)]
+    #[schema(value_type = Vec<EndpointSpec>)]
     endpoints: Vec<EndpointPut>,
+    /// Every backend; absent: none.
     #[serde(default)]
     backends: Vec<Backend>,
 }
@@ -678,10 +884,31 @@ async fn replace_or_create(
     Ok(change_reply(&outcome, StatusCode::OK, body))
 }
 
+/// Delete a project, its endpoints, script, datasets and keys; its name is free at once.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}",
+    tag = "projects",
+    params(ProjectPath, IfMatch, DryRun),
+    responses(
+        (status = 204, description = "The project is deleted",
+            headers(("ETag" = String, description = "The revision it was deleted at, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would be deleted", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_project(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
 ) -> Result<Response, ApiError> {
@@ -701,10 +928,34 @@ pub(super) async fn delete_project(
     Ok(change_reply(&outcome, StatusCode::NO_CONTENT, body))
 }
 
+/// A project's endpoints, with its revision.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointList<'a> {
+    revision: i64,
+    endpoints: Vec<EndpointAnswer<'a>>,
+}
+
+/// List a project's endpoints, in order.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/endpoints",
+    tag = "endpoints",
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "The endpoints", body = EndpointList,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_endpoints(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let endpoints: Vec<EndpointAnswer> = project
@@ -715,7 +966,10 @@ pub(super) async fn list_endpoints(
         .collect();
     Ok(read_reply(
         project.def.revision,
-        json!({"revision": project.def.revision, "endpoints": endpoints}),
+        EndpointList {
+            revision: project.def.revision,
+            endpoints,
+        },
     ))
 }
 
@@ -729,10 +983,36 @@ fn endpoint_reply(outcome: &Outcome, id: &str, status: StatusCode) -> Result<Res
     Ok(change_reply(outcome, status, body))
 }
 
+/// Add an endpoint to a project (at the end of its list).
+#[utoipa::path(
+    post,
+    path = "/admin/projects/{owner}/{name}/endpoints",
+    tag = "endpoints",
+    params(ProjectPath, IfMatch, DryRun),
+    request_body = EndpointSpec,
+    responses(
+        (status = 201, description = "The endpoint as now served, with its `id` and the \
+            project's new revision", body = EndpointAnswer,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would change", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_endpoint(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     Json(body): Json<Value>,
@@ -767,10 +1047,28 @@ fn added_id(outcome: &Outcome) -> String {
         .unwrap_or_default()
 }
 
+/// Read one endpoint.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/endpoints/{id}",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses(
+        (status = 200, description = "The endpoint, with the project's revision",
+            body = EndpointAnswer,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_endpoint(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, id)): Path<(String, String, String)>,
+    Path(EndpointPath { owner, name, id }): Path<EndpointPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let endpoint = project.def.endpoint(&id).ok_or_else(|| {
@@ -785,10 +1083,38 @@ pub(super) async fn get_endpoint(
     ))
 }
 
+/// Replace one endpoint whole, or create it with this id; it keeps its place in the list.
+#[utoipa::path(
+    put,
+    path = "/admin/projects/{owner}/{name}/endpoints/{id}",
+    tag = "endpoints",
+    params(EndpointPath, IfMatch, DryRun),
+    request_body(content = EndpointSpec, description = "The endpoint; its `url` and \
+        `revision`, as a read answered them, are ignored"),
+    responses(
+        (status = 200, description = "The endpoint as replaced, or with `?dry_run=true` what \
+            would change", body = EndpointOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 201, description = "The endpoint, created", body = EndpointAnswer,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn replace_endpoint(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, id)): Path<(String, String, String)>,
+    Path(EndpointPath { owner, name, id }): Path<EndpointPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     Json(mut body): Json<Value>,
@@ -819,10 +1145,42 @@ pub(super) async fn replace_endpoint(
     endpoint_reply(&outcome, &id, status)
 }
 
+/// Change some fields of one endpoint: a JSON merge patch (RFC 7386) of its definition.
+#[utoipa::path(
+    patch,
+    path = "/admin/projects/{owner}/{name}/endpoints/{id}",
+    tag = "endpoints",
+    params(EndpointPath, IfMatch, DryRun),
+    request_body(
+        description = "A JSON merge patch (RFC 7386) of the endpoint's definition (an \
+            `Endpoint` without `id`): given fields replace, `null` removes",
+        content(
+            (Object = "application/merge-patch+json"),
+            (Object = "application/json"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The endpoint as changed, or with `?dry_run=true` what \
+            would change", body = EndpointOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn patch_endpoint(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, id)): Path<(String, String, String)>,
+    Path(EndpointPath { owner, name, id }): Path<EndpointPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     Json(patch): Json<Value>,
@@ -850,10 +1208,31 @@ pub(super) async fn patch_endpoint(
     endpoint_reply(&outcome, &id, StatusCode::OK)
 }
 
+/// Delete one endpoint.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/endpoints/{id}",
+    tag = "endpoints",
+    params(EndpointPath, IfMatch, DryRun),
+    responses(
+        (status = 204, description = "The endpoint is deleted",
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would change", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_endpoint(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, id)): Path<(String, String, String)>,
+    Path(EndpointPath { owner, name, id }): Path<EndpointPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
 ) -> Result<Response, ApiError> {
@@ -873,16 +1252,59 @@ pub(super) async fn delete_endpoint(
     Ok(change_reply(&outcome, StatusCode::NO_CONTENT, Value::Null))
 }
 
-#[derive(Deserialize)]
+/// The query of a change history.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ChangesQuery {
+    /// The most changes listed, newest first: 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+/// One committed change of a project.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Change)]
+pub(super) struct ChangeAnswer {
+    /// The revision it made.
+    revision: i64,
+    /// When, RFC 3339.
+    at: String,
+    /// Who made it; null if that user no longer exists.
+    actor: Option<String>,
+    /// What it changed, in a line.
+    summary: String,
+}
+
+/// A project's change history, with its current revision.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ChangeList {
+    revision: i64,
+    changes: Vec<ChangeAnswer>,
+}
+
+/// A project's change history, newest first.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/changes",
+    tag = "projects",
+    params(ProjectPath, ChangesQuery),
+    responses(
+        (status = 200, description = "The changes", body = ChangeList,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_changes(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     Query(query): Query<ChangesQuery>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
@@ -898,19 +1320,20 @@ pub(super) async fn list_changes(
         .store()
         .list_changes(project.def.id, limit)
         .await?;
-    let changes: Vec<Value> = changes
+    let changes: Vec<ChangeAnswer> = changes
         .into_iter()
-        .map(|c| {
-            json!({
-                "revision": c.revision,
-                "at": timestamp(c.at),
-                "actor": c.actor,
-                "summary": c.summary,
-            })
+        .map(|c| ChangeAnswer {
+            revision: c.revision,
+            at: timestamp(c.at),
+            actor: c.actor,
+            summary: c.summary,
         })
         .collect();
     Ok(read_reply(
         project.def.revision,
-        json!({"revision": project.def.revision, "changes": changes}),
+        ChangeList {
+            revision: project.def.revision,
+            changes,
+        },
     ))
 }

@@ -8,26 +8,69 @@ use http::StatusCode;
 use serde_json::Value;
 
 use super::AppState;
-use super::admin::{actor, change_reply, live_project, read_reply};
-use super::extract::{DryRun, IfMatch, Json, Path, Query, from_value};
+use super::admin::{DryRunBody, actor, change_reply, live_project, read_reply};
+use super::extract::{BackendPath, DryRun, IfMatch, Json, Path, ProjectPath, Query, from_value};
+use super::openapi::{
+    BackendOrDryRun, BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge,
+    PreconditionFailed, RequestTimeout, ServiceUnavailable, Unauthorized, UnsupportedMediaType,
+    ValidationFailed,
+};
 use crate::accounts::Principal;
 use crate::changes::Target;
 use crate::error::{ApiError, Code, FieldError};
 use crate::model::{Backend, check_backend_name};
 
+/// List a project's backends.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/backends",
+    tag = "backends",
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "The backends", body = Vec<Backend>,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_backends(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     Ok(read_reply(project.def.revision, &project.def.backends[..]))
 }
 
+/// Read one backend.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/backends/{backend}",
+    tag = "backends",
+    params(BackendPath),
+    responses(
+        (status = 200, description = "The backend", body = Backend,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_backend(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, backend)): Path<(String, String, String)>,
+    Path(BackendPath {
+        owner,
+        name,
+        backend,
+    }): Path<BackendPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let found = project
@@ -37,10 +80,41 @@ pub(super) async fn get_backend(
     Ok(read_reply(project.def.revision, found))
 }
 
+/// Create or replace one backend; its `name` may be left out (the URL gives it).
+#[utoipa::path(
+    put,
+    path = "/admin/projects/{owner}/{name}/backends/{backend}",
+    tag = "backends",
+    params(BackendPath, IfMatch, DryRun),
+    request_body = Backend,
+    responses(
+        (status = 200, description = "The backend as replaced, or with `?dry_run=true` what \
+            would change", body = BackendOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 201, description = "The backend, created", body = Backend,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn put_backend(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, backend)): Path<(String, String, String)>,
+    Path(BackendPath {
+        owner,
+        name,
+        backend,
+    }): Path<BackendPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     Json(body): Json<Value>,
@@ -80,10 +154,35 @@ pub(super) async fn put_backend(
     Ok(change_reply(&outcome, status, body))
 }
 
+/// Delete one backend; no proxy endpoint may name it (`409 backend_in_use`).
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/backends/{backend}",
+    tag = "backends",
+    params(BackendPath, IfMatch, DryRun),
+    responses(
+        (status = 204, description = "The backend is deleted",
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would change", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_backend(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, backend)): Path<(String, String, String)>,
+    Path(BackendPath {
+        owner,
+        name,
+        backend,
+    }): Path<BackendPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
 ) -> Result<Response, ApiError> {

@@ -11,10 +11,16 @@ use futures_util::Stream;
 use http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::admin::{actor, change_reply, live_project, read_reply};
-use super::extract::{IfMatch, Path, Query};
+use super::admin::{DryRunBody, actor, change_reply, live_project, read_reply};
+use super::extract::{DatasetPath, DryRun, IfMatch, Path, ProjectPath, Query};
+use super::openapi::{
+    BadRequest, Conflict, DatasetOrDryRun, Forbidden, NotFound, PayloadTooLarge,
+    PreconditionFailed, RequestTimeout, ServiceUnavailable, Unauthorized, UnsupportedMediaType,
+    ValidationFailed,
+};
 use crate::accounts::{Principal, now_ms};
 use crate::changes::Target;
 use crate::dataset::{Column, Format};
@@ -23,19 +29,26 @@ use crate::error::{ApiError, Code, FieldError};
 use crate::routing::CompiledProject;
 
 /// The query parameters of an upload.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct UploadOptions {
+    /// Read and check the upload and answer what would change, changing nothing.
     #[serde(default)]
     dry_run: bool,
-    /// Declared column types: `zip:text,age:integer`.
+    /// Declared column types: `zip:text,age:integer` (`integer`, `number`, `text`,
+    /// `boolean`); the others are inferred.
     #[serde(default)]
     types: Option<String>,
-    /// The format, when the content type does not say it: `csv`, `json` or `jsonl`.
+    /// The format, when the content type does not say it: `csv`, `json` or `jsonl`
+    /// (also `ndjson`).
     #[serde(default)]
+    #[param(pattern = "^(csv|json|jsonl|ndjson)$")]
     format: Option<String>,
-    /// `default`: add the standard endpoints; `none` (the default): add none.
+    /// `default`: add the standard endpoints (query, stats, schema) in the same revision;
+    /// `none` (the default): add none.
     #[serde(default)]
+    #[param(pattern = "^(default|none)$")]
     endpoints: Option<String>,
     /// The category column of the standard endpoints (default: the first text column).
     #[serde(default)]
@@ -46,12 +59,17 @@ pub(super) struct UploadOptions {
 }
 
 /// A dataset as the API shows it.
-#[derive(Serialize)]
-struct DatasetAnswer<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = Dataset)]
+pub(super) struct DatasetAnswer<'a> {
     name: &'a str,
+    /// The format it was uploaded in: `csv`, `json` or `jsonl`.
+    #[schema(value_type = String, example = "csv")]
     format: &'static str,
     rows: usize,
+    /// The upload's size.
     bytes: u64,
+    /// Unix milliseconds.
     uploaded_at: i64,
     columns: &'a [Column],
     /// The endpoints that read it.
@@ -81,10 +99,27 @@ fn answer<'a>(project: &'a CompiledProject, dataset: &'a LoadedDataset) -> Datas
     }
 }
 
+/// List a project's datasets: each one's schema and size.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/datasets",
+    tag = "datasets",
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "The datasets", body = Vec<DatasetAnswer>,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_datasets(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let list: Vec<DatasetAnswer<'_>> = project
@@ -95,10 +130,31 @@ pub(super) async fn list_datasets(
     Ok(read_reply(project.def.revision, list))
 }
 
+/// Read one dataset's schema and size.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/datasets/{dataset}",
+    tag = "datasets",
+    params(DatasetPath),
+    responses(
+        (status = 200, description = "The dataset", body = DatasetAnswer,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_dataset(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, dataset)): Path<(String, String, String)>,
+    Path(DatasetPath {
+        owner,
+        name,
+        dataset,
+    }): Path<DatasetPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let found = project
@@ -108,10 +164,56 @@ pub(super) async fn get_dataset(
     Ok(read_reply(project.def.revision, answer(&project, found)))
 }
 
+/// Upload a dataset, new or a new version of one.
+///
+/// The upload is streamed into the store and parsed beside the live version, then swapped
+/// in as one revision. The body is CSV with a header row, a JSON array of objects, or JSON lines — or a
+/// `multipart/form-data` form whose `file` field is one of them. Its format comes from
+/// `?format=`, else the content type (of the body, or of the form's `file` field, or its
+/// file name's extension). A bad row is a 422 naming its line and column.
+#[utoipa::path(
+    put,
+    path = "/admin/projects/{owner}/{name}/datasets/{dataset}",
+    tag = "datasets",
+    params(DatasetPath, IfMatch, UploadOptions),
+    request_body(
+        description = "The table: CSV, a JSON array of objects, JSON lines, or a form's `file`",
+        content(
+            (String = "text/csv"),
+            (Vec<Object> = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "application/jsonl"),
+            (DatasetUpload = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The dataset as replaced, or with `?dry_run=true` what \
+            would change", body = DatasetOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 201, description = "The dataset, new in the project", body = DatasetAnswer,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn put_dataset(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, dataset)): Path<(String, String, String)>,
+    Path(DatasetPath {
+        owner,
+        name,
+        dataset,
+    }): Path<DatasetPath>,
     IfMatch(expected): IfMatch,
     Query(options): Query<UploadOptions>,
     request: Request,
@@ -274,12 +376,37 @@ pub(super) async fn put_dataset(
     Ok(change_reply(&outcome, status, body))
 }
 
+/// Delete a dataset.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/datasets/{dataset}",
+    tag = "datasets",
+    params(DatasetPath, IfMatch, DryRun),
+    responses(
+        (status = 204, description = "The dataset is deleted",
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would change", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_dataset(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, dataset)): Path<(String, String, String)>,
+    Path(DatasetPath {
+        owner,
+        name,
+        dataset,
+    }): Path<DatasetPath>,
     IfMatch(expected): IfMatch,
-    Query(dry): Query<super::extract::DryRun>,
+    Query(dry): Query<DryRun>,
 ) -> Result<Response, ApiError> {
     live_project(&state, &principal, &owner, &name)?;
     let outcome = state
@@ -295,6 +422,16 @@ pub(super) async fn delete_dataset(
         )
         .await?;
     Ok(change_reply(&outcome, StatusCode::NO_CONTENT, Value::Null))
+}
+
+/// A dataset sent as a form.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: the form is read field by field")]
+pub(super) struct DatasetUpload {
+    /// The table: CSV, a JSON array or JSON lines, by the field's content type or file name
+    /// (or `?format=`).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 async fn receive<S, E>(

@@ -378,7 +378,15 @@ pub fn bearer_secret(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// `If-Match` as a revision: `"3"`, `W/"3"`, `3` or `*` (any).
-pub struct IfMatch(pub Option<i64>);
+#[derive(utoipa::IntoParams)]
+#[into_params(names("If-Match"), parameter_in = Header)]
+pub struct IfMatch(
+    /// Apply the change only if the project is still at this revision (the `ETag` a read or
+    /// change answered: `"3"`; `W/"3"`, `3` and `*` are taken too); else `412
+    /// revision_mismatch`.
+    #[param(value_type = String, required = false, example = "\"3\"")]
+    pub Option<i64>,
+);
 
 impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
     type Rejection = ApiError;
@@ -409,11 +417,80 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 }
 
 /// `?dry_run=true`: validate and report, apply nothing.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DryRun {
+    /// Validate the change and answer what it would do (`200` with a `DryRun` body),
+    /// changing nothing.
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// The path of a project: `/admin/projects/{owner}/{name}…`.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ProjectPath {
+    /// The project's owner (a user name).
+    pub owner: String,
+    /// The project's name.
+    pub name: String,
+}
+
+/// The path of one endpoint of a project.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointPath {
+    /// The project's owner (a user name).
+    pub owner: String,
+    /// The project's name.
+    pub name: String,
+    /// The endpoint's id (chosen by the client, or generated: `ep_…`).
+    pub id: String,
+}
+
+/// The path of one backend of a project.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct BackendPath {
+    /// The project's owner (a user name).
+    pub owner: String,
+    /// The project's name.
+    pub name: String,
+    /// The backend's name.
+    pub backend: String,
+}
+
+/// The path of one dataset of a project.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DatasetPath {
+    /// The project's owner (a user name).
+    pub owner: String,
+    /// The project's name.
+    pub name: String,
+    /// The dataset's name.
+    pub dataset: String,
+}
+
+/// The path of one API key of a project.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The project's owner (a user name).
+    pub owner: String,
+    /// The project's name.
+    pub name: String,
+    /// The key's id, as listed.
+    pub id: String,
+}
+
+/// The path of one of the caller's API tokens.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TokenPath {
+    /// The token's id, as listed.
+    pub id: String,
 }
 
 #[cfg(test)]

@@ -7,10 +7,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::admin::live_project;
-use super::extract::{Path, Query};
+use super::explain::NearMissSchema;
+use super::extract::{Path, ProjectPath, Query};
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed,
+};
 use crate::accounts::Principal;
 use crate::error::{ApiError, FieldError};
 use crate::observe::journal::Entry;
@@ -19,18 +24,25 @@ use crate::routing::explain::{NearMiss, near_misses};
 /// Entries listed when no `limit` is given.
 const DEFAULT_LIMIT: usize = 100;
 
-#[derive(Debug, Deserialize)]
+/// The filters of a journal read.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct JournalQuery {
+    /// Requests with this method.
     method: Option<String>,
     /// Paths inside the project that start with this.
     path_prefix: Option<String>,
     /// `404`, or a class such as `4xx`.
+    #[param(example = "4xx")]
     status: Option<String>,
-    /// RFC 3339, or Unix milliseconds.
+    /// Requests at or after this time: RFC 3339, or Unix milliseconds.
     since: Option<String>,
+    /// The request with this id.
     request_id: Option<String>,
+    /// The most entries listed (default 100).
     limit: Option<usize>,
+    /// Only count the requests that match: answer `{"count": n}`.
     #[serde(default)]
     count: bool,
 }
@@ -112,19 +124,125 @@ impl Filter {
     }
 }
 
-#[derive(Serialize)]
-struct Listed<'a> {
+/// A journal entry as listed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = JournalEntry)]
+pub(super) struct Listed<'a> {
     #[serde(flatten)]
+    #[schema(value_type = EntrySchema)]
     entry: &'a Entry,
     /// For a 404: the endpoints that came closest, against the current revision.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<NearMissSchema>>)]
     near_misses: Option<Vec<NearMiss<'a>>>,
 }
 
+/// One recorded request, as `observe::journal::Entry` writes it (a schema only).
+#[derive(ToSchema)]
+#[schema(as = JournalRecord)]
+#[allow(dead_code, reason = "a schema only: `Entry` serialises itself")]
+pub(super) struct EntrySchema {
+    /// The entry's number in the project's journal.
+    seq: u64,
+    /// When the request came, RFC 3339.
+    time: String,
+    request_id: String,
+    request: RequestSchema,
+    response: ResponseSchema,
+    /// The id of the endpoint (or script route) that answered.
+    #[schema(required = false)]
+    endpoint: String,
+    /// The verified caller, under an auth policy.
+    #[schema(required = false)]
+    subject: String,
+    latency_ms: f64,
+}
+
+/// The request of a journal entry; credentials are redacted.
+#[derive(ToSchema)]
+#[schema(as = JournalRequest)]
+#[allow(dead_code, reason = "a schema only")]
+pub(super) struct RequestSchema {
+    method: String,
+    /// The project-relative path.
+    path: String,
+    /// The query string, credentials redacted.
+    #[schema(required = false)]
+    query: String,
+    /// `[name, value]` pairs, in order.
+    headers: Vec<Vec<String>>,
+    #[serde(flatten)]
+    body: BodySchema,
+}
+
+/// The answer of a journal entry.
+#[derive(ToSchema)]
+#[schema(as = JournalResponse)]
+#[allow(dead_code, reason = "a schema only")]
+pub(super) struct ResponseSchema {
+    status: u16,
+    /// `[name, value]` pairs, in order.
+    headers: Vec<Vec<String>>,
+    #[serde(flatten)]
+    body: BodySchema,
+}
+
+/// The start of a body: as text when it is UTF-8 (`body`), else as base64 (`body_base64`).
+#[derive(ToSchema)]
+#[schema(as = JournalBody)]
+#[allow(dead_code, reason = "a schema only")]
+pub(super) struct BodySchema {
+    #[schema(required = false)]
+    body: String,
+    #[schema(required = false)]
+    body_base64: String,
+    /// The body's whole length, when known.
+    #[schema(required = false)]
+    body_length: u64,
+    /// Whether the body was cut short.
+    body_truncated: bool,
+}
+
+/// What a journal read answers: the entries, or with `?count=true` their number.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code, reason = "a schema only")]
+pub(super) enum JournalAnswer {
+    Page(Page<'static>),
+    Count(JournalCount),
+}
+
+/// How many requests match, with `?count=true`.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: written with `json!`")]
+pub(super) struct JournalCount {
+    count: usize,
+}
+
+/// List a project's recent requests, newest first, with filters.
+///
+/// `?count=true` only counts them (what WireMock's `verify` answers).
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/journal",
+    tag = "journal",
+    operation_id = "list_journal",
+    params(ProjectPath, JournalQuery),
+    responses(
+        (status = 200, description = "The matching entries, or their number", body = JournalAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     Query(query): Query<JournalQuery>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
@@ -168,18 +286,40 @@ pub(super) async fn list(
         .into_response())
 }
 
-#[derive(Serialize)]
-struct Page<'a> {
+/// A page of a project's journal.
+#[derive(Serialize, ToSchema)]
+#[schema(as = JournalPage)]
+pub(super) struct Page<'a> {
+    /// The project's mount.
     project: String,
+    /// How many requests the journal keeps.
     capacity: usize,
+    /// How many kept requests match the filters (the entries are the first `limit`).
     matched: usize,
     entries: Vec<Listed<'a>>,
 }
 
+/// Forget a project's recorded requests.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/journal",
+    tag = "journal",
+    operation_id = "clear_journal",
+    params(ProjectPath),
+    responses(
+        (status = 204, description = "The journal is empty"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn clear(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<StatusCode, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     project.journal.clear();

@@ -9,10 +9,15 @@ use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::admin::{actor, change_reply, live_project, read_reply, timestamp};
-use super::extract::{DryRun, IfMatch, Json, Path, Query};
+use super::admin::{DryRunBody, actor, change_reply, live_project, read_reply, timestamp};
+use super::extract::{DryRun, IfMatch, Json, KeyPath, Path, ProjectPath, Query};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, RequestTimeout,
+    ServiceUnavailable, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use crate::accounts::{Principal, now_ms};
 use crate::auth::keys::{self, KeyEntry};
 use crate::changes::Target;
@@ -22,13 +27,17 @@ use crate::model::check_key_name;
 /// The longest lifetime a key may be given: ten years.
 const MAX_KEY_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 
-#[derive(Debug, Deserialize)]
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewKeyBody {
+    /// Unique in the project; the key's subject when it is used.
     name: String,
+    /// What the key may do (endpoints ask for scopes): at most 64, of 1 to 256 bytes,
+    /// without spaces.
     #[serde(default)]
     scopes: Vec<String>,
-    /// Seconds until the key expires; absent: never.
+    /// Seconds until the key expires (at most ten years); absent: never.
     expires_in: Option<u64>,
 }
 
@@ -67,14 +76,33 @@ impl NewKeyBody {
 }
 
 /// A key as listed: never its value.
-#[derive(Serialize)]
-struct KeyAnswer<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = ApiKey)]
+pub(super) struct KeyAnswer<'a> {
     id: &'a str,
     name: &'a str,
     scopes: &'a [Box<str>],
+    /// RFC 3339.
     created_at: String,
+    /// RFC 3339; null: never.
     expires_at: Option<String>,
     expired: bool,
+}
+
+/// A project's API keys.
+#[derive(Serialize, ToSchema)]
+pub(super) struct KeyList<'a> {
+    keys: Vec<KeyAnswer<'a>>,
+}
+
+/// A key just made: as listed, and the key itself, shown only this once.
+#[derive(Serialize, ToSchema)]
+#[schema(as = NewApiKey)]
+pub(super) struct KeyCreated<'a> {
+    #[serde(flatten)]
+    listed: KeyAnswer<'a>,
+    /// The key to send (only its SHA-256 is stored).
+    key: String,
 }
 
 fn answer(entry: &KeyEntry, now: i64) -> KeyAnswer<'_> {
@@ -88,10 +116,27 @@ fn answer(entry: &KeyEntry, now: i64) -> KeyAnswer<'_> {
     }
 }
 
+/// List a project's API keys, without their values.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/keys",
+    tag = "keys",
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "The keys", body = KeyList,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list_keys(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let now = now_ms();
@@ -102,16 +147,43 @@ pub(super) async fn list_keys(
         .into_iter()
         .map(|entry| answer(entry, now))
         .collect();
-    Ok(read_reply(
-        project.def.revision,
-        serde_json::json!({ "keys": keys }),
-    ))
+    Ok(read_reply(project.def.revision, KeyList { keys }))
 }
 
+/// Make an API key for the project; the answer shows it, once.
+#[utoipa::path(
+    post,
+    path = "/admin/projects/{owner}/{name}/keys",
+    tag = "keys",
+    params(ProjectPath, IfMatch, DryRun),
+    request_body = NewKeyBody,
+    responses(
+        (status = 201, description = "The key, with its value `key` (shown only here); the \
+            answer is not to be cached", body = KeyCreated,
+            headers(
+                ("ETag" = String, description = "The project's new revision, quoted"),
+                ("Cache-Control" = String, description = "`no-store`"),
+            )),
+        (status = 200, description = "`?dry_run=true`: what would change (no key is made)",
+            body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     Json(body): Json<NewKeyBody>,
@@ -145,8 +217,10 @@ pub(super) async fn create_key(
             &"a key just added is not in its revision",
         ));
     };
-    let mut body = serde_json::to_value(answer(entry, now)).map_err(|e| ApiError::internal(&e))?;
-    body["key"] = Value::String(made.key);
+    let body = KeyCreated {
+        listed: answer(entry, now),
+        key: made.key,
+    };
     let mut response = change_reply(&outcome, StatusCode::CREATED, body);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -155,10 +229,31 @@ pub(super) async fn create_key(
     Ok(response.into_response())
 }
 
+/// Revoke an API key.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/keys/{id}",
+    tag = "keys",
+    params(KeyPath, IfMatch, DryRun),
+    responses(
+        (status = 204, description = "The key is revoked",
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would change", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_key(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name, id)): Path<(String, String, String)>,
+    Path(KeyPath { owner, name, id }): Path<KeyPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
 ) -> Result<Response, ApiError> {

@@ -8,20 +8,42 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
-use super::admin::{actor, change_reply, etag, live_project};
-use super::extract::{DryRun, IfMatch, Path, Query, ScriptSource};
+use super::admin::{DryRunBody, actor, change_reply, etag, live_project};
+use super::extract::{DryRun, IfMatch, Path, ProjectPath, Query, ScriptSource};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed, RequestTimeout,
+    ScriptOrDryRun, ServiceUnavailable, Unauthorized, UnsupportedMediaType, ValidationFailed,
+};
 use crate::accounts::Principal;
 use crate::changes::Target;
 use crate::error::{ApiError, Code};
 use crate::routing::CompiledProject;
 
-/// The script's source, as it was sent, with the project's revision as `ETag`.
+/// Read the project's script: its source, as it was sent.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/script",
+    tag = "script",
+    params(ProjectPath),
+    responses(
+        (status = 200, description = "The script's source",
+            content_type = "application/javascript", body = String,
+            headers(("ETag" = String, description = "The project's revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_script(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     let Some(source) = project.def.script.clone() else {
@@ -40,12 +62,51 @@ pub(super) async fn get_script(
         .into_response())
 }
 
-/// Sets the script: 201 when the project had none, 200 when it replaces one; the answer
-/// lists the routes the script defined.
+/// Set the project's script: compiled, then swapped in with its routes as one revision.
+///
+/// 201 when the project had none, 200 when it replaces one; the answer lists the routes the
+/// script defined. A script that does not compile is a 422 naming the line and column, and
+/// the old one keeps serving.
+#[utoipa::path(
+    put,
+    path = "/admin/projects/{owner}/{name}/script",
+    tag = "script",
+    params(ProjectPath, IfMatch, DryRun),
+    request_body(
+        description = "The JavaScript module (`app.js`), as the body (no content type is \
+            taken as JavaScript too) or as a form's `file` field",
+        content(
+            (String = "application/javascript"),
+            (String = "text/javascript"),
+            (String = "text/plain"),
+            (ScriptUpload = "multipart/form-data"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "The script's routes, replacing the old script's; or \
+            with `?dry_run=true` what would change", body = ScriptOrDryRun,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 201, description = "The script's routes; the project had no script",
+            body = ScriptAnswer,
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn put_script(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
     ScriptSource(source): ScriptSource,
@@ -72,11 +133,31 @@ pub(super) async fn put_script(
     Ok(change_reply(&outcome, status, routes_of(&outcome.project)))
 }
 
-/// Removes the script and its routes.
+/// Remove the project's script and its routes.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/script",
+    tag = "script",
+    params(ProjectPath, IfMatch, DryRun),
+    responses(
+        (status = 204, description = "The script is removed",
+            headers(("ETag" = String, description = "The project's new revision, quoted"))),
+        (status = 200, description = "`?dry_run=true`: what would change", body = DryRunBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete_script(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     IfMatch(expected): IfMatch,
     Query(dry): Query<DryRun>,
 ) -> Result<Response, ApiError> {
@@ -96,14 +177,19 @@ pub(super) async fn delete_script(
 }
 
 /// What a script answer shows: its routes.
-#[derive(Serialize)]
-struct ScriptAnswer {
+#[derive(Serialize, ToSchema)]
+#[schema(as = Script)]
+pub(super) struct ScriptAnswer {
     routes: Vec<RouteAnswer>,
 }
 
-#[derive(Serialize)]
-struct RouteAnswer {
+/// A route the script defined.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ScriptRoute)]
+pub(super) struct RouteAnswer {
+    /// `script:METHOD /path`.
     id: String,
+    /// An HTTP method, or `ANY`.
     method: String,
     path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,6 +223,15 @@ fn routes_of(project: &CompiledProject) -> ScriptAnswer {
         })
         .unwrap_or_default();
     ScriptAnswer { routes }
+}
+
+/// A script sent as a form.
+#[derive(ToSchema)]
+#[allow(dead_code, reason = "a schema only: `ScriptSource` reads the form")]
+pub(super) struct ScriptUpload {
+    /// The JavaScript module.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 fn not_found() -> ApiError {

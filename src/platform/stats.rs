@@ -10,19 +10,48 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
 use super::admin::live_project;
-use super::extract::{Path, Query};
+use super::extract::{Path, ProjectPath, Query};
+use super::openapi::{
+    BadRequest, Forbidden, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed,
+};
 use crate::accounts::Principal;
 use crate::error::{ApiError, Code};
 use crate::observe::stats::{Report, Stats};
 
+/// The node's traffic: requests by outcome and status class, latency, the last minute.
+///
+/// Every request since start (or the last reset), but those to `/stats`, `/metrics`,
+/// `/health` and `/ready`.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    tag = "stats",
+    operation_id = "instance_stats",
+    responses((status = 200, description = "The node's stats", body = Report)),
+)]
 pub(super) async fn instance(State(state): State<AppState>) -> Response {
     let telemetry = &state.telemetry;
     axum::Json(telemetry.instance.report(telemetry.second())).into_response()
 }
 
+/// Start counting the node's traffic again (admins only).
+#[utoipa::path(
+    delete,
+    path = "/stats",
+    tag = "stats",
+    operation_id = "reset_instance_stats",
+    responses(
+        (status = 204, description = "The counts start again from zero"),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn reset_instance(
     State(state): State<AppState>,
     principal: Principal,
@@ -37,7 +66,24 @@ pub(super) async fn reset_instance(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The Prometheus exposition (OpenMetrics text, which Prometheus reads natively).
+/// The node's counters and state for Prometheus (admins only).
+///
+/// The OpenMetrics text exposition, which Prometheus reads natively. Admins only: it names
+/// every user's projects and endpoints.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "stats",
+    responses(
+        (status = 200, description = "The node's counters and state",
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            body = String),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn metrics(
     State(state): State<AppState>,
     principal: Principal,
@@ -68,31 +114,39 @@ pub(super) fn openmetrics(body: String) -> Response {
         .into_response()
 }
 
-#[derive(Debug, Deserialize)]
+/// The query of a project's stats.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StatsQuery {
+    /// `endpoint`: add each endpoint's (and script route's) stats.
+    #[param(inline)]
     by: Option<By>,
 }
 
-#[derive(Debug, Deserialize, PartialEq, Eq)]
+/// What project stats are broken down by.
+#[derive(Debug, Deserialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum By {
     Endpoint,
 }
 
 /// A project's stats, and with `?by=endpoint` each endpoint's.
-#[derive(Serialize)]
-struct ProjectStats<'a> {
+#[derive(Serialize, ToSchema)]
+pub(super) struct ProjectStats<'a> {
+    /// The project's mount.
     project: String,
     revision: i64,
     #[serde(flatten)]
     totals: Report,
+    /// With `?by=endpoint`: each endpoint's stats, then each script route's.
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoints: Option<Vec<EndpointStats<'a>>>,
 }
 
-#[derive(Serialize)]
-struct EndpointStats<'a> {
+/// One endpoint's (or script route's) stats.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointStats<'a> {
     id: &'a str,
     method: &'a str,
     path: &'a str,
@@ -100,10 +154,28 @@ struct EndpointStats<'a> {
     totals: Report,
 }
 
+/// A project's traffic, and with `?by=endpoint` each endpoint's.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/stats",
+    tag = "stats",
+    operation_id = "project_stats",
+    params(ProjectPath, StatsQuery),
+    responses(
+        (status = 200, description = "The project's stats", body = ProjectStats),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn project(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
     Query(query): Query<StatsQuery>,
 ) -> Result<Response, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
@@ -154,10 +226,27 @@ pub(super) async fn project(
     Ok(axum::Json(answer).into_response())
 }
 
+/// Start counting a project's traffic (and its endpoints') again.
+#[utoipa::path(
+    delete,
+    path = "/admin/projects/{owner}/{name}/stats",
+    tag = "stats",
+    operation_id = "reset_project_stats",
+    params(ProjectPath),
+    responses(
+        (status = 204, description = "The counts start again from zero"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn reset_project(
     State(state): State<AppState>,
     principal: Principal,
-    Path((owner, name)): Path<(String, String)>,
+    Path(ProjectPath { owner, name }): Path<ProjectPath>,
 ) -> Result<StatusCode, ApiError> {
     let project = live_project(&state, &principal, &owner, &name)?;
     project.stats.reset();

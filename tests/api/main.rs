@@ -40,6 +40,8 @@
 //! - `dataset_cli`: `switchyard dataset import`, the binary against a server: the summary,
 //!   errors and their hints.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
+//! - `platform_openapi`: `/openapi.json`, the platform API's own OpenAPI document: served,
+//!   valid for `openapi-spec-validator`, and fitting what the routes really answer.
 
 mod helpers;
 mod upstream;
@@ -67,6 +69,7 @@ mod login_limits;
 mod logs;
 mod metrics;
 mod openapi;
+mod platform_openapi;
 mod projects;
 mod proxy;
 mod proxy_allow;

@@ -441,3 +441,93 @@ async fn bad_operations_rules_and_settings_are_refused_by_field() {
     let project = app.read_project(&alice, "alice/pets").await;
     assert_eq!(project["openapi"], json!({"info": {"title": "T"}}));
 }
+
+/// Runs the real OpenAPI validator on a document, failing with its output.
+pub(crate) async fn assert_valid_openapi(document: &Value) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(document).unwrap()).expect("write the document");
+    let file = file.to_str().expect("a UTF-8 path");
+    let (ok, output) =
+        crate::platform_openapi::run_python(&["-m", "openapi_spec_validator", file]).await;
+    assert!(
+        ok,
+        "openapi-spec-validator refuses the document:\n{output}\n{document:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_document_of_every_handler_kind_passes_the_openapi_validator() {
+    let (app, alice) = pets(json!({
+        "auth": {"type": "jwt", "issuer": "https://issuer.example/", "audience": "pets",
+                 "algorithms": ["HS256"], "secret": "a-secret-of-at-least-32-bytes-long!!"},
+        "openapi": {"info": {"title": "Everything"},
+                    "components": {"schemas": {"Pet": {"type": "object",
+                        "properties": {"id": {"type": "integer"}}}}}},
+        "backends": [{"name": "up", "urls": ["http://127.0.0.1:9"]}],
+        "endpoints": [
+            {"method": "GET", "path": "/pets/{id}", "auth": {"public": true},
+             "responses": {"200": {"description": "A pet", "content": {"application/json":
+                 {"schema": {"$ref": "#/components/schemas/Pet"}}}}},
+             "response": {"json": {"id": 1}}},
+            {"method": "POST", "path": "/search", "response": {"body": "plain",
+             "rules": [{"when": {"query": {"q": "x"}}, "response": {"status": 404}}]}},
+            {"method": "ANY", "path": "/upstream", "proxy": {"backend": "up"}},
+            {"method": "GET", "path": "/bin", "response": {"body_base64": "AAEC"}},
+            {"method": "GET", "path": "/files/{*rest}", "response": {"status": 204}}
+        ]
+    }))
+    .await;
+    let iris = include_str!("../../src/dataset/testdata/iris.csv");
+    let response = app
+        .send(
+            Method::PUT,
+            "/admin/projects/alice/pets/datasets/iris?endpoints=default&category=species",
+            Some(&alice.token),
+            &[("content-type", "text/csv")],
+            Some(iris.as_bytes().to_vec()),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::CREATED,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let response = app
+        .send(
+            Method::PUT,
+            "/admin/projects/alice/pets/script",
+            Some(&alice.token),
+            &[("content-type", "application/javascript")],
+            Some(
+                b"app.get('/hello/{name}', {summary: 'Hello'}, (req) => ({hi: req.params.name}));"
+                    .to_vec(),
+            ),
+        )
+        .await;
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+    let doc = document(&app, &[]).await;
+    assert_eq!(
+        doc["components"]["securitySchemes"]["jwt"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["paths"]["/hello/{name}"]["get"].is_object(), "{doc:#}");
+    let range = &doc["paths"]["/range"]["get"];
+    assert!(
+        range["parameters"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "species")),
+        "{range:#}"
+    );
+    assert_eq!(
+        range["responses"]["200"]["content"]["application/json"]["schema"]["items"]["properties"]["sepal_length"]
+            ["type"],
+        "number"
+    );
+    assert_valid_openapi(&doc).await;
+}

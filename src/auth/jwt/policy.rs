@@ -27,7 +27,7 @@ pub const JWKS_MAX_AGE_SECS: std::ops::RangeInclusive<u64> = 60..=604_800;
 pub const MAX_AUDIENCES: usize = 32;
 
 /// A JWS signature algorithm a policy may accept. `none` is not one of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Algorithm {
     HS256,
     HS384,
@@ -96,6 +96,7 @@ impl std::fmt::Display for Algorithm {
 /// The accepted audience: one string or a list of strings, serialized back as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged, expecting = "a string or a list of strings")]
+#[derive(utoipa::ToSchema)]
 pub enum Audience {
     One(String),
     Many(Vec<String>),
@@ -121,6 +122,7 @@ impl Audience {
 /// [`JwtPolicy::redacted`] before logging a policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct JwtPolicy {
     /// The algorithms a token may be signed with; a token's `alg` must be one of them.
     pub algorithms: Vec<Algorithm>,
@@ -139,15 +141,19 @@ pub struct JwtPolicy {
     pub audience: Audience,
     /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (at most 600).
     #[serde(default = "default_leeway")]
+    #[schema(default = default_leeway)]
     pub leeway_secs: u64,
     /// The floor on JWKS refetches: never more often than this, in seconds.
     #[serde(default = "default_refresh_min")]
+    #[schema(default = default_refresh_min)]
     pub jwks_refresh_min_secs: u64,
     /// The JWKS fetch timeout, in milliseconds.
     #[serde(default = "default_timeout")]
+    #[schema(default = default_timeout)]
     pub jwks_timeout_ms: u64,
     /// The age after which a fetched JWKS is due for a refetch, in seconds.
     #[serde(default = "default_max_age")]
+    #[schema(default = default_max_age)]
     pub jwks_max_age_secs: u64,
     /// Proxy endpoints send the verified `sub` to their upstream in this header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
