@@ -19,6 +19,7 @@ pub(crate) mod body;
 pub mod dataset;
 pub(crate) mod handlers;
 pub(crate) mod observe;
+pub mod openapi;
 pub(crate) mod pipeline;
 pub(crate) mod routing;
 pub mod script;
