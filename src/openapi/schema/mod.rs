@@ -5,7 +5,8 @@
 //!   cycles) and names what is wrong with one it cannot follow;
 //! - `normalize` turns an OpenAPI 3.0 or 3.1 Schema Object into JSON Schema 2020-12 for the
 //!   `jsonschema` crate, dropping what that crate cannot enforce (a pattern its regex engine
-//!   rejects, a reference it cannot follow) and saying so, and `compile` builds a validator.
+//!   rejects, a reference it cannot follow) and saying so, and `compile` builds a validator;
+//! - `sample` makes a deterministic example value that the normalised schema accepts.
 //!
 //! Real-world documents are full of mistakes, so nothing here fails on a bad schema: what
 //! cannot be honoured is left out and reported as a [`Note`].
@@ -13,13 +14,17 @@
 pub mod normalize;
 mod pattern;
 pub mod refs;
+pub mod sample;
 mod walk;
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;
 
 pub use normalize::{CompileError, Normalized, compile, normalize, normalize_document};
 pub use refs::{RefError, resolve};
+pub use sample::{Sample, sample};
 
 use serde_json::Value;
 
@@ -58,11 +63,12 @@ pub enum Direction {
     Response,
 }
 
-/// Something that could not be honoured: a keyword left out of a normalised schema.
+/// Something that could not be honoured: a keyword left out of a normalised schema, or a
+/// place in a sample that may not be valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Note {
-    /// A JSON pointer to the keyword in the schema given (or, from `normalize_document`, in
-    /// the document).
+    /// A JSON pointer: for `normalize`, to the keyword in the schema given (or, from
+    /// `normalize_document`, in the document); for `sample`, to the place in the value.
     pub pointer: String,
     /// What was wrong, as a sentence fragment (`pattern is not a valid regular expression`).
     pub reason: String,

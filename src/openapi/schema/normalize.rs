@@ -225,6 +225,32 @@ impl<'a> Normalizer<'a> {
         }
     }
 
+    /// A sparse copy of the document holding, at their own places, the normalised targets of
+    /// every reference `schema` (normalised) reaches, directly or through other targets.
+    pub(crate) fn closure(&mut self, schema: &Value) -> Value {
+        let mut sparse = Value::Object(Map::new());
+        let mut seen = HashSet::new();
+        let mut queue = walk::refs(schema);
+        while let Some(reference) = queue.pop() {
+            if !seen.insert(reference.clone()) {
+                continue;
+            }
+            let Ok(segments) = refs::segments(&reference) else {
+                continue;
+            };
+            let Ok(raw) = refs::lookup_one(self.root, &reference) else {
+                continue;
+            };
+            let pointer: String = segments
+                .iter()
+                .fold(String::new(), |p, s| child_pointer(&p, s));
+            let normalized = self.schema(raw, &pointer, &HashSet::new());
+            queue.extend(walk::refs(&normalized));
+            place(&mut sparse, self.root, &segments, normalized);
+        }
+        sparse
+    }
+
     fn object(
         &mut self,
         map: &Map<String, Value>,
@@ -614,6 +640,53 @@ fn add_null(out: &mut Map<String, Value>) {
             }
         }
         out.insert("anyOf".to_owned(), json!([moved, {"type": "null"}]));
+    }
+}
+
+/// Puts `value` at `segments` in `sparse`, making arrays where `root` has arrays.
+fn place(sparse: &mut Value, root: &Value, segments: &[String], value: Value) {
+    let Some((last, parents)) = segments.split_last() else {
+        *sparse = value;
+        return;
+    };
+    let mut slot = sparse;
+    let mut raw = Some(root);
+    for segment in parents {
+        raw = raw.and_then(|r| step(r, segment));
+        let in_array = raw.is_some_and(Value::is_array);
+        slot = child_slot(slot, segment);
+        if in_array && !slot.is_array() {
+            *slot = Value::Array(Vec::new());
+        } else if !in_array && !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+    }
+    *child_slot(slot, last) = value;
+}
+
+fn step<'v>(value: &'v Value, segment: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(map) => map.get(segment),
+        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    }
+}
+
+/// The slot for `segment` in `container` (an object or an array, padded with nulls).
+fn child_slot<'v>(container: &'v mut Value, segment: &str) -> &'v mut Value {
+    if let Value::Array(items) = container {
+        let index = segment.parse::<usize>().unwrap_or(items.len());
+        if items.len() <= index {
+            items.resize(index + 1, Value::Null);
+        }
+        return &mut items[index];
+    }
+    if !container.is_object() {
+        *container = Value::Object(Map::new());
+    }
+    match container {
+        Value::Object(map) => map.entry(segment.to_owned()).or_insert(Value::Null),
+        _ => unreachable!("made an object just above"),
     }
 }
 

@@ -79,6 +79,13 @@ pub(crate) fn target<'a>(
     }
 }
 
+/// The value at `reference` in `root`, one step only: a target that is itself a reference is
+/// returned as it is.
+pub(crate) fn lookup_one<'a>(root: &'a Value, reference: &str) -> Result<&'a Value, RefError> {
+    let segments = segments(reference)?;
+    lookup(root, &segments, reference)
+}
+
 /// The decoded JSON pointer segments of a same-document reference.
 pub(crate) fn segments(reference: &str) -> Result<Vec<String>, RefError> {
     let malformed = |reason| RefError::Malformed {

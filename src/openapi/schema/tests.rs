@@ -1,8 +1,9 @@
-//! Unit tests of `refs` and `normalize`. Validation results come from the
+//! Unit tests of `refs`, `normalize` and `sample`. Validation results come from the
 //! `jsonschema` validator itself, built with `compile` the way callers build it.
 
 use serde_json::{Value, json};
 
+use super::normalize::compile_with;
 use super::*;
 
 /// A validator for `schema` of the document `doc`, built as callers build one.
@@ -632,5 +633,532 @@ mod normalizing {
             Some(Version::V3_1)
         );
         assert_eq!(Version::of(&json!({"swagger": "2.0"})), None);
+    }
+}
+
+mod sampling {
+    use super::*;
+
+    /// Samples `schema` and checks the value with the validator callers build (formats
+    /// asserted too), and that a second run gives the same value.
+    fn checked(schema: &Value, doc: &Value, version: Version, direction: Direction) -> Sample {
+        let first = sample(schema, doc, version, direction);
+        let again = sample(schema, doc, version, direction);
+        assert_eq!(first, again, "sampling is deterministic");
+        let document = normalize_document(doc, version, direction);
+        let normalized = normalize(schema, version, doc, direction);
+        let validator = compile_with(&normalized.schema, &document.schema, true).expect("compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&first.value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{} is not valid: {errors:?}",
+            first.value
+        );
+        first
+    }
+
+    fn petstore() -> Value {
+        json!({
+            "openapi": "3.0.3",
+            "components": {"schemas": {
+                "Category": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "integer", "format": "int64", "example": 1},
+                        "name": {"type": "string", "example": "Dogs"},
+                        "parent": {"$ref": "#/components/schemas/Category"},
+                        "subcategories": {"type": "array", "items": {"$ref": "#/components/schemas/Category"}},
+                    },
+                },
+                "Tag": {"type": "object", "properties": {"id": {"type": "integer", "format": "int64"}, "name": {"type": "string"}}},
+                "Pet": {
+                    "type": "object",
+                    "required": ["name", "photoUrls"],
+                    "properties": {
+                        "id": {"type": "integer", "format": "int64", "example": 10, "readOnly": true},
+                        "name": {"type": "string", "example": "doggie"},
+                        "category": {"$ref": "#/components/schemas/Category"},
+                        "photoUrls": {"type": "array", "items": {"type": "string", "format": "uri"}},
+                        "tags": {"type": "array", "items": {"$ref": "#/components/schemas/Tag"}},
+                        "status": {"type": "string", "description": "pet status in the store", "enum": ["available", "pending", "sold"]},
+                    },
+                },
+            }},
+        })
+    }
+
+    #[test]
+    fn petstore_pet_with_a_recursive_category() {
+        let doc = petstore();
+        let pet = json!({"$ref": "#/components/schemas/Pet"});
+        let response = checked(&pet, &doc, Version::V3_0, Direction::Response);
+        assert_eq!(
+            response.value,
+            json!({
+                "name": "doggie",
+                "photoUrls": ["https://example.com/"],
+                "id": 10,
+                "category": {"id": 1, "name": "Dogs", "subcategories": []},
+                "tags": [{"id": 0, "name": "string"}],
+                "status": "available",
+            })
+        );
+        assert!(response.notes.is_empty(), "{:?}", response.notes);
+        let request = checked(&pet, &doc, Version::V3_0, Direction::Request);
+        assert!(
+            request.value.get("id").is_none(),
+            "readOnly id is not sent in requests"
+        );
+    }
+
+    #[test]
+    fn write_only_password_is_absent_in_responses() {
+        let doc = json!({"components": {"schemas": {"User": {
+            "type": "object",
+            "required": ["name", "password"],
+            "properties": {
+                "name": {"type": "string"},
+                "password": {"type": "string", "format": "password", "writeOnly": true},
+            },
+        }}}});
+        let user = json!({"$ref": "#/components/schemas/User"});
+        let response = checked(&user, &doc, Version::V3_0, Direction::Response);
+        assert_eq!(response.value, json!({"name": "string"}));
+        let request = checked(&user, &doc, Version::V3_0, Direction::Request);
+        assert_eq!(
+            request.value,
+            json!({"name": "string", "password": "secret-0"})
+        );
+    }
+
+    #[test]
+    fn discriminated_one_of_sets_the_mapping_key() {
+        let doc = json!({"components": {"schemas": {
+            "Cat": {"type": "object", "required": ["petType", "meows"], "properties": {"petType": {"type": "string"}, "meows": {"type": "boolean"}}},
+            "Dog": {"type": "object", "required": ["petType", "barks"], "properties": {"petType": {"type": "string"}, "barks": {"type": "boolean"}}},
+            "Pet": {
+                "oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
+                "discriminator": {"propertyName": "petType", "mapping": {"cat": "#/components/schemas/Cat", "dog": "Dog"}},
+            },
+            "Unmapped": {
+                "oneOf": [{"$ref": "#/components/schemas/Dog"}],
+                "discriminator": {"propertyName": "petType"},
+            },
+        }}});
+        let pet = checked(
+            &json!({"$ref": "#/components/schemas/Pet"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(pet.value, json!({"petType": "cat", "meows": true}));
+        let unmapped = checked(
+            &json!({"$ref": "#/components/schemas/Unmapped"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(unmapped.value, json!({"petType": "Dog", "barks": true}));
+    }
+
+    #[test]
+    fn a_subtype_made_with_all_of_names_itself_in_its_bases_discriminator() {
+        let doc = json!({"components": {"schemas": {
+            "Pet": {
+                "type": "object",
+                "required": ["petType"],
+                "properties": {"petType": {"type": "string"}, "name": {"type": "string"}},
+                "discriminator": {"propertyName": "petType", "mapping": {"kitty": "#/components/schemas/Cat"}},
+            },
+            "Cat": {"allOf": [{"$ref": "#/components/schemas/Pet"}, {"properties": {"meows": {"type": "boolean"}}}]},
+            "Dog": {"allOf": [{"$ref": "#/components/schemas/Pet"}, {"properties": {"barks": {"type": "boolean"}}}]},
+        }}});
+        let cat = checked(
+            &json!({"$ref": "#/components/schemas/Cat"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(
+            cat.value,
+            json!({"petType": "kitty", "name": "string", "meows": true})
+        );
+        let dog = checked(
+            &json!({"$ref": "#/components/schemas/Dog"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(dog.value["petType"], json!("Dog"));
+    }
+
+    #[test]
+    fn one_of_takes_a_branch_no_other_branch_accepts() {
+        // The first branch's value is also valid against the second.
+        let schema = json!({"oneOf": [
+            {"type": "object", "properties": {"b": {"type": "integer"}}, "additionalProperties": false},
+            {"type": "object", "properties": {"b": {"type": "integer"}, "c": {"type": "boolean"}}},
+        ]});
+        let out = checked(&schema, &empty_doc(), Version::V3_0, Direction::Response);
+        assert_eq!(out.value, json!({"b": 0, "c": true}));
+    }
+
+    #[test]
+    fn a_required_recursive_schema_terminates_and_says_so() {
+        let doc = json!({"components": {"schemas": {"Chain": {
+            "type": "object",
+            "required": ["next"],
+            "properties": {"next": {"$ref": "#/components/schemas/Chain"}},
+        }}}});
+        let out = sample(
+            &json!({"$ref": "#/components/schemas/Chain"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        let mut depth = 0;
+        let mut cursor = &out.value;
+        while let Some(next) = cursor.get("next") {
+            depth += 1;
+            cursor = next;
+        }
+        assert!(depth <= 10, "depth {depth}");
+        assert!(
+            out.notes.iter().any(|n| n.reason.contains("recurses")),
+            "{:?}",
+            out.notes
+        );
+        assert_eq!(
+            out,
+            sample(
+                &json!({"$ref": "#/components/schemas/Chain"}),
+                &doc,
+                Version::V3_0,
+                Direction::Response
+            )
+        );
+    }
+
+    #[test]
+    fn a_branching_required_recursion_stays_small() {
+        let doc = json!({"components": {"schemas": {"T": {
+            "type": "object",
+            "required": ["l", "r", "m"],
+            "properties": {
+                "l": {"$ref": "#/components/schemas/T"},
+                "r": {"$ref": "#/components/schemas/T"},
+                "m": {"$ref": "#/components/schemas/T"},
+            },
+        }}}});
+        let out = sample(
+            &json!({"$ref": "#/components/schemas/T"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert!(out.value.to_string().len() < 2_000_000);
+        assert!(!out.notes.is_empty());
+    }
+
+    #[test]
+    fn a_recursive_one_of_takes_the_branch_that_ends() {
+        let doc = json!({"components": {"schemas": {"Expr": {"oneOf": [
+            {"type": "object", "required": ["left", "right"], "properties": {
+                "left": {"$ref": "#/components/schemas/Expr"},
+                "right": {"$ref": "#/components/schemas/Expr"},
+            }},
+            {"type": "integer"},
+        ]}}}});
+        let out = checked(
+            &json!({"$ref": "#/components/schemas/Expr"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(out.value, json!(0));
+    }
+
+    #[test]
+    fn values_come_from_const_examples_default_and_enum_in_that_order() {
+        let doc = empty_doc();
+        let one = |s: Value| checked(&s, &doc, Version::V3_0, Direction::Response).value;
+        assert_eq!(
+            one(json!({"const": "c", "example": "e", "default": "d", "enum": ["c"]})),
+            json!("c")
+        );
+        assert_eq!(
+            one(json!({"type": "string", "example": "e", "default": "d"})),
+            json!("e")
+        );
+        assert_eq!(
+            one(json!({"type": "string", "default": "d", "enum": ["x", "d"]})),
+            json!("d")
+        );
+        assert_eq!(
+            one(json!({"type": "string", "enum": ["x", "y"], "nullable": true})),
+            json!("x")
+        );
+        let v31 = sample(
+            &json!({"type": "string", "examples": ["first", "second"]}),
+            &doc,
+            Version::V3_1,
+            Direction::Response,
+        );
+        assert_eq!(v31.value, json!("first"));
+    }
+
+    #[test]
+    fn an_example_that_does_not_fit_is_passed_over() {
+        let out = checked(
+            &json!({"type": "integer", "minimum": 5, "example": "five"}),
+            &empty_doc(),
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(out.value, json!(5));
+    }
+
+    #[test]
+    fn all_of_merges_properties_and_required() {
+        let doc = json!({"components": {"schemas": {
+            "Base": {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer", "minimum": 3}}},
+        }}});
+        let schema = json!({"allOf": [
+            {"$ref": "#/components/schemas/Base"},
+            {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 8}, "id": {"maximum": 10}}},
+        ]});
+        let out = checked(&schema, &doc, Version::V3_0, Direction::Response);
+        assert_eq!(out.value, json!({"id": 3, "name": "stringxx"}));
+    }
+
+    #[test]
+    fn numbers_respect_bounds_and_multiples() {
+        let doc = empty_doc();
+        let one = |s: Value| checked(&s, &doc, Version::V3_0, Direction::Response).value;
+        assert_eq!(
+            one(json!({"type": "integer", "minimum": 5, "exclusiveMinimum": true})),
+            json!(6)
+        );
+        assert_eq!(
+            one(json!({"type": "integer", "minimum": 7, "multipleOf": 5})),
+            json!(10)
+        );
+        assert_eq!(one(json!({"type": "integer", "maximum": -3})), json!(-3));
+        assert_eq!(
+            one(
+                json!({"type": "number", "minimum": 0, "maximum": 1, "exclusiveMinimum": true, "exclusiveMaximum": true})
+            ),
+            json!(0.5)
+        );
+        assert_eq!(
+            one(json!({"type": "number", "minimum": 0.15, "multipleOf": 0.1})),
+            json!(0.2)
+        );
+        assert_eq!(
+            one(json!({"type": "integer", "multipleOf": 0.3, "minimum": 1})),
+            json!(3)
+        );
+        assert_eq!(
+            one(json!({"type": "integer", "format": "int32", "minimum": 3000000000_i64})),
+            json!(3000000000_i64)
+        );
+    }
+
+    #[test]
+    fn strings_follow_their_format() {
+        let doc = empty_doc();
+        let formats = [
+            "date-time",
+            "date",
+            "time",
+            "duration",
+            "email",
+            "idn-email",
+            "hostname",
+            "ipv4",
+            "ipv6",
+            "uri",
+            "uri-reference",
+            "url",
+            "uuid",
+            "byte",
+            "binary",
+            "password",
+            "regex",
+            "json-pointer",
+        ];
+        for format in formats {
+            let out = checked(
+                &json!({"type": "string", "format": format}),
+                &doc,
+                Version::V3_0,
+                Direction::Response,
+            );
+            assert!(out.value.is_string(), "{format}");
+        }
+        let uuid = checked(
+            &json!({"type": "string", "format": "uuid"}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert_eq!(uuid.value, json!("3fa85f64-5717-4562-b3fc-2c963f66afa6"));
+    }
+
+    #[test]
+    fn strings_match_their_pattern_and_length() {
+        let doc = empty_doc();
+        for pattern in [
+            r"^(?=.*\d).{8,}$",
+            r"^\p{L}+$",
+            "/^abc$/i",
+            r"^[A-Z]{3}-\d{4}$",
+            r"^(?=.*[a-z])(?=.*[A-Z])(?=.*\d)(?=.*[@$!%*?&])[A-Za-z\d@$!%*?&]{8,}$",
+            r"^\+?[1-9]\d{1,14}$",
+            r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+            "^(foo|bar)baz$",
+            "[0-9]",
+        ] {
+            let out = checked(
+                &json!({"type": "string", "pattern": pattern, "maxLength": 40}),
+                &doc,
+                Version::V3_0,
+                Direction::Response,
+            );
+            assert!(out.notes.is_empty(), "{pattern}: {:?}", out.notes);
+        }
+        let long = checked(
+            &json!({"type": "string", "pattern": "^[a-f]+$", "minLength": 30}),
+            &doc,
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert!(long.value.as_str().is_some_and(|s| s.len() >= 30));
+    }
+
+    #[test]
+    fn a_pattern_no_candidate_matches_falls_back_and_says_so() {
+        // A backreference the generator cannot follow, with a length that makes guessing fail.
+        let out = sample(
+            &json!({"type": "string", "pattern": r"^(\w{6})\1$"}),
+            &empty_doc(),
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert!(
+            out.notes
+                .iter()
+                .any(|n| n.reason.contains("could not make a string")),
+            "{:?}",
+            out.notes
+        );
+    }
+
+    #[test]
+    fn arrays_respect_counts_uniqueness_and_contains() {
+        let doc = empty_doc();
+        let one = |s: Value| checked(&s, &doc, Version::V3_0, Direction::Response).value;
+        assert_eq!(
+            one(json!({"type": "array", "items": {"type": "integer"}})),
+            json!([0])
+        );
+        assert_eq!(
+            one(json!({"type": "array", "items": {"type": "integer"}, "maxItems": 0})),
+            json!([])
+        );
+        assert_eq!(
+            one(
+                json!({"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "uniqueItems": true})
+            ),
+            json!([1, 2, 3])
+        );
+        assert_eq!(
+            one(
+                json!({"type": "array", "items": {"enum": ["a", "b"]}, "minItems": 2, "uniqueItems": true})
+            ),
+            json!(["a", "b"])
+        );
+        let v31 = checked(
+            &json!({"type": "array", "prefixItems": [{"type": "string"}, {"type": "boolean"}], "items": false, "contains": {"type": "boolean"}}),
+            &doc,
+            Version::V3_1,
+            Direction::Response,
+        );
+        assert_eq!(v31.value, json!(["string", true]));
+    }
+
+    #[test]
+    fn objects_fill_min_properties_from_additional_and_pattern_properties() {
+        let doc = empty_doc();
+        let one = |s: Value| checked(&s, &doc, Version::V3_0, Direction::Response).value;
+        assert_eq!(
+            one(json!({"type": "object", "additionalProperties": {"type": "integer"}})),
+            json!({"additionalProp1": 0})
+        );
+        assert_eq!(one(json!({"type": "object", "additionalProperties": false, "minProperties": 1, "patternProperties": {"^x-[a-z]+$": {"type": "boolean"}}})).as_object().map(|m| m.len()), Some(1));
+        assert_eq!(
+            one(json!({"type": "object", "minProperties": 2}))
+                .as_object()
+                .map(|m| m.len()),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn a_nullable_type_and_a_type_list_give_the_first_non_null_type() {
+        let doc = empty_doc();
+        assert_eq!(
+            checked(
+                &json!({"type": "integer", "nullable": true}),
+                &doc,
+                Version::V3_0,
+                Direction::Response
+            )
+            .value,
+            json!(0)
+        );
+        assert_eq!(
+            checked(
+                &json!({"type": ["null", "boolean"]}),
+                &doc,
+                Version::V3_1,
+                Direction::Response
+            )
+            .value,
+            json!(true)
+        );
+    }
+
+    #[test]
+    fn huge_counts_end_within_the_budget_and_say_so() {
+        let schema = json!({"type": "array", "minItems": 1_000_000_000_u64, "items": {"type": "string", "minLength": 1_000_000_000_u64}});
+        let out = sample(&schema, &empty_doc(), Version::V3_0, Direction::Response);
+        assert!(
+            out.value
+                .as_array()
+                .is_some_and(|items| items.len() < 100_000)
+        );
+        assert!(!out.notes.is_empty());
+        let pattern = json!({"type": "string", "pattern": "^a+$", "minLength": 1_000_000_000_u64});
+        let out = sample(&pattern, &empty_doc(), Version::V3_0, Direction::Response);
+        assert!(out.value.as_str().is_some_and(|text| text.len() < 100_000));
+        let object = json!({"type": "object", "minProperties": 1_000_000_000_u64});
+        let out = sample(&object, &empty_doc(), Version::V3_0, Direction::Response);
+        assert!(out.value.as_object().is_some_and(|map| map.len() < 100_000));
+        assert!(!out.notes.is_empty());
+    }
+
+    #[test]
+    fn not_of_a_type_picks_another() {
+        let out = checked(
+            &json!({"not": {"type": "object"}}),
+            &empty_doc(),
+            Version::V3_0,
+            Direction::Response,
+        );
+        assert!(!out.value.is_object());
     }
 }

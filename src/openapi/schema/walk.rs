@@ -31,6 +31,26 @@ pub(crate) const MAP: &[&str] = &[
     "dependentSchemas",
 ];
 
+/// Calls `f` on every schema object in `schema`, itself first.
+pub(crate) fn each_schema(schema: &Value, f: &mut impl FnMut(&Map<String, Value>)) {
+    let Value::Object(map) = schema else { return };
+    f(map);
+    for (key, value) in map {
+        let key = key.as_str();
+        if SINGLE.contains(&key) {
+            each_schema(value, f);
+        } else if LIST.contains(&key) {
+            for item in value.as_array().into_iter().flatten() {
+                each_schema(item, f);
+            }
+        } else if MAP.contains(&key) {
+            for item in value.as_object().into_iter().flat_map(|m| m.values()) {
+                each_schema(item, f);
+            }
+        }
+    }
+}
+
 /// Calls `f` on every schema object in `schema`, itself first, allowing changes.
 pub(crate) fn each_schema_mut(schema: &mut Value, f: &mut impl FnMut(&mut Map<String, Value>)) {
     let Value::Object(map) = schema else { return };
@@ -53,4 +73,15 @@ pub(crate) fn each_schema_mut(schema: &mut Value, f: &mut impl FnMut(&mut Map<St
             }
         }
     }
+}
+
+/// Every `$ref` in `schema`, in the order met.
+pub(crate) fn refs(schema: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    each_schema(schema, &mut |map| {
+        if let Some(Value::String(reference)) = map.get("$ref") {
+            out.push(reference.clone());
+        }
+    });
+    out
 }
