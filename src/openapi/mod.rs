@@ -4,6 +4,7 @@
 
 pub mod document;
 pub mod pages;
+pub mod schema;
 
 pub use document::{DocsCache, Document};
 pub use pages::{Page, PagesConfig};
