@@ -439,6 +439,32 @@ fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Handler, ChangeE
     })
 }
 
+/// The request checks of an endpoint's schemas, whose `$ref`s resolve in the project's
+/// `openapi` settings `docs`; a schema that does not compile is a 422 naming its field.
+fn compile_checks(
+    endpoint: &Endpoint,
+    docs: Option<&crate::model::ProjectDocs>,
+    prefix: &str,
+) -> Result<Option<Box<crate::openapi::validate::Checks>>, ChangeError> {
+    crate::openapi::validate::Checks::compile(&endpoint.spec, docs)
+        .map(|checks| checks.map(Box::new))
+        .map_err(|error| {
+            ChangeError::Invalid(vec![FieldError::new(
+                format!("{prefix}{}", error.at),
+                error.message,
+            )])
+        })
+}
+
+/// Whether an endpoint's compiled form depends on the project's `openapi` settings (its
+/// schemas may refer to their components).
+fn uses_project_docs(endpoint: &Endpoint) -> bool {
+    endpoint.spec.docs.as_deref().is_some_and(|d| {
+        let o = &d.operation;
+        o.validate.request && (!o.parameters.is_empty() || o.request_body.is_some())
+    })
+}
+
 fn conflict(error: CompileError) -> ChangeError {
     match error {
         CompileError::Conflict { .. } | CompileError::ScriptConflict { .. } => {
@@ -523,10 +549,15 @@ type Prepared = (EndpointList, HandlerList);
 
 /// Gives prepared endpoints their handlers, sharing the endpoint and handler of `previous`
 /// wherever an endpoint did not change, and compiling the others.
+/// The compiled endpoints of `endpoints`: those whose definition did not change since
+/// `previous` (and, for endpoints with schemas, whose project `docs` did not either) are
+/// shared, the others compiled.
 fn share_or_compile(
     endpoints: &EndpointList,
     previous: Option<&CompiledProject>,
+    docs: Option<&Arc<crate::model::ProjectDocs>>,
 ) -> Result<Prepared, ChangeError> {
+    let same_docs = previous.is_some_and(|p| p.def.openapi.as_deref() == docs.map(|d| &**d));
     let reusable: HashMap<&str, (&Arc<Endpoint>, &Arc<CompiledEndpoint>)> = match previous {
         Some(p) if p.problem.is_none() => p
             .def
@@ -542,15 +573,19 @@ fn share_or_compile(
     for (index, endpoint) in endpoints.iter().enumerate() {
         let previous = reusable.get(endpoint.id.as_str());
         match previous {
-            Some((old, compiled)) if old.spec == endpoint.spec => {
+            Some((old, compiled))
+                if old.spec == endpoint.spec && (same_docs || !uses_project_docs(endpoint)) =>
+            {
                 shared.push_back(Arc::clone(old));
                 handlers.push_back(Arc::clone(compiled));
             }
             _ => {
-                let handler = compile_handler(endpoint, &format!("endpoints[{index}]."))?;
+                let prefix = format!("endpoints[{index}].");
+                let handler = compile_handler(endpoint, &prefix)?;
+                let checks = compile_checks(endpoint, docs.map(|d| &**d), &prefix)?;
                 // A changed endpoint keeps counting where its previous version stopped.
                 let previous = previous.map(|(_, compiled)| compiled.as_ref());
-                handlers.push_back(CompiledEndpoint::new(handler, previous));
+                handlers.push_back(CompiledEndpoint::checked(handler, checks, previous));
                 shared.push_back(Arc::clone(endpoint));
             }
         }
@@ -743,7 +778,7 @@ fn script_edit(
         if !problem.is_script() {
             return Err(ChangeError::Broken(problem.message().to_owned()));
         }
-        handlers = share_or_compile(&current.def.endpoints, None)?.1;
+        handlers = share_or_compile(&current.def.endpoints, None, current.def.openapi.as_ref())?.1;
     }
     let mut project = current.def.as_ref().clone();
     project.script = source;
@@ -1246,7 +1281,8 @@ impl Changes {
             }
             let mut added = backends_diff(&[], &project.backends);
             added.extend(endpoints_diff(&EndpointList::new(), &endpoints));
-            let (endpoints, handlers) = share_or_compile(&endpoints, None)?;
+            let (endpoints, handlers) =
+                share_or_compile(&endpoints, None, project.openapi.as_ref())?;
             project.endpoints = endpoints;
             let compiled = CompiledProject::build(Arc::new(project), handlers)
                 .map_err(conflict)?
@@ -1326,10 +1362,14 @@ impl Changes {
             let mut project = current.def.as_ref().clone();
             apply_settings(&mut project, settings.clone());
             let diff = settings_diff(&current.def, &project);
-            Ok(
-                Edit::new(project, current.handlers.clone(), OwnedOps::None, diff)
-                    .routes(RouteEdit::Kept),
-            )
+            // New `openapi` settings: endpoints whose schemas refer to them are compiled
+            // again (the others are shared).
+            let handlers = if project.openapi == current.def.openapi {
+                current.handlers.clone()
+            } else {
+                share_or_compile(&project.endpoints, Some(current), project.openapi.as_ref())?.1
+            };
+            Ok(Edit::new(project, handlers, OwnedOps::None, diff).routes(RouteEdit::Kept))
         })
         .await
     }
@@ -1387,9 +1427,10 @@ impl Changes {
             if current.restricted {
                 check_allowed(&backends, registry.allow(), |i| format!("backends[{i}]."))?;
             }
-            let (endpoints, handlers) = share_or_compile(&endpoints, Some(current))?;
             let mut project = current.def.as_ref().clone();
             apply_settings(&mut project, settings.clone());
+            let (endpoints, handlers) =
+                share_or_compile(&endpoints, Some(current), project.openapi.as_ref())?;
             project.endpoints = endpoints;
             let mut diff = settings_diff(&current.def, &project);
             diff.extend(backends_diff(&current.def.backends, &backends));
@@ -1412,6 +1453,60 @@ impl Changes {
                 _ => ScriptEdit::Keep,
             };
             Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff).script(script))
+        })
+        .await
+    }
+
+    /// Applies an OpenAPI import as one revision: the project's `openapi` settings become
+    /// `openapi`, and `endpoints` replace all of the project's (`replace`) or are added to
+    /// them, each replacing the endpoint with its id in place. Everything else (auth,
+    /// backends, script, datasets) is kept.
+    pub async fn import(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        openapi: crate::model::ProjectDocs,
+        endpoints: Vec<EndpointSpec>,
+        replace: bool,
+    ) -> Result<Outcome, ChangeError> {
+        let limit = self.quotas.endpoints_per_project;
+        let imported = if endpoints.len() >= BLOCKING_FROM {
+            off_thread(move || prepare_specs(endpoints, limit)).await?
+        } else {
+            prepare_specs(endpoints, limit)?
+        };
+        let openapi = Arc::new(openapi);
+        let admin = actor.admin;
+        self.apply(actor, target, false, move |current| {
+            let mut list = if replace {
+                EndpointList::new()
+            } else {
+                current.def.endpoints.clone()
+            };
+            let mut at: HashMap<&str, usize> = HashMap::new();
+            if !replace {
+                for (index, endpoint) in current.def.endpoints.iter().enumerate() {
+                    at.insert(endpoint.id.as_str(), index);
+                }
+            }
+            for endpoint in imported.iter() {
+                match at.get(endpoint.id.as_str()) {
+                    Some(&index) => {
+                        list.set(index, endpoint.clone());
+                    }
+                    None => list.push_back(endpoint.clone()),
+                }
+            }
+            if !admin && list.len() > limit {
+                return Err(too_many_endpoints(limit));
+            }
+            let (endpoints, handlers) = share_or_compile(&list, Some(current), Some(&openapi))?;
+            let mut project = current.def.as_ref().clone();
+            project.openapi = Some(openapi.clone());
+            project.endpoints = endpoints;
+            let mut diff = settings_diff(&current.def, &project);
+            diff.extend(endpoints_diff(&current.def.endpoints, &project.endpoints));
+            Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff))
         })
         .await
     }
@@ -1447,7 +1542,11 @@ impl Changes {
                 (Some(index), _) => {
                     let before = project.endpoints.set(index, endpoint.clone());
                     let previous = current.handlers.get(index).map(AsRef::as_ref);
-                    handlers.set(index, CompiledEndpoint::new(handler.clone(), previous));
+                    let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "")?;
+                    handlers.set(
+                        index,
+                        CompiledEndpoint::checked(handler.clone(), checks, previous),
+                    );
                     let diff = if before.spec == endpoint.spec {
                         Vec::new()
                     } else {
@@ -1457,7 +1556,8 @@ impl Changes {
                 }
                 (None, _) => {
                     project.endpoints.push_back(endpoint.clone());
-                    handlers.push_back(CompiledEndpoint::new(handler.clone(), None));
+                    let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "")?;
+                    handlers.push_back(CompiledEndpoint::checked(handler.clone(), checks, None));
                     (
                         vec![DiffItem::endpoint("add", &endpoint)],
                         RouteEdit::Appended,
@@ -1510,7 +1610,8 @@ impl Changes {
             let routes = route_edit_of(before, &endpoint);
             project.endpoints.set(index, endpoint.clone());
             let previous = current.handlers.get(index).map(AsRef::as_ref);
-            handlers.set(index, CompiledEndpoint::new(handler, previous));
+            let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "")?;
+            handlers.set(index, CompiledEndpoint::checked(handler, checks, previous));
             Ok(Edit::new(project, handlers, OwnedOps::Upsert(endpoint), diff).routes(routes))
         })
         .await
@@ -1735,7 +1836,8 @@ impl Changes {
                 let (ops, handlers) = if list == project.endpoints {
                     (OwnedOps::None, current.handlers.clone())
                 } else {
-                    let (shared, handlers) = share_or_compile(&list, Some(current))?;
+                    let (shared, handlers) =
+                        share_or_compile(&list, Some(current), current.def.openapi.as_ref())?;
                     list = shared;
                     (OwnedOps::ReplaceAll, handlers)
                 };

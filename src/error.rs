@@ -76,6 +76,8 @@ codes! {
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "The body is larger than the configured limit."),
     UnsupportedMediaType => ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body's content type is not one this route takes."),
     ValidationFailed => ("validation_failed", UNPROCESSABLE_ENTITY, "The body or parameters are well-formed but wrong; `details` names each bad field."),
+    InvalidDocument => ("invalid_document", UNPROCESSABLE_ENTITY, "An OpenAPI import was given something that is not an OpenAPI 3.0 or 3.1 document: not JSON or YAML, a Swagger 2.0 document (the message says how to convert it), or another version."),
+    RequestInvalid => ("request_invalid", UNPROCESSABLE_ENTITY, "A request to an endpoint with schemas does not match them; `details` gives each failing place (`path.id`, `query.limit`, `header.x-key`, or `body` with a JSON pointer) and what was expected."),
     TooManyRequests => ("too_many_requests", TOO_MANY_REQUESTS, "Too many requests: a project's rate limit, or failed logins from this address or for this user; `Retry-After` says when to try again."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "An unexpected failure inside Switchyard; the cause is logged with the request id."),
     ScriptError => ("script_error", INTERNAL_SERVER_ERROR, "A script handler threw, ran out of its memory limit, or returned something that cannot be an answer; the message says which, with the line in `app.js`."),

@@ -28,7 +28,10 @@ pub use backend::{
     check_backend_name, check_target_url, validate_backends,
 };
 pub use dataset::{DatasetAction, DatasetSpec, OP_PARAM, STATS_OPS};
-pub use openapi::{MAX_RULES, Operation, ProjectDocs, Rules, Validation};
+pub use openapi::{
+    Condition, MAX_RULES, Operation, PARAMETER_PLACES, ProjectDocs, Rule, Rules, Validation, When,
+    is_response_key,
+};
 
 /// Root path segments the platform owns; no user, project or mount may take them.
 pub const RESERVED_NAMES: &[&str] = &[

@@ -140,6 +140,15 @@ impl Handler {
         }
     }
 
+    /// A mock's answer to a request with this query and these headers (its rules read
+    /// them); `None` for any other kind of handler.
+    pub fn respond_mock(&self, query: Option<&str>, headers: &HeaderMap) -> Option<Reply> {
+        match self {
+            Handler::Mock(mock) => Some(mock.respond_to(query, headers)),
+            Handler::Proxy(_) | Handler::Script(_) | Handler::Dataset(_) => None,
+        }
+    }
+
     /// Whether this handler can take over an upgraded connection (WebSocket).
     #[inline]
     pub fn forwards_upgrades(&self) -> bool {

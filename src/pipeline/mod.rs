@@ -56,9 +56,17 @@ pub(crate) struct Pipeline {
     pub pages: Arc<crate::openapi::PagesConfig>,
 }
 
-/// A project's own docs, asked for at `/openapi.json`, `/docs` or `/redoc` inside it and
-/// answered when no endpoint of the project takes that path (and the project is not in
-/// `production` mode): the revision's document, made once, or a page that loads it.
+/// Whether a project-relative path may be one of the project's docs (`/openapi.json`,
+/// `/docs`, `/redoc`): one length comparison for every other request.
+#[inline(always)]
+fn maybe_docs(rest: &str) -> bool {
+    matches!(rest.len(), 5 | 6 | 13) && matches!(rest, "/docs" | "/redoc" | "/openapi.json")
+}
+
+/// A project's own docs, asked for at `/openapi.json`, `/docs` or `/redoc` inside it
+/// (`GET` or `HEAD`, and the project not in `production` mode): the revision's document,
+/// made once, or a page that loads it. An endpoint written for that very path keeps it; one
+/// that only matches it through a parameter (`/{path}`) does not.
 #[cold]
 fn project_docs(
     project: &CompiledProject,
@@ -71,6 +79,21 @@ fn project_docs(
         || project.def.mode == crate::model::Mode::Production
     {
         return None;
+    }
+    if let ProjectLookup::Found { index, .. } = project.lookup(&head.method, rest) {
+        let path = if index & crate::routing::SCRIPT_ROUTE as usize != 0 {
+            let at = index & !(crate::routing::SCRIPT_ROUTE as usize);
+            project
+                .script
+                .as_ref()
+                .and_then(|s| s.script.routes().get(at))
+                .map(|r| r.path.as_str())
+        } else {
+            project.def.endpoints.get(index).map(|e| &*e.spec.path)
+        };
+        if path == Some(rest) {
+            return None;
+        }
     }
     let page = match inside(rest) {
         "/openapi.json" => None,
@@ -97,6 +120,96 @@ fn project_docs(
         }
     };
     Some(Ok(Reply::Now(response)))
+}
+
+/// The endpoint's request checks (its OpenAPI schemas), before the handler: a `422
+/// request_invalid` naming every failing place of the head, or, for a mock whose request
+/// body is checked, a reply that reads the body, checks it and then answers. `None`: go on
+/// to the handler.
+#[cold]
+fn checked(
+    checks: &crate::openapi::validate::Checks,
+    endpoint: &Arc<crate::routing::CompiledEndpoint>,
+    params: &crate::routing::matcher::Params<'_, '_>,
+    head: &Parts,
+    body: &mut RequestBody,
+    limits: (u64, Duration),
+    id: &HeaderValue,
+) -> Option<Result<Reply, ApiError>> {
+    let params: Vec<(&str, &str)> = params.iter().collect();
+    let failures = checks.head(&params, head.uri.query(), &head.headers);
+    if !failures.is_empty() {
+        return Some(Err(request_invalid(failures)));
+    }
+    if !checks.reads_body() || !matches!(endpoint.handler, crate::handlers::Handler::Mock(_)) {
+        return None;
+    }
+    let incoming = body.take();
+    let endpoint = Arc::clone(endpoint);
+    let content_type = head.headers.get(http::header::CONTENT_TYPE).cloned();
+    // A mock's rules read the query and headers.
+    let (query, headers) = (head.uri.query().map(str::to_owned), head.headers.clone());
+    let id = id.clone();
+    let (limit, timeout) = limits;
+    Some(Ok(Reply::Later(Box::pin(async move {
+        let bytes = match incoming {
+            None => Ok(bytes::Bytes::new()),
+            Some(incoming) => {
+                let capture = usize::try_from(limit).unwrap_or(usize::MAX);
+                drain(incoming, limit, timeout, capture)
+                    .await
+                    .map(|c| c.bytes)
+            }
+        };
+        let failures = bytes.map(|bytes| {
+            let Some(checks) = &endpoint.checks else {
+                return Vec::new();
+            };
+            checks.body(&crate::openapi::validate::RequestBodyView {
+                content_type: content_type.as_ref().and_then(|v| v.to_str().ok()),
+                bytes: &bytes,
+            })
+        });
+        match failures {
+            Err(error) => error::render(&error, error::id_str(&id)),
+            Ok(failures) if !failures.is_empty() => {
+                error::render(&request_invalid(failures), error::id_str(&id))
+            }
+            Ok(_) => match endpoint.handler.respond_mock(query.as_deref(), &headers) {
+                Some(Reply::Now(response)) => response,
+                Some(Reply::After(delay, response)) => {
+                    tokio::time::sleep(delay).await;
+                    response
+                }
+                Some(Reply::Later(future)) => future.await,
+                None => error::render(
+                    &ApiError::internal(&"a checked body for a handler that is not a mock"),
+                    error::id_str(&id),
+                ),
+            },
+        }
+    }))))
+}
+
+/// The 422 of a request that does not match its endpoint's schemas.
+fn request_invalid(failures: Vec<crate::openapi::validate::Failure>) -> ApiError {
+    let first = failures
+        .first()
+        .map(|f| format!("{}: {}", f.at, f.message))
+        .unwrap_or_default();
+    let more = match failures.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more in `details`)", n - 1),
+    };
+    let mut error = ApiError::new(
+        Code::RequestInvalid,
+        format!("the request does not match the endpoint's schema: {first}{more}"),
+    );
+    error.details = failures
+        .into_iter()
+        .map(|f| crate::error::FieldError::new(f.at, f.message))
+        .collect();
+    error
 }
 
 /// What the pipeline made of a request without waiting.
@@ -231,6 +344,26 @@ impl Pipeline {
                 start,
             );
         }
+        // The project's docs, unless an endpoint was written for their path.
+        if maybe_docs(rest)
+            && let Some(reply) = project_docs(&project, &head, rest, &self.pages)
+        {
+            let mounted = Mounted {
+                project,
+                mount_len,
+                endpoint: None,
+                subject: None,
+            };
+            return self.answer(
+                head,
+                Some(mounted),
+                reply,
+                body.into_rest(),
+                id,
+                peer,
+                start,
+            );
+        }
         // Stage 1b: the endpoint.
         let mut identity: Option<Identity> = None;
         let mut verify = None;
@@ -246,8 +379,21 @@ impl Pipeline {
                         verify = Some(pending);
                         (Err(ApiError::not_found()), Some(index))
                     }
-                    Ok(Checked::Now(verified)) => {
+                    Ok(Checked::Now(verified)) => 'handler: {
                         identity = verified;
+                        if let Some(checks) = &endpoint.checks
+                            && let Some(reply) = checked(
+                                checks,
+                                endpoint,
+                                &params,
+                                &head,
+                                &mut body,
+                                (self.body_limit, self.body_read_timeout),
+                                id,
+                            )
+                        {
+                            break 'handler (reply, Some(index));
+                        }
                         // Stage 3: the handler. hyper leaves an upgrade in the extensions
                         // only of a request that asks for one (WebSocket).
                         if endpoint.handler.forwards_upgrades() {
@@ -268,16 +414,10 @@ impl Pipeline {
                     Err(error) => (Err(error), None),
                 }
             }
-            ProjectLookup::MethodNotAllowed(allow) => (
-                project_docs(&project, &head, rest, &self.pages)
-                    .unwrap_or_else(|| Err(ApiError::method_not_allowed(allow))),
-                None,
-            ),
-            ProjectLookup::NotFound => (
-                project_docs(&project, &head, rest, &self.pages)
-                    .unwrap_or_else(|| Err(ApiError::not_found())),
-                None,
-            ),
+            ProjectLookup::MethodNotAllowed(allow) => {
+                (Err(ApiError::method_not_allowed(allow)), None)
+            }
+            ProjectLookup::NotFound => (Err(ApiError::not_found()), None),
             ProjectLookup::Unavailable(problem) => {
                 if let Some(requests) = problem.note_request() {
                     tracing::warn!(
@@ -440,6 +580,20 @@ impl Pipeline {
         let mut body = RequestBody::from_rest(unread.take());
         if endpoint.handler.forwards_upgrades() {
             body.set_upgrade(upgrade);
+        }
+        if let Some(checks) = &endpoint.checks
+            && let Some(reply) = checked(
+                checks,
+                endpoint,
+                &params,
+                head,
+                &mut body,
+                (self.body_limit, self.body_read_timeout),
+                id,
+            )
+        {
+            *unread = body.into_rest();
+            return reply;
         }
         let cx = || {
             let at = Place {

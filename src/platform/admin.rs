@@ -457,7 +457,7 @@ pub(super) async fn create_project(
 }
 
 /// The id of the user who will own a project: the caller, or for an admin any user.
-async fn resolve_owner(
+pub(super) async fn resolve_owner(
     state: &AppState,
     principal: &Principal,
     owner: String,

@@ -41,7 +41,15 @@ fn body_kind(headers: &HeaderMap) -> BodyKind {
 /// Reads the whole body, refusing (413) more than the admin body limit, and giving up (408,
 /// closing the connection) when it has not all arrived within the body read timeout.
 async fn read_body(request: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    let limit = state.config.admin_body_limit;
+    read_body_up_to(request, state, state.config.admin_body_limit).await
+}
+
+/// [`read_body`] with another limit.
+async fn read_body_up_to(
+    request: Request,
+    state: &AppState,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let timeout = state.config.body_read_timeout;
     let too_large = || ApiError::payload_too_large(limit);
     let declared = request
@@ -413,6 +421,55 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         text.parse::<i64>()
             .map(|r| IfMatch(Some(r)))
             .map_err(|_| bad())
+    }
+}
+
+/// The largest OpenAPI document an import reads (GitHub's is under 6 MiB).
+pub const DOCUMENT_LIMIT: usize = 64 * 1024 * 1024;
+
+/// An OpenAPI document as a body: JSON or YAML (`application/json`, `application/yaml`,
+/// `application/x-yaml`, `text/yaml`, `text/plain`, or no content type), up to
+/// [`DOCUMENT_LIMIT`]; anything else is 415.
+pub struct DocumentBody(pub Bytes);
+
+impl FromRequest<AppState> for DocumentBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let essence = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let taken = match essence.as_deref() {
+            None | Some("") => true,
+            Some(essence) => {
+                essence == "application/json"
+                    || essence.ends_with("+json")
+                    || essence.ends_with("/yaml")
+                    || essence.ends_with("/x-yaml")
+                    || essence.ends_with("+yaml")
+                    || essence == "text/plain"
+            }
+        };
+        if !taken {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                format!(
+                    "an import takes an OpenAPI document as JSON or YAML (`application/json`, `application/yaml`), not `{}`",
+                    essence.unwrap_or_default()
+                ),
+            ));
+        }
+        read_body_up_to(request, state, DOCUMENT_LIMIT)
+            .await
+            .map(DocumentBody)
     }
 }
 

@@ -16,6 +16,7 @@ mod datasets;
 mod explain;
 pub mod extract;
 mod gateway;
+mod import;
 mod journal;
 mod keys;
 pub mod openapi;
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
                 .put(admin::replace_endpoint)
                 .patch(admin::patch_endpoint)
                 .delete(admin::delete_endpoint),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/import",
+            post(import::import),
         )
         .route(
             "/admin/projects/{owner}/{name}/backends",

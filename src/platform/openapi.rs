@@ -83,6 +83,7 @@ use crate::error::{Code, FieldError};
         super::datasets::get_dataset,
         super::datasets::put_dataset,
         super::datasets::delete_dataset,
+        super::import::import,
         super::keys::list_keys,
         super::keys::create_key,
         super::keys::delete_key,
@@ -106,6 +107,7 @@ use crate::error::{Code, FieldError};
             PayloadTooLarge,
             UnsupportedMediaType,
             ValidationFailed,
+            ImportRefused,
             TooManyRequests,
             ServiceUnavailable,
         ),
@@ -460,6 +462,8 @@ error_responses! {
         [UnsupportedMediaType]),
     ValidationFailed => (422, "The body or parameters are well-formed but wrong; `details` \
         names each bad field.", [ValidationFailed]),
+    ImportRefused => (422, "The options are wrong (`details` names each), or the body is not \
+        an OpenAPI 3.0 or 3.1 document.", [ValidationFailed, InvalidDocument]),
     TooManyRequests => (429, "Too many failed logins; `Retry-After` says when to try again.",
         [TooManyRequests]),
     ServiceUnavailable => (503, "The node cannot answer now; retry (after `Retry-After` if \

@@ -139,17 +139,33 @@ pub type HandlerList = imbl::Vector<Arc<CompiledEndpoint>>;
 pub struct CompiledEndpoint {
     pub handler: Handler,
     pub stats: StatsCell,
+    /// What it checks of a request before the handler runs (its OpenAPI schemas); `None`
+    /// for most endpoints, which then pay one branch.
+    pub checks: Option<Box<crate::openapi::validate::Checks>>,
 }
 
 impl CompiledEndpoint {
     /// `handler` for a new endpoint, or for a new version of `previous` (same id), whose
     /// stats it continues.
     pub fn new(handler: Handler, previous: Option<&CompiledEndpoint>) -> Arc<CompiledEndpoint> {
+        CompiledEndpoint::checked(handler, None, previous)
+    }
+
+    /// [`CompiledEndpoint::new`] with the request checks of its schemas.
+    pub fn checked(
+        handler: Handler,
+        checks: Option<Box<crate::openapi::validate::Checks>>,
+        previous: Option<&CompiledEndpoint>,
+    ) -> Arc<CompiledEndpoint> {
         let stats = match previous {
             Some(previous) => StatsCell::holding(previous.stats.get().clone()),
             None => StatsCell::new(),
         };
-        Arc::new(CompiledEndpoint { handler, stats })
+        Arc::new(CompiledEndpoint {
+            handler,
+            stats,
+            checks,
+        })
     }
 }
 
@@ -630,9 +646,19 @@ impl CompiledProject {
         let handlers: Result<HandlerList, _> = def
             .endpoints
             .iter()
-            .map(|e| Handler::compile(&e.spec).map(|h| CompiledEndpoint::new(h, None)))
+            .map(|e| {
+                let handler = Handler::compile(&e.spec).map_err(|e| e.to_string())?;
+                let checks =
+                    crate::openapi::validate::Checks::compile(&e.spec, def.openapi.as_deref())
+                        .map_err(|e| e.to_string())?;
+                Ok(CompiledEndpoint::checked(
+                    handler,
+                    checks.map(Box::new),
+                    None,
+                ))
+            })
             .collect();
-        let result = handlers.map_err(|e| e.to_string()).and_then(|handlers| {
+        let result = handlers.and_then(|handlers| {
             CompiledProject::build(def.clone(), handlers).map_err(|e| e.to_string())
         });
         let project = match result {

@@ -42,7 +42,7 @@ pub enum TemplateError {
     #[error("the parameter at byte {at} has no name; write `{{name}}` or `{{*name}}`")]
     EmptyName { at: usize },
     #[error(
-        "parameter name `{name}` is invalid; a name starts with a letter or `_` and continues with letters, digits or `_`"
+        "parameter name `{name}` is invalid; a name starts with a letter or `_` and continues with letters, digits, `_`, `-` or `.`"
     )]
     InvalidName { name: String },
     #[error("parameter name `{name}` is longer than {MAX_NAME_LEN} characters")]
@@ -331,14 +331,15 @@ fn find_close(bytes: &[u8], open: usize, base: usize) -> Result<usize, TemplateE
     }
 }
 
-/// Checks `[A-Za-z_][A-Za-z0-9_]*` and the length limit; `at` is where the `{` stands.
+/// Checks `[A-Za-z_][A-Za-z0-9_.-]*` (OpenAPI documents name parameters `user-id` and
+/// `owner.name`) and the length limit; `at` is where the `{` stands.
 fn check_name(name: &str, at: usize) -> Result<(), TemplateError> {
     let mut bytes = name.bytes();
     let Some(first) = bytes.next() else {
         return Err(TemplateError::EmptyName { at });
     };
     let valid = (first.is_ascii_alphabetic() || first == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !valid {
         return Err(TemplateError::InvalidName {
             name: name.to_owned(),

@@ -252,7 +252,8 @@ fn error_empty_name() {
 fn error_invalid_name() {
     for (raw, name) in [
         ("/{1x}", "1x"),
-        ("/{a-b}", "a-b"),
+        ("/{-b}", "-b"),
+        ("/{.b}", ".b"),
         ("/{a b}", "a b"),
         ("/{**x}", "*x"),
         ("/{a*}", "a*"),
@@ -268,7 +269,7 @@ fn error_invalid_name() {
     }
     assert_eq!(
         err("/{1x}").to_string(),
-        "parameter name `1x` is invalid; a name starts with a letter or `_` and continues with letters, digits or `_`"
+        "parameter name `1x` is invalid; a name starts with a letter or `_` and continues with letters, digits, `_`, `-` or `.`"
     );
 }
 

@@ -63,6 +63,7 @@ mod explain;
 mod gateway;
 mod health;
 mod health_checks;
+mod import;
 mod journal;
 mod jwt;
 mod login_limits;

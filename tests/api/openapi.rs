@@ -247,16 +247,27 @@ async fn the_document_follows_each_revision_and_the_forwarded_prefix() {
 async fn production_hides_the_docs_and_endpoints_take_precedence() {
     let (app, alice) = pets(json!({"endpoints": [
         {"method": "GET", "path": "/redoc", "response": {"body": "my own redoc"}},
-        {"method": "GET", "path": "/hello", "response": {"json": "hi"}}
+        {"method": "GET", "path": "/hello", "response": {"json": "hi"}},
+        {"method": "GET", "path": "/{name}", "response": {"json": "by name"}}
     ]}))
     .await;
+    // Written for that very path, an endpoint keeps it; one matching through a parameter
+    // does not hide the docs.
     assert_eq!(app.fetch("/alice/pets/redoc").await.1, "my own redoc");
-    assert_eq!(app.get("/alice/pets/docs").await.status(), StatusCode::OK);
+    let (status, html) = app.fetch("/alice/pets/docs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert_eq!(
+        app.fetch("/alice/pets/openapi.json").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(app.fetch("/alice/pets/other").await.1, "\"by name\"");
     // Only GET and HEAD reach the docs.
+    // `/{name}` takes GET only.
     let post = app
         .call(Method::POST, "/alice/pets/openapi.json", None, None)
         .await;
-    assert_eq!(post.status(), StatusCode::NOT_FOUND);
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
     let head = app
         .call(Method::HEAD, "/alice/pets/openapi.json", None, None)
         .await;
@@ -271,13 +282,30 @@ async fn production_hides_the_docs_and_endpoints_take_precedence() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    // Hidden: what answers there now is the endpoint matching through its parameter.
     for path in ["/alice/pets/openapi.json", "/alice/pets/docs"] {
+        assert_eq!(app.fetch(path).await.1, "\"by name\"", "{path}");
+    }
+    // With nothing else there, a production project's docs are 404.
+    let response = app
+        .call(
+            Method::POST,
+            "/admin/projects",
+            Some(&alice.token),
+            Some(&json!({"name": "quiet", "mode": "production",
+                         "endpoints": [{"method": "GET", "path": "/a", "response": {}}]})),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    for path in ["/openapi.json", "/docs", "/redoc"] {
+        let path = format!("/alice/quiet{path}");
         assert_eq!(
-            app.get(path).await.status(),
+            app.get(&path).await.status(),
             StatusCode::NOT_FOUND,
             "{path}"
         );
     }
+    assert_eq!(app.get("/alice/quiet/a").await.status(), StatusCode::OK);
     assert_eq!(app.fetch("/alice/pets/hello").await.1, "\"hi\"");
     assert_eq!(app.fetch("/alice/pets/redoc").await.1, "my own redoc");
 }
@@ -444,16 +472,20 @@ async fn bad_operations_rules_and_settings_are_refused_by_field() {
 
 /// Runs the real OpenAPI validator on a document, failing with its output.
 pub(crate) async fn assert_valid_openapi(document: &Value) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let file = dir.path().join("openapi.json");
-    std::fs::write(&file, serde_json::to_vec(document).unwrap()).expect("write the document");
-    let file = file.to_str().expect("a UTF-8 path");
-    let (ok, output) =
-        crate::platform_openapi::run_python(&["-m", "openapi_spec_validator", file]).await;
+    let (ok, output) = openapi_validator(document).await;
     assert!(
         ok,
         "openapi-spec-validator refuses the document:\n{output}\n{document:#}"
     );
+}
+
+/// Runs the real OpenAPI validator on a document: whether it accepts it, and what it said.
+pub(crate) async fn openapi_validator(document: &Value) -> (bool, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(document).unwrap()).expect("write the document");
+    let file = file.to_str().expect("a UTF-8 path");
+    crate::platform_openapi::run_python(&["-m", "openapi_spec_validator", file]).await
 }
 
 #[tokio::test]

@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Number, Value, json};
 
-use super::normalize::{Normalizer, compile, exempting, flagged};
+use super::normalize::{Normalizer, compile, compile_with, exempting, flagged};
 use super::pattern::{self, Engine};
 use super::{Direction, Note, Version, child_pointer, refs};
 
@@ -67,7 +67,9 @@ pub fn sample(schema: &Value, root: &Value, version: Version, direction: Directi
         Err(Skip) => Value::Null,
     };
     let mut notes = generator.notes;
-    match compile(&top, &document) {
+    // Formats asserted: a schema whose `pattern` no value of its `format` can match (an
+    // author's mistake) is reported, not passed off as valid.
+    match compile_with(&top, &document, true) {
         Ok(validator) => {
             for error in validator.iter_errors(&value).take(MAX_ERROR_NOTES) {
                 let at = error.instance_path().as_str().to_owned();
