@@ -481,3 +481,310 @@ async fn every_document_of_the_corpus_imports_and_every_operation_answers() {
         largest.1, largest.0, largest.2
     );
 }
+
+const PETSTORE: &str = r##"
+openapi: 3.0.3
+info: {title: Pets, version: "1"}
+servers: [{url: "https://pets.example/v1"}]
+paths:
+  /pets:
+    get:
+      operationId: listPets
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, maximum: 100}}
+      responses:
+        "200":
+          description: the pets
+          content:
+            application/json:
+              example: [{id: 1, name: Rex}]
+    post:
+      operationId: createPet
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema: {$ref: "#/components/schemas/Pet"}
+      responses:
+        "201": {description: made, content: {application/json: {schema: {$ref: "#/components/schemas/Pet"}}}}
+        "400": {description: bad, content: {application/json: {example: {message: bad pet}}}}
+  /pets/{id}:
+    get:
+      operationId: getPet
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer, minimum: 1}}
+        - {name: X-Trace, in: header, required: true, schema: {type: string, pattern: "^(?=.*\\d)[a-z0-9]+$"}}
+      responses:
+        "200": {description: a pet, content: {application/json: {schema: {$ref: "#/components/schemas/Pet"}}}}
+components:
+  schemas:
+    Pet:
+      type: object
+      required: [id, name]
+      additionalProperties: false
+      properties:
+        id: {type: integer, readOnly: true}
+        name: {type: string, minLength: 1}
+        kind: {type: string, enum: [cat, dog]}
+        born: {type: string, format: date}
+"##;
+
+async fn answer(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, json_body(response).await)
+}
+
+#[tokio::test]
+async fn one_curl_from_a_document_to_a_validating_mock_and_the_options() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let (status, report) =
+        answer(import(&app, &alice, "pets", "", PETSTORE.into(), true).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{report:#}");
+    assert_eq!(
+        (report["imported"].as_u64(), report["skipped"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(report["revision"], 1);
+    assert_eq!(report["title"], "Pets");
+
+    // Served at the project's root, answering the documented example or a generated body.
+    let (status, body) = app.fetch("/alice/pets/pets").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, r#"[{"id":1,"name":"Rex"}]"#)
+    );
+    // Validation: each bad place, each 422 with its pointer; good requests pass untouched.
+    let bad = |path: &'static str,
+               headers: Vec<(&'static str, &'static str)>,
+               body: Option<&'static str>| {
+        let app = &app;
+        async move {
+            let method = if body.is_some() {
+                Method::POST
+            } else {
+                Method::GET
+            };
+            let mut headers = headers;
+            if body.is_some() {
+                headers.push(("content-type", "application/json"));
+            }
+            let response = app
+                .send(
+                    method,
+                    path,
+                    None,
+                    &headers,
+                    body.map(|b| b.as_bytes().to_vec()),
+                )
+                .await;
+            let status = response.status();
+            let body = json_body(response).await;
+            (
+                status,
+                body["error"]["details"][0]["field"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                body,
+            )
+        }
+    };
+    for (path, headers, body, field) in [
+        ("/alice/pets/pets?limit=many", vec![], None, "query.limit"),
+        ("/alice/pets/pets?limit=1000", vec![], None, "query.limit"),
+        (
+            "/alice/pets/pets/abc",
+            vec![("x-trace", "a1")],
+            None,
+            "path.id",
+        ),
+        ("/alice/pets/pets/1", vec![], None, "header.x-trace"),
+        (
+            "/alice/pets/pets/1",
+            vec![("x-trace", "nodigits")],
+            None,
+            "header.x-trace",
+        ),
+        (
+            "/alice/pets/pets",
+            vec![],
+            Some(r#"{"kind": "cat"}"#),
+            "body",
+        ),
+        (
+            "/alice/pets/pets",
+            vec![],
+            Some(r#"{"name": 5}"#),
+            "body/name",
+        ),
+        (
+            "/alice/pets/pets",
+            vec![],
+            Some(r#"{"name": "Rex", "kind": "cow"}"#),
+            "body/kind",
+        ),
+        (
+            "/alice/pets/pets",
+            vec![],
+            Some(r#"{"name": "Rex", "born": "yesterday"}"#),
+            "body/born",
+        ),
+        (
+            "/alice/pets/pets",
+            vec![],
+            Some(r#"{"name": "Rex", "color": "red"}"#),
+            "body",
+        ),
+    ] {
+        let (status, at, body) = bad(path, headers.clone(), body).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{path} {headers:?}: {body}"
+        );
+        assert_eq!(body["error"]["code"], "request_invalid");
+        assert_eq!(at, field, "{path} {headers:?}: {body}");
+    }
+    let (status, _, body) = bad("/alice/pets/pets/7", vec![("x-trace", "a1")], None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = bad(
+        "/alice/pets/pets",
+        vec![],
+        Some(r#"{"name": "Rex", "born": "2020-01-31"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+
+    // Options: the preferred status, the base path kept, validation off; as a dry run first.
+    let (status, dry) = answer(
+        import(
+            &app,
+            &alice,
+            "pets",
+            "?status=400&base_path=keep&validate=false&dry_run=true",
+            PETSTORE.into(),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{dry:#}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(
+        app.revision(&alice, "alice/pets").await,
+        1,
+        "a dry run changes nothing"
+    );
+    let (status, merged) = answer(
+        import(
+            &app,
+            &alice,
+            "pets",
+            "?status=400&base_path=keep&validate=false",
+            PETSTORE.into(),
+            true,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{merged:#}");
+    assert_eq!(merged["revision"], 2);
+    assert_eq!(merged["base_path"], "/v1");
+    let (status, body) = app.fetch("/alice/pets/v1/pets").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let response = app
+        .send(
+            Method::POST,
+            "/alice/pets/v1/pets",
+            None,
+            &[("content-type", "application/json")],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::BAD_REQUEST,
+        "validation off, the 400 preferred"
+    );
+    // Merged: the endpoints of the first import (same ids) were replaced, none added twice.
+    let endpoints = json_body(
+        app.call(
+            Method::GET,
+            "/admin/projects/alice/pets/endpoints",
+            Some(&alice.token),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 3);
+
+    // Replace drops the endpoints the document does not have.
+    let extra = app
+        .post_endpoint(
+            &alice,
+            "alice/pets",
+            &json!({"id": "mine", "method": "GET", "path": "/mine", "response": {}}),
+        )
+        .await;
+    assert_eq!(extra.status(), StatusCode::CREATED);
+    let (status, replaced) =
+        answer(import(&app, &alice, "pets", "?mode=replace", PETSTORE.into(), true).await).await;
+    assert_eq!(status, StatusCode::OK, "{replaced:#}");
+    assert_eq!(replaced["mode"], "replace");
+    assert_eq!(
+        app.get("/alice/pets/mine").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/alice/pets/pets").await.status(), StatusCode::OK);
+
+    // Refused whole: nothing changes.
+    let before = app.revision(&alice, "alice/pets").await;
+    for (body, code) in [
+        (
+            b"{\"swagger\": \"2.0\", \"info\": {}, \"paths\": {}}".to_vec(),
+            "invalid_document",
+        ),
+        (b"{\"openapi\": \"3.0.0\", ".to_vec(), "invalid_document"),
+        (b"just: [a, yaml, list".to_vec(), "invalid_document"),
+    ] {
+        let response = import(&app, &alice, "pets", "", body, false).await;
+        assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, code).await;
+    }
+    let response = import(
+        &app,
+        &alice,
+        "pets",
+        "?mode=sideways",
+        PETSTORE.into(),
+        true,
+    )
+    .await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let response = app
+        .send(
+            Method::POST,
+            "/admin/projects/alice/pets/import",
+            Some(&alice.token),
+            &[("content-type", "image/png")],
+            Some(b"x".to_vec()),
+        )
+        .await;
+    assert_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_eq!(app.revision(&alice, "alice/pets").await, before);
+    // Not someone else's project.
+    let bob = app.user("bob").await;
+    let response = import(&app, &bob, "pets", "", PETSTORE.into(), true).await;
+    assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+}
