@@ -726,7 +726,7 @@ pub const MAX_DELAY_MS: u64 = 300_000;
 /// The most headers one mock response may set.
 pub const MAX_HEADERS: usize = 64;
 /// Headers that frame the connection or the body; hyper sets them, a mock may not.
-const FORBIDDEN_HEADERS: &[&str] = &[
+pub(crate) const FORBIDDEN_HEADERS: &[&str] = &[
     "content-length",
     "transfer-encoding",
     "connection",

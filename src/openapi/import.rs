@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::schema::{self, Direction, Version};
+use super::validate::{essence, is_json};
 use crate::model::{
     EndpointSpec, HandlerSpec, HeaderValues, JsonBody, MethodSpec, MockSpec, Operation,
     ProjectDocs, Rules, Validation,
@@ -41,18 +42,6 @@ const OPERATION_EXTRAS: &[&str] = &[
 
 /// Top-level fields kept in the project's `openapi` settings.
 const DOCUMENT_FIELDS: &[&str] = &["info", "tags", "components", "security", "externalDocs"];
-
-/// Headers a mock may not set (the server frames the body).
-const FRAMING: &[&str] = &[
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "content-type",
-];
 
 /// How an import is made.
 #[derive(Debug, Clone, Default)]
@@ -601,7 +590,8 @@ impl Reader<'_> {
         {
             for (name, header) in documented {
                 let lower = name.to_ascii_lowercase();
-                if FRAMING.contains(&lower.as_str())
+                if crate::model::FORBIDDEN_HEADERS.contains(&lower.as_str())
+                    || lower == "content-type"
                     || http::HeaderName::from_bytes(lower.as_bytes()).is_err()
                 {
                     continue;
@@ -1127,14 +1117,7 @@ fn choose_response<'a>(
 /// The media type answered: JSON first (`application/json`, then any `…/json` or
 /// `…+json`, then `*/*` with a schema), else the first one offered.
 fn choose_media(content: &Map<String, Value>) -> Option<(&str, &Value)> {
-    let bare = |media: &str| {
-        media
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    };
+    let bare = |media: &str| essence(media);
     content
         .iter()
         .find(|(m, _)| bare(m) == "application/json")
@@ -1160,13 +1143,8 @@ enum MediaKind {
 }
 
 fn media_kind(media: &str, object: &Value) -> MediaKind {
-    let bare = media
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if bare == "application/json" || bare.ends_with("/json") || bare.ends_with("+json") {
+    let bare = essence(media);
+    if is_json(&bare) {
         return MediaKind::Json;
     }
     if bare == "*/*" || bare.is_empty() {
@@ -1204,13 +1182,7 @@ fn binary_body(media: &str) -> Vec<u8> {
         0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49,
         0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
     ];
-    let bare = media
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match bare.as_str() {
+    match essence(media).as_str() {
         "image/png" => PNG.to_vec(),
         "application/pdf" => b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec(),
         "application/msgpack" | "application/x-msgpack" => vec![0x80],

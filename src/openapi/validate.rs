@@ -592,7 +592,8 @@ fn hex(b: u8) -> Option<u8> {
     (b as char).to_digit(16).map(|d| d as u8)
 }
 
-fn essence(media: &str) -> String {
+/// A media type's essence: `application/json` of `Application/JSON; charset=utf-8`.
+pub(crate) fn essence(media: &str) -> String {
     media
         .split(';')
         .next()
@@ -601,7 +602,8 @@ fn essence(media: &str) -> String {
         .to_ascii_lowercase()
 }
 
-fn is_json(essence: &str) -> bool {
+/// Whether a media type's essence is JSON (`application/json`, `…/json`, `…+json`).
+pub(crate) fn is_json(essence: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json") || essence.ends_with("/json")
 }
 

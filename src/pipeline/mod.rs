@@ -254,6 +254,16 @@ struct Mounted {
 }
 
 impl Mounted {
+    /// A project's request that no endpoint answers (a preflight, the docs).
+    fn unmatched(project: Arc<CompiledProject>, mount_len: usize) -> Mounted {
+        Mounted {
+            project,
+            mount_len,
+            endpoint: None,
+            subject: None,
+        }
+    }
+
     /// The path inside the project, `/` for its root.
     fn rest<'p>(&self, path: &'p str) -> &'p str {
         inside(path.get(self.mount_len..).unwrap_or(""))
@@ -328,12 +338,7 @@ impl Pipeline {
             && head.method == http::Method::OPTIONS
             && let Some(reply) = preflight(cors, &head)
         {
-            let mounted = Mounted {
-                project,
-                mount_len,
-                endpoint: None,
-                subject: None,
-            };
+            let mounted = Mounted::unmatched(project, mount_len);
             return self.answer(
                 head,
                 Some(mounted),
@@ -348,12 +353,7 @@ impl Pipeline {
         if maybe_docs(rest)
             && let Some(reply) = project_docs(&project, &head, rest, &self.pages)
         {
-            let mounted = Mounted {
-                project,
-                mount_len,
-                endpoint: None,
-                subject: None,
-            };
+            let mounted = Mounted::unmatched(project, mount_len);
             return self.answer(
                 head,
                 Some(mounted),
