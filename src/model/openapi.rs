@@ -279,14 +279,44 @@ fn check_schema_field(
 }
 
 /// The parts of a project's OpenAPI document that belong to no operation.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// Held as a JSON object `Value`, so that schemas' `$ref`s resolve in it as it is (a
+/// document of 4 MB is never copied to check a request's schema).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Object)]
-pub struct ProjectDocs(pub Map<String, Value>);
+pub struct ProjectDocs(Value);
+
+impl Default for ProjectDocs {
+    fn default() -> ProjectDocs {
+        ProjectDocs(Value::Object(Map::new()))
+    }
+}
+
+impl<'de> Deserialize<'de> for ProjectDocs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Map::deserialize(deserializer).map(ProjectDocs::new)
+    }
+}
 
 impl ProjectDocs {
+    pub fn new(fields: Map<String, Value>) -> ProjectDocs {
+        ProjectDocs(Value::Object(fields))
+    }
+
+    /// The fields, as written.
+    pub fn fields(&self) -> &Map<String, Value> {
+        static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+        self.0.as_object().unwrap_or(&EMPTY)
+    }
+
+    /// The settings as a document root, where `#/components/…` references resolve.
+    pub fn root(&self) -> &Value {
+        &self.0
+    }
+
     pub fn validate(&self, prefix: &str, errors: &mut Vec<FieldError>) {
-        for (key, value) in &self.0 {
+        for (key, value) in self.fields() {
             let at = format!("{prefix}{key}");
             if !PROJECT_FIELDS.contains(&key.as_str()) && !key.starts_with("x-") {
                 errors.push(FieldError::new(
@@ -315,7 +345,7 @@ impl ProjectDocs {
 
     /// `components.schemas`, `components.parameters`… as written.
     pub fn components(&self) -> Option<&Map<String, Value>> {
-        self.0.get("components").and_then(Value::as_object)
+        self.fields().get("components").and_then(Value::as_object)
     }
 }
 

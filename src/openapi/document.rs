@@ -94,7 +94,7 @@ impl DocsCache {
 
 fn document(project: &CompiledProject) -> Value {
     let def = &project.def;
-    let settings = def.openapi.as_deref().map(|d| &d.0);
+    let settings = def.openapi.as_deref().map(|d| d.fields());
     let given = |key: &str| settings.and_then(|s| s.get(key));
     let mut info = Map::new();
     info.insert("title".into(), Value::String(def.name.clone()));
@@ -614,7 +614,7 @@ pub fn title(project: &Project) -> String {
     project
         .openapi
         .as_deref()
-        .and_then(|d| d.0.get("info"))
+        .and_then(|d| d.fields().get("info"))
         .and_then(|i| i.get("title"))
         .and_then(Value::as_str)
         .map_or_else(|| project.name.clone(), str::to_owned)

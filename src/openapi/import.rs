@@ -947,7 +947,7 @@ impl Reader<'_> {
         {
             settings.insert("jsonSchemaDialect".into(), dialect.clone());
         }
-        ProjectDocs(settings)
+        ProjectDocs::new(settings)
     }
 }
 

@@ -109,10 +109,8 @@ impl Checks {
         if !operation.validate.request {
             return Ok(None);
         }
-        let root = match docs {
-            Some(docs) => Value::Object(docs.0.clone()),
-            None => json!({}),
-        };
+        let empty = json!({});
+        let root = docs.map_or(&empty, |docs| docs.root());
         let mut checks = Checks {
             root: Value::Null,
             path: Vec::new(),
@@ -136,11 +134,11 @@ impl Checks {
                     .get("content")
                     .and_then(Value::as_object)
                     .is_some_and(|c| c.keys().next().is_some_and(|m| is_json(&essence(m))));
-            let types = schema.map(|s| types_of(s, &root)).unwrap_or_default();
+            let types = schema.map(|s| types_of(s, root)).unwrap_or_default();
             // Objects in a query or header have styles (`deepObject`, exploded forms) this
             // check does not read: they are checked for presence only.
             let validator = match schema {
-                Some(schema) if json || !types.object => Some(validator(schema, &root, &at)?),
+                Some(schema) if json || !types.object => Some(validator(schema, root, &at)?),
                 _ => None,
             };
             if validator.is_none() && !required {
@@ -176,12 +174,12 @@ impl Checks {
                 };
                 let at = format!("request_body.content.{media}.schema");
                 if json.is_none() && is_json(&essence) {
-                    json = Some(validator(schema, &root, &at)?);
+                    json = Some(validator(schema, root, &at)?);
                 } else if form.is_none() && essence == "application/x-www-form-urlencoded" {
                     // A form is fields of text: only an object's schema can check one.
-                    let properties = resolve_properties(schema, &root);
+                    let properties = resolve_properties(schema, root);
                     if !properties.is_empty() {
-                        form = Some((validator(schema, &root, &at)?, properties));
+                        form = Some((validator(schema, root, &at)?, properties));
                     }
                 }
             }
@@ -194,7 +192,10 @@ impl Checks {
             }
         }
         if checks.body.as_ref().is_some_and(|b| b.form.is_some()) {
-            checks.root = root;
+            checks.root = reach(
+                &json!({"properties": checks.body.as_ref().and_then(|b| b.form.as_ref()).map(|f| Value::Object(f.1.clone()))}),
+                root,
+            );
         }
         let empty = checks.path.is_empty()
             && checks.query.is_empty()

@@ -355,7 +355,7 @@ fn the_document_level_parts_become_the_projects_settings() {
         "paths": {}
     });
     let plan = plan_of(doc);
-    let settings = &plan.openapi.0;
+    let settings = plan.openapi.fields();
     assert_eq!(settings["info"]["title"], "Pets");
     assert_eq!(settings["security"], json!([{"key": []}]));
     assert!(settings.contains_key("x-logo"));
