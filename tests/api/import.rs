@@ -788,3 +788,46 @@ async fn one_curl_from_a_document_to_a_validating_mock_and_the_options() {
     let response = import(&app, &bob, "pets", "", PETSTORE.into(), true).await;
     assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
 }
+
+/// YAML 1.2, as the issue's real documents write it: unquoted `yes`, `no`, `on` and dates
+/// stay strings (YAML 1.1 would make booleans and timestamps of them).
+const YAML_1_2: &str = r#"
+openapi: 3.0.0
+info: {title: Flags, version: 2019-01-01}
+paths:
+  /answers:
+    get:
+      operationId: answers
+      parameters:
+        - name: agree
+          in: query
+          required: true
+          schema: {type: string, enum: [yes, no]}
+      responses:
+        "200":
+          description: ok
+          content:
+            application/json:
+              example: {since: 2019-01-01, switch: on, flags: [yes, off], count: 3, ok: true}
+"#;
+
+#[tokio::test]
+async fn yaml_documents_are_read_as_yaml_1_2() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let (status, report) =
+        answer(import(&app, &alice, "flags", "", YAML_1_2.into(), true).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{report:#}");
+    assert_eq!(report["imported"], 1);
+    let (status, body) = app.fetch("/alice/flags/answers?agree=yes").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"since": "2019-01-01", "switch": "on", "flags": ["yes", "off"], "count": 3, "ok": true})
+    );
+    // `yes` and `no` are the enum's strings: anything else is refused.
+    let refused = app.get("/alice/flags/answers?agree=true").await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let document = json_body(app.get("/alice/flags/openapi.json").await).await;
+    assert_eq!(document["info"]["version"], "2019-01-01");
+}
