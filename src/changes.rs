@@ -465,6 +465,34 @@ fn uses_project_docs(endpoint: &Endpoint) -> bool {
     })
 }
 
+/// Puts `incoming` into `list`: each endpoint replaces the one with its id in place, or is
+/// appended. Answers what changed (an endpoint equal to the one it replaces is no change).
+fn merge_by_id<'a>(
+    list: &mut EndpointList,
+    incoming: impl IntoIterator<Item = &'a Arc<Endpoint>>,
+) -> Vec<DiffItem> {
+    let at: HashMap<String, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(index, e)| (e.id.clone(), index))
+        .collect();
+    let mut diff = Vec::new();
+    for endpoint in incoming {
+        match at.get(&endpoint.id) {
+            Some(&index) if list[index].spec == endpoint.spec => {}
+            Some(&index) => {
+                diff.push(DiffItem::endpoint("change", endpoint));
+                list.set(index, endpoint.clone());
+            }
+            None => {
+                diff.push(DiffItem::endpoint("add", endpoint));
+                list.push_back(endpoint.clone());
+            }
+        }
+    }
+    diff
+}
+
 fn conflict(error: CompileError) -> ChangeError {
     match error {
         CompileError::Conflict { .. } | CompileError::ScriptConflict { .. } => {
@@ -548,10 +576,8 @@ fn prepare_specs(specs: Vec<EndpointSpec>, limit: usize) -> Result<EndpointList,
 type Prepared = (EndpointList, HandlerList);
 
 /// Gives prepared endpoints their handlers, sharing the endpoint and handler of `previous`
-/// wherever an endpoint did not change, and compiling the others.
-/// The compiled endpoints of `endpoints`: those whose definition did not change since
-/// `previous` (and, for endpoints with schemas, whose project `docs` did not either) are
-/// shared, the others compiled.
+/// wherever an endpoint did not change (and, for endpoints with schemas, neither did the
+/// project's `docs` they resolve in), and compiling the others.
 fn share_or_compile(
     endpoints: &EndpointList,
     previous: Option<&CompiledProject>,
@@ -694,9 +720,6 @@ fn check_backend_of(
     }
 }
 
-/// What `--proxy-allow` refuses in the backends of a restricted project (a non-admin's):
-/// Docker selectors, and target hosts the list does not permit. `prefix` names the
-/// backends' place in the body (`""` for one backend, `backends[2].` in a project).
 /// A non-admin's `jwt` policy fetches its key set only from a host `--proxy-allow` lets
 /// non-admins reach, as their backends do: the node makes that request.
 fn check_auth_allowed(
@@ -726,6 +749,9 @@ fn check_auth_allowed(
     )]))
 }
 
+/// What `--proxy-allow` refuses in the backends of a restricted project (a non-admin's):
+/// Docker selectors, and target hosts the list does not permit. `prefix` names the
+/// backends' place in the body (`""` for one backend, `backends[2].` in a project).
 fn check_allowed(
     backends: &[Backend],
     allow: &crate::backends::allow::ProxyAllow,
@@ -1478,25 +1504,13 @@ impl Changes {
         let openapi = Arc::new(openapi);
         let admin = actor.admin;
         self.apply(actor, target, false, move |current| {
-            let mut list = if replace {
-                EndpointList::new()
+            let list = if replace {
+                imported.clone()
             } else {
-                current.def.endpoints.clone()
+                let mut list = current.def.endpoints.clone();
+                merge_by_id(&mut list, imported.iter());
+                list
             };
-            let mut at: HashMap<&str, usize> = HashMap::new();
-            if !replace {
-                for (index, endpoint) in current.def.endpoints.iter().enumerate() {
-                    at.insert(endpoint.id.as_str(), index);
-                }
-            }
-            for endpoint in imported.iter() {
-                match at.get(endpoint.id.as_str()) {
-                    Some(&index) => {
-                        list.set(index, endpoint.clone());
-                    }
-                    None => list.push_back(endpoint.clone()),
-                }
-            }
             if !admin && list.len() > limit {
                 return Err(too_many_endpoints(limit));
             }
@@ -1820,19 +1834,7 @@ impl Changes {
                 let mut diff = vec![DiffItem::dataset(op, &dataset)];
                 let mut project = current.def.as_ref().clone();
                 let mut list = project.endpoints.clone();
-                for endpoint in &endpoints {
-                    match list.iter().position(|e| e.id == endpoint.id) {
-                        Some(at) if list[at].spec == endpoint.spec => {}
-                        Some(at) => {
-                            diff.push(DiffItem::endpoint("change", endpoint));
-                            list.set(at, endpoint.clone());
-                        }
-                        None => {
-                            diff.push(DiffItem::endpoint("add", endpoint));
-                            list.push_back(endpoint.clone());
-                        }
-                    }
-                }
+                diff.extend(merge_by_id(&mut list, &endpoints));
                 let (ops, handlers) = if list == project.endpoints {
                     (OwnedOps::None, current.handlers.clone())
                 } else {

@@ -129,6 +129,20 @@ pub enum Reply {
     Later(Pin<Box<dyn Future<Output = http::Response<Body>> + Send>>),
 }
 
+impl Reply {
+    /// The response, once it is ready: at once, after the delay, or when the future ends.
+    pub async fn answer(self) -> http::Response<Body> {
+        match self {
+            Reply::Now(response) => response,
+            Reply::After(delay, response) => {
+                tokio::time::sleep(delay).await;
+                response
+            }
+            Reply::Later(future) => future.await,
+        }
+    }
+}
+
 impl Handler {
     pub fn compile(spec: &EndpointSpec) -> Result<Handler, HandlerError> {
         match &spec.handler {

@@ -339,7 +339,7 @@ impl Reader<'_> {
         let Some(operation) = operation.as_object() else {
             return Err(fail("the operation is not an object".into()));
         };
-        let pointer = format!("/paths/{}/{method}", escape(key));
+        let pointer = format!("/paths/{}/{method}", schema::escape_segment(key));
         let (raw_path, when) = split_key(key);
         let mut path = match base {
             Some(base) if raw_path == "/" => base.to_owned(),
@@ -353,8 +353,14 @@ impl Reader<'_> {
         // Parameters: the path item's, replaced by the operation's of the same name and place.
         let mut parameters: Vec<Value> = Vec::new();
         let mut places: HashMap<(String, String), usize> = HashMap::new();
-        let lists = [item.get("parameters"), operation.get("parameters")];
-        for (list, at) in lists.iter().zip(["parameters", "parameters"]) {
+        let lists = [
+            (
+                item.get("parameters"),
+                format!("/paths/{}/parameters", schema::escape_segment(key)),
+            ),
+            (operation.get("parameters"), format!("{pointer}/parameters")),
+        ];
+        for (list, at) in &lists {
             let Some(list) = list.and_then(Value::as_array) else {
                 continue;
             };
@@ -362,7 +368,7 @@ impl Reader<'_> {
                 let Ok(resolved) = follow(self.root, parameter) else {
                     self.note(
                         &label,
-                        &format!("{pointer}/{at}/{i}"),
+                        &format!("{at}/{i}"),
                         "a parameter whose `$ref` cannot be followed is left out",
                     );
                     continue;
@@ -382,7 +388,7 @@ impl Reader<'_> {
                 if place == "path" && !names.contains(&name) {
                     self.note(
                         &label,
-                        &format!("{pointer}/{at}/{i}"),
+                        &format!("{at}/{i}"),
                         &format!(
                             "the path has no parameter `{{{name}}}`; the parameter is left out"
                         ),
@@ -393,11 +399,9 @@ impl Reader<'_> {
                     continue;
                 }
                 let mut object = object.clone();
-                for field in ["schema"] {
-                    if let Some(schema) = object.get(field) {
-                        let normalized = self.schema(&label, schema, Direction::Request);
-                        object.insert(field.into(), normalized);
-                    }
+                if let Some(schema) = object.get("schema") {
+                    let normalized = self.schema(&label, schema, Direction::Request);
+                    object.insert("schema".into(), normalized);
                 }
                 self.content(&label, &mut object, Direction::Request);
                 let place_key = (
@@ -471,7 +475,7 @@ impl Reader<'_> {
                 if !crate::model::is_response_key(status) {
                     self.note(
                         &label,
-                        &format!("{pointer}/responses/{}", escape(status)),
+                        &format!("{pointer}/responses/{}", schema::escape_segment(status)),
                         "not a status, a range or `default`; left out",
                     );
                     continue;
@@ -498,7 +502,7 @@ impl Reader<'_> {
                     }
                     _ => self.note(
                         &label,
-                        &format!("{pointer}/responses/{}", escape(status)),
+                        &format!("{pointer}/responses/{}", schema::escape_segment(status)),
                         "a response whose `$ref` cannot be followed is left out",
                     ),
                 }
@@ -983,7 +987,11 @@ fn drop_bad_defaults(value: &mut Value, at: &str, dropped: &mut Vec<String>) {
                 dropped.push(format!("{at}/default"));
             }
             for (key, child) in object.iter_mut() {
-                drop_bad_defaults(child, &format!("{at}/{}", escape(key)), dropped);
+                drop_bad_defaults(
+                    child,
+                    &format!("{at}/{}", schema::escape_segment(key)),
+                    dropped,
+                );
             }
         }
         Value::Array(items) => {
@@ -1264,11 +1272,6 @@ fn split_key(key: &str) -> (String, crate::model::When) {
     }
     let path = if path.is_empty() { "/" } else { path };
     (path.to_owned(), when)
-}
-
-/// A JSON pointer token (RFC 6901).
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -521,76 +521,35 @@ fn reach(schema: &Value, root: &Value) -> Value {
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut pending = vec![schema.clone()];
     while let Some(value) = pending.pop() {
-        let mut references = Vec::new();
-        refs_in(&value, &mut references);
-        for reference in references {
-            let Some(rest) = reference.strip_prefix("#/components/") else {
+        for reference in schema::walk::refs(&value) {
+            let Ok(segments) = schema::refs::segments(&reference) else {
                 continue;
             };
-            let mut parts = rest.splitn(3, '/');
-            let (Some(kind), Some(name)) = (parts.next(), parts.next()) else {
+            let [first, kind, name, ..] = segments.as_slice() else {
                 continue;
             };
-            let key = (kind.to_owned(), name.to_owned());
-            if !seen.insert(key) {
+            if first != "components" || !seen.insert((kind.clone(), name.clone())) {
                 continue;
             }
-            let token = |t: &str| t.replace("~1", "/").replace("~0", "~");
-            let (kind, name) = (token(kind), token(&percent_decode(name)));
             let Some(target) = root
                 .get("components")
-                .and_then(|c| c.get(&kind))
-                .and_then(|k| k.get(&name))
+                .and_then(|c| c.get(kind))
+                .and_then(|k| k.get(name))
             else {
                 continue;
             };
-            out["components"][&kind][&name] = target.clone();
+            out["components"][kind][name] = target.clone();
             pending.push(target.clone());
         }
     }
     out
 }
 
-fn refs_in(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Object(object) => {
-            for (key, value) in object {
-                if key == "$ref"
-                    && let Some(reference) = value.as_str()
-                {
-                    out.push(reference.to_owned());
-                } else {
-                    refs_in(value, out);
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| refs_in(v, out)),
-        _ => {}
-    }
-}
-
 /// `%XX` escapes decoded (invalid ones kept as they are), as UTF-8 where it is.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// A media type's essence: `application/json` of `Application/JSON; charset=utf-8`.

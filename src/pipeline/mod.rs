@@ -176,12 +176,7 @@ fn checked(
                 error::render(&request_invalid(failures), error::id_str(&id))
             }
             Ok(_) => match endpoint.handler.respond_mock(query.as_deref(), &headers) {
-                Some(Reply::Now(response)) => response,
-                Some(Reply::After(delay, response)) => {
-                    tokio::time::sleep(delay).await;
-                    response
-                }
-                Some(Reply::Later(future)) => future.await,
+                Some(reply) => reply.answer().await,
                 None => error::render(
                     &ApiError::internal(&"a checked body for a handler that is not a mock"),
                     error::id_str(&id),
@@ -734,12 +729,7 @@ impl Pipeline {
         }
         let handler = reply.is_ok();
         let response = match reply {
-            Ok(Reply::Now(response)) => response,
-            Ok(Reply::After(delay, response)) => {
-                tokio::time::sleep(delay).await;
-                response
-            }
-            Ok(Reply::Later(future)) => future.await,
+            Ok(reply) => reply.answer().await,
             Err(error) => error::render(&error, error::id_str(id)),
         };
         (response, captured, handler)

@@ -15,7 +15,7 @@ pub mod normalize;
 mod pattern;
 pub mod refs;
 pub mod sample;
-mod walk;
+pub(crate) mod walk;
 
 #[cfg(test)]
 mod proptests;
@@ -84,7 +84,7 @@ impl Note {
 }
 
 /// One JSON pointer segment with `~` and `/` escaped (RFC 6901).
-fn escape_segment(segment: &str) -> String {
+pub(crate) fn escape_segment(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
