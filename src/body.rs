@@ -103,6 +103,36 @@ impl http_body::Body for Body {
 }
 
 impl Body {
+    /// An upstream's body read whole (to check it against its endpoint's documented
+    /// responses), if it ends within `limit` bytes and by `deadline`; otherwise what was
+    /// read goes first and the rest streams as it arrives, and `false` says it is not
+    /// whole. Trailers, which an upstream's answer to a proxied call hardly ever has, are
+    /// not kept when the body is read whole. Other bodies are returned as they are.
+    pub async fn gather(self, limit: usize, deadline: tokio::time::Instant) -> (Body, bool) {
+        use http_body_util::BodyExt;
+        let Body::Upstream(mut streamed) = self else {
+            let whole = matches!(self, Body::Full(_));
+            return (self, whole);
+        };
+        let mut read = bytes::BytesMut::from(&streamed.rest[..]);
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, streamed.body.frame()).await {
+                Ok(Some(Ok(frame))) => frame,
+                Ok(None) => return (Body::full(read.freeze()), true),
+                // An error, or no end in time: it goes to the caller as it comes.
+                Ok(Some(Err(_))) | Err(_) => break,
+            };
+            if let Some(data) = frame.data_ref() {
+                read.extend_from_slice(data);
+                if read.len() > limit {
+                    break;
+                }
+            }
+        }
+        streamed.rest = read.freeze();
+        (Body::Upstream(streamed), false)
+    }
+
     #[inline(never)]
     fn poll_streamed(
         &mut self,

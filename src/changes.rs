@@ -439,21 +439,35 @@ fn compile_handler(endpoint: &Endpoint, prefix: &str) -> Result<Handler, ChangeE
     })
 }
 
+/// Whether an endpoint's schemas are held to [`crate::openapi::validate::lint`]: those
+/// written for it are; those of an imported document, and those only recompiled because
+/// the project's `openapi` settings changed, are taken as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lint {
+    Strict,
+    Lenient,
+}
+
 /// The request checks of an endpoint's schemas, whose `$ref`s resolve in the project's
 /// `openapi` settings `docs`; a schema that does not compile is a 422 naming its field.
 fn compile_checks(
     endpoint: &Endpoint,
     docs: Option<&crate::model::ProjectDocs>,
     prefix: &str,
+    lint: Lint,
 ) -> Result<Option<Box<crate::openapi::validate::Checks>>, ChangeError> {
+    let invalid = |error: crate::openapi::validate::SchemaError| {
+        ChangeError::Invalid(vec![FieldError::new(
+            format!("{prefix}{}", error.at),
+            error.message,
+        )])
+    };
+    if lint == Lint::Strict {
+        crate::openapi::validate::lint(&endpoint.spec, docs).map_err(invalid)?;
+    }
     crate::openapi::validate::Checks::compile(&endpoint.spec, docs)
         .map(|checks| checks.map(Box::new))
-        .map_err(|error| {
-            ChangeError::Invalid(vec![FieldError::new(
-                format!("{prefix}{}", error.at),
-                error.message,
-            )])
-        })
+        .map_err(invalid)
 }
 
 /// Whether an endpoint's compiled form depends on the project's `openapi` settings (its
@@ -582,6 +596,7 @@ fn share_or_compile(
     endpoints: &EndpointList,
     previous: Option<&CompiledProject>,
     docs: Option<&Arc<crate::model::ProjectDocs>>,
+    lint: Lint,
 ) -> Result<Prepared, ChangeError> {
     let same_docs = previous.is_some_and(|p| p.def.openapi.as_deref() == docs.map(|d| &**d));
     let reusable: HashMap<&str, (&Arc<Endpoint>, &Arc<CompiledEndpoint>)> = match previous {
@@ -608,7 +623,12 @@ fn share_or_compile(
             _ => {
                 let prefix = format!("endpoints[{index}].");
                 let handler = compile_handler(endpoint, &prefix)?;
-                let checks = compile_checks(endpoint, docs.map(|d| &**d), &prefix)?;
+                // Only an endpoint that changed is held to the lint.
+                let lint = match previous {
+                    Some((old, _)) if old.spec == endpoint.spec => Lint::Lenient,
+                    _ => lint,
+                };
+                let checks = compile_checks(endpoint, docs.map(|d| &**d), &prefix, lint)?;
                 // A changed endpoint keeps counting where its previous version stopped.
                 let previous = previous.map(|(_, compiled)| compiled.as_ref());
                 handlers.push_back(CompiledEndpoint::checked(handler, checks, previous));
@@ -804,7 +824,13 @@ fn script_edit(
         if !problem.is_script() {
             return Err(ChangeError::Broken(problem.message().to_owned()));
         }
-        handlers = share_or_compile(&current.def.endpoints, None, current.def.openapi.as_ref())?.1;
+        handlers = share_or_compile(
+            &current.def.endpoints,
+            None,
+            current.def.openapi.as_ref(),
+            Lint::Lenient,
+        )?
+        .1;
     }
     let mut project = current.def.as_ref().clone();
     project.script = source;
@@ -1308,7 +1334,7 @@ impl Changes {
             let mut added = backends_diff(&[], &project.backends);
             added.extend(endpoints_diff(&EndpointList::new(), &endpoints));
             let (endpoints, handlers) =
-                share_or_compile(&endpoints, None, project.openapi.as_ref())?;
+                share_or_compile(&endpoints, None, project.openapi.as_ref(), Lint::Strict)?;
             project.endpoints = endpoints;
             let compiled = CompiledProject::build(Arc::new(project), handlers)
                 .map_err(conflict)?
@@ -1393,7 +1419,13 @@ impl Changes {
             let handlers = if project.openapi == current.def.openapi {
                 current.handlers.clone()
             } else {
-                share_or_compile(&project.endpoints, Some(current), project.openapi.as_ref())?.1
+                share_or_compile(
+                    &project.endpoints,
+                    Some(current),
+                    project.openapi.as_ref(),
+                    Lint::Lenient,
+                )?
+                .1
             };
             Ok(Edit::new(project, handlers, OwnedOps::None, diff).routes(RouteEdit::Kept))
         })
@@ -1455,8 +1487,12 @@ impl Changes {
             }
             let mut project = current.def.as_ref().clone();
             apply_settings(&mut project, settings.clone());
-            let (endpoints, handlers) =
-                share_or_compile(&endpoints, Some(current), project.openapi.as_ref())?;
+            let (endpoints, handlers) = share_or_compile(
+                &endpoints,
+                Some(current),
+                project.openapi.as_ref(),
+                Lint::Strict,
+            )?;
             project.endpoints = endpoints;
             let mut diff = settings_diff(&current.def, &project);
             diff.extend(backends_diff(&current.def.backends, &backends));
@@ -1514,7 +1550,8 @@ impl Changes {
             if !admin && list.len() > limit {
                 return Err(too_many_endpoints(limit));
             }
-            let (endpoints, handlers) = share_or_compile(&list, Some(current), Some(&openapi))?;
+            let (endpoints, handlers) =
+                share_or_compile(&list, Some(current), Some(&openapi), Lint::Lenient)?;
             let mut project = current.def.as_ref().clone();
             project.openapi = Some(openapi.clone());
             project.endpoints = endpoints;
@@ -1556,7 +1593,13 @@ impl Changes {
                 (Some(index), _) => {
                     let before = project.endpoints.set(index, endpoint.clone());
                     let previous = current.handlers.get(index).map(AsRef::as_ref);
-                    let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "")?;
+                    let lint = if before.spec == endpoint.spec {
+                        Lint::Lenient
+                    } else {
+                        Lint::Strict
+                    };
+                    let docs = current.def.openapi.as_deref();
+                    let checks = compile_checks(&endpoint, docs, "", lint)?;
                     handlers.set(
                         index,
                         CompiledEndpoint::checked(handler.clone(), checks, previous),
@@ -1570,7 +1613,8 @@ impl Changes {
                 }
                 (None, _) => {
                     project.endpoints.push_back(endpoint.clone());
-                    let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "")?;
+                    let docs = current.def.openapi.as_deref();
+                    let checks = compile_checks(&endpoint, docs, "", Lint::Strict)?;
                     handlers.push_back(CompiledEndpoint::checked(handler.clone(), checks, None));
                     (
                         vec![DiffItem::endpoint("add", &endpoint)],
@@ -1616,15 +1660,15 @@ impl Changes {
             let handler = compile_handler(&endpoint, "")?;
             let mut project = current.def.as_ref().clone();
             let mut handlers = current.handlers.clone();
-            let diff = if endpoint.spec == before.spec {
-                Vec::new()
+            let (diff, lint) = if endpoint.spec == before.spec {
+                (Vec::new(), Lint::Lenient)
             } else {
-                vec![DiffItem::endpoint("change", &endpoint)]
+                (vec![DiffItem::endpoint("change", &endpoint)], Lint::Strict)
             };
             let routes = route_edit_of(before, &endpoint);
             project.endpoints.set(index, endpoint.clone());
             let previous = current.handlers.get(index).map(AsRef::as_ref);
-            let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "")?;
+            let checks = compile_checks(&endpoint, current.def.openapi.as_deref(), "", lint)?;
             handlers.set(index, CompiledEndpoint::checked(handler, checks, previous));
             Ok(Edit::new(project, handlers, OwnedOps::Upsert(endpoint), diff).routes(routes))
         })
@@ -1838,8 +1882,12 @@ impl Changes {
                 let (ops, handlers) = if list == project.endpoints {
                     (OwnedOps::None, current.handlers.clone())
                 } else {
-                    let (shared, handlers) =
-                        share_or_compile(&list, Some(current), current.def.openapi.as_ref())?;
+                    let (shared, handlers) = share_or_compile(
+                        &list,
+                        Some(current),
+                        current.def.openapi.as_ref(),
+                        Lint::Lenient,
+                    )?;
                     list = shared;
                     (OwnedOps::ReplaceAll, handlers)
                 };

@@ -29,8 +29,8 @@ pub use backend::{
 };
 pub use dataset::{DatasetAction, DatasetSpec, OP_PARAM, STATS_OPS};
 pub use openapi::{
-    Condition, MAX_RULES, Operation, PARAMETER_PLACES, ProjectDocs, Rule, Rules, Validation, When,
-    is_response_key,
+    Condition, MAX_RULES, Operation, PARAMETER_PLACES, ProjectDocs, Rule, Rules, Test, Validation,
+    When, is_response_key,
 };
 
 /// Root path segments the platform owns; no user, project or mount may take them.

@@ -12,17 +12,35 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 
-/// A request body on its way upstream: none, or the caller's, streamed as it arrives.
+/// A request body on its way upstream: none, the caller's, streamed as it arrives, or the
+/// caller's read whole before (to check it against the endpoint's schema).
 #[derive(Debug, Default)]
 pub enum Outgoing {
     #[default]
     Empty,
     Stream(Incoming),
+    Whole(Bytes),
 }
 
-impl From<Option<Incoming>> for Outgoing {
-    fn from(body: Option<Incoming>) -> Outgoing {
-        body.map_or(Outgoing::Empty, Outgoing::Stream)
+impl From<Option<crate::handlers::Inbound>> for Outgoing {
+    fn from(body: Option<crate::handlers::Inbound>) -> Outgoing {
+        match body {
+            None => Outgoing::Empty,
+            Some(crate::handlers::Inbound::Stream(body)) => Outgoing::Stream(body),
+            Some(crate::handlers::Inbound::Read(bytes)) if bytes.is_empty() => Outgoing::Empty,
+            Some(crate::handlers::Inbound::Read(bytes)) => Outgoing::Whole(bytes),
+        }
+    }
+}
+
+impl Outgoing {
+    /// Whether there is nothing to send (so that the request can be sent twice).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Outgoing::Empty => true,
+            Outgoing::Stream(body) => http_body::Body::is_end_stream(body),
+            Outgoing::Whole(_) => false,
+        }
     }
 }
 
@@ -37,6 +55,10 @@ impl http_body::Body for Outgoing {
         match self.get_mut() {
             Outgoing::Empty => Poll::Ready(None),
             Outgoing::Stream(body) => Pin::new(body).poll_frame(cx),
+            Outgoing::Whole(bytes) => {
+                let bytes = std::mem::take(bytes);
+                Poll::Ready((!bytes.is_empty()).then(|| Ok(Frame::data(bytes))))
+            }
         }
     }
 
@@ -44,6 +66,7 @@ impl http_body::Body for Outgoing {
         match self {
             Outgoing::Empty => true,
             Outgoing::Stream(body) => body.is_end_stream(),
+            Outgoing::Whole(bytes) => bytes.is_empty(),
         }
     }
 
@@ -51,6 +74,7 @@ impl http_body::Body for Outgoing {
         match self {
             Outgoing::Empty => SizeHint::with_exact(0),
             Outgoing::Stream(body) => body.size_hint(),
+            Outgoing::Whole(bytes) => SizeHint::with_exact(bytes.len() as u64),
         }
     }
 }

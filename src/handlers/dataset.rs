@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Response, header};
-use hyper::body::Incoming;
 
-use super::{Context, Reply};
+use super::{Context, Inbound, Reply};
 use crate::body::Body;
 use crate::dataset::{self, Op, OutputFormat, Query, QueryError, QuerySettings};
 use crate::datasets::{DatasetSet, LoadedDataset};
@@ -75,7 +74,7 @@ impl DatasetHandler {
         })
     }
 
-    pub fn respond(&self, cx: &Context<'_>, body: Option<Incoming>) -> Reply {
+    pub fn respond(&self, cx: &Context<'_>, body: Option<Inbound>) -> Reply {
         let id = cx.request_id;
         match self.prepare(cx) {
             Err(error) => Reply::Now(error::render(&error, error::id_str(id))),
@@ -205,14 +204,13 @@ struct Job {
 impl Job {
     async fn read_then_answer(
         mut self,
-        body: Option<Incoming>,
+        body: Option<Inbound>,
         limit: u64,
         timeout: Duration,
     ) -> Response<Body> {
         if let Some(body) = body {
-            let whole = usize::try_from(limit).unwrap_or(usize::MAX);
-            match super::drain(body, limit, timeout, whole).await {
-                Ok(read) => self.input = Input::Body(read.bytes),
+            match body.read_whole(limit, timeout).await {
+                Ok(bytes) => self.input = Input::Body(bytes),
                 Err(error) => return error::render(&error, error::id_str(&self.id)),
             }
         }

@@ -74,22 +74,53 @@ struct CompiledRules(Box<[CompiledRule]>);
 /// A rule: its conditions and the response it answers with.
 #[derive(Debug, Clone)]
 struct CompiledRule {
-    /// Query parameters that must be present with these (decoded) values.
-    query: Box<[(Box<str>, Box<str>)]>,
-    /// Headers that must be present with these values.
-    headers: Box<[(HeaderName, HeaderValue)]>,
+    /// Query parameters that must be present with a (decoded) value that passes.
+    query: Box<[(Box<str>, Matcher)]>,
+    /// Headers that must be present with a value that passes.
+    headers: Box<[(HeaderName, Matcher)]>,
     response: MockHandler,
+}
+
+/// One condition's test of a value.
+#[derive(Debug, Clone)]
+enum Matcher {
+    Equals(Box<[u8]>),
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    fn compile(condition: &crate::model::Condition) -> Result<Matcher, HandlerError> {
+        use crate::model::Test;
+        match condition.test() {
+            Some(Test::Equals(value)) => Ok(Matcher::Equals(value.as_bytes().into())),
+            Some(Test::Matches(pattern)) => crate::model::Condition::regex(pattern)
+                .map(Matcher::Regex)
+                .map_err(|e| HandlerError::Mock(format!("invalid pattern `{pattern}`: {e}"))),
+            None => Err(HandlerError::Mock(
+                "a condition gives neither or both of `equals` and `matches`".into(),
+            )),
+        }
+    }
+
+    fn passes(&self, value: &[u8]) -> bool {
+        match self {
+            Matcher::Equals(wanted) => **wanted == *value,
+            Matcher::Regex(regex) => std::str::from_utf8(value).is_ok_and(|v| regex.is_match(v)),
+        }
+    }
 }
 
 impl CompiledRule {
     fn holds(&self, query: Option<&str>, headers: &HeaderMap) -> bool {
-        self.headers
-            .iter()
-            .all(|(name, value)| headers.get_all(name).iter().any(|v| v == value))
-            && self.query.iter().all(|(name, value)| {
-                form_urlencoded::parse(query.unwrap_or("").as_bytes())
-                    .any(|(n, v)| *n == **name && *v == **value)
-            })
+        self.headers.iter().all(|(name, matcher)| {
+            headers
+                .get_all(name)
+                .iter()
+                .any(|v| matcher.passes(v.as_bytes()))
+        }) && self.query.iter().all(|(name, matcher)| {
+            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+                .any(|(n, v)| *n == **name && matcher.passes(v.as_bytes()))
+        })
     }
 }
 
@@ -184,13 +215,7 @@ impl MockHandler {
                                     HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                                         HandlerError::Mock(format!("invalid header name `{name}`"))
                                     })?;
-                                let value =
-                                    HeaderValue::from_str(condition.equals()).map_err(|_| {
-                                        HandlerError::Mock(format!(
-                                            "invalid value for header `{name}`"
-                                        ))
-                                    })?;
-                                Ok((name, value))
+                                Ok((name, Matcher::compile(condition)?))
                             })
                             .collect::<Result<_, HandlerError>>()?;
                         let query = rule
@@ -198,9 +223,9 @@ impl MockHandler {
                             .query
                             .iter()
                             .map(|(name, condition)| {
-                                (name.as_str().into(), condition.equals().into())
+                                Ok((name.as_str().into(), Matcher::compile(condition)?))
                             })
-                            .collect();
+                            .collect::<Result<_, HandlerError>>()?;
                         Ok(CompiledRule {
                             query,
                             headers,

@@ -59,6 +59,9 @@ pub struct Context<'a> {
 /// next request.
 pub struct RequestBody {
     body: Option<Incoming>,
+    /// The body, already read whole: the pipeline read it to check it against the
+    /// endpoint's schema before the handler ran.
+    read: Option<bytes::Bytes>,
     /// The connection itself, once answered with `101 Switching Protocols`, for a request
     /// that asks for an upgrade (WebSocket) and a handler that can forward one.
     upgrade: Option<hyper::upgrade::OnUpgrade>,
@@ -68,6 +71,7 @@ impl RequestBody {
     pub fn new(body: Incoming) -> RequestBody {
         RequestBody {
             body: Some(body),
+            read: None,
             upgrade: None,
         }
     }
@@ -76,12 +80,26 @@ impl RequestBody {
     pub fn from_rest(body: Option<Incoming>) -> RequestBody {
         RequestBody {
             body,
+            read: None,
             upgrade: None,
         }
     }
 
-    pub fn take(&mut self) -> Option<Incoming> {
-        self.body.take()
+    /// A body the pipeline has read whole (to check it), for the handler.
+    pub fn read(bytes: bytes::Bytes) -> RequestBody {
+        RequestBody {
+            body: None,
+            read: Some(bytes),
+            upgrade: None,
+        }
+    }
+
+    /// The body, for a handler that reads or forwards it.
+    pub fn take(&mut self) -> Option<Inbound> {
+        match self.read.take() {
+            Some(bytes) => Some(Inbound::Read(bytes)),
+            None => self.body.take().map(Inbound::Stream),
+        }
     }
 
     /// Hands over the connection's upgrade, if the request asked for one.
@@ -96,6 +114,29 @@ impl RequestBody {
     /// What is left for the pipeline to drain.
     pub fn into_rest(self) -> Option<Incoming> {
         self.body
+    }
+}
+
+/// A request body as a handler takes it: still arriving, or already read whole.
+pub enum Inbound {
+    Stream(Incoming),
+    Read(bytes::Bytes),
+}
+
+impl Inbound {
+    /// The whole body: read now, refusing one longer than `limit` or still arriving after
+    /// `timeout`, or as it was already read.
+    pub async fn read_whole(self, limit: u64, timeout: Duration) -> Result<bytes::Bytes, ApiError> {
+        match self {
+            Inbound::Read(bytes) => Ok(bytes),
+            Inbound::Stream(body) => {
+                // Kept whole: the capture is the limit, past which the body is refused.
+                let whole = usize::try_from(limit).unwrap_or(usize::MAX);
+                drain(body, limit, timeout, whole)
+                    .await
+                    .map(|read| read.bytes)
+            }
+        }
     }
 }
 
@@ -151,15 +192,6 @@ impl Handler {
             HandlerSpec::Dataset(spec) => dataset::DatasetHandler::compile(spec)
                 .map(Handler::Dataset)
                 .map_err(HandlerError::Dataset),
-        }
-    }
-
-    /// A mock's answer to a request with this query and these headers (its rules read
-    /// them); `None` for any other kind of handler.
-    pub fn respond_mock(&self, query: Option<&str>, headers: &HeaderMap) -> Option<Reply> {
-        match self {
-            Handler::Mock(mock) => Some(mock.respond_to(query, headers)),
-            Handler::Proxy(_) | Handler::Script(_) | Handler::Dataset(_) => None,
         }
     }
 

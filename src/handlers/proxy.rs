@@ -21,13 +21,11 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body::Body as _;
-use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use smallvec::SmallVec;
 
-use super::{Context, Reply};
+use super::{Context, Inbound, Reply};
 use crate::backends::{
     Failure, Outgoing, Returning, SendError, Tail, Targets, Upstream, client::Chain, health,
 };
@@ -64,7 +62,7 @@ impl ProxyHandler {
     pub fn respond(
         &self,
         cx: &Context<'_>,
-        body: Option<Incoming>,
+        body: Option<Inbound>,
         upgrade: Option<OnUpgrade>,
     ) -> Reply {
         let id = cx.request_id;
@@ -153,13 +151,12 @@ impl Exchange {
         mut index: usize,
         mut uri: Uri,
         mut headers: HeaderMap,
-        body: Option<Incoming>,
+        body: Option<Inbound>,
     ) -> Response<Body> {
         let deadline = tokio::time::Instant::now() + self.upstream.timeout();
-        // Only a request without a body can be sent twice: a body is read as it is sent.
-        let mut again =
-            body.as_ref().is_none_or(|body| body.is_end_stream()) && self.targets.len() > 1;
         let mut body = Outgoing::from(body);
+        // Only a request without a body can be sent twice: a body is read as it is sent.
+        let mut again = body.is_empty() && self.targets.len() > 1;
         loop {
             let Some(target) = self.targets.get(index) else {
                 return unavailable(&self.backend, &self.id);

@@ -15,9 +15,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
-use hyper::body::Incoming;
 
-use super::{Context, Reply};
+use super::{Context, Inbound, Reply};
 use crate::body::Body;
 use crate::error::{self, ApiError, Code};
 use crate::script::{self, CallError, Script};
@@ -34,7 +33,7 @@ impl ScriptHandler {
         ScriptHandler { script, route }
     }
 
-    pub fn respond(&self, cx: &Context<'_>, body: Option<Incoming>) -> Reply {
+    pub fn respond(&self, cx: &Context<'_>, body: Option<Inbound>) -> Reply {
         let request = script::Request {
             method: cx.method.as_str().to_owned(),
             path: cx.path.to_owned(),
@@ -79,12 +78,10 @@ struct Call {
 }
 
 impl Call {
-    async fn run(self, mut request: script::Request, body: Option<Incoming>) -> Response<Body> {
+    async fn run(self, mut request: script::Request, body: Option<Inbound>) -> Response<Body> {
         if let Some(body) = body {
-            // Kept whole: the capture is the limit, past which the body is refused.
-            let whole = usize::try_from(self.limit).unwrap_or(usize::MAX);
-            match super::drain(body, self.limit, self.timeout, whole).await {
-                Ok(read) => request.body = read.bytes,
+            match body.read_whole(self.limit, self.timeout).await {
+                Ok(bytes) => request.body = bytes,
                 Err(error) => return error::render(&error, error::id_str(&self.id)),
             }
         }

@@ -379,7 +379,8 @@ pub struct When {
     pub headers: std::collections::BTreeMap<String, Condition>,
 }
 
-/// A condition on one value: a string is shorthand for `{"equals": …}`.
+/// A condition on one value: a string is shorthand for `{"equals": …}`; `{"matches": …}`
+/// is a regular expression (Rust `regex` syntax, unanchored: `^…$` for the whole value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum Condition {
@@ -387,19 +388,65 @@ pub enum Condition {
     Is(ConditionForm),
 }
 
-/// The long form of a [`Condition`].
+/// The long form of a [`Condition`]: exactly one of `equals` and `matches`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionForm {
-    pub equals: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equals: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
 }
 
+/// What a [`Condition`] asks of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test<'a> {
+    Equals(&'a str),
+    Matches(&'a str),
+}
+
+/// The longest value or pattern a condition may give.
+pub const MAX_CONDITION: usize = 4096;
+
 impl Condition {
-    /// The value it must equal.
-    pub fn equals(&self) -> &str {
+    /// A condition that the value matches `pattern`.
+    pub fn matching(pattern: impl Into<String>) -> Condition {
+        Condition::Is(ConditionForm {
+            equals: None,
+            matches: Some(pattern.into()),
+        })
+    }
+
+    /// What it asks; `None` for a long form with neither or both of its fields (refused
+    /// by validation).
+    pub fn test(&self) -> Option<Test<'_>> {
         match self {
-            Condition::Equals(value) | Condition::Is(ConditionForm { equals: value }) => value,
+            Condition::Equals(value) => Some(Test::Equals(value)),
+            Condition::Is(ConditionForm {
+                equals: Some(value),
+                matches: None,
+            }) => Some(Test::Equals(value)),
+            Condition::Is(ConditionForm {
+                equals: None,
+                matches: Some(pattern),
+            }) => Some(Test::Matches(pattern)),
+            Condition::Is(_) => None,
         }
+    }
+
+    /// The value it must equal, if that is what it asks.
+    pub fn equals(&self) -> Option<&str> {
+        match self.test() {
+            Some(Test::Equals(value)) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// The compiled pattern of a `matches` condition (bounded in size).
+    pub fn regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
     }
 }
 
@@ -422,12 +469,32 @@ impl When {
                 ));
             }
         }
-        for (name, condition) in self.query.iter().chain(&self.headers) {
-            if name.is_empty() || condition.equals().len() > 4096 {
-                errors.push(FieldError::new(
-                    format!("{prefix}{name}"),
-                    "a name of at least one byte and a value of at most 4096 bytes",
-                ));
+        let all = (self.query.iter().map(|c| ("query", c)))
+            .chain(self.headers.iter().map(|c| ("headers", c)));
+        for (place, (name, condition)) in all {
+            let at = format!("{prefix}{place}.{name}");
+            match condition.test() {
+                None => errors.push(FieldError::new(
+                    at,
+                    "give exactly one of `equals` and `matches`",
+                )),
+                Some(Test::Equals(value) | Test::Matches(value))
+                    if name.is_empty() || value.len() > MAX_CONDITION =>
+                {
+                    errors.push(FieldError::new(
+                        at,
+                        format!("a name of at least one byte and a value of at most {MAX_CONDITION} bytes"),
+                    ));
+                }
+                Some(Test::Matches(pattern)) => {
+                    if let Err(error) = Condition::regex(pattern) {
+                        errors.push(FieldError::new(
+                            format!("{at}.matches"),
+                            format!("is not a regular expression: {error}"),
+                        ));
+                    }
+                }
+                Some(Test::Equals(_)) => {}
             }
         }
     }
@@ -453,8 +520,21 @@ mod tests {
             {"query": {"method": "a"}, "headers": {"x-t": {"equals": "b"}}}
         ))
         .unwrap();
-        assert_eq!(when.query["method"].equals(), "a");
-        assert_eq!(when.headers["x-t"].equals(), "b");
+        assert_eq!(when.query["method"].equals(), Some("a"));
+        assert_eq!(when.headers["x-t"].equals(), Some("b"));
+        let when: When = serde_json::from_value(serde_json::json!(
+            {"headers": {"accept": {"matches": "^text/"}}}
+        ))
+        .unwrap();
+        assert_eq!(when.headers["accept"].test(), Some(Test::Matches("^text/")));
+        let mut errors = Vec::new();
+        let bad: When = serde_json::from_value(serde_json::json!(
+            {"query": {"a": {"matches": "("}, "b": {}, "c": {"equals": "x", "matches": "y"}}}
+        ))
+        .unwrap();
+        bad.validate("", &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["query.a.matches", "query.b", "query.c"]);
         assert!(serde_json::from_value::<When>(serde_json::json!({"query": {"a": 1}})).is_err());
         assert!(serde_json::from_value::<When>(serde_json::json!({"body": {}})).is_err());
     }

@@ -66,6 +66,9 @@ pub struct Entry {
     fixed_headers: Option<Arc<http::HeaderMap>>,
     /// The verified caller, shared.
     subject: Option<Arc<str>>,
+    /// How the answer differs from the endpoint's documented responses, when they are
+    /// checked (development mode) and it does.
+    response_invalid: Option<Box<[crate::error::FieldError]>>,
 }
 
 /// What a new [`Entry`] is made of, borrowed from the request and its answer.
@@ -91,6 +94,9 @@ pub struct Record<'a> {
     /// The caller the project's auth policy verified (an API key's name, a token's
     /// subject); `None` without one.
     pub subject: Option<&'a Arc<str>>,
+    /// How the answer differs from the endpoint's documented responses, if it was checked
+    /// and does.
+    pub response_invalid: Option<Box<[crate::error::FieldError]>>,
 }
 
 /// Room reserved per header before copying (headers are walked once: walking a `HeaderMap`
@@ -126,6 +132,7 @@ impl Entry {
             has_endpoint: false,
             fixed_headers: None,
             subject: None,
+            response_invalid: None,
         };
         entry.fill(record);
         entry
@@ -196,6 +203,7 @@ impl Entry {
         self.has_query = record.query.is_some();
         self.has_endpoint = record.endpoint.is_some();
         self.subject = record.subject.cloned();
+        self.response_invalid = record.response_invalid;
     }
 
     fn part(&self, i: usize) -> &[u8] {
@@ -247,6 +255,12 @@ impl Entry {
     pub fn subject(&self) -> Option<&str> {
         self.subject.as_deref()
     }
+
+    /// How the answer differs from the endpoint's documented responses, if it was checked
+    /// and does.
+    pub fn response_invalid(&self) -> Option<&[crate::error::FieldError]> {
+        self.response_invalid.as_deref()
+    }
 }
 
 impl Serialize for Entry {
@@ -263,6 +277,8 @@ impl Serialize for Entry {
             #[serde(skip_serializing_if = "Option::is_none")]
             subject: Option<&'a str>,
             latency_ms: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            response_invalid: Option<&'a [crate::error::FieldError]>,
         }
         #[derive(Serialize)]
         struct RequestView<'a> {
@@ -304,6 +320,7 @@ impl Serialize for Entry {
             endpoint: self.endpoint(),
             subject: self.subject(),
             latency_ms: self.latency_ns as f64 / 1e6,
+            response_invalid: self.response_invalid(),
         }
         .serialize(serializer)
     }
@@ -619,6 +636,7 @@ mod tests {
             response_body: Captured::default(),
             endpoint: None,
             subject: None,
+            response_invalid: None,
         }
     }
 

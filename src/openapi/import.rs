@@ -52,6 +52,9 @@ pub struct Options {
     pub prefer: Option<String>,
     /// Turn request validation off on the imported endpoints.
     pub no_validation: bool,
+    /// Check the imported endpoints' answers against their documented responses (in
+    /// `development` mode).
+    pub validate_responses: bool,
     /// Serve the paths under the first server URL's path, rather than at the project's root.
     pub keep_base_path: bool,
 }
@@ -552,7 +555,7 @@ impl Reader<'_> {
                     extra: (!extra.is_empty()).then_some(extra),
                     validate: Validation {
                         request: !self.options.no_validation,
-                        response: false,
+                        response: self.options.validate_responses,
                     },
                 },
             })),
@@ -633,53 +636,92 @@ impl Reader<'_> {
             .and_then(Value::as_object);
         if let Some(content) = content.filter(|c| !c.is_empty())
             && !matches!(status, 204 | 304)
-            && let Some((media, object)) = choose_media(content)
+            && let Some((chosen, object)) = choose_media(content)
         {
-            let example = self.example(object);
-            let kind = media_kind(media, object);
-            let typed = |headers: &mut BTreeMap<String, HeaderValues>, value: &str| {
-                if http::HeaderValue::from_str(value).is_ok() {
-                    headers.insert("content-type".into(), HeaderValues::One(value.to_owned()));
+            let base = (mock.clone(), headers.clone());
+            self.fill(&mut mock, &mut headers, chosen, object);
+            // The other media types, for a request whose `Accept` lists one of them first.
+            let mut rules = Vec::new();
+            for (media, object) in content {
+                let essence = essence(media);
+                if media == chosen || essence == "*/*" || essence.contains('*') {
+                    continue;
                 }
-            };
-            match kind {
-                MediaKind::Json => {
-                    if let Some(value) = example {
-                        mock.json = Some(JsonBody::new(&value));
-                    }
-                    let bare = media.split(';').next().unwrap_or("").trim();
-                    if bare != "application/json" && bare != "*/*" && !bare.is_empty() {
-                        typed(&mut headers, media);
-                    }
+                if rules.len() >= MAX_ALTERNATIVES {
+                    break;
                 }
-                MediaKind::Text => {
-                    if let Some(value) = example {
-                        let text = match value {
-                            Value::String(text) => text,
-                            other if media.contains("xml") => to_xml(object, &other),
-                            other => other.to_string(),
-                        };
-                        mock.body = Some(text.into());
-                    }
-                    typed(&mut headers, media);
-                }
-                MediaKind::Binary => {
-                    use base64::Engine;
-                    let bytes = match example {
-                        Some(Value::String(text)) => text.into_bytes(),
-                        _ => binary_body(media),
-                    };
-                    mock.body_base64 = Some(
-                        base64::engine::general_purpose::STANDARD
-                            .encode(bytes)
-                            .into(),
-                    );
-                    typed(&mut headers, media);
-                }
+                let (mut alternative, mut own) = base.clone();
+                self.fill(&mut alternative, &mut own, media, object);
+                alternative.headers = own.into();
+                let mut when = crate::model::When::default();
+                when.headers.insert(
+                    "accept".into(),
+                    crate::model::Condition::matching(accept_first(&essence)),
+                );
+                rules.push(crate::model::Rule {
+                    when,
+                    response: alternative,
+                });
+            }
+            if !rules.is_empty() {
+                mock.rules = Some(Box::new(Rules(rules)));
             }
         }
         mock.headers = headers.into();
         Ok((status, mock))
+    }
+
+    /// Gives `mock` the body of one media type of a response: its example (or a generated
+    /// one) as JSON, text or a small binary body, with its `content-type`.
+    fn fill(
+        &mut self,
+        mock: &mut MockSpec,
+        headers: &mut BTreeMap<String, HeaderValues>,
+        media: &str,
+        object: &Value,
+    ) {
+        let example = self.example(object);
+        let kind = media_kind(media, object);
+        let typed = |headers: &mut BTreeMap<String, HeaderValues>, value: &str| {
+            if http::HeaderValue::from_str(value).is_ok() {
+                headers.insert("content-type".into(), HeaderValues::One(value.to_owned()));
+            }
+        };
+        match kind {
+            MediaKind::Json => {
+                if let Some(value) = example {
+                    mock.json = Some(JsonBody::new(&value));
+                }
+                let bare = media.split(';').next().unwrap_or("").trim();
+                if bare != "application/json" && bare != "*/*" && !bare.is_empty() {
+                    typed(headers, media);
+                }
+            }
+            MediaKind::Text => {
+                if let Some(value) = example {
+                    let text = match value {
+                        Value::String(text) => text,
+                        other if media.contains("xml") => to_xml(object, &other),
+                        other => other.to_string(),
+                    };
+                    mock.body = Some(text.into());
+                }
+                typed(headers, media);
+            }
+            MediaKind::Binary => {
+                use base64::Engine;
+                let bytes = match example {
+                    Some(Value::String(text)) => text.into_bytes(),
+                    _ => binary_body(media),
+                };
+                mock.body_base64 = Some(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(bytes)
+                        .into(),
+                );
+                typed(headers, media);
+            }
+        }
     }
 
     /// The example a media type answers with: its `example`, the first of its `examples`,
@@ -886,7 +928,17 @@ impl Reader<'_> {
                 }
                 seen.push(op.when.clone());
                 let when = serde_json::to_value(&op.when).ok();
-                if let HandlerSpec::Mock(mock) = op.spec.handler {
+                if let HandlerSpec::Mock(mut mock) = op.spec.handler {
+                    // Its answers by `Accept` first, each with its own condition too.
+                    for alternative in mock.rules.take().map(|r| r.0).into_iter().flatten() {
+                        let mut when = op.when.clone();
+                        when.query.extend(alternative.when.query);
+                        when.headers.extend(alternative.when.headers);
+                        rules.push(crate::model::Rule {
+                            when,
+                            response: alternative.response,
+                        });
+                    }
                     rules.push(crate::model::Rule {
                         when: op.when,
                         response: mock,
@@ -911,6 +963,9 @@ impl Reader<'_> {
             if !rules.is_empty()
                 && let HandlerSpec::Mock(mock) = &mut spec.handler
             {
+                // The lead's own answers by `Accept` come after the other operations'.
+                rules.extend(mock.rules.take().map(|r| r.0).into_iter().flatten());
+                rules.truncate(crate::model::MAX_RULES);
                 mock.rules = Some(Box::new(Rules(rules)));
             }
             endpoints.push(spec);
@@ -1124,6 +1179,15 @@ fn choose_response<'a>(
 
 /// The media type answered: JSON first (`application/json`, then any `…/json` or
 /// `…+json`, then `*/*` with a schema), else the first one offered.
+/// The most other media types of one response an endpoint answers by `Accept`.
+const MAX_ALTERNATIVES: usize = 8;
+
+/// The pattern of an `Accept` header that lists `essence` first (any case, parameters such
+/// as `q` aside).
+fn accept_first(essence: &str) -> String {
+    format!(r"(?i)^\s*{}\s*(;|,|$)", regex::escape(essence))
+}
+
 fn choose_media(content: &Map<String, Value>) -> Option<(&str, &Value)> {
     let bare = |media: &str| essence(media);
     content

@@ -1,6 +1,8 @@
-//! Request validation: an endpoint's parameter and body schemas compiled once per revision
-//! into [`Checks`], which the pipeline runs on each request before the handler (422
-//! `request_invalid` with every failing place). Validators are built with the `jsonschema`
+//! Request and response validation: an endpoint's parameter, body and response schemas
+//! compiled once per revision into [`Checks`], which the pipeline runs on each request
+//! before the handler (422 `request_invalid` with every failing place) and, for an endpoint
+//! that asks and a project in `development` mode, on each answer (its mismatches logged and
+//! flagged in the journal; the answer is sent as it is). Validators are built with the `jsonschema`
 //! crate (JSON Schema 2020-12; `format` asserted), each over the part of the project's
 //! `components` its schemas reach, never per request.
 //!
@@ -29,6 +31,42 @@ pub struct Checks {
     query: Vec<Param>,
     headers: Vec<Param>,
     body: Option<Body>,
+    /// Whether any of the above checks something.
+    request: bool,
+    /// The documented answers, when they are checked.
+    responses: Option<Responses>,
+}
+
+/// What an endpoint's answers are checked against: its documented responses.
+struct Responses {
+    documented: Vec<Documented>,
+}
+
+/// One documented response.
+struct Documented {
+    status: StatusKey,
+    /// The media types it documents (their essences), each with a validator for a JSON
+    /// one with a schema. Empty: the response has no body.
+    content: Vec<(String, Option<jsonschema::Validator>)>,
+    /// Its documented headers that are required or have a schema.
+    headers: Vec<Param>,
+}
+
+/// Which statuses a documented response covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusKey {
+    Exact(u16),
+    /// `4XX`: the hundreds digit.
+    Range(u16),
+    Default,
+}
+
+/// An answer, as far as its checks need it.
+pub struct AnswerView<'a> {
+    pub status: u16,
+    pub headers: &'a HeaderMap,
+    /// Its body; `None` for the answer to a `HEAD` request, whose body is not sent.
+    pub body: Option<&'a [u8]>,
 }
 
 impl std::fmt::Debug for Checks {
@@ -38,6 +76,10 @@ impl std::fmt::Debug for Checks {
             .field("query", &self.query.len())
             .field("headers", &self.headers.len())
             .field("body", &self.body.is_some())
+            .field(
+                "responses",
+                &self.responses.as_ref().map(|r| r.documented.len()),
+            )
             .finish()
     }
 }
@@ -106,9 +148,6 @@ impl Checks {
         let Some(operation) = spec.docs.as_deref().map(|d| &d.operation) else {
             return Ok(None);
         };
-        if !operation.validate.request {
-            return Ok(None);
-        }
         let empty = json!({});
         let root = docs.map_or(&empty, |docs| docs.root());
         let mut checks = Checks {
@@ -117,7 +156,31 @@ impl Checks {
             query: Vec::new(),
             headers: Vec::new(),
             body: None,
+            request: false,
+            responses: None,
         };
+        if operation.validate.response
+            && let Some(responses) = &operation.responses
+        {
+            checks.responses = Some(Responses::compile(responses, root)?);
+        }
+        if operation.validate.request {
+            checks.compile_request(operation, root)?;
+        }
+        checks.request = !(checks.path.is_empty()
+            && checks.query.is_empty()
+            && checks.headers.is_empty()
+            && checks.body.is_none());
+        Ok((checks.request || checks.responses.is_some()).then_some(checks))
+    }
+
+    /// The request's checks of `operation`.
+    fn compile_request(
+        &mut self,
+        operation: &crate::model::Operation,
+        root: &Value,
+    ) -> Result<(), SchemaError> {
+        let checks = self;
         for (i, (place, name, object)) in operation.parameters().enumerate() {
             let at = format!("parameters[{i}].schema");
             let schema = object.get("schema").or_else(|| {
@@ -138,7 +201,9 @@ impl Checks {
             // Objects in a query or header have styles (`deepObject`, exploded forms) this
             // check does not read: they are checked for presence only.
             let validator = match schema {
-                Some(schema) if json || !types.object => Some(validator(schema, root, &at)?),
+                Some(schema) if json || !types.object => {
+                    Some(validator(schema, root, &at, Direction::Request)?)
+                }
                 _ => None,
             };
             if validator.is_none() && !required {
@@ -174,12 +239,15 @@ impl Checks {
                 };
                 let at = format!("request_body.content.{media}.schema");
                 if json.is_none() && is_json(&essence) {
-                    json = Some(validator(schema, root, &at)?);
+                    json = Some(validator(schema, root, &at, Direction::Request)?);
                 } else if form.is_none() && essence == "application/x-www-form-urlencoded" {
                     // A form is fields of text: only an object's schema can check one.
                     let properties = resolve_properties(schema, root);
                     if !properties.is_empty() {
-                        form = Some((validator(schema, root, &at)?, properties));
+                        form = Some((
+                            validator(schema, root, &at, Direction::Request)?,
+                            properties,
+                        ));
                     }
                 }
             }
@@ -197,11 +265,28 @@ impl Checks {
                 root,
             );
         }
-        let empty = checks.path.is_empty()
-            && checks.query.is_empty()
-            && checks.headers.is_empty()
-            && checks.body.is_none();
-        Ok((!empty).then_some(checks))
+        Ok(())
+    }
+
+    /// Whether the request is checked (its head, and maybe its body) before the handler.
+    #[inline]
+    pub fn checks_request(&self) -> bool {
+        self.request
+    }
+
+    /// Whether answers are checked against the documented responses.
+    #[inline]
+    pub fn checks_responses(&self) -> bool {
+        self.responses.is_some()
+    }
+
+    /// The mismatches of an answer with the documented responses (none when they are not
+    /// checked).
+    pub fn answer(&self, answer: &AnswerView<'_>) -> Vec<Failure> {
+        match &self.responses {
+            Some(responses) => responses.check(answer),
+            None => Vec::new(),
+        }
     }
 
     /// Whether the request body must be read to check it.
@@ -313,6 +398,191 @@ impl Checks {
                 }
             }
             collect(validator, &Value::Object(object), "body", &mut failures);
+        }
+        failures.truncate(MAX_FAILURES);
+        failures
+    }
+}
+
+impl Responses {
+    fn compile(responses: &Map<String, Value>, root: &Value) -> Result<Responses, SchemaError> {
+        let mut documented = Vec::new();
+        for (key, response) in responses {
+            let status = match key.as_bytes() {
+                b"default" => StatusKey::Default,
+                [d @ b'1'..=b'5', b'X' | b'x', b'X' | b'x'] => {
+                    StatusKey::Range(u16::from(d - b'0'))
+                }
+                _ => match key.parse::<u16>() {
+                    Ok(code) if (100..=599).contains(&code) => StatusKey::Exact(code),
+                    _ => continue,
+                },
+            };
+            // A `$ref` to `components/responses`.
+            let response = match response.get("$ref").and_then(Value::as_str) {
+                Some(reference) => schema::resolve(root, reference).unwrap_or(response),
+                None => response,
+            };
+            let mut content = Vec::new();
+            for (media, object) in response
+                .get("content")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let essence = essence(media);
+                let check = match object.get("schema") {
+                    Some(schema) if is_json(&essence) || essence == "*/*" => Some(validator(
+                        schema,
+                        root,
+                        &format!("responses.{key}.content.{media}.schema"),
+                        Direction::Response,
+                    )?),
+                    _ => None,
+                };
+                content.push((essence, check));
+            }
+            let mut headers = Vec::new();
+            for (name, header) in response
+                .get("headers")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
+                let header = match header.get("$ref").and_then(Value::as_str) {
+                    Some(reference) => schema::resolve(root, reference).unwrap_or(header),
+                    None => header,
+                };
+                let lower = name.to_ascii_lowercase();
+                // The answer's own framing, not the handler's to match.
+                if lower == "content-type" {
+                    continue;
+                }
+                let required = header.get("required").and_then(Value::as_bool) == Some(true);
+                let schema = header.get("schema");
+                let types = schema.map(|s| types_of(s, root)).unwrap_or_default();
+                let validator = match schema {
+                    Some(schema) if !types.object => Some(validator(
+                        schema,
+                        root,
+                        &format!("responses.{key}.headers.{name}.schema"),
+                        Direction::Response,
+                    )?),
+                    _ => None,
+                };
+                if required || validator.is_some() {
+                    headers.push(Param {
+                        name: lower,
+                        required,
+                        json: false,
+                        types,
+                        validator,
+                    });
+                }
+            }
+            documented.push(Documented {
+                status,
+                content,
+                headers,
+            });
+        }
+        Ok(Responses { documented })
+    }
+
+    /// The documented response an answer with `status` is: the exact status, else its
+    /// range, else `default`.
+    fn find(&self, status: u16) -> Option<&Documented> {
+        let by = |key: StatusKey| self.documented.iter().find(|d| d.status == key);
+        by(StatusKey::Exact(status))
+            .or_else(|| by(StatusKey::Range(status / 100)))
+            .or_else(|| by(StatusKey::Default))
+    }
+
+    fn check(&self, answer: &AnswerView<'_>) -> Vec<Failure> {
+        let mut failures = Vec::new();
+        let Some(documented) = self.find(answer.status) else {
+            let listed: Vec<String> = self
+                .documented
+                .iter()
+                .map(|d| match d.status {
+                    StatusKey::Exact(code) => code.to_string(),
+                    StatusKey::Range(d) => format!("{d}XX"),
+                    StatusKey::Default => "default".into(),
+                })
+                .collect();
+            failures.push(Failure {
+                at: "response.status".into(),
+                message: format!(
+                    "status {} is not documented (documented: {})",
+                    answer.status,
+                    listed.join(", ")
+                ),
+            });
+            return failures;
+        };
+        for header in &documented.headers {
+            let values: Vec<String> = answer
+                .headers
+                .get_all(header.name.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::to_owned)
+                .collect();
+            header.check(
+                "response.header",
+                (!values.is_empty()).then_some(values),
+                &mut failures,
+            );
+        }
+        let Some(body) = answer.body else {
+            return failures;
+        };
+        let media = answer
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(essence)
+            .unwrap_or_default();
+        if documented.content.is_empty() {
+            if !body.is_empty() {
+                failures.push(Failure {
+                    at: "response.body".into(),
+                    message: "the documented response has no body, but the answer has one".into(),
+                });
+            }
+            return failures;
+        }
+        if body.is_empty() {
+            failures.push(Failure {
+                at: "response.body".into(),
+                message: "the answer has no body; the documented response has content".into(),
+            });
+            return failures;
+        }
+        let by = |wanted: &str| documented.content.iter().find(|(m, _)| m == wanted);
+        let wildcard = media
+            .split_once('/')
+            .map(|(kind, _)| format!("{kind}/*"))
+            .unwrap_or_default();
+        let Some((_, check)) = by(&media).or_else(|| by(&wildcard)).or_else(|| by("*/*")) else {
+            let listed: Vec<&str> = documented.content.iter().map(|(m, _)| m.as_str()).collect();
+            failures.push(Failure {
+                at: "response.header.content-type".into(),
+                message: format!(
+                    "`{media}` is not a documented media type of this response ({})",
+                    listed.join(", ")
+                ),
+            });
+            return failures;
+        };
+        if let Some(validator) = check {
+            match serde_json::from_slice::<Value>(body) {
+                Err(error) => failures.push(Failure {
+                    at: "response.body".into(),
+                    message: format!("is not valid JSON: {error}"),
+                }),
+                Ok(value) => collect(validator, &value, "response.body", &mut failures),
+            }
         }
         failures.truncate(MAX_FAILURES);
         failures
@@ -500,12 +770,83 @@ fn resolve_properties(schema: &Value, root: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// Checks every schema an endpoint gives (its parameters', request body's and responses',
+/// validated or not) for keywords that would be left out of its checks: a keyword whose
+/// value has the wrong shape (`minimum: "5"`, `required: true` on a property), a pattern
+/// the regex engine cannot compile, a `$ref` that leads nowhere. An imported document is
+/// taken as it is, with those listed as not enforced; a schema written for an endpoint is
+/// held to this, so that a typo is an error rather than a check that silently never runs.
+pub fn lint(spec: &EndpointSpec, docs: Option<&ProjectDocs>) -> Result<(), SchemaError> {
+    let Some(operation) = spec.docs.as_deref().map(|d| &d.operation) else {
+        return Ok(());
+    };
+    let empty = json!({});
+    let root = docs.map_or(&empty, |docs| docs.root());
+    let mut schemas: Vec<(String, &Value)> = Vec::new();
+    fn in_content<'v>(at: &str, object: &'v Value, schemas: &mut Vec<(String, &'v Value)>) {
+        for (media, m) in object
+            .get("content")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(schema) = m.get("schema") {
+                schemas.push((format!("{at}content.{media}.schema"), schema));
+            }
+        }
+    }
+    for (i, parameter) in operation.parameters.iter().enumerate() {
+        let at = format!("parameters[{i}].");
+        if let Some(schema) = parameter.get("schema") {
+            schemas.push((format!("{at}schema"), schema));
+        }
+        in_content(&at, parameter, &mut schemas);
+    }
+    if let Some(body) = &operation.request_body {
+        in_content("request_body.", body, &mut schemas);
+    }
+    for (status, response) in operation.responses.iter().flatten() {
+        let at = format!("responses.{status}.");
+        in_content(&at, response, &mut schemas);
+        for (name, header) in response
+            .get("headers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(schema) = header.get("schema") {
+                schemas.push((format!("{at}headers.{name}.schema"), schema));
+            }
+        }
+    }
+    for (at, schema) in schemas {
+        let normalized = schema::normalize(schema, Version::V3_1, root, Direction::Request);
+        if let Some(note) = normalized.notes.first() {
+            let reason = note
+                .reason
+                .strip_suffix("; it is not enforced")
+                .unwrap_or(&note.reason);
+            return Err(SchemaError {
+                at: format!("{at}{}", note.pointer.replace('/', ".")),
+                message: reason.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A validator for a schema of the project (OpenAPI 3.1: JSON Schema 2020-12), for requests
-/// (`readOnly` properties not required), over the components it reaches.
-fn validator(schema: &Value, root: &Value, at: &str) -> Result<jsonschema::Validator, SchemaError> {
-    let normalized = schema::normalize(schema, Version::V3_1, root, Direction::Request);
+/// (`readOnly` properties not required) or answers (`writeOnly` ones not required), over
+/// the components it reaches.
+fn validator(
+    schema: &Value,
+    root: &Value,
+    at: &str,
+    direction: Direction,
+) -> Result<jsonschema::Validator, SchemaError> {
+    let normalized = schema::normalize(schema, Version::V3_1, root, direction);
     let reached = reach(&normalized.schema, root);
-    let reached = schema::normalize_document(&reached, Version::V3_1, Direction::Request).schema;
+    let reached = schema::normalize_document(&reached, Version::V3_1, direction).schema;
     schema::normalize::compile_with(&normalized.schema, &reached, true).map_err(|error| {
         SchemaError {
             at: at.to_owned(),

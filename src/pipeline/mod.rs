@@ -122,68 +122,104 @@ fn project_docs(
     Some(Ok(Reply::Now(response)))
 }
 
-/// The endpoint's request checks (its OpenAPI schemas), before the handler: a `422
-/// request_invalid` naming every failing place of the head, or, for a mock whose request
-/// body is checked, a reply that reads the body, checks it and then answers. `None`: go on
-/// to the handler.
+/// The endpoint's checks of a request's head (its OpenAPI schemas), before the handler: a
+/// `422 request_invalid` naming every failing place of the path, query and headers.
 #[cold]
-fn checked(
+fn check_head(
     checks: &crate::openapi::validate::Checks,
-    endpoint: &Arc<crate::routing::CompiledEndpoint>,
     params: &crate::routing::matcher::Params<'_, '_>,
     head: &Parts,
-    body: &mut RequestBody,
-    limits: (u64, Duration),
-    id: &HeaderValue,
-) -> Option<Result<Reply, ApiError>> {
+) -> Result<(), ApiError> {
     let params: Vec<(&str, &str)> = params.iter().collect();
     let failures = checks.head(&params, head.uri.query(), &head.headers);
-    if !failures.is_empty() {
-        return Some(Err(request_invalid(failures)));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(request_invalid(failures))
     }
-    if !checks.reads_body() || !matches!(endpoint.handler, crate::handlers::Handler::Mock(_)) {
+}
+
+/// Reads a request body whole (within the body limits) and checks it against the
+/// endpoint's schema: the body for the handler, or a `422 request_invalid`. `captured` gets
+/// its start, for the journal.
+#[cold]
+async fn check_body(
+    checks: &crate::openapi::validate::Checks,
+    head: &Parts,
+    unread: Option<Incoming>,
+    limits: (u64, Duration),
+    capture: usize,
+    captured: &mut Captured,
+) -> Result<RequestBody, ApiError> {
+    let (limit, timeout) = limits;
+    let bytes = match unread {
+        Some(incoming) if !incoming.is_end_stream() => {
+            let whole = usize::try_from(limit).unwrap_or(usize::MAX);
+            drain(incoming, limit, timeout, whole).await?.bytes
+        }
+        _ => bytes::Bytes::new(),
+    };
+    *captured = Captured {
+        bytes: bytes.slice(..bytes.len().min(capture)),
+        length: Some(bytes.len() as u64),
+        truncated: bytes.len() > capture,
+    };
+    let failures = checks.body(&crate::openapi::validate::RequestBodyView {
+        content_type: head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+        bytes: &bytes,
+    });
+    if failures.is_empty() {
+        Ok(RequestBody::read(bytes))
+    } else {
+        Err(request_invalid(failures))
+    }
+}
+
+/// How a handler's answer differs from its endpoint's documented responses, in a project
+/// in `development` mode (else `None`): logged, for the journal. The answer is sent as it
+/// is. A body that was not read whole (an upstream's, streamed past what is checked) is
+/// not checked.
+#[cold]
+fn check_answer(
+    checks: &crate::openapi::validate::Checks,
+    project: &CompiledProject,
+    head: &Parts,
+    response: &Response<Body>,
+    id: &HeaderValue,
+) -> Option<Box<[error::FieldError]>> {
+    if project.def.mode != crate::model::Mode::Development {
         return None;
     }
-    let incoming = body.take();
-    let endpoint = Arc::clone(endpoint);
-    let content_type = head.headers.get(http::header::CONTENT_TYPE).cloned();
-    // A mock's rules read the query and headers.
-    let (query, headers) = (head.uri.query().map(str::to_owned), head.headers.clone());
-    let id = id.clone();
-    let (limit, timeout) = limits;
-    Some(Ok(Reply::Later(Box::pin(async move {
-        let bytes = match incoming {
-            None => Ok(bytes::Bytes::new()),
-            Some(incoming) => {
-                let capture = usize::try_from(limit).unwrap_or(usize::MAX);
-                drain(incoming, limit, timeout, capture)
-                    .await
-                    .map(|c| c.bytes)
-            }
-        };
-        let failures = bytes.map(|bytes| {
-            let Some(checks) = &endpoint.checks else {
-                return Vec::new();
-            };
-            checks.body(&crate::openapi::validate::RequestBodyView {
-                content_type: content_type.as_ref().and_then(|v| v.to_str().ok()),
-                bytes: &bytes,
-            })
-        });
-        match failures {
-            Err(error) => error::render(&error, error::id_str(&id)),
-            Ok(failures) if !failures.is_empty() => {
-                error::render(&request_invalid(failures), error::id_str(&id))
-            }
-            Ok(_) => match endpoint.handler.respond_mock(query.as_deref(), &headers) {
-                Some(reply) => reply.answer().await,
-                None => error::render(
-                    &ApiError::internal(&"a checked body for a handler that is not a mock"),
-                    error::id_str(&id),
-                ),
-            },
-        }
-    }))))
+    let body: Option<&[u8]> = match response.body() {
+        _ if head.method == http::Method::HEAD => None,
+        Body::Full(bytes) => Some(bytes.as_deref().unwrap_or_default()),
+        Body::Axum(_) | Body::Upstream(_) => None,
+    };
+    let failures = checks.answer(&crate::openapi::validate::AnswerView {
+        status: response.status().as_u16(),
+        headers: response.headers(),
+        body,
+    });
+    let first = failures.first()?;
+    tracing::warn!(
+        request_id = error::id_str(id),
+        project = %project.def.mount(),
+        method = %head.method,
+        path = head.uri.path(),
+        status = response.status().as_u16(),
+        mismatches = failures.len(),
+        first = %format_args!("{}: {}", first.at, first.message),
+        "an answer does not match its endpoint's documented responses"
+    );
+    Some(
+        failures
+            .into_iter()
+            .map(|f| error::FieldError::new(f.at, f.message))
+            .collect(),
+    )
 }
 
 /// The 422 of a request that does not match its endpoint's schemas.
@@ -223,9 +259,30 @@ pub(crate) struct Waiting {
     mounted: Option<Mounted>,
     reply: Result<Reply, ApiError>,
     unread: Option<Incoming>,
-    /// A policy check that has to wait (a key set to fetch): the handler runs after it, in
-    /// [`Pipeline::finish`], and `reply` is not used.
-    verify: Option<Pending>,
+    /// What has to happen before the handler runs, in [`Pipeline::finish`] (`reply` is not
+    /// used then).
+    then: Option<Then>,
+}
+
+/// A request whose handler runs late, with what it needs.
+struct Later<'a> {
+    head: &'a mut Parts,
+    mounted: &'a Mounted,
+    /// The caller, as the project's policy verified it.
+    identity: Option<Identity>,
+    /// Whether the endpoint's checks of the head already passed.
+    head_checked: bool,
+    /// How much of the body the journal keeps.
+    capture: usize,
+}
+
+/// What a request waits for before its handler runs.
+enum Then {
+    /// A policy check that has to wait (a key set to fetch).
+    Verify(Pending),
+    /// Its body, to check it against the endpoint's schema; the caller as the policy
+    /// verified it.
+    CheckBody(Option<Identity>),
 }
 
 /// An answer, for the record stage.
@@ -361,7 +418,7 @@ impl Pipeline {
         }
         // Stage 1b: the endpoint.
         let mut identity: Option<Identity> = None;
-        let mut verify = None;
+        let mut then = None;
         let (reply, endpoint) = match project.lookup(&head.method, rest) {
             ProjectLookup::Found {
                 endpoint,
@@ -371,23 +428,22 @@ impl Pipeline {
                 // Stage 2: the project's policy.
                 match policy::check(&project, index, &head, peer, self.accounts.as_ref()) {
                     Ok(Checked::Later(pending)) => {
-                        verify = Some(pending);
+                        then = Some(Then::Verify(pending));
                         (Err(ApiError::not_found()), Some(index))
                     }
                     Ok(Checked::Now(verified)) => 'handler: {
                         identity = verified;
                         if let Some(checks) = &endpoint.checks
-                            && let Some(reply) = checked(
-                                checks,
-                                endpoint,
-                                &params,
-                                &head,
-                                &mut body,
-                                (self.body_limit, self.body_read_timeout),
-                                id,
-                            )
+                            && checks.checks_request()
                         {
-                            break 'handler (reply, Some(index));
+                            if let Err(error) = check_head(checks, &params, &head) {
+                                break 'handler (Err(error), Some(index));
+                            }
+                            if checks.reads_body() {
+                                // The handler runs once the body is read and checked.
+                                then = Some(Then::CheckBody(identity.clone()));
+                                break 'handler (Err(ApiError::not_found()), Some(index));
+                            }
                         }
                         // Stage 3: the handler. hyper leaves an upgrade in the extensions
                         // only of a request that asks for one (WebSocket).
@@ -438,14 +494,15 @@ impl Pipeline {
             endpoint,
             subject: identity.map(|i| i.subject),
         };
-        if let Some(pending) = verify {
-            // The policy check has to wait: the handler runs after it, in `finish`.
+        if then.is_some() {
+            // The policy check, or the body's, has to wait: the handler runs after it, in
+            // `finish`.
             return Served::Waiting(Box::new(Waiting {
                 head,
                 mounted: Some(mounted),
                 reply,
                 unread: body.into_rest(),
-                verify: Some(pending),
+                then,
             }));
         }
         self.answer(
@@ -497,7 +554,7 @@ impl Pipeline {
                 mounted,
                 reply,
                 unread,
-                verify: None,
+                then: None,
             })),
         }
     }
@@ -516,31 +573,54 @@ impl Pipeline {
             mut mounted,
             mut reply,
             mut unread,
-            verify,
+            then,
         } = *waiting;
-        if let Some(pending) = verify {
-            reply = match (pending.await, &mut mounted) {
-                (Ok(identity), Some(at)) => {
-                    at.subject = identity.as_ref().map(|i| i.subject.clone());
-                    self.respond_later(&mut head, at, identity, &mut unread, id, peer)
-                }
-                (Ok(_), None) => Err(ApiError::internal(&"a verified request without a project")),
-                (Err(error), _) => Err(error),
-            };
-            if reply.is_err()
-                && let Some(at) = &mut mounted
-            {
-                // Refused by the policy: not the endpoint's answer (as when refused at once).
-                at.endpoint = None;
-            }
-        }
         let capture = match &mounted {
             Some(mounted) if mounted.project.journal_size(self.telemetry.journal_size) > 0 => {
                 self.telemetry.journal_body
             }
             _ => 0,
         };
-        let (mut response, body, handler) = self.wait(reply, unread, id, capture).await;
+        let mut captured = Captured::default();
+        if let Some(then) = then {
+            let (identity, head_checked) = match then {
+                Then::Verify(pending) => match pending.await {
+                    Ok(identity) => (Ok(identity), false),
+                    Err(error) => {
+                        if let Some(at) = &mut mounted {
+                            // Refused by the policy: not the endpoint's answer (as when
+                            // refused at once).
+                            at.endpoint = None;
+                        }
+                        (Err(error), false)
+                    }
+                },
+                Then::CheckBody(identity) => (Ok(identity), true),
+            };
+            reply = match (identity, &mut mounted) {
+                (Ok(identity), Some(at)) => {
+                    at.subject = identity.as_ref().map(|i| i.subject.clone());
+                    let later = Later {
+                        head: &mut head,
+                        mounted: at,
+                        identity,
+                        head_checked,
+                        capture,
+                    };
+                    self.respond_later(later, &mut unread, &mut captured, id, peer)
+                        .await
+                }
+                (Ok(_), None) => Err(ApiError::internal(&"a verified request without a project")),
+                (Err(error), _) => Err(error),
+            };
+        }
+        let (mut response, body, handler) = self.wait(reply, unread, id, capture, captured).await;
+        if handler
+            && let Some(at) = &mounted
+            && matches!(response.body(), Body::Upstream(_))
+        {
+            response = self.gather_to_check(&head, at, response).await;
+        }
         cors_headers(&head, mounted.as_ref(), &mut response);
         let answer = Answered {
             response: &response,
@@ -551,45 +631,46 @@ impl Pipeline {
         response
     }
 
-    /// Stage 3 for a request whose policy check had to wait: finds its endpoint again (the
-    /// same revision, so the same one) and runs the handler with the verified caller.
-    fn respond_later(
+    /// Stage 3 for a request that waited for its policy check or for its body: finds its
+    /// endpoint again (the same revision, so the same one), checks what is left to check
+    /// and runs the handler with the verified caller. A body read to be checked goes to the
+    /// handler whole, and its start to `captured`, for the journal.
+    async fn respond_later(
         &self,
-        head: &mut Parts,
-        mounted: &Mounted,
-        identity: Option<Identity>,
+        later: Later<'_>,
         unread: &mut Option<Incoming>,
+        captured: &mut Captured,
         id: &HeaderValue,
         peer: SocketAddr,
     ) -> Result<Reply, ApiError> {
-        let upgrade = head.extensions.remove::<hyper::upgrade::OnUpgrade>();
-        let head = &*head;
-        let project = &mounted.project;
-        let rest = mounted.rest(head.uri.path());
+        let upgrade = later.head.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        let head = &*later.head;
+        let project = &later.mounted.project;
+        let rest = later.mounted.rest(head.uri.path());
         let ProjectLookup::Found {
             endpoint, params, ..
         } = project.lookup(&head.method, rest)
         else {
             return Err(ApiError::internal(&"a verified request's endpoint is gone"));
         };
-        let mut body = RequestBody::from_rest(unread.take());
+        let mut body = match &endpoint.checks {
+            Some(checks) if checks.checks_request() => {
+                if !later.head_checked {
+                    check_head(checks, &params, head)?;
+                }
+                if checks.reads_body() {
+                    let limits = (self.body_limit, self.body_read_timeout);
+                    check_body(checks, head, unread.take(), limits, later.capture, captured).await?
+                } else {
+                    RequestBody::from_rest(unread.take())
+                }
+            }
+            _ => RequestBody::from_rest(unread.take()),
+        };
         if endpoint.handler.forwards_upgrades() {
             body.set_upgrade(upgrade);
         }
-        if let Some(checks) = &endpoint.checks
-            && let Some(reply) = checked(
-                checks,
-                endpoint,
-                &params,
-                head,
-                &mut body,
-                (self.body_limit, self.body_read_timeout),
-                id,
-            )
-        {
-            *unread = body.into_rest();
-            return reply;
-        }
+        let identity = later.identity;
         let cx = || {
             let at = Place {
                 head,
@@ -603,6 +684,42 @@ impl Pipeline {
         let reply = endpoint.handler.respond(cx, &mut body);
         *unread = body.into_rest();
         Ok(reply)
+    }
+
+    /// An upstream's answer to an endpoint whose answers are checked (in a project in
+    /// `development` mode), read whole first when it ends within the body limit and the
+    /// body read timeout, so that the record stage can check it. An event stream is not
+    /// held back.
+    #[cold]
+    async fn gather_to_check(
+        &self,
+        head: &Parts,
+        at: &Mounted,
+        response: Response<Body>,
+    ) -> Response<Body> {
+        let project = &at.project;
+        let checked = at
+            .endpoint
+            .and_then(|index| project.handler(index))
+            .and_then(|endpoint| endpoint.checks.as_deref())
+            .is_some_and(|checks| checks.checks_responses());
+        let streaming = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if !checked
+            || streaming
+            || head.method == http::Method::HEAD
+            || project.def.mode != crate::model::Mode::Development
+        {
+            return response;
+        }
+        let (parts, body) = response.into_parts();
+        let limit = usize::try_from(self.body_limit).unwrap_or(usize::MAX);
+        let deadline = tokio::time::Instant::now() + self.body_read_timeout;
+        let (body, _) = body.gather(limit, deadline).await;
+        Response::from_parts(parts, body)
     }
 
     /// The handler's view of a request at `at`.
@@ -650,6 +767,12 @@ impl Pipeline {
         let project = &mounted.project;
         let endpoint = mounted.endpoint.and_then(|index| project.handler(index));
         record::project(&self.telemetry, project, endpoint, outcome);
+        let response_invalid = match endpoint.and_then(|e| e.checks.as_deref()) {
+            Some(checks) if answer.handler && checks.checks_responses() => {
+                check_answer(checks, project, head, response, id)
+            }
+            _ => None,
+        };
         self.log_access(
             id,
             peer,
@@ -673,6 +796,7 @@ impl Pipeline {
                 fixed_headers: endpoint
                     .filter(|_| answer.handler)
                     .and_then(|endpoint| endpoint.handler.fixed_headers()),
+                response_invalid,
             };
             record::journal(
                 &self.telemetry,
@@ -707,18 +831,18 @@ impl Pipeline {
         }
     }
 
-    /// Drains what is left of the body, keeping its first `capture` bytes, then waits for
-    /// the reply. Also says whether the answer is the handler's (not an error of ours).
+    /// Drains what is left of the body, keeping its first `capture` bytes (unless it was
+    /// read and `captured` before), then waits for the reply. Also says whether the answer is the handler's (not an error of ours).
     async fn wait(
         &self,
         reply: Result<Reply, ApiError>,
         rest: Option<Incoming>,
         id: &HeaderValue,
         capture: usize,
+        mut captured: Captured,
     ) -> (Response<Body>, Captured, bool) {
         // A body nobody took must still be read, so that the connection can carry the next
         // request; one over the limit is refused.
-        let mut captured = Captured::default();
         if let Some(body) = rest
             && !body.is_end_stream()
         {

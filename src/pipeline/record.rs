@@ -122,6 +122,8 @@ pub struct Journaled<'a> {
     pub subject: Option<&'a Arc<str>>,
     /// The headers of the answer when they are its handler's fixed ones, to share.
     pub fixed_headers: Option<&'a Arc<http::HeaderMap>>,
+    /// How the answer differs from the endpoint's documented responses.
+    pub response_invalid: Option<Box<[crate::error::FieldError]>>,
 }
 
 /// Adds a request to its project's journal: its text copied into one buffer, its bodies
@@ -165,6 +167,7 @@ pub fn journal(
         response_body: answer,
         endpoint: endpoint_id(project, request.endpoint),
         subject: request.subject,
+        response_invalid: request.response_invalid,
     };
     journal.record(entry, size);
 }

@@ -34,6 +34,10 @@ pub(super) struct ImportQuery {
     /// `false` turns request validation off on the imported endpoints.
     #[serde(default)]
     validate: Option<bool>,
+    /// `true` checks the imported endpoints' answers against their documented responses
+    /// in `development` mode (mismatches logged and flagged in the journal).
+    #[serde(default)]
+    validate_responses: Option<bool>,
     /// `keep` serves the paths under the first server URL's path; `drop` (the default) at
     /// the project's root.
     #[serde(default)]
@@ -135,6 +139,7 @@ pub(super) async fn import(
         replace,
         prefer: query.status,
         no_validation: query.validate == Some(false),
+        validate_responses: query.validate_responses == Some(true),
         keep_base_path,
     };
     let plan = tokio::task::spawn_blocking(move || {

@@ -42,6 +42,10 @@ pub(super) struct JournalQuery {
     request_id: Option<String>,
     /// The most entries listed (default 100).
     limit: Option<usize>,
+    /// Only answers that differ from their endpoint's documented responses (checked in
+    /// `development` mode for endpoints with `validate.response`).
+    #[serde(default)]
+    response_invalid: bool,
     /// Only count the requests that match: answer `{"count": n}`.
     #[serde(default)]
     count: bool,
@@ -54,6 +58,7 @@ struct Filter {
     status: Option<(u16, u16)>,
     since_ms: Option<u64>,
     request_id: Option<String>,
+    response_invalid: bool,
 }
 
 impl Filter {
@@ -102,6 +107,7 @@ impl Filter {
             status,
             since_ms,
             request_id: query.request_id.clone(),
+            response_invalid: query.response_invalid,
         })
     }
 
@@ -121,6 +127,7 @@ impl Filter {
                 .request_id
                 .as_ref()
                 .is_none_or(|id| id == entry.request_id())
+            && (!self.response_invalid || entry.response_invalid().is_some())
     }
 }
 
@@ -156,6 +163,10 @@ pub(super) struct EntrySchema {
     #[schema(required = false)]
     subject: String,
     latency_ms: f64,
+    /// How the answer differs from the endpoint's documented responses (`field`: where,
+    /// such as `response.body/id`; `message`), when they are checked and it does.
+    #[schema(required = false)]
+    response_invalid: Vec<crate::error::FieldError>,
 }
 
 /// The request of a journal entry; credentials are redacted.

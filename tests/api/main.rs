@@ -40,6 +40,8 @@
 //! - `dataset_cli`: `switchyard dataset import`, the binary against a server: the summary,
 //!   errors and their hints.
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
+//! - `validation`: request bodies checked for every handler kind (a proxy forwards only
+//!   matching ones), and answers checked against documented responses in development mode.
 //! - `platform_openapi`: `/openapi.json`, the platform API's own OpenAPI document: served,
 //!   valid for `openapi-spec-validator`, and fitting what the routes really answer.
 
@@ -80,3 +82,4 @@ mod routing;
 mod scripts;
 mod stats;
 mod swap;
+mod validation;

@@ -28,11 +28,14 @@ fn mock(spec: &EndpointSpec) -> &MockSpec {
 fn path_keys_split_into_the_path_and_its_condition() {
     let (path, when) = split_key("/rest?method=photos.search&format=json");
     assert_eq!(path, "/rest");
-    assert_eq!(when.query["method"].equals(), "photos.search");
-    assert_eq!(when.query["format"].equals(), "json");
+    assert_eq!(when.query["method"].equals(), Some("photos.search"));
+    assert_eq!(when.query["format"].equals(), Some("json"));
     let (path, when) = split_key("/#X-Amz-Target=Service.Action");
     assert_eq!(path, "/");
-    assert_eq!(when.headers["x-amz-target"].equals(), "Service.Action");
+    assert_eq!(
+        when.headers["x-amz-target"].equals(),
+        Some("Service.Action")
+    );
     let (path, when) = split_key("/items/{id}");
     assert_eq!(
         (path.as_str(), when),
@@ -236,12 +239,15 @@ fn operations_sharing_a_method_and_path_become_rules() {
     // The first operation answers by default; the others are rules.
     let rules = &mock(rest).rules.as_ref().unwrap().0;
     assert_eq!(rules.len(), 1);
-    assert_eq!(rules[0].when.query["method"].equals(), "photos.getInfo");
+    assert_eq!(
+        rules[0].when.query["method"].equals(),
+        Some("photos.getInfo")
+    );
     let amz = spec(&plan, "List");
     assert_eq!(&*amz.path, "/");
     assert_eq!(
         mock(amz).rules.as_ref().unwrap().0[0].when.headers["x-amz-target"].equals(),
-        "Svc.Get"
+        Some("Svc.Get")
     );
     assert_eq!(plan.report.imported, 4);
     let info = plan
@@ -368,4 +374,92 @@ fn the_document_level_parts_become_the_projects_settings() {
     let mut errors = Vec::new();
     plan.openapi.validate("openapi.", &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
+}
+
+/// What a compiled mock answers to a request with these headers: status, content type, body.
+fn answer_to(mock: &MockSpec, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let handler = crate::handlers::mock::MockHandler::compile(mock).expect("compiles");
+    let mut map = http::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let crate::handlers::Reply::Now(response) = handler.respond_to(None, &map) else {
+        panic!("an answer now");
+    };
+    let media = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = match response.body() {
+        crate::body::Body::Full(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    };
+    (response.status().as_u16(), media, body)
+}
+
+#[test]
+fn other_media_types_answer_a_request_that_accepts_them_first() {
+    let doc = json!({
+        "openapi": "3.0.0", "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/pet": {"get": {"operationId": "pet", "responses": {"200": {"description": "",
+                "content": {
+                    "application/xml": {"example": "<pet><id>1</id></pet>"},
+                    "application/json": {"example": {"id": 1}},
+                    "text/plain": {"example": "pet 1"}}}}}},
+            "/rest?method=a": {"get": {"operationId": "a", "responses": {"200": {"description": "",
+                "content": {"application/json": {"example": {"a": 1}},
+                            "application/xml": {"example": "<a/>"}}}}}},
+            "/rest?method=b": {"get": {"operationId": "b", "responses": {"200": {"description": "",
+                "content": {"application/json": {"example": {"b": 1}},
+                            "application/xml": {"example": "<b/>"}}}}}}
+        }
+    });
+    let plan = plan_of(doc);
+    let pet = mock(spec(&plan, "pet"));
+    let json_answer = (200, "application/json".to_owned(), r#"{"id":1}"#.to_owned());
+    assert_eq!(answer_to(pet, &[]), json_answer);
+    assert_eq!(answer_to(pet, &[("accept", "*/*")]), json_answer);
+    assert_eq!(
+        answer_to(pet, &[("accept", "application/json, application/xml")]),
+        json_answer
+    );
+    let xml = (
+        200,
+        "application/xml".to_owned(),
+        "<pet><id>1</id></pet>".to_owned(),
+    );
+    assert_eq!(answer_to(pet, &[("accept", "application/xml")]), xml);
+    assert_eq!(
+        answer_to(pet, &[("accept", " Application/XML;q=0.9, */*")]),
+        xml
+    );
+    assert_eq!(
+        answer_to(pet, &[("accept", "text/plain")]),
+        (200, "text/plain".to_owned(), "pet 1".to_owned())
+    );
+    // With operations told apart by a query parameter: each keeps its own alternatives.
+    let rest = mock(spec(&plan, "a"));
+    let rules = &rest.rules.as_ref().unwrap().0;
+    assert_eq!(rules.len(), 3, "{rules:?}");
+    let compiled = crate::handlers::mock::MockHandler::compile(rest).unwrap();
+    let body = |query: &str, accept: &str| {
+        let mut map = http::HeaderMap::new();
+        map.insert("accept", http::HeaderValue::from_str(accept).unwrap());
+        let crate::handlers::Reply::Now(response) = compiled.respond_to(Some(query), &map) else {
+            panic!("an answer now");
+        };
+        match response.body() {
+            crate::body::Body::Full(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        }
+    };
+    assert_eq!(body("method=a", "application/json"), r#"{"a":1}"#);
+    assert_eq!(body("method=a", "application/xml"), "<a/>");
+    assert_eq!(body("method=b", "application/json"), r#"{"b":1}"#);
+    assert_eq!(body("method=b", "application/xml"), "<b/>");
 }

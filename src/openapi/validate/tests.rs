@@ -176,3 +176,115 @@ fn nothing_to_check_compiles_to_none_and_bad_schemas_are_errors() {
         }
     }
 }
+
+fn answer_checks(responses: Value, docs: Option<Value>) -> Checks {
+    checks(
+        json!({"validate": {"request": false, "response": true}, "responses": responses}),
+        docs,
+    )
+}
+
+fn answer_of(checks: &Checks, status: u16, content_type: Option<&str>, body: &str) -> Vec<String> {
+    let mut headers = HeaderMap::new();
+    if let Some(media) = content_type {
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_str(media).unwrap(),
+        );
+    }
+    checks
+        .answer(&AnswerView {
+            status,
+            headers: &headers,
+            body: Some(body.as_bytes()),
+        })
+        .into_iter()
+        .map(|f| f.at)
+        .collect()
+}
+
+#[test]
+fn an_answer_is_checked_against_its_exact_status_then_its_range_then_default() {
+    let checks = answer_checks(
+        json!({
+            "200": {"description": "ok", "content": {"application/json": {"schema": {"type": "integer"}}}},
+            "4XX": {"description": "mistakes", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+            "default": {"description": "else", "content": {"text/*": {}}}
+        }),
+        Some(
+            json!({"components": {"schemas": {"Error": {"type": "object", "required": ["error"]}}}}),
+        ),
+    );
+    assert!(checks.checks_responses() && !checks.checks_request());
+    assert!(answer_of(&checks, 200, Some("application/json"), "5").is_empty());
+    assert_eq!(
+        answer_of(&checks, 200, Some("application/json"), "\"five\""),
+        ["response.body"]
+    );
+    assert!(answer_of(&checks, 404, Some("application/json"), r#"{"error": 1}"#).is_empty());
+    assert_eq!(
+        answer_of(&checks, 404, Some("application/json"), "{}"),
+        ["response.body"]
+    );
+    // `default` covers the rest; `text/*` any text, with no schema to check.
+    assert!(answer_of(&checks, 500, Some("text/plain; charset=utf-8"), "oops").is_empty());
+    assert_eq!(
+        answer_of(&checks, 500, Some("application/json"), "{}"),
+        ["response.header.content-type"]
+    );
+    assert_eq!(
+        answer_of(&checks, 200, Some("application/json"), "{"),
+        ["response.body"]
+    );
+    // No body where one is documented; none where none is.
+    assert_eq!(
+        answer_of(&checks, 200, Some("application/json"), ""),
+        ["response.body"]
+    );
+    let bare = answer_checks(json!({"204": {"description": "done"}}), None);
+    assert!(answer_of(&bare, 204, None, "").is_empty());
+    assert_eq!(answer_of(&bare, 204, None, "x"), ["response.body"]);
+    assert_eq!(answer_of(&bare, 200, None, ""), ["response.status"]);
+    // The answer to a HEAD request: its status and headers only.
+    let head = bare.answer(&AnswerView {
+        status: 204,
+        headers: &HeaderMap::new(),
+        body: None,
+    });
+    assert!(head.is_empty());
+}
+
+#[test]
+fn write_only_properties_are_not_required_in_answers() {
+    let checks = answer_checks(
+        json!({"200": {"description": "ok", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["id", "password"],
+            "properties": {"id": {"type": "integer", "readOnly": true},
+                           "password": {"type": "string", "writeOnly": true}}}}}}}),
+        None,
+    );
+    assert!(answer_of(&checks, 200, Some("application/json"), r#"{"id": 1}"#).is_empty());
+    assert_eq!(
+        answer_of(&checks, 200, Some("application/json"), "{}"),
+        ["response.body"]
+    );
+}
+
+#[test]
+fn lint_names_each_malformed_keyword_and_passes_good_schemas() {
+    let spec = |endpoint: Value| -> EndpointSpec {
+        let mut endpoint = endpoint;
+        endpoint["method"] = json!("GET");
+        endpoint["path"] = json!("/x");
+        endpoint["response"] = json!({});
+        serde_json::from_value(endpoint).unwrap()
+    };
+    let good = spec(json!({"parameters": [{"in": "query", "name": "q",
+        "schema": {"type": "string", "nullable": true, "pattern": "^(?=a)a+$"}}]}));
+    assert!(lint(&good, None).is_ok());
+    let bad = spec(json!({"responses": {"200": {"description": "x",
+        "headers": {"X-Rate": {"schema": {"type": "integer", "maximum": "ten"}}}}}}));
+    let error = lint(&bad, None).unwrap_err();
+    assert_eq!(error.at, "responses.200.headers.X-Rate.schema.maximum");
+    assert!(error.message.contains("must be a number"), "{error}");
+}
