@@ -44,6 +44,8 @@
 //!   matching ones), and answers checked against documented responses in development mode.
 //! - `platform_openapi`: `/openapi.json`, the platform API's own OpenAPI document: served,
 //!   valid for `openapi-spec-validator`, and fitting what the routes really answer.
+//! - `swagger_ui`: the docs pages in headless Chromium (`scripts/test` provides it): Swagger
+//!   UI renders a project's operations and the platform's, in the DOM and a screenshot.
 
 mod helpers;
 mod upstream;
@@ -81,5 +83,6 @@ mod revisions;
 mod routing;
 mod scripts;
 mod stats;
+mod swagger_ui;
 mod swap;
 mod validation;
