@@ -515,7 +515,7 @@ fn conflict(error: CompileError) -> ChangeError {
         CompileError::Template { .. } => {
             ChangeError::Invalid(vec![FieldError::new("path", error.to_string())])
         }
-        CompileError::ScriptTemplate { .. } => {
+        CompileError::ScriptTemplate { .. } | CompileError::ScriptSchema { .. } => {
             ChangeError::Invalid(vec![FieldError::new("script", error.to_string())])
         }
     }
@@ -1016,11 +1016,31 @@ fn compute(
     let mut compiled = current
         .next(Arc::new(project), handlers, routes)
         .map_err(conflict)?;
+    let docs = compiled.def.openapi.clone();
     compiled = match script {
-        ScriptEdit::Keep => compiled,
+        // New `openapi` settings: the routes' schemas may refer to their components.
+        ScriptEdit::Keep => match &current.script {
+            Some(routes)
+                if docs != current.def.openapi
+                    && routes.script.routes().iter().any(|r| r.docs.is_some()) =>
+            {
+                let again = ScriptRoutes::compile(
+                    Arc::clone(&routes.script),
+                    Some(routes),
+                    docs.as_deref(),
+                    false,
+                )
+                .map_err(conflict)?;
+                compiled
+                    .with_script(Some(Arc::new(again)))
+                    .map_err(conflict)?
+            }
+            _ => compiled,
+        },
         ScriptEdit::Set(script) => {
             let routes =
-                ScriptRoutes::compile(script, current.script.as_deref()).map_err(conflict)?;
+                ScriptRoutes::compile(script, current.script.as_deref(), docs.as_deref(), true)
+                    .map_err(conflict)?;
             compiled
                 .with_script(Some(Arc::new(routes)))
                 .map_err(conflict)?

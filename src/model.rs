@@ -330,6 +330,50 @@ pub struct Docs {
     pub operation: Operation,
 }
 
+/// The options a script route may give (`app.get(path, options, handler)`): an endpoint's
+/// docs fields.
+pub const ROUTE_OPTIONS: &[&str] = &[
+    "summary",
+    "description",
+    "tags",
+    "operation_id",
+    "parameters",
+    "request_body",
+    "responses",
+    "openapi",
+    "validate",
+];
+
+impl Docs {
+    /// A script route's docs from its options object (the fields of [`ROUTE_OPTIONS`], as an
+    /// endpoint gives them), checked as an endpoint's are for a route at `path`: the first
+    /// problem as `field: message`.
+    pub fn from_route_options(
+        options: serde_json::Map<String, serde_json::Value>,
+        path: &str,
+    ) -> Result<Option<Box<Docs>>, String> {
+        if let Some(key) = options
+            .keys()
+            .find(|k| !ROUTE_OPTIONS.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown option {key:?} (the options are {})",
+                ROUTE_OPTIONS.join(", ")
+            ));
+        }
+        let mut endpoint = options;
+        endpoint.insert("method".into(), "GET".into());
+        endpoint.insert("path".into(), path.into());
+        endpoint.insert("response".into(), serde_json::json!({}));
+        let spec: EndpointSpec = serde_json::from_value(serde_json::Value::Object(endpoint))
+            .map_err(|error| error.to_string())?;
+        match spec.validate("").into_iter().next() {
+            Some(error) => Err(format!("{}: {}", error.field, error.message)),
+            None => Ok(spec.docs),
+        }
+    }
+}
+
 /// What an endpoint does: one of the handler kinds, as its definition gives it. In the JSON
 /// form each kind is its own field (`response` for a mock, `proxy`), and exactly one is given.
 #[derive(Debug, Clone, PartialEq)]

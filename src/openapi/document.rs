@@ -126,22 +126,12 @@ fn document(project: &CompiledProject) -> Value {
                 Some(method) => vec![method.as_str().to_ascii_lowercase()],
                 None => ANY_METHODS.iter().map(|m| (*m).to_owned()).collect(),
             };
-            let mut operation = Map::new();
-            if let Some(summary) = &route.summary {
-                operation.insert("summary".into(), json!(summary));
-            }
-            if let Some(description) = &route.description {
-                operation.insert("description".into(), json!(description));
-            }
-            operation.insert("tags".into(), json!(["script"]));
-            operation.insert(
-                "parameters".into(),
-                Value::Array(path_parameters(&route.path, &[])),
-            );
-            operation.insert(
-                "responses".into(),
-                json!({"default": {"description": "What the project's script answers."}}),
-            );
+            let mut described = Operated::new(&route.path, route.docs.as_deref());
+            described
+                .operation
+                .entry("tags")
+                .or_insert_with(|| json!(["script"]));
+            let operation = described.finish("What the project's script answers.");
             add_operations(&mut paths, &key, &methods, operation, &mut ids);
         }
     }
@@ -287,30 +277,89 @@ fn path_parameters(path: &str, given: &[Value]) -> Vec<Value> {
     out
 }
 
+/// An operation as its docs describe it (an endpoint's, or a script route's), before what
+/// its handler kind adds.
+struct Operated<'a> {
+    operation: Map<String, Value>,
+    parameters: Vec<Value>,
+    request_body: Option<Value>,
+    responses: Option<Map<String, Value>>,
+    given: Option<&'a crate::model::Operation>,
+}
+
+impl<'a> Operated<'a> {
+    fn new(path: &str, docs: Option<&'a crate::model::Docs>) -> Operated<'a> {
+        let mut operation = Map::new();
+        let given = docs.map(|d| &d.operation);
+        if let Some(summary) = docs.and_then(|d| d.summary.as_deref()) {
+            operation.insert("summary".into(), json!(summary));
+        }
+        if let Some(description) = docs.and_then(|d| d.description.as_deref()) {
+            operation.insert("description".into(), json!(description));
+        }
+        if let Some(tags) = docs.map(|d| &d.tags).filter(|t| !t.is_empty()) {
+            operation.insert("tags".into(), json!(tags));
+        }
+        if let Some(id) = given.and_then(|o| o.operation_id.as_deref()) {
+            operation.insert("operationId".into(), json!(id));
+        }
+        Operated {
+            operation,
+            parameters: path_parameters(path, given.map_or(&[], |o| &o.parameters[..])),
+            request_body: given.and_then(|o| o.request_body.clone()),
+            responses: given.and_then(|o| o.responses.clone()),
+            given,
+        }
+    }
+
+    /// The Operation Object: the parts, the docs' other fields, and a `default` response
+    /// saying `otherwise` when none is documented.
+    fn finish(self, otherwise: &str) -> Map<String, Value> {
+        let Operated {
+            mut operation,
+            parameters,
+            request_body,
+            responses,
+            given,
+        } = self;
+        if !parameters.is_empty() {
+            operation.insert("parameters".into(), Value::Array(parameters));
+        }
+        if let Some(body) = request_body {
+            operation.insert("requestBody".into(), body);
+        }
+        match responses.filter(|r| !r.is_empty()) {
+            Some(responses) => operation.insert("responses".into(), Value::Object(responses)),
+            None => operation.insert(
+                "responses".into(),
+                json!({"default": {"description": otherwise}}),
+            ),
+        };
+        if let Some(extra) = given.and_then(|o| o.extra.as_ref()) {
+            for (key, value) in extra {
+                operation
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+        operation
+    }
+}
+
 fn endpoint_operation(endpoint: &Endpoint, project: &CompiledProject) -> Map<String, Value> {
     let spec = &endpoint.spec;
-    let mut operation = Map::new();
-    let docs = spec.docs.as_deref();
-    let given = docs.map(|d| &d.operation);
-    if let Some(summary) = docs.and_then(|d| d.summary.as_deref()) {
-        operation.insert("summary".into(), json!(summary));
-    }
-    if let Some(description) = docs.and_then(|d| d.description.as_deref()) {
-        operation.insert("description".into(), json!(description));
-    }
-    if let Some(tags) = docs.map(|d| &d.tags).filter(|t| !t.is_empty()) {
-        operation.insert("tags".into(), json!(tags));
-    }
-    if let Some(id) = given.and_then(|o| o.operation_id.as_deref()) {
-        operation.insert("operationId".into(), json!(id));
-    }
-    let mut parameters = path_parameters(&spec.path, given.map_or(&[], |o| &o.parameters[..]));
-    let mut request_body = given.and_then(|o| o.request_body.clone());
-    let mut responses = given.and_then(|o| o.responses.clone());
+    let mut described = Operated::new(&spec.path, spec.docs.as_deref());
+    let Operated {
+        operation,
+        parameters,
+        request_body,
+        responses,
+        ..
+    } = &mut described;
     match &spec.handler {
         HandlerSpec::Mock(mock) => {
             if responses.is_none() {
-                responses = Some(mock_responses(mock));
+                *responses = Some(mock_responses(mock));
             }
         }
         HandlerSpec::Proxy(proxy) => {
@@ -324,7 +373,7 @@ fn endpoint_operation(endpoint: &Endpoint, project: &CompiledProject) -> Map<Str
                 );
             }
             if responses.is_none() {
-                responses = Some(
+                *responses = Some(
                     json!({"default": {"description": "What the backend answers."}})
                         .as_object()
                         .cloned()
@@ -335,24 +384,14 @@ fn endpoint_operation(endpoint: &Endpoint, project: &CompiledProject) -> Map<Str
         HandlerSpec::Dataset(ds) => {
             let described = dataset_operation(ds, &spec.method, project);
             if responses.is_none() {
-                responses = Some(described.responses);
+                *responses = Some(described.responses);
             }
             if request_body.is_none() {
-                request_body = described.request_body;
+                *request_body = described.request_body;
             }
             parameters.extend(described.parameters);
         }
     }
-    if !parameters.is_empty() {
-        operation.insert("parameters".into(), Value::Array(parameters));
-    }
-    if let Some(body) = request_body {
-        operation.insert("requestBody".into(), body);
-    }
-    operation.insert(
-        "responses".into(),
-        Value::Object(responses.unwrap_or_default()),
-    );
     if let Some(auth) = &spec.auth {
         let scheme = security_scheme(&project.def.auth).map(|(name, _)| name);
         if auth.public {
@@ -363,24 +402,7 @@ fn endpoint_operation(endpoint: &Endpoint, project: &CompiledProject) -> Map<Str
             operation.insert("security".into(), json!([{ name: auth.scopes }]));
         }
     }
-    if let Some(extra) = given.and_then(|o| o.extra.as_ref()) {
-        for (key, value) in extra {
-            operation
-                .entry(key.clone())
-                .or_insert_with(|| value.clone());
-        }
-    }
-    if operation
-        .get("responses")
-        .and_then(Value::as_object)
-        .is_some_and(Map::is_empty)
-    {
-        operation.insert(
-            "responses".into(),
-            json!({"default": {"description": "The endpoint's answer."}}),
-        );
-    }
-    operation
+    described.finish("The endpoint's answer.")
 }
 
 /// The responses of a mock: its own and those of its rules, each with the body's media

@@ -145,7 +145,15 @@ impl Checks {
         spec: &EndpointSpec,
         docs: Option<&ProjectDocs>,
     ) -> Result<Option<Checks>, SchemaError> {
-        let Some(operation) = spec.docs.as_deref().map(|d| &d.operation) else {
+        Checks::of(spec.docs.as_deref(), docs)
+    }
+
+    /// The checks of what `described` says (an endpoint's or a script route's docs).
+    pub fn of(
+        described: Option<&crate::model::Docs>,
+        docs: Option<&ProjectDocs>,
+    ) -> Result<Option<Checks>, SchemaError> {
+        let Some(operation) = described.map(|d| &d.operation) else {
             return Ok(None);
         };
         let empty = json!({});
@@ -777,7 +785,15 @@ fn resolve_properties(schema: &Value, root: &Value) -> Map<String, Value> {
 /// taken as it is, with those listed as not enforced; a schema written for an endpoint is
 /// held to this, so that a typo is an error rather than a check that silently never runs.
 pub fn lint(spec: &EndpointSpec, docs: Option<&ProjectDocs>) -> Result<(), SchemaError> {
-    let Some(operation) = spec.docs.as_deref().map(|d| &d.operation) else {
+    lint_docs(spec.docs.as_deref(), docs)
+}
+
+/// [`lint`] for what `described` says (an endpoint's or a script route's docs).
+pub fn lint_docs(
+    described: Option<&crate::model::Docs>,
+    docs: Option<&ProjectDocs>,
+) -> Result<(), SchemaError> {
+    let Some(operation) = described.map(|d| &d.operation) else {
         return Ok(());
     };
     let empty = json!({});

@@ -216,8 +216,8 @@ fn routes_of(project: &CompiledProject) -> ScriptAnswer {
                         .map_or("ANY", |m| m.as_str())
                         .to_owned(),
                     path: route.path.clone(),
-                    summary: route.summary.clone(),
-                    description: route.description.clone(),
+                    summary: route.summary().map(str::to_owned),
+                    description: route.description().map(str::to_owned),
                 })
                 .collect()
         })

@@ -55,6 +55,8 @@ pub enum CompileError {
     ScriptConflict { route: String, existing: String },
     #[error("the script's route {route}: {message}")]
     ScriptTemplate { route: String, message: String },
+    #[error("the script's route {route}: {message}")]
+    ScriptSchema { route: String, message: String },
 }
 
 /// The script route a handler index names, if it names one (`SCRIPT_ROUTE` set).
@@ -90,6 +92,8 @@ impl ScriptRoutes {
     pub fn compile(
         script: Arc<Script>,
         previous: Option<&ScriptRoutes>,
+        docs: Option<&crate::model::ProjectDocs>,
+        lint: bool,
     ) -> Result<ScriptRoutes, CompileError> {
         let count = script.routes().len();
         let (mut handlers, mut ids, mut templates) = (
@@ -112,7 +116,22 @@ impl ScriptRoutes {
                 previous.handlers.get(at)
             });
             let handler = Handler::Script(ScriptHandler::new(Arc::clone(&script), index));
-            handlers.push(CompiledEndpoint::new(handler, before.map(|b| &**b)));
+            let schema =
+                |error: crate::openapi::validate::SchemaError| CompileError::ScriptSchema {
+                    route: label.clone(),
+                    message: error.to_string(),
+                };
+            let described = route.docs.as_deref();
+            // A script sent now has its schemas held to the lint.
+            if lint {
+                crate::openapi::validate::lint_docs(described, docs).map_err(schema)?;
+            }
+            let checks = crate::openapi::validate::Checks::of(described, docs).map_err(schema)?;
+            handlers.push(CompiledEndpoint::checked(
+                handler,
+                checks.map(Box::new),
+                before.map(|b| &**b),
+            ));
             let method = match &route.method {
                 Some(method) => RouteMethod::Method(method.clone()),
                 None => RouteMethod::Any,
@@ -671,7 +690,7 @@ impl CompiledProject {
         let scripted = match script {
             None => Ok(project),
             Some(Err(error)) => Err(error),
-            Some(Ok(script)) => ScriptRoutes::compile(script, None)
+            Some(Ok(script)) => ScriptRoutes::compile(script, None, def.openapi.as_deref(), false)
                 .and_then(|routes| project.with_script(Some(Arc::new(routes))))
                 .map_err(|error| format!("its script does not fit: {error}")),
         };

@@ -93,7 +93,7 @@ fn register<'js>(
     method: Option<Method>,
     args: Vec<Value<'js>>,
 ) -> JsResult<()> {
-    let usage = format!("app.{name}(path, [{{ summary, description }},] handler)");
+    let usage = format!("app.{name}(path, [{{ summary, description, … }},] handler)");
     let (path, options, handler) = match args.as_slice() {
         [path, handler] => (path, None, handler),
         [path, options, handler] => (path, Some(options), handler),
@@ -119,9 +119,9 @@ fn register<'js>(
             &format!("app.{name}({path:?}, …): the path must start with \"/\""),
         ));
     }
-    let (summary, description) = match options {
+    let docs = match options {
         Some(options) => route_options(ctx, name, &path, options)?,
-        None => (None, None),
+        None => None,
     };
     let Some(handler) = handler.as_function() else {
         return Err(Exception::throw_type(
@@ -154,67 +154,43 @@ fn register<'js>(
             &format!("the route {shown} {path} is defined twice"),
         ));
     }
-    registry.routes.push(Route {
-        method,
-        path,
-        summary,
-        description,
-    });
+    registry.routes.push(Route { method, path, docs });
     registry
         .handlers
         .push(Persistent::save(ctx, handler.clone()));
     Ok(())
 }
 
-/// `{ summary, description }`: both optional strings; any other key is a mistake.
+/// A route's options: an object with an endpoint's docs fields (`summary`, `description`,
+/// `tags`, `operation_id`, `parameters`, `request_body`, `responses`, `openapi`,
+/// `validate`), read as JSON and checked as an endpoint's are.
 fn route_options<'js>(
     ctx: &Ctx<'js>,
     name: &str,
     path: &str,
     options: &Value<'js>,
-) -> JsResult<(Option<String>, Option<String>)> {
-    let Some(object) = options
-        .as_object()
-        .filter(|_| !options.is_array() && !options.is_function())
-    else {
-        return Err(Exception::throw_type(
+) -> JsResult<Option<Box<crate::model::Docs>>> {
+    let fail = |message: String| {
+        Err(Exception::throw_type(
             ctx,
-            &format!(
-                "app.{name}({path:?}, options, handler): options must be an object \
-                 {{ summary, description }}, not {}",
-                type_name(options)
-            ),
+            &format!("app.{name}({path:?}, options, handler): {message}"),
+        ))
+    };
+    if options.as_object().is_none() || options.is_array() || options.is_function() {
+        return fail(format!(
+            "options must be an object such as {{ summary, description }}, not {}",
+            type_name(options)
         ));
-    };
-    for key in object.keys::<String>() {
-        let key = key?;
-        if key != "summary" && key != "description" {
-            return Err(Exception::throw_type(
-                ctx,
-                &format!(
-                    "app.{name}({path:?}, options, handler): unknown option {key:?} \
-                     (the options are summary and description)"
-                ),
-            ));
-        }
     }
-    let text = |key: &str| -> JsResult<Option<String>> {
-        let value: Value = object.get(key)?;
-        if value.is_undefined() || value.is_null() {
-            return Ok(None);
-        }
-        match value.as_string() {
-            Some(text) => Ok(Some(text.to_string()?)),
-            None => Err(Exception::throw_type(
-                ctx,
-                &format!(
-                    "app.{name}({path:?}, options, handler): {key} must be a string, not {}",
-                    type_name(&value)
-                ),
-            )),
-        }
+    let text = match ctx.json_stringify(options.clone())? {
+        Some(text) => text.to_string()?,
+        None => return fail("options must be an object that JSON can hold".into()),
     };
-    Ok((text("summary")?, text("description")?))
+    let object = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(object)) => object,
+        Ok(_) | Err(_) => return fail("options must be an object that JSON can hold".into()),
+    };
+    crate::model::Docs::from_route_options(object, path).or_else(fail)
 }
 
 fn kv<'js>(ctx: &Ctx<'js>, host: &std::rc::Rc<Host>) -> JsResult<Object<'js>> {

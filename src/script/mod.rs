@@ -90,14 +90,25 @@ impl Default for Limits {
 }
 
 /// One route a script defined with `app.get(path, …)` and the like.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// `None` for `app.all`: every method.
     pub method: Option<http::Method>,
     /// As the script wrote it (Switchyard template syntax, e.g. `/items/{id}`).
     pub path: String,
-    pub summary: Option<String>,
-    pub description: Option<String>,
+    /// What its options say of it (`summary`, `description`, `tags` and the OpenAPI
+    /// operation fields an endpoint takes), if they say anything.
+    pub docs: Option<Box<crate::model::Docs>>,
+}
+
+impl Route {
+    pub fn summary(&self) -> Option<&str> {
+        self.docs.as_deref().and_then(|d| d.summary.as_deref())
+    }
+
+    pub fn description(&self) -> Option<&str> {
+        self.docs.as_deref().and_then(|d| d.description.as_deref())
+    }
 }
 
 /// A request as a script handler sees it.

@@ -346,3 +346,105 @@ async fn a_malformed_schema_written_for_an_endpoint_is_refused_by_field() {
         assert!(message.contains(says), "{body}");
     }
 }
+
+async fn put_script(app: &TestApp, user: &User, source: &str) -> reqwest::Response {
+    app.send(
+        Method::PUT,
+        "/admin/projects/alice/shop/script",
+        Some(&user.token),
+        &[("content-type", "application/javascript")],
+        Some(source.as_bytes().to_vec()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_script_route_takes_schemas_that_are_checked_documented_and_linted() {
+    let (app, alice) = shop(json!({
+        "openapi": {"components": {"schemas": {"Order": {
+            "type": "object", "required": ["sku"], "additionalProperties": false,
+            "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}}}}}}
+    }))
+    .await;
+    let source = r##"
+app.post("/orders/{shop}", {
+  summary: "Place an order",
+  tags: ["orders"],
+  operation_id: "placeOrder",
+  parameters: [{ name: "shop", in: "path", required: true, schema: { type: "integer" } }],
+  request_body: { required: true, content: { "application/json": { schema: { $ref: "#/components/schemas/Order" } } } },
+  responses: { "201": { description: "Placed", content: { "application/json": { schema: {
+    type: "object", required: ["id"], properties: { id: { type: "integer" } } } } } } },
+  validate: { response: true },
+}, (req) => ({ status: 201, json: { id: req.params.shop === "1" ? 7 : "seven", sku: req.body.sku } }));
+"##;
+    let response = put_script(&app, &alice, source).await;
+    let status = response.status();
+    assert!(status.is_success(), "{}", json_body(response).await);
+
+    // Checked before the script runs: the path parameter's type, the body's schema.
+    let (status, answer) = post_json(&app, "/alice/shop/orders/x", r#"{"sku": "A"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["details"][0]["field"], "path.shop");
+    let (status, answer) =
+        post_json(&app, "/alice/shop/orders/1", r#"{"sku": "A", "qty": 0}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["details"][0]["field"], "body/qty");
+    // The script gets the checked body whole.
+    let (status, answer) =
+        post_json(&app, "/alice/shop/orders/1", r#"{"sku": "A", "qty": 2}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer, json!({"id": 7, "sku": "A"}));
+    // An answer that does not match its documented response is sent, and flagged.
+    let (status, answer) = post_json(&app, "/alice/shop/orders/2", r#"{"sku": "B"}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["id"], "seven");
+    let listed = journal(&app, &alice, "?response_invalid=true").await;
+    assert_eq!(listed["matched"], 1, "{listed:#}");
+    assert_eq!(
+        listed["entries"][0]["response_invalid"][0]["field"],
+        "response.body/id"
+    );
+
+    // The project's document describes the route as written.
+    let (status, text) = app.fetch("/alice/shop/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&text).expect("JSON");
+    let operation = &doc["paths"]["/orders/{shop}"]["post"];
+    assert_eq!(operation["operationId"], "placeOrder", "{operation:#}");
+    assert_eq!(operation["tags"], json!(["orders"]));
+    assert_eq!(
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Order"
+    );
+    assert!(operation["responses"]["201"].is_object());
+    crate::openapi::assert_valid_openapi(&doc).await;
+
+    // Options are checked as an endpoint's are, with the script's line.
+    for (bad, says) in [
+        (
+            r#"app.get("/a", { summary: "x", colour: "red" }, () => 1);"#,
+            "unknown option",
+        ),
+        (
+            r#"app.get("/a/{id}", { parameters: [{ name: "nope", in: "path", required: true }] }, () => 1);"#,
+            "nope",
+        ),
+        (
+            r#"app.get("/a", { responses: { "200": { description: "x", content: { "application/json": { schema: { type: "integer", minimum: "one" } } } } } }, () => 1);"#,
+            "minimum",
+        ),
+    ] {
+        let response = put_script(&app, &alice, bad).await;
+        let body = crate::helpers::assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        let message = body["error"]["details"][0]["message"]
+            .as_str()
+            .unwrap_or("");
+        assert!(message.contains(says), "{bad}: {body}");
+    }
+}
