@@ -420,6 +420,29 @@ app.post("/orders/{shop}", {
     assert!(operation["responses"]["201"].is_object());
     crate::openapi::assert_valid_openapi(&doc).await;
 
+    // New components in the project's settings: the route's `$ref` reaches them.
+    let response = app
+        .call(
+            Method::PATCH,
+            "/admin/projects/alice/shop",
+            Some(&alice.token),
+            Some(&json!({"openapi": {"components": {"schemas": {"Order": {
+                "type": "object", "required": ["sku", "qty"]}}}}})),
+        )
+        .await;
+    let status = response.status();
+    assert_eq!(status, StatusCode::OK, "{}", json_body(response).await);
+    let (status, answer) = post_json(&app, "/alice/shop/orders/1", r#"{"sku": "A"}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["error"]["details"][0]["field"], "body");
+    let (status, answer) = post_json(
+        &app,
+        "/alice/shop/orders/1",
+        r#"{"sku": "A", "qty": 1, "x": 1}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
     // Options are checked as an endpoint's are, with the script's line.
     for (bad, says) in [
         (
