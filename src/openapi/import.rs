@@ -111,11 +111,29 @@ pub struct OperationReport {
     /// The status the endpoint answers with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answers: Option<u16>,
+    /// Where its body comes from (for the media type answered by default): `example`
+    /// (the document's), `generated` (from the schema, valid against it) or
+    /// `generated_unsure` (from a schema that cannot be fully met). None without a body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<BodySource>,
     /// The condition that picks this operation's answer, where it shares its endpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub when: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// Where an imported answer's body comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodySource {
+    /// The document's example (served as written, even where it does not match).
+    Example,
+    /// Generated from the schema: deterministic and valid against it.
+    Generated,
+    /// Generated from a schema that cannot be fully met (or whose checks were not all
+    /// honoured): it may not be valid.
+    GeneratedUnsure,
 }
 
 /// A constraint kept but not enforced.
@@ -251,6 +269,7 @@ fn skipped(method: &str, key: &str, label: Option<String>, reason: &str) -> Oper
         status: "skipped",
         endpoint: None,
         answers: None,
+        body: None,
         when: None,
         reason: Some(reason.to_owned()),
     }
@@ -310,6 +329,7 @@ struct Read {
     when: crate::model::When,
     spec: EndpointSpec,
     answers: u16,
+    body: Option<BodySource>,
 }
 
 struct Reader<'a> {
@@ -511,7 +531,7 @@ impl Reader<'_> {
                 }
             }
         }
-        let (answers, mock) = self.mock(&responses).map_err(&fail)?;
+        let (answers, mock, body) = self.mock(&responses).map_err(&fail)?;
 
         let mut extra = Map::new();
         for (field, value) in operation {
@@ -573,11 +593,15 @@ impl Reader<'_> {
             when,
             spec,
             answers,
+            body,
         })
     }
 
     /// The status an operation answers and the mock response for it.
-    fn mock(&mut self, responses: &Map<String, Value>) -> Result<(u16, MockSpec), String> {
+    fn mock(
+        &mut self,
+        responses: &Map<String, Value>,
+    ) -> Result<(u16, MockSpec, Option<BodySource>), String> {
         let (key, status) = choose_response(responses, self.options.prefer.as_deref())
             .ok_or("no response with a status from 200 to 599 to answer with")?;
         let response = key.and_then(|k| responses.get(k));
@@ -634,12 +658,13 @@ impl Reader<'_> {
         let content = response
             .and_then(|r| r.get("content"))
             .and_then(Value::as_object);
+        let mut source = None;
         if let Some(content) = content.filter(|c| !c.is_empty())
             && !matches!(status, 204 | 304)
             && let Some((chosen, object)) = choose_media(content)
         {
             let base = (mock.clone(), headers.clone());
-            self.fill(&mut mock, &mut headers, chosen, object);
+            source = self.fill(&mut mock, &mut headers, chosen, object);
             // The other media types, for a request whose `Accept` lists one of them first.
             let mut rules = Vec::new();
             for (media, object) in content {
@@ -668,19 +693,23 @@ impl Reader<'_> {
             }
         }
         mock.headers = headers.into();
-        Ok((status, mock))
+        Ok((status, mock, source))
     }
 
     /// Gives `mock` the body of one media type of a response: its example (or a generated
-    /// one) as JSON, text or a small binary body, with its `content-type`.
+    /// one) as JSON, text or a small binary body, with its `content-type`; says where the
+    /// body came from.
     fn fill(
         &mut self,
         mock: &mut MockSpec,
         headers: &mut BTreeMap<String, HeaderValues>,
         media: &str,
         object: &Value,
-    ) {
-        let example = self.example(object);
+    ) -> Option<BodySource> {
+        let (example, source) = match self.example(object) {
+            Some((value, source)) => (Some(value), Some(source)),
+            None => (None, None),
+        };
         let kind = media_kind(media, object);
         let typed = |headers: &mut BTreeMap<String, HeaderValues>, value: &str| {
             if http::HeaderValue::from_str(value).is_ok() {
@@ -722,26 +751,32 @@ impl Reader<'_> {
                 typed(headers, media);
             }
         }
+        source
     }
 
     /// The example a media type answers with: its `example`, the first of its `examples`,
     /// else one generated from its schema (examples on the schema first).
-    fn example(&mut self, media: &Value) -> Option<Value> {
+    fn example(&mut self, media: &Value) -> Option<(Value, BodySource)> {
         if let Some(example) = media.get("example") {
-            return Some(example.clone());
+            return Some((example.clone(), BodySource::Example));
         }
         if let Some(examples) = media.get("examples").and_then(Value::as_object) {
             for example in examples.values() {
                 if let Ok(example) = follow(self.root, example)
                     && let Some(value) = example.get("value")
                 {
-                    return Some(value.clone());
+                    return Some((value.clone(), BodySource::Example));
                 }
             }
         }
         let schema = media.get("schema")?;
         let sample = schema::sample(schema, self.root, Version::V3_1, Direction::Response);
-        Some(sample.value)
+        let source = if sample.notes.is_empty() {
+            BodySource::Generated
+        } else {
+            BodySource::GeneratedUnsure
+        };
+        Some((sample.value, source))
     }
 
     /// Normalises every schema under `content` of a request body, response or parameter.
@@ -913,6 +948,7 @@ impl Reader<'_> {
                 status: "imported",
                 endpoint: Some(id.clone()),
                 answers: Some(lead.answers),
+                body: lead.body,
                 when: None,
                 reason: None,
             });
@@ -956,6 +992,7 @@ impl Reader<'_> {
                     status: "imported",
                     endpoint: Some(id.clone()),
                     answers: Some(op.answers),
+                    body: op.body,
                     when,
                     reason: None,
                 });
