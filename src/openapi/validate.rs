@@ -336,17 +336,7 @@ impl Checks {
             }
         }
         for param in &self.headers {
-            let values: Vec<String> = headers
-                .get_all(param.name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .collect();
-            param.check(
-                "header",
-                (!values.is_empty()).then_some(values),
-                &mut failures,
-            );
+            param.check_header("header", headers, &mut failures);
         }
         failures.truncate(MAX_FAILURES);
         failures
@@ -529,18 +519,7 @@ impl Responses {
             return failures;
         };
         for header in &documented.headers {
-            let values: Vec<String> = answer
-                .headers
-                .get_all(header.name.as_str())
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .map(str::to_owned)
-                .collect();
-            header.check(
-                "response.header",
-                (!values.is_empty()).then_some(values),
-                &mut failures,
-            );
+            header.check_header("response.header", answer.headers, &mut failures);
         }
         let Some(body) = answer.body else {
             return failures;
@@ -598,6 +577,17 @@ impl Responses {
 }
 
 impl Param {
+    /// Checks this header's values in `headers` (every value of a repeated one).
+    fn check_header(&self, place: &str, headers: &HeaderMap, failures: &mut Vec<Failure>) {
+        let values: Vec<String> = headers
+            .get_all(self.name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .collect();
+        self.check(place, (!values.is_empty()).then_some(values), failures);
+    }
+
     fn check(&self, place: &str, values: Option<Vec<String>>, failures: &mut Vec<Failure>) {
         let at = format!("{place}.{}", self.name);
         let Some(values) = values else {

@@ -164,16 +164,40 @@ impl TestApp {
 
     /// Creates `user`'s project `name` holding `endpoints`, which must succeed.
     pub async fn create_project_with(&self, user: &User, name: &str, endpoints: Value) {
+        self.create_project_from(user, name, json!({ "endpoints": endpoints }))
+            .await;
+    }
+
+    /// Creates `user`'s project `name` from a whole definition (`body`, its `name` set
+    /// here), which must succeed.
+    pub async fn create_project_from(&self, user: &User, name: &str, body: Value) {
+        let mut body = body;
+        body["name"] = json!(name);
         let response = self
             .call(
                 Method::POST,
                 "/admin/projects",
                 Some(&user.token),
-                Some(&json!({"name": name, "endpoints": endpoints})),
+                Some(&body),
             )
             .await;
         let status = response.status();
         assert_eq!(status, StatusCode::CREATED, "{}", json_body(response).await);
+    }
+
+    /// `user`'s read of the journal of their project `key` (`owner/name`), with `query`
+    /// (`?status=4xx`, or empty), which must succeed.
+    pub async fn journal(&self, user: &User, key: &str, query: &str) -> Value {
+        let response = self
+            .call(
+                Method::GET,
+                &format!("/admin/projects/{key}/journal{query}"),
+                Some(&user.token),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{query}");
+        json_body(response).await
     }
 
     /// Adds an endpoint to `owner/project` and returns the answer.

@@ -26,16 +26,7 @@ async fn shop(size: usize, body: usize) -> (TestApp, User) {
 }
 
 async fn journal(app: &TestApp, user: &User, query: &str) -> Value {
-    let response = app
-        .call(
-            Method::GET,
-            &format!("/admin/projects/alice/shop/journal{query}"),
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK, "{query}");
-    json_body(response).await
+    app.journal(user, "alice/shop", query).await
 }
 
 #[tokio::test]

@@ -15,18 +15,7 @@ const PETS: &str = "/admin/projects/alice/pets";
 async fn pets(body: Value) -> (TestApp, User) {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut body = body;
-    body["name"] = json!("pets");
-    let response = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&body),
-        )
-        .await;
-    let status = response.status();
-    assert_eq!(status, StatusCode::CREATED, "{}", json_body(response).await);
+    app.create_project_from(&alice, "pets", body).await;
     (app, alice)
 }
 

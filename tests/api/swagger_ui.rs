@@ -25,7 +25,7 @@ use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
@@ -401,7 +401,6 @@ async fn projects() -> (TestApp, User) {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
     let body = json!({
-        "name": "pets",
         "description": "Pets for the browser test",
         "openapi": {
             "info": {"title": "Pet shop"},
@@ -422,16 +421,7 @@ async fn projects() -> (TestApp, User) {
             {"method": "GET", "path": "/health", "response": {"json": {"ok": true}}}
         ]
     });
-    let response = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&body),
-        )
-        .await;
-    let status = response.status();
-    assert_eq!(status, StatusCode::CREATED, "{}", json_body(response).await);
+    app.create_project_from(&alice, "pets", body).await;
     app.project(&alice, "empty").await;
     (app, alice)
 }

@@ -21,18 +21,7 @@ fn order_schema() -> Value {
 async fn shop(body: Value) -> (TestApp, User) {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let mut body = body;
-    body["name"] = json!("shop");
-    let response = app
-        .call(
-            Method::POST,
-            "/admin/projects",
-            Some(&alice.token),
-            Some(&body),
-        )
-        .await;
-    let status = response.status();
-    assert_eq!(status, StatusCode::CREATED, "{}", json_body(response).await);
+    app.create_project_from(&alice, "shop", body).await;
     (app, alice)
 }
 
@@ -55,16 +44,7 @@ async fn post_json(app: &TestApp, path: &str, body: &str) -> (StatusCode, Value)
 }
 
 async fn journal(app: &TestApp, user: &User, query: &str) -> Value {
-    let response = app
-        .call(
-            Method::GET,
-            &format!("/admin/projects/alice/shop/journal{query}"),
-            Some(&user.token),
-            None,
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    json_body(response).await
+    app.journal(user, "alice/shop", query).await
 }
 
 #[tokio::test]
