@@ -34,6 +34,120 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Work with the datasets of a running server's projects: import a CSV or JSON file.
     Dataset(DatasetArgs),
+    /// Create a project folder from a template (it is never written over an existing one).
+    #[command(after_help = NEW_EXAMPLE)]
+    New(NewArgs),
+    /// Rename a project folder, and its name in switchyard.yaml and .env.
+    #[command(after_help = RENAME_EXAMPLE)]
+    Rename(RenameArgs),
+    /// Add a router to a project folder: routers/NAME.yaml, endpoints under a prefix.
+    #[command(after_help = ADD_ROUTER_EXAMPLE)]
+    AddRouter(AddRouterArgs),
+    /// Check a project folder, or a directory of them, without serving it.
+    #[command(after_help = VALIDATE_EXAMPLE)]
+    Validate(ValidateArgs),
+    /// Print a shell's completion script for switchyard.
+    #[command(after_help = COMPLETIONS_EXAMPLE)]
+    Completions(CompletionsArgs),
+}
+
+const NEW_EXAMPLE: &str = "\
+Examples:
+  switchyard new shop                       # ./shop: mock endpoints (the default template)
+  switchyard new todo --template script     # ./todo: app.js with routes kept in kv
+  switchyard new iris --template dataset --dir projects
+
+A new folder holds switchyard.yaml, .env (APP_NAME, MODE=development) and routers/;
+the script template adds app.js, the dataset template data/iris.csv. See docs/projects.md.";
+
+const RENAME_EXAMPLE: &str = "\
+Example:
+  switchyard rename shop store     # ./shop becomes ./store, named store in its files
+
+OLD is the folder (a path); NEW is the project's new name, a sibling folder of OLD.";
+
+const ADD_ROUTER_EXAMPLE: &str = "\
+Examples:
+  switchyard add-router shop orders                   # shop/routers/orders.yaml, under /orders
+  switchyard add-router shop admin --prefix /internal/admin
+
+The router's endpoints are served under its prefix as soon as the file exists; nothing
+else is edited.";
+
+const VALIDATE_EXAMPLE: &str = "\
+Examples:
+  switchyard validate shop          # one folder
+  switchyard validate projects      # every folder in projects/ that has a switchyard.yaml
+
+Each problem is one line, FILE:LINE:COLUMN: MESSAGE. The exit code is 0 when every folder
+is good and 1 otherwise, for CI.";
+
+const COMPLETIONS_EXAMPLE: &str = "\
+Examples:
+  switchyard completions bash > /etc/bash_completion.d/switchyard
+  switchyard completions zsh > \"${fpath[1]}/_switchyard\"
+  switchyard completions fish > ~/.config/fish/completions/switchyard.fish";
+
+/// `switchyard new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The project's name (and its folder's): 1 to 64 of a-z, 0-9, `_` and `-`.
+    pub name: String,
+    /// What the project starts as.
+    #[arg(long, short, value_enum, default_value = "mock")]
+    pub template: TemplateArg,
+    /// The directory the folder is made in.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+/// The templates of `switchyard new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TemplateArg {
+    /// Mock endpoints, one with a validated request body.
+    Mock,
+    /// A script (app.js) with routes and kv.
+    Script,
+    /// A proxy to a backend.
+    Gateway,
+    /// The iris dataset with its query, stats and schema endpoints.
+    Dataset,
+}
+
+/// `switchyard rename`.
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    /// The project folder.
+    pub old: PathBuf,
+    /// Its new name.
+    pub new: String,
+}
+
+/// `switchyard add-router`.
+#[derive(Debug, Args)]
+pub struct AddRouterArgs {
+    /// The project folder.
+    pub project: PathBuf,
+    /// The router's name: its file is routers/NAME.yaml.
+    pub name: String,
+    /// The path its endpoints are served under (default: /NAME).
+    #[arg(long, value_name = "/PREFIX")]
+    pub prefix: Option<String>,
+}
+
+/// `switchyard validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// A project folder, or a directory of project folders.
+    pub dir: PathBuf,
+}
+
+/// `switchyard completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 const GATEWAY_EXAMPLE: &str = "\
@@ -626,10 +740,16 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("switchyard: {error:#}");
-            if let Some(hint) = error
+            let hint = error
                 .downcast_ref::<RemoteError>()
                 .and_then(RemoteError::hint)
-            {
+                .or_else(|| {
+                    error
+                        .downcast_ref::<crate::projects::scaffold::ScaffoldError>()
+                        .and_then(|e| e.hint())
+                        .map(str::to_owned)
+                });
+            if let Some(hint) = hint {
                 eprintln!("hint: {hint}");
             }
             ExitCode::FAILURE
@@ -644,7 +764,121 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset(DatasetArgs {
             command: DatasetCommand::Import(args),
         }) => import_dataset(args),
+        Command::New(args) => new_project(args),
+        Command::Rename(args) => rename_project(args),
+        Command::AddRouter(args) => add_router(args),
+        Command::Validate(args) => validate(args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(
+                args.shell,
+                &mut command,
+                "switchyard",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
     }
+}
+
+fn new_project(args: NewArgs) -> anyhow::Result<()> {
+    use crate::projects::scaffold::{self, Template};
+    let template = match args.template {
+        TemplateArg::Mock => Template::Mock,
+        TemplateArg::Script => Template::Script,
+        TemplateArg::Gateway => Template::Gateway,
+        TemplateArg::Dataset => Template::Dataset,
+    };
+    let dir = scaffold::new_project(&args.dir, &args.name, template)?;
+    println!(
+        "created {} ({} template); check it with: switchyard validate {}",
+        dir.display(),
+        template.name(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn rename_project(args: RenameArgs) -> anyhow::Result<()> {
+    let dir = crate::projects::scaffold::rename(&args.old, &args.new)?;
+    println!("renamed {} to {}", args.old.display(), dir.display());
+    Ok(())
+}
+
+fn add_router(args: AddRouterArgs) -> anyhow::Result<()> {
+    let file =
+        crate::projects::scaffold::add_router(&args.project, &args.name, args.prefix.as_deref())?;
+    println!("created {}", file.display());
+    Ok(())
+}
+
+/// Checks one folder or each folder of a directory; each problem is a line on stderr.
+fn validate(args: ValidateArgs) -> anyhow::Result<()> {
+    let manifest = args.dir.join(crate::projects::MANIFEST);
+    let folders: Vec<PathBuf> = if manifest.is_file() {
+        vec![args.dir.clone()]
+    } else {
+        let listing = std::fs::read_dir(&args.dir)
+            .with_context(|| format!("{} cannot be read", args.dir.display()))?;
+        let mut found: Vec<PathBuf> = listing
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.join(crate::projects::MANIFEST).is_file())
+            .collect();
+        found.sort();
+        if found.is_empty() {
+            anyhow::bail!(
+                "{} is not a project folder and holds none (no {} in it or in its folders)",
+                args.dir.display(),
+                crate::projects::MANIFEST
+            );
+        }
+        found
+    };
+    let mut bad = 0;
+    for dir in &folders {
+        match crate::projects::read(dir) {
+            Ok(folder) => println!("{}: ok, {}", dir.display(), summary(&folder)),
+            Err(errors) => {
+                bad += 1;
+                for error in errors {
+                    // Paths from where the command was run.
+                    let error = crate::projects::FolderError {
+                        file: if error.file.is_absolute() || error.file.starts_with(dir) {
+                            error.file
+                        } else {
+                            dir.join(&error.file)
+                        },
+                        ..error
+                    };
+                    eprintln!("{error}");
+                }
+            }
+        }
+    }
+    if bad > 0 {
+        anyhow::bail!("{bad} of {} project folders have problems", folders.len());
+    }
+    Ok(())
+}
+
+/// `project shop: 5 endpoints (2 in routers), a script, 1 dataset`.
+fn summary(folder: &crate::projects::Folder) -> String {
+    let routed: usize = folder.routers.iter().map(|r| r.endpoints).sum();
+    let mut parts = vec![format!(
+        "project {}: {} endpoints ({routed} in {} routers)",
+        folder.name,
+        folder.definition.endpoints.len(),
+        folder.routers.len()
+    )];
+    if folder.script.is_some() {
+        parts.push("a script".into());
+    }
+    if !folder.datasets.is_empty() {
+        parts.push(format!("{} datasets", folder.datasets.len()));
+    }
+    parts.join(", ")
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -29,6 +29,7 @@ pub(crate) mod changes;
 pub(crate) mod datasets;
 pub(crate) mod demo;
 pub(crate) mod platform;
+pub mod projects;
 pub(crate) mod scripts;
 pub mod store;
 

@@ -796,6 +796,33 @@ pub fn check_endpoint_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An endpoint id made from `source` (an operation id, or a method and path): its
+/// characters outside `[A-Za-z0-9_]` made `-` (runs as one, none at the ends), at most 58
+/// of them (`op` if none is left), and `-2`, `-3`… added until it is not in `taken`, which
+/// then holds it. The same sources in the same order give the same ids.
+pub fn derived_endpoint_id(source: &str, taken: &mut std::collections::HashSet<String>) -> String {
+    let mut base = String::new();
+    for c in source.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            base.push(c);
+        } else if !base.ends_with('-') && !base.is_empty() {
+            base.push('-');
+        }
+    }
+    let mut base = base.trim_end_matches('-').to_owned();
+    if base.is_empty() {
+        base = "op".into();
+    }
+    base.truncate(58);
+    let mut id = base.clone();
+    let mut n = 2;
+    while !taken.insert(id.clone()) {
+        id = format!("{base}-{n}");
+        n += 1;
+    }
+    id
+}
+
 /// A fresh endpoint id: time-ordered, so listing by id follows creation.
 pub fn new_endpoint_id() -> String {
     format!("ep_{}", uuid::Uuid::now_v7().simple())

@@ -873,26 +873,7 @@ impl Reader<'_> {
     /// the method and path.
     fn endpoint_id(&mut self, operation_id: Option<&str>, method: &str, path: &str) -> String {
         let source = operation_id.map_or_else(|| format!("{method}-{path}"), str::to_owned);
-        let mut base = String::new();
-        for c in source.chars() {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                base.push(c);
-            } else if !base.ends_with('-') && !base.is_empty() {
-                base.push('-');
-            }
-        }
-        let mut base = base.trim_end_matches('-').to_owned();
-        if base.is_empty() {
-            base = "op".into();
-        }
-        base.truncate(58);
-        let mut id = base.clone();
-        let mut n = 2;
-        while !self.ids.insert(id.clone()) {
-            id = format!("{base}-{n}");
-            n += 1;
-        }
-        id
+        crate::model::derived_endpoint_id(&source, &mut self.ids)
     }
 
     /// Operations sharing a method and path become one endpoint: the one without a

@@ -4,12 +4,11 @@
 
 use std::path::Path;
 use std::process::Output;
-use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, User, json_body, spawn_app};
+use crate::helpers::{TestApp, User, json_body, spawn_app, text};
 
 const IRIS: &str = "\
 sepal_length,sepal_width,species
@@ -21,23 +20,9 @@ sepal_length,sepal_width,species
 /// Runs `switchyard dataset import ARGS…` in `dir` with only the given environment, and
 /// waits (at most 60 s) for it to end.
 async fn run(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["dataset", "import"])
-        .args(args)
-        .env_clear()
-        .envs(envs.iter().copied())
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    tokio::time::timeout(Duration::from_secs(60), child)
-        .await
-        .expect("the import ends within 60 s")
-        .expect("the binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    let mut all = vec!["dataset", "import"];
+    all.extend(args);
+    crate::helpers::run_binary(dir, &all, envs).await
 }
 
 /// A server with user `alice` and her project `alice/iris-demo`, and a directory holding

@@ -75,6 +75,17 @@ fn the_committed_help_texts_match_the_binary() {
             &["dataset", "import", "--help"][..],
             "docs/cli/dataset-import-help.txt",
         ),
+        (&["new", "--help"][..], "docs/cli/new-help.txt"),
+        (&["rename", "--help"][..], "docs/cli/rename-help.txt"),
+        (
+            &["add-router", "--help"][..],
+            "docs/cli/add-router-help.txt",
+        ),
+        (&["validate", "--help"][..], "docs/cli/validate-help.txt"),
+        (
+            &["completions", "--help"][..],
+            "docs/cli/completions-help.txt",
+        ),
     ] {
         let printed = help(args);
         let committed = read(file);

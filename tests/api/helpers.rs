@@ -563,3 +563,29 @@ impl Process {
             .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
     }
 }
+
+/// Runs the `switchyard` binary with `args` in `dir`, with only the given environment and
+/// no input, and waits (at most 60 s) for it to end.
+pub async fn run_binary(
+    dir: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> std::process::Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env_clear()
+        .envs(envs.iter().copied())
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    tokio::time::timeout(std::time::Duration::from_secs(60), child)
+        .await
+        .expect("the command ends within 60 s")
+        .expect("the binary runs")
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}

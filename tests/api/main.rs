@@ -42,6 +42,8 @@
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 //! - `validation`: request bodies checked for every handler kind (a proxy forwards only
 //!   matching ones), and answers checked against documented responses in development mode.
+//! - `project_cli`: the project-folder commands (`new`, `rename`, `add-router`, `validate`,
+//!   `completions`), the real binary in temporary directories.
 //! - `platform_openapi`: `/openapi.json`, the platform API's own OpenAPI document: served,
 //!   valid for `openapi-spec-validator`, and fitting what the routes really answer.
 //! - `swagger_ui`: the docs pages in headless Chromium (`scripts/test` provides it): Swagger
@@ -75,6 +77,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod platform_openapi;
+mod project_cli;
 mod projects;
 mod proxy;
 mod proxy_allow;
