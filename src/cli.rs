@@ -49,6 +49,36 @@ pub enum Command {
     /// Print a shell's completion script for switchyard.
     #[command(after_help = COMPLETIONS_EXAMPLE)]
     Completions(CompletionsArgs),
+    /// Print the JSON Schema of a project folder's manifest or router files, for editors.
+    #[command(after_help = SCHEMA_EXAMPLE)]
+    Schema(SchemaArgs),
+}
+
+const SCHEMA_EXAMPLE: &str = "\
+Examples:
+  switchyard schema manifest > switchyard.schema.json
+  switchyard schema router > router.schema.json
+
+Then, for editors that read the YAML language server's comment, as the first line of
+switchyard.yaml:
+  # yaml-language-server: $schema=./switchyard.schema.json
+The same files are in docs/schema/ of the source tree.";
+
+/// `switchyard schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema.
+    #[arg(value_enum)]
+    pub file: SchemaFile,
+}
+
+/// The files `switchyard schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaFile {
+    /// switchyard.yaml.
+    Manifest,
+    /// routers/NAME.yaml.
+    Router,
 }
 
 const NEW_EXAMPLE: &str = "\
@@ -768,6 +798,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rename(args) => rename_project(args),
         Command::AddRouter(args) => add_router(args),
         Command::Validate(args) => validate(args),
+        Command::Schema(args) => {
+            let schema = match args.file {
+                SchemaFile::Manifest => crate::projects::schema::manifest(),
+                SchemaFile::Router => crate::projects::schema::router(),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(())
+        }
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut command = Cli::command();

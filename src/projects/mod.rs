@@ -12,10 +12,12 @@
 //! [`read`] turns a folder into what the admin API's whole project definition says, with
 //! the file and line each part came from ([`Folder`]); [`scaffold`] writes new folders
 //! from templates, renames them and adds routers. The format is documented in
-//! docs/projects.md; `docs/switchyard.schema.json` describes the manifest for editors.
+//! docs/projects.md; [`schema`] describes the manifest and router files for editors
+//! (`switchyard schema`, committed in docs/schema/).
 
 mod folder;
 pub mod scaffold;
+pub mod schema;
 
 pub use folder::{DatasetFile, Folder, FolderError, Origin, Router, read};
 

@@ -196,3 +196,43 @@ fn env_names_and_moves_the_project() {
     ));
     assert!(moved.join("switchyard.yaml").is_file());
 }
+
+/// A YAML file of the folder as JSON, checked against `schema`: the errors' places.
+fn schema_errors(schema: &serde_json::Value, file: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let options = serde_saphyr::options! { strict_booleans: true };
+    let value: serde_json::Value = serde_saphyr::from_str_with_options(&text, options).unwrap();
+    let validator = jsonschema::validator_for(schema).expect("the schema compiles");
+    validator
+        .iter_errors(&value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn the_schemas_accept_every_template_and_refuse_mistakes() {
+    let manifest = schema::manifest();
+    let router = schema::router();
+    assert!(jsonschema::meta::is_valid(&manifest));
+    let parent = tempfile::tempdir().unwrap();
+    for template in Template::ALL {
+        let dir = scaffold::new_project(parent.path(), template.name(), template).unwrap();
+        let found = schema_errors(&manifest, &dir.join(MANIFEST));
+        assert!(found.is_empty(), "{}: {found:?}", template.name());
+    }
+    let dir = parent.path().join("mock");
+    let file = scaffold::add_router(&dir, "orders", None).unwrap();
+    assert!(schema_errors(&router, &file).is_empty());
+    write(
+        &dir,
+        MANIFEST,
+        "name: x\ncolour: red\nendpoints:\n  - {method: GET, path: /a, respons: {}}\nmode: testing\n",
+    );
+    let found = schema_errors(&manifest, &dir.join(MANIFEST));
+    assert!(found.iter().any(|e| e.contains("colour")), "{found:?}");
+    assert!(
+        found.iter().any(|e| e.starts_with("/endpoints/0")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|e| e.starts_with("/mode")), "{found:?}");
+}

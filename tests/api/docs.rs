@@ -86,6 +86,12 @@ fn the_committed_help_texts_match_the_binary() {
             &["completions", "--help"][..],
             "docs/cli/completions-help.txt",
         ),
+        (&["schema", "--help"][..], "docs/cli/schema-help.txt"),
+        (
+            &["schema", "manifest"][..],
+            "docs/schema/switchyard.schema.json",
+        ),
+        (&["schema", "router"][..], "docs/schema/router.schema.json"),
     ] {
         let printed = help(args);
         let committed = read(file);
