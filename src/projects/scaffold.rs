@@ -249,9 +249,8 @@ fn set_env(text: &str, name: &str, value: &str) -> String {
 
 fn env_file(name: &str) -> String {
     format!(
-        "# Values for this project. APP_NAME and MODE set its name and mode (development,\n\
-         # staging or production); the others reach its script as `env`. The process\n\
-         # environment overrides them when the folder is run or served.\n\
+        "# Values for this project. APP_NAME and MODE set its name and mode (development\n\
+         # or production); the others are the project's own values.\n\
          APP_NAME={name}\nMODE=development\n"
     )
 }
