@@ -417,10 +417,7 @@ impl Responses {
                 },
             };
             // A `$ref` to `components/responses`.
-            let response = match response.get("$ref").and_then(Value::as_str) {
-                Some(reference) => schema::resolve(root, reference).unwrap_or(response),
-                None => response,
-            };
+            let response = followed(response, root);
             let mut content = Vec::new();
             for (media, object) in response
                 .get("content")
@@ -447,10 +444,7 @@ impl Responses {
                 .into_iter()
                 .flatten()
             {
-                let header = match header.get("$ref").and_then(Value::as_str) {
-                    Some(reference) => schema::resolve(root, reference).unwrap_or(header),
-                    None => header,
-                };
+                let header = followed(header, root);
                 let lower = name.to_ascii_lowercase();
                 // The answer's own framing, not the handler's to match.
                 if lower == "content-type" {
@@ -755,13 +749,17 @@ fn types_within(schema: &Value, root: &Value, depth: usize) -> Types {
     types
 }
 
-/// A form schema's properties (following one `$ref`), to read fields by their types.
+/// What `object` refers to in `root` when it is a `$ref` that resolves, else `object`.
+fn followed<'a>(object: &'a Value, root: &'a Value) -> &'a Value {
+    match object.get("$ref").and_then(Value::as_str) {
+        Some(reference) => schema::resolve(root, reference).unwrap_or(object),
+        None => object,
+    }
+}
+
+/// A form schema's properties (following its `$ref`), to read fields by their types.
 fn resolve_properties(schema: &Value, root: &Value) -> Map<String, Value> {
-    let schema = match schema.get("$ref").and_then(Value::as_str) {
-        Some(reference) => schema::resolve(root, reference).unwrap_or(schema),
-        None => schema,
-    };
-    schema
+    followed(schema, root)
         .get("properties")
         .and_then(Value::as_object)
         .cloned()

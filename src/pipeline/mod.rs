@@ -178,8 +178,22 @@ async fn check_body(
     }
 }
 
-/// How a handler's answer differs from its endpoint's documented responses, in a project
-/// in `development` mode (else `None`): logged, for the journal. The answer is sent as it
+/// The checks an endpoint's answers go through: its documented responses, when it checks
+/// them and its project is in `development` mode.
+#[inline]
+fn answer_checks<'a>(
+    project: &CompiledProject,
+    endpoint: Option<&'a Arc<crate::routing::CompiledEndpoint>>,
+) -> Option<&'a crate::openapi::validate::Checks> {
+    endpoint
+        .and_then(|endpoint| endpoint.checks.as_deref())
+        .filter(|checks| {
+            checks.checks_responses() && project.def.mode == crate::model::Mode::Development
+        })
+}
+
+/// How a handler's answer differs from its endpoint's documented responses (those of
+/// [`answer_checks`]): logged, for the journal. The answer is sent as it
 /// is. A body that was not read whole (an upstream's, streamed past what is checked) is
 /// not checked.
 #[cold]
@@ -190,9 +204,6 @@ fn check_answer(
     response: &Response<Body>,
     id: &HeaderValue,
 ) -> Option<Box<[error::FieldError]>> {
-    if project.def.mode != crate::model::Mode::Development {
-        return None;
-    }
     let body: Option<&[u8]> = match response.body() {
         _ if head.method == http::Method::HEAD => None,
         Body::Full(bytes) => Some(bytes.as_deref().unwrap_or_default()),
@@ -698,20 +709,15 @@ impl Pipeline {
         response: Response<Body>,
     ) -> Response<Body> {
         let project = &at.project;
-        let checked = at
-            .endpoint
-            .and_then(|index| project.handler(index))
-            .and_then(|endpoint| endpoint.checks.as_deref())
-            .is_some_and(|checks| checks.checks_responses());
+        let endpoint = at.endpoint.and_then(|index| project.handler(index));
         let streaming = response
             .headers()
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        if !checked
+        if answer_checks(project, endpoint).is_none()
             || streaming
             || head.method == http::Method::HEAD
-            || project.def.mode != crate::model::Mode::Development
         {
             return response;
         }
@@ -767,10 +773,8 @@ impl Pipeline {
         let project = &mounted.project;
         let endpoint = mounted.endpoint.and_then(|index| project.handler(index));
         record::project(&self.telemetry, project, endpoint, outcome);
-        let response_invalid = match endpoint.and_then(|e| e.checks.as_deref()) {
-            Some(checks) if answer.handler && checks.checks_responses() => {
-                check_answer(checks, project, head, response, id)
-            }
+        let response_invalid = match answer_checks(project, endpoint) {
+            Some(checks) if answer.handler => check_answer(checks, project, head, response, id),
             _ => None,
         };
         self.log_access(

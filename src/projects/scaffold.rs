@@ -204,45 +204,29 @@ pub fn add_router(
 /// first).
 fn set_top_level(text: &str, key: &str, value: &str) -> String {
     let wanted = format!("{key}:");
-    let mut done = false;
-    let mut out: Vec<String> = text
-        .lines()
-        .map(|line| {
-            if !done && line.starts_with(&wanted) {
-                done = true;
-                format!("{key}: {value}")
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    if !done {
-        out.insert(0, format!("{key}: {value}"));
-    }
-    let mut joined = out.join("\n");
-    joined.push('\n');
-    joined
+    let line = format!("{key}: {value}");
+    replace_line(text, |l| l.starts_with(&wanted), &line, true)
 }
 
-/// `NAME=value` in a `.env` text (replaced where it is, else added).
+/// `NAME=value` in a `.env` text (replaced where it is, else added last).
 fn set_env(text: &str, name: &str, value: &str) -> String {
-    let mut done = false;
-    let mut out: Vec<String> = text
-        .lines()
-        .map(|line| {
-            let bare = line.trim_start().trim_start_matches("export ").trim_start();
-            if !done && bare.split_once('=').is_some_and(|(n, _)| n.trim() == name) {
-                done = true;
-                format!("{name}={value}")
-            } else {
-                line.to_owned()
-            }
-        })
-        .collect();
-    if !done {
-        out.push(format!("{name}={value}"));
+    let named = |line: &str| {
+        let bare = line.trim_start().trim_start_matches("export ").trim_start();
+        bare.split_once('=').is_some_and(|(n, _)| n.trim() == name)
+    };
+    replace_line(text, named, &format!("{name}={value}"), false)
+}
+
+/// `text` with its first line that `is` replaced by `new`, or `new` added (first or last)
+/// when none is; every other line kept as it was.
+fn replace_line(text: &str, is: impl Fn(&str) -> bool, new: &str, first: bool) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    match lines.iter().position(|line| is(line)) {
+        Some(at) => lines[at] = new,
+        None if first => lines.insert(0, new),
+        None => lines.push(new),
     }
-    let mut joined = out.join("\n");
+    let mut joined = lines.join("\n");
     joined.push('\n');
     joined
 }
