@@ -1155,3 +1155,33 @@ fn request_parts_are_decoded() {
         ]
     );
 }
+
+#[tokio::test]
+async fn running_out_of_memory_is_told_apart_from_a_thrown_null_whatever_the_layout() {
+    // QuickJS throws `null` when it cannot even make its "out of memory" error, which
+    // depends on where in its memory the limit falls: shift it (with module data of several
+    // sizes) and the answer must stay the same.
+    let limits = Limits {
+        memory_bytes: 8 * 1024 * 1024,
+        cpu_time: Duration::from_secs(10),
+        queue: 4,
+    };
+    for n in 0..8 {
+        let source = format!(
+            r#"const pad = Array.from({{ length: {n} }}, (_, i) => "p".repeat(i * 37));
+               app.get("/bomb", () => {{ const a = []; for (;;) a.push("x".repeat(1000) + a.length); }});
+               app.get("/null", () => {{ throw null; }});"#
+        );
+        let script = compile_with(&source, limits.clone(), Arc::new(MemoryKv::default())).await;
+        let error = err(get(&script, "/bomb").await);
+        assert!(
+            matches!(error, CallError::OutOfMemory { .. }),
+            "{n}: {error:?}"
+        );
+        let error = err(get(&script, "/null").await);
+        assert!(
+            matches!(&error, CallError::Exception { message, .. } if message == "the script threw null"),
+            "{n}: {error:?}"
+        );
+    }
+}
