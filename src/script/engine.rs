@@ -21,6 +21,7 @@ use rquickjs::context::intrinsic::{
 use rquickjs::{Context, Ctx, Function, Module, Persistent, Runtime, Value};
 use tokio::sync::oneshot;
 
+use super::Env;
 use super::globals::{self, Host};
 use super::kv::Kv;
 use super::values::{self, Failure, MODULE_NAME, Stage, Thrown};
@@ -205,11 +206,12 @@ pub(super) fn run_thread(
     source: String,
     limits: Limits,
     kv: Arc<dyn Kv>,
+    env: Env,
     compiled: oneshot::Sender<Result<Vec<Route>, CompileError>>,
     queue: Receiver<Job>,
 ) {
     let built = catch_unwind(AssertUnwindSafe(|| {
-        Engine::build(&project, &source, &limits, kv.clone())
+        Engine::build(&project, &source, &limits, kv.clone(), env)
     }));
     let mut engine = match built {
         Ok(Ok(engine)) => engine,
@@ -290,6 +292,7 @@ impl Engine {
         source: &str,
         limits: &Limits,
         kv: Arc<dyn Kv>,
+        env: Env,
     ) -> Result<Engine, CompileError> {
         if let Some(at) = source.find('\0') {
             let (line, column) = line_column(source, at);
@@ -317,7 +320,7 @@ impl Engine {
                 super::human_bytes(limits.memory_bytes)
             ))
         })?;
-        let host = Rc::new(Host::new(project, kv));
+        let host = Rc::new(Host::new(project, kv, env));
 
         clock.start(limits.cpu_time);
         meter.reset();
@@ -516,6 +519,7 @@ impl Engine {
             &self.source,
             &self.limits,
             self.host.kv.clone(),
+            self.host.env.clone(),
         ) {
             Ok(engine) if engine.routes == self.routes => *self = engine,
             Ok(_) => tracing::error!(
@@ -547,6 +551,7 @@ impl Engine {
                 &self.source,
                 &self.limits,
                 self.host.kv.clone(),
+                self.host.env.clone(),
             )
         }));
         match rebuilt {
