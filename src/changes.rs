@@ -202,6 +202,8 @@ pub struct SettingsEdit {
     pub rate_limit: Option<Option<crate::model::RateLimit>>,
     /// `Some(None)`: no OpenAPI settings any more.
     pub openapi: Option<Option<crate::model::ProjectDocs>>,
+    /// The whole new set of environment values (empty: none).
+    pub env: Option<crate::model::Env>,
 }
 
 /// How an endpoint write treats an existing endpoint with the same id.
@@ -255,7 +257,29 @@ enum ScriptEdit {
     Keep,
     /// This script (compiled before the edit, off the project's lock) replaces it.
     Set(Arc<Script>),
+    /// The same script, compiled again for the project's new environment values.
+    Again(Arc<Script>),
     Remove,
+}
+
+/// A script compiled again, under the project's lock, for environment values an edit gives
+/// the project: its source and the script (see [`compute`]).
+type Recompiled = (Arc<str>, Arc<Script>);
+
+/// What computing an edit came to.
+enum Step {
+    /// The edit changes nothing.
+    Unchanged,
+    Ready(Computed),
+    /// The script the edit would serve was compiled with other environment values than the
+    /// project's after the edit (`env` changed, or changed while a new script compiled): it
+    /// must be compiled again for `project` first, then the edit computed again with it.
+    /// `field` is what a failure is about (`env` or `script`).
+    Rescript {
+        project: Arc<Project>,
+        source: Arc<str>,
+        field: &'static str,
+    },
 }
 
 impl Edit {
@@ -699,6 +723,13 @@ fn settings_diff(before: &Project, after: &Project) -> Vec<DiffItem> {
         };
         diff.push(DiffItem::setting("openapi", detail));
     }
+    if before.env != after.env {
+        // Names only: values may be secrets, and the summary is kept in the history.
+        diff.push(DiffItem::setting(
+            "env",
+            &after.env.describe_change(&before.env),
+        ));
+    }
     diff
 }
 
@@ -901,6 +932,9 @@ fn apply_settings(project: &mut Project, settings: SettingsEdit) {
     if let Some(docs) = settings.openapi {
         project.openapi = docs.map(Arc::new);
     }
+    if let Some(env) = settings.env {
+        project.env = env;
+    }
 }
 
 fn summary_of(diff: &[DiffItem]) -> String {
@@ -974,15 +1008,19 @@ fn check_patterns(
     Ok(())
 }
 
-/// Applies `edit` to `current` and compiles the result as the next revision; `None` when
-/// the edit changes nothing.
+/// Applies `edit` to `current` and compiles the result as the next revision.
+///
+/// The script a revision serves always has the project's environment values: when the
+/// script the edit would serve was compiled with others, the answer is [`Step::Rescript`],
+/// unless `recompiled` is that script compiled for them.
 fn compute(
     current: &CompiledProject,
     edit: &EditFn,
     now: i64,
     quotas: &Quotas,
     registry: &Registry,
-) -> Result<Option<Computed>, ChangeError> {
+    recompiled: Option<&Recompiled>,
+) -> Result<Step, ChangeError> {
     let Edit {
         mut project,
         handlers,
@@ -995,7 +1033,7 @@ fn compute(
         keys,
     } = edit(current)?;
     if diff.is_empty() {
-        return Ok(None);
+        return Ok(Step::Unchanged);
     }
     if current.restricted && project.auth != current.def.auth {
         check_auth_allowed(&project.auth, registry.allow())?;
@@ -1017,6 +1055,46 @@ fn compute(
         .next(Arc::new(project), handlers, routes)
         .map_err(conflict)?;
     let docs = compiled.def.openapi.clone();
+    let env = &compiled.def.env;
+    let stale = match &script {
+        ScriptEdit::Set(script) | ScriptEdit::Again(script) => {
+            (script.env() != env).then_some("script")
+        }
+        ScriptEdit::Keep => current
+            .script
+            .as_ref()
+            .filter(|routes| routes.script.env() != env)
+            .map(|_| "env"),
+        ScriptEdit::Remove => None,
+    };
+    let script = match stale {
+        None => script,
+        Some(field) => {
+            let Some(source) = compiled.def.script.clone() else {
+                return Err(ChangeError::Task(
+                    "a script to compile again has no source".into(),
+                ));
+            };
+            match recompiled {
+                Some((compiled_source, again))
+                    if *compiled_source == source && again.env() == env =>
+                {
+                    match script {
+                        // A script sent now is checked as one.
+                        ScriptEdit::Set(_) => ScriptEdit::Set(again.clone()),
+                        _ => ScriptEdit::Again(again.clone()),
+                    }
+                }
+                _ => {
+                    return Ok(Step::Rescript {
+                        project: compiled.def.clone(),
+                        source,
+                        field,
+                    });
+                }
+            }
+        }
+    };
     compiled = match script {
         // New `openapi` settings: the routes' schemas may refer to their components.
         ScriptEdit::Keep => match &current.script {
@@ -1040,6 +1118,14 @@ fn compute(
         ScriptEdit::Set(script) => {
             let routes =
                 ScriptRoutes::compile(script, current.script.as_deref(), docs.as_deref(), true)
+                    .map_err(conflict)?;
+            compiled
+                .with_script(Some(Arc::new(routes)))
+                .map_err(conflict)?
+        }
+        ScriptEdit::Again(script) => {
+            let routes =
+                ScriptRoutes::compile(script, current.script.as_deref(), docs.as_deref(), false)
                     .map_err(conflict)?;
             compiled
                 .with_script(Some(Arc::new(routes)))
@@ -1073,7 +1159,7 @@ fn compute(
         compiled = compiled.with_upstreams(registry);
     }
     check_patterns(&compiled, Some(current), quotas.pattern_siblings)?;
-    Ok(Some(Computed {
+    Ok(Step::Ready(Computed {
         compiled: Arc::new(compiled),
         ops,
         datasets,
@@ -1208,6 +1294,7 @@ impl Finish {
                 cors: def.cors.as_ref(),
                 rate_limit: def.rate_limit.as_ref(),
                 openapi: def.openapi.as_deref(),
+                env: &def.env,
                 keys,
                 actor_id: Some(self.actor_id),
                 summary: &self.summary,
@@ -1328,6 +1415,7 @@ impl Changes {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: crate::model::Env::EMPTY,
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -1400,6 +1488,7 @@ impl Changes {
                         cors: def.cors.as_ref(),
                         rate_limit: def.rate_limit.as_ref(),
                         openapi: def.openapi.as_deref(),
+                        env: &def.env,
                         now,
                     },
                     Some(actor_id),
@@ -1475,10 +1564,12 @@ impl Changes {
         // one that still does not compile is refused, so that the repaired project never
         // holds a script it does not serve.
         let live = self.current(target.key, None)?;
-        let recompiled =
-            match (&live.problem, &live.def.script) {
-                (Some(problem), Some(source)) if problem.is_script() => {
-                    let script = self.scripts.compile(&live.def, source).await.map_err(|error| {
+        let recompiled = match (&live.problem, &live.def.script) {
+            (Some(problem), Some(source)) if problem.is_script() => {
+                // With the environment values it is about to have.
+                let mut def = live.def.as_ref().clone();
+                def.env = definition.env.clone();
+                let script = self.scripts.compile(&def, source).await.map_err(|error| {
                     ChangeError::Invalid(vec![FieldError::new(
                         "script",
                         format!(
@@ -1487,10 +1578,10 @@ impl Changes {
                         ),
                     )])
                 })?;
-                    Some((source.clone(), script))
-                }
-                _ => None,
-            };
+                Some((source.clone(), script))
+            }
+            _ => None,
+        };
         let settings = SettingsEdit {
             name: None,
             description: Some(definition.description.unwrap_or_default()),
@@ -1500,6 +1591,7 @@ impl Changes {
             cors: Some(definition.cors),
             rate_limit: Some(definition.rate_limit),
             openapi: Some(definition.openapi),
+            env: Some(definition.env),
         };
         self.apply(actor, target, true, move |current| {
             if current.restricted {
@@ -2102,6 +2194,58 @@ impl Changes {
         }
     }
 
+    /// Computes `edit` on `current` (on a blocking thread when `large`), with the script
+    /// `recompiled` for it if one was.
+    async fn compute_step(
+        &self,
+        current: &Arc<CompiledProject>,
+        edit: &Arc<EditFn>,
+        now: i64,
+        large: bool,
+        recompiled: Option<Recompiled>,
+    ) -> Result<Step, ChangeError> {
+        let work = {
+            let (current, edit) = (current.clone(), edit.clone());
+            let (quotas, registry) = (self.quotas.clone(), self.registry.clone());
+            move || {
+                compute(
+                    &current,
+                    &*edit,
+                    now,
+                    &quotas,
+                    &registry,
+                    recompiled.as_ref(),
+                )
+            }
+        };
+        if large {
+            off_thread(work).await
+        } else {
+            work()
+        }
+    }
+
+    /// The script `source` compiled for `project` as an edit leaves it (with its environment
+    /// values); one that does not compile is a 422 naming `field`.
+    async fn rescript(
+        &self,
+        project: &Project,
+        source: Arc<str>,
+        field: &'static str,
+    ) -> Result<Recompiled, ChangeError> {
+        match self.scripts.compile(project, &source).await {
+            Ok(script) => Ok((source, script)),
+            Err(error) => {
+                let message = if field == "env" {
+                    format!("the project's script does not compile with these values: {error}")
+                } else {
+                    error.to_string()
+                };
+                Err(ChangeError::Invalid(vec![FieldError::new(field, message)]))
+            }
+        }
+    }
+
     async fn apply_once(
         &self,
         actor_id: i64,
@@ -2118,15 +2262,32 @@ impl Changes {
         let dry_run = target.dry_run;
         let now = now_ms();
         let large = whole || current.def.endpoints.len() >= EDIT_BLOCKING_FROM;
-        let work = {
-            let (current, quotas) = (current.clone(), self.quotas.clone());
-            let registry = self.registry.clone();
-            move || compute(&current, &*edit, now, &quotas, &registry)
-        };
-        let computed = if large {
-            off_thread(work).await?
-        } else {
-            work()?
+        let mut recompiled: Option<Recompiled> = None;
+        let computed = loop {
+            let step = self
+                .compute_step(&current, &edit, now, large, recompiled.clone())
+                .await?;
+            match step {
+                Step::Unchanged => break None,
+                Step::Ready(computed) => break Some(computed),
+                // Compiled again (under the lock, so that nothing changes the project
+                // meanwhile) with the environment values the edit gives it, then the edit
+                // is computed once more with it.
+                Step::Rescript {
+                    project,
+                    source,
+                    field,
+                } if recompiled.is_none() => {
+                    recompiled = Some(self.rescript(&project, source, field).await?);
+                }
+                Step::Rescript { .. } => {
+                    return Err(ChangeError::Task(
+                        "the script compiled again for the project's environment values was \
+                         still out of date"
+                            .into(),
+                    ));
+                }
+            }
         };
         let Some(Computed {
             compiled,
@@ -2316,6 +2477,7 @@ mod tests {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: crate::model::Env::EMPTY,
         }
     }
 

@@ -242,6 +242,7 @@ async fn ensure_project(
                 cors: None,
                 rate_limit: None,
                 openapi: None,
+                env: None,
             },
             endpoints,
             Vec::new(),

@@ -19,6 +19,7 @@ use crate::routing::template::Template;
 mod auth;
 mod backend;
 mod dataset;
+mod env;
 mod openapi;
 pub use auth::{
     AuthPolicy, BasicUser, CorsPolicy, DEFAULT_KEY_HEADER, EndpointAuth, RateLimit, check_key_name,
@@ -28,6 +29,7 @@ pub use backend::{
     check_backend_name, check_target_url, validate_backends,
 };
 pub use dataset::{DatasetAction, DatasetSpec, OP_PARAM, STATS_OPS};
+pub use env::Env;
 pub use openapi::{
     Condition, MAX_RULES, Operation, PARAMETER_PLACES, ProjectDocs, Rule, Rules, Test, Validation,
     When, is_response_key,
@@ -113,30 +115,38 @@ impl Role {
     }
 }
 
-/// A project's mode: `production` hides its generated docs (later issue); routes work alike.
+/// A project's mode: what its docs pages show and what is checked, never how its routes
+/// answer (docs/admin-api.md).
+///
+/// - `development` (the default), the mode to debug in: the generated docs (`/openapi.json`,
+///   `/docs`, `/redoc` inside the project) are served, and answers are checked against their
+///   documented responses where an endpoint asks (mismatches logged, flagged in the journal);
+/// - `staging`: docs served, answers not checked, nothing logged for debugging;
+/// - `production`: docs hidden (404), answers not checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[derive(utoipa::ToSchema)]
 pub enum Mode {
     #[default]
     Development,
+    Staging,
     Production,
 }
 
 impl Mode {
+    /// Every mode, in the order of the docs.
+    pub const ALL: [Mode; 3] = [Mode::Development, Mode::Staging, Mode::Production];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Development => "development",
+            Mode::Staging => "staging",
             Mode::Production => "production",
         }
     }
 
     pub fn parse(value: &str) -> Option<Mode> {
-        match value {
-            "development" => Some(Mode::Development),
-            "production" => Some(Mode::Production),
-            _ => None,
-        }
+        Mode::ALL.into_iter().find(|mode| mode.as_str() == value)
     }
 }
 
@@ -173,6 +183,8 @@ pub struct Project {
     pub rate_limit: Option<RateLimit>,
     /// The parts of its OpenAPI document that belong to no endpoint (`info`, `components`…).
     pub openapi: Option<Arc<ProjectDocs>>,
+    /// Its environment values, which its script reads as `env`.
+    pub env: Env,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].
@@ -1031,6 +1043,11 @@ pub struct ProjectSettings {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Object>)]
     pub openapi: Option<Option<ProjectDocs>>,
+    /// Absent: unchanged; the whole map otherwise (what is left out is removed); `null` or
+    /// `{}`: none.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Env>)]
+    pub env: Option<Option<Env>>,
     /// Absent: unchanged; `null`: the node's default; a number: that many (0: none).
     #[serde(default, deserialize_with = "nullable")]
     pub journal_size: Option<Option<u32>>,
@@ -1085,6 +1102,9 @@ impl ProjectSettings {
         if let Some(Some(docs)) = &self.openapi {
             docs.validate("openapi.", errors);
         }
+        if let Some(Some(env)) = &self.env {
+            env.validate("env.", errors);
+        }
     }
 }
 
@@ -1107,6 +1127,9 @@ pub struct ProjectDefinition {
     /// Absent: none.
     #[serde(default)]
     pub openapi: Option<ProjectDocs>,
+    /// Absent, `null` or `{}`: none.
+    #[serde(default)]
+    pub env: Env,
     /// `None` (absent or null): the node's default.
     #[serde(default)]
     pub journal_size: Option<u32>,
@@ -1139,6 +1162,50 @@ mod tests {
         assert!(check_project_name(&"a".repeat(64)).is_ok());
         assert!(check_project_name(&"a".repeat(65)).is_err());
         assert!(check_username("ü").is_err());
+    }
+
+    #[test]
+    fn modes_parse_and_print_alike() {
+        for mode in Mode::ALL {
+            assert_eq!(Mode::parse(mode.as_str()), Some(mode));
+            assert_eq!(serde_json::to_value(mode).unwrap(), mode.as_str());
+            assert_eq!(
+                serde_json::from_value::<Mode>(serde_json::json!(mode.as_str())).unwrap(),
+                mode
+            );
+        }
+        assert_eq!(Mode::parse("staging"), Some(Mode::Staging));
+        assert_eq!(Mode::parse("Staging"), None);
+        assert_eq!(Mode::default(), Mode::Development);
+    }
+
+    #[test]
+    fn settings_take_env_whole_and_null_removes_it() {
+        let settings =
+            |json: serde_json::Value| -> ProjectSettings { serde_json::from_value(json).unwrap() };
+        assert!(settings(serde_json::json!({})).env.is_none());
+        assert_eq!(
+            settings(serde_json::json!({"env": null})).env,
+            Some(None),
+            "null removes"
+        );
+        let set = settings(serde_json::json!({"mode": "staging", "env": {"A": "1"}}));
+        assert_eq!(set.mode, Some(Mode::Staging));
+        assert_eq!(set.env.clone().flatten().unwrap().get("A"), Some("1"));
+        let mut errors = Vec::new();
+        set.validate(&mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let bad = settings(serde_json::json!({"env": {"1BAD": "x", "GOOD": "y"}}));
+        let mut errors = Vec::new();
+        bad.validate(&mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["env.1BAD"]);
+        let definition: ProjectDefinition =
+            serde_json::from_value(serde_json::json!({"env": {"A": "1"}, "mode": "staging"}))
+                .unwrap();
+        assert_eq!(definition.env.len(), 1);
+        let without: ProjectDefinition = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert!(without.env.is_empty());
     }
 
     #[test]

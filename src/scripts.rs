@@ -56,7 +56,8 @@ impl ScriptHost {
     }
 
     /// The script `source` of `project` (stored with id `project_id`; 0 while the project
-    /// is not stored yet, when kv calls fail until it is), compiled on a thread of its own.
+    /// is not stored yet, when kv calls fail until it is), compiled on a thread of its own
+    /// with the project's environment values as its `env`.
     pub async fn compile(
         &self,
         project: &Project,
@@ -68,7 +69,14 @@ impl ScriptHost {
             limits: self.kv,
             runtime: tokio::runtime::Handle::current(),
         });
-        Script::compile(&project.mount_key(), source, self.limits.clone(), kv).await
+        Script::compile(
+            &project.mount_key(),
+            source,
+            self.limits.clone(),
+            kv,
+            project.env.clone(),
+        )
+        .await
     }
 
     /// The project's script, if it has one, compiled; an error as text (for a project

@@ -283,6 +283,7 @@ fn compile(
         cors: None,
         rate_limit: None,
         openapi: None,
+        env: crate::model::Env::EMPTY,
     };
     CompiledProject::build(Arc::new(project), handlers)
         .map(|compiled| compiled.with_upstreams(registry))

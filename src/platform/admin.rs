@@ -144,6 +144,8 @@ pub(super) struct ProjectAnswer<'a> {
     /// `components`…); null: none.
     #[schema(value_type = Option<Object>)]
     openapi: Option<&'a crate::model::ProjectDocs>,
+    /// Its environment values, which its script reads as `env`; `{}`: none.
+    env: &'a crate::model::Env,
     status: ProjectStatus,
     /// RFC 3339.
     created_at: String,
@@ -204,6 +206,7 @@ fn project_json(project: &CompiledProject, with_endpoints: bool) -> ProjectAnswe
         cors: def.cors.as_ref(),
         rate_limit: def.rate_limit.as_ref(),
         openapi: def.openapi.as_deref(),
+        env: &def.env,
         status: match project.problem {
             None => ProjectStatus::Ok,
             Some(_) => ProjectStatus::Unavailable,
@@ -367,6 +370,9 @@ pub(super) struct CreateProjectBody {
     rate_limit: Option<crate::model::RateLimit>,
     #[serde(default)]
     openapi: Option<crate::model::ProjectDocs>,
+    /// Environment values its script reads as `env`; absent: none.
+    #[serde(default)]
+    env: crate::model::Env,
     /// Admins may create a project for another user.
     owner: Option<String>,
     #[serde(default)]
@@ -413,6 +419,7 @@ pub(super) async fn create_project(
         cors: Some(body.cors),
         rate_limit: Some(body.rate_limit),
         openapi: Some(body.openapi),
+        env: Some(Some(body.env)),
     };
     let mut errors = Vec::new();
     settings.validate(&mut errors);
@@ -443,6 +450,7 @@ pub(super) async fn create_project(
                 cors: settings.cors,
                 rate_limit: settings.rate_limit,
                 openapi: settings.openapi,
+                env: settings.env.map(Option::unwrap_or_default),
             },
             body.endpoints,
             body.backends,
@@ -510,8 +518,9 @@ pub(super) async fn get_project(
 
 /// Change a project's settings.
 ///
-/// Only the fields given change (a `null` `cors`, `rate_limit` or `journal_size` removes
-/// it); a new `name` renames the project. Answers the project without its endpoints.
+/// Only the fields given change (a `null` `cors`, `rate_limit`, `openapi`, `env` or
+/// `journal_size` removes it; `env` is given whole); a new `name` renames the project.
+/// Answers the project without its endpoints.
 #[utoipa::path(
     patch,
     path = "/admin/projects/{owner}/{name}",
@@ -572,6 +581,7 @@ pub(super) async fn update_project(
                 cors: settings.cors,
                 rate_limit: settings.rate_limit,
                 openapi: settings.openapi,
+                env: settings.env.map(Option::unwrap_or_default),
             },
         )
         .await?;
@@ -679,6 +689,9 @@ pub(super) struct ProjectPutFields {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     openapi: Option<crate::model::ProjectDocs>,
+    /// Environment values its script reads as `env`; absent, null or `{}`: none.
+    #[serde(default)]
+    env: crate::model::Env,
     /// Every endpoint, in order; absent: none.
     #[serde(default)]
     #[schema(value_type = Vec<EndpointSpec>)]
@@ -703,6 +716,7 @@ impl<'de> Deserialize<'de> for ProjectPut {
             cors: fields.cors,
             rate_limit: fields.rate_limit,
             openapi: fields.openapi,
+            env: fields.env,
             // Same size and alignment: collected in place, no second vector.
             endpoints: fields.endpoints.into_iter().map(|e| e.0).collect(),
             backends: fields.backends,
@@ -816,6 +830,7 @@ async fn replace_or_create(
     if let Some(docs) = &definition.openapi {
         docs.validate("openapi.", &mut errors);
     }
+    definition.env.validate("env.", &mut errors);
     if let Some(body_name) = &definition.name
         && body_name != &name
     {
@@ -859,6 +874,7 @@ async fn replace_or_create(
                     cors: Some(definition.cors),
                     rate_limit: Some(definition.rate_limit),
                     openapi: Some(definition.openapi),
+                    env: Some(definition.env),
                 },
                 definition.endpoints,
                 definition.backends,

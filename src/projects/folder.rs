@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use crate::model::{Backend, EndpointSpec, ProjectDefinition};
+use crate::model::{Backend, EndpointSpec, Env, ProjectDefinition};
 
 use super::{ENV_FILE, MANIFEST, ROUTERS, SCRIPT};
 
@@ -37,6 +37,32 @@ pub struct Folder {
     /// `.env`, as written (the process environment does not enter here).
     pub env: BTreeMap<String, String>,
 }
+
+/// Which process environment variables override a folder's `.env` values of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overrides {
+    /// None: the folder as written (`validate`, `push`).
+    None,
+    /// Every name `.env` has, and `APP_NAME` and `MODE` (`switchyard run`: one project).
+    All,
+    /// As `All` but `APP_NAME`: a directory's projects keep their own names
+    /// (`serve --projects`).
+    AllButName,
+}
+
+impl Overrides {
+    fn value(self, name: &str) -> Option<String> {
+        match self {
+            Overrides::None => None,
+            Overrides::AllButName if name == APP_NAME => None,
+            _ => std::env::var(name).ok(),
+        }
+    }
+}
+
+/// The `.env` names that are settings, not values for the script.
+const APP_NAME: &str = "APP_NAME";
+const MODE: &str = "MODE";
 
 /// A place in a folder's files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,9 +199,15 @@ struct RouterFile {
     _endpoints: serde::de::IgnoredAny,
 }
 
-/// Reads the folder at `dir`. Every problem found is listed (a file that cannot be read
-/// stops what depends on it).
+/// Reads the folder at `dir`, as written. Every problem found is listed (a file that cannot
+/// be read stops what depends on it).
 pub fn read(dir: &Path) -> Result<Folder, Vec<FolderError>> {
+    read_with(dir, Overrides::None)
+}
+
+/// Reads the folder at `dir`, the process environment overriding `.env` as `overrides`
+/// says.
+pub fn read_with(dir: &Path, overrides: Overrides) -> Result<Folder, Vec<FolderError>> {
     let manifest_path = dir.join(MANIFEST);
     if !manifest_path.is_file() {
         return Err(vec![FolderError::new(
@@ -185,6 +217,20 @@ pub fn read(dir: &Path) -> Result<Folder, Vec<FolderError>> {
     }
     let mut errors = Vec::new();
     let env = read_env(dir, &mut errors);
+    let effective = |name: &str| overrides.value(name).or_else(|| env.get(name).cloned());
+    let values = Env::new(
+        env.keys()
+            .filter(|name| *name != APP_NAME && *name != MODE)
+            .filter_map(|name| Some((name.clone(), effective(name)?)))
+            .collect(),
+    );
+    let mut found = Vec::new();
+    values.validate("", &mut found);
+    errors.extend(
+        found
+            .into_iter()
+            .map(|e| FolderError::new(ENV_FILE, format!("{}: {}", e.field, e.message))),
+    );
     let manifest = read_text(dir, Path::new(MANIFEST), &mut errors);
     let Some(manifest) = manifest else {
         return Err(errors);
@@ -245,9 +291,7 @@ pub fn read(dir: &Path) -> Result<Folder, Vec<FolderError>> {
     } else {
         None
     };
-    let name = env
-        .get("APP_NAME")
-        .cloned()
+    let name = effective(APP_NAME)
         .or_else(|| settings.name.clone())
         .or_else(|| folder_name(dir));
     let name = match name {
@@ -260,8 +304,8 @@ pub fn read(dir: &Path) -> Result<Folder, Vec<FolderError>> {
     if let Err(message) = crate::model::check_project_name(&name) {
         errors.push(FolderError::new(&file, format!("name `{name}`: {message}")));
     }
-    let mode = match env.get("MODE") {
-        Some(mode) => match serde_json::from_value(Value::String(mode.clone())) {
+    let mode = match effective(MODE) {
+        Some(mode) => match serde_json::from_value(Value::String(mode)) {
             Ok(mode) => Some(mode),
             Err(error) => {
                 errors.push(FolderError::new(ENV_FILE, format!("MODE: {error}")));
@@ -287,6 +331,7 @@ pub fn read(dir: &Path) -> Result<Folder, Vec<FolderError>> {
             journal_size: settings.journal_size,
             endpoints,
             backends,
+            env: values,
         },
         origins,
         routers,

@@ -1533,6 +1533,7 @@ mod publish {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: crate::model::Env::EMPTY,
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

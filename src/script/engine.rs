@@ -9,10 +9,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
+use rquickjs::allocator::{Allocator, RustAllocator};
 use rquickjs::context::intrinsic::{
     Date, Eval, Json, MapSet, Promise as PromiseIntrinsic, Proxy, RegExp, RegExpCompiler,
     TypedArrays, WeakRef,
@@ -20,6 +21,7 @@ use rquickjs::context::intrinsic::{
 use rquickjs::{Context, Ctx, Function, Module, Persistent, Runtime, Value};
 use tokio::sync::oneshot;
 
+use super::Env;
 use super::globals::{self, Host};
 use super::kv::Kv;
 use super::values::{self, Failure, MODULE_NAME, Stage, Thrown};
@@ -95,6 +97,94 @@ impl Clock {
     }
 }
 
+/// What a script's runtime holds, as its allocator sees it, and the most it held since the
+/// last [`Meter::reset`]. QuickJS enforces the memory limit itself; when it cannot even make
+/// its "out of memory" error it throws `null`, and by the time that reaches Rust the data of
+/// the handler that threw is freed: the peak still tells that it was memory.
+#[derive(Debug, Default)]
+struct Meter {
+    used: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Meter {
+    fn grew(&self, bytes: usize) {
+        let used = self.used.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(used, Ordering::Relaxed);
+    }
+
+    fn shrank(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Starts a new peak from what is held now.
+    fn reset(&self) {
+        self.peak
+            .store(self.used.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// Rust's allocator (as rquickjs's `RustAllocator`), counting into a [`Meter`]. It limits
+/// nothing: the runtime's memory limit stays QuickJS's.
+struct Metered(Arc<Meter>);
+
+// SAFETY: every call is passed to `RustAllocator` as it came, and a pointer it returns is
+// given back unchanged; the sizes counted are read with `RustAllocator::usable_size` from
+// pointers it made.
+unsafe impl Allocator for Metered {
+    fn alloc(&mut self, size: usize) -> *mut u8 {
+        let ptr = RustAllocator.alloc(size);
+        if !ptr.is_null() {
+            // SAFETY: made by RustAllocator just now.
+            self.0.grew(unsafe { RustAllocator::usable_size(ptr) });
+        }
+        ptr
+    }
+
+    fn calloc(&mut self, count: usize, size: usize) -> *mut u8 {
+        let ptr = RustAllocator.calloc(count, size);
+        if !ptr.is_null() {
+            // SAFETY: made by RustAllocator just now.
+            self.0.grew(unsafe { RustAllocator::usable_size(ptr) });
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&mut self, ptr: *mut u8) {
+        // SAFETY: the caller hands back a pointer this allocator (RustAllocator) made.
+        unsafe {
+            self.0.shrank(RustAllocator::usable_size(ptr));
+            RustAllocator.dealloc(ptr);
+        }
+    }
+
+    unsafe fn realloc(&mut self, ptr: *mut u8, new_size: usize) -> *mut u8 {
+        if ptr.is_null() {
+            return self.alloc(new_size);
+        }
+        // SAFETY: the caller hands back a pointer this allocator (RustAllocator) made; on
+        // failure it is left as it was.
+        unsafe {
+            let before = RustAllocator::usable_size(ptr);
+            let moved = RustAllocator.realloc(ptr, new_size);
+            if !moved.is_null() {
+                self.0.shrank(before);
+                self.0.grew(RustAllocator::usable_size(moved));
+            }
+            moved
+        }
+    }
+
+    unsafe fn usable_size(ptr: *mut u8) -> usize {
+        // SAFETY: as the trait requires, `ptr` was made by this allocator (RustAllocator).
+        unsafe { RustAllocator::usable_size(ptr) }
+    }
+}
+
 /// A loaded module and the runtime it lives in.
 pub(super) struct Engine {
     // Fields drop in order: the handlers before the context, the context before the runtime
@@ -104,6 +194,7 @@ pub(super) struct Engine {
     runtime: Runtime,
     host: Rc<Host>,
     clock: Arc<Clock>,
+    meter: Arc<Meter>,
     routes: Vec<Route>,
     source: String,
     limits: Limits,
@@ -115,11 +206,12 @@ pub(super) fn run_thread(
     source: String,
     limits: Limits,
     kv: Arc<dyn Kv>,
+    env: Env,
     compiled: oneshot::Sender<Result<Vec<Route>, CompileError>>,
     queue: Receiver<Job>,
 ) {
     let built = catch_unwind(AssertUnwindSafe(|| {
-        Engine::build(&project, &source, &limits, kv.clone())
+        Engine::build(&project, &source, &limits, kv.clone(), env)
     }));
     let mut engine = match built {
         Ok(Ok(engine)) => engine,
@@ -200,6 +292,7 @@ impl Engine {
         source: &str,
         limits: &Limits,
         kv: Arc<dyn Kv>,
+        env: Env,
     ) -> Result<Engine, CompileError> {
         if let Some(at) = source.find('\0') {
             let (line, column) = line_column(source, at);
@@ -209,7 +302,8 @@ impl Engine {
                 message: "the script contains a NUL character".into(),
             });
         }
-        let runtime = Runtime::new().map_err(|error| {
+        let meter = Arc::new(Meter::default());
+        let runtime = Runtime::new_with_alloc(Metered(meter.clone())).map_err(|error| {
             CompileError::message(format!("could not start the script engine: {error}"))
         })?;
         if limits.memory_bytes > 0 {
@@ -226,9 +320,10 @@ impl Engine {
                 super::human_bytes(limits.memory_bytes)
             ))
         })?;
-        let host = Rc::new(Host::new(project, kv));
+        let host = Rc::new(Host::new(project, kv, env));
 
         clock.start(limits.cpu_time);
+        meter.reset();
         let loaded = context.with(|ctx| load(&ctx, &host, source, &clock));
         clock.stop();
         // Always take the registered handlers out of the host, so that none of them outlives
@@ -242,6 +337,7 @@ impl Engine {
                 runtime,
                 host,
                 clock,
+                meter,
                 routes: registry.routes,
                 source: source.to_owned(),
                 limits: limits.clone(),
@@ -258,7 +354,7 @@ impl Engine {
                         Load::Thrown(thrown)
                             if thrown.is_out_of_memory()
                                 || (thrown.unexplained
-                                    && memory_exhausted(&runtime, limits.memory_bytes)) =>
+                                    && memory_exhausted(&runtime, &meter, limits.memory_bytes)) =>
                         {
                             CompileError::message(format!(
                                 "the module ran out of its {} memory limit while loading",
@@ -288,6 +384,7 @@ impl Engine {
         };
         *self.host.request_id.borrow_mut() = Some(request.id.clone());
         self.clock.start(self.limits.cpu_time);
+        self.meter.reset();
         let clock = &self.clock;
         let outcome = self.context.with(|ctx| {
             let handler = handler
@@ -330,7 +427,7 @@ impl Engine {
             Failure::Thrown(thrown, stage) => {
                 if thrown.is_out_of_memory()
                     || (thrown.unexplained
-                        && memory_exhausted(&self.runtime, self.limits.memory_bytes))
+                        && memory_exhausted(&self.runtime, &self.meter, self.limits.memory_bytes))
                 {
                     return CallError::OutOfMemory {
                         limit: self.limits.memory_bytes,
@@ -422,6 +519,7 @@ impl Engine {
             &self.source,
             &self.limits,
             self.host.kv.clone(),
+            self.host.env.clone(),
         ) {
             Ok(engine) if engine.routes == self.routes => *self = engine,
             Ok(_) => tracing::error!(
@@ -453,6 +551,7 @@ impl Engine {
                 &self.source,
                 &self.limits,
                 self.host.kv.clone(),
+                self.host.env.clone(),
             )
         }));
         match rebuilt {
@@ -542,8 +641,13 @@ fn usage(runtime: &Runtime) -> usize {
     usize::try_from(runtime.memory_usage().malloc_size).unwrap_or(0)
 }
 
-/// Whether the runtime is at (or within a small margin of) its memory limit, for failures
-/// that do not say why they happened (QuickJS may fail to even create its error object).
-fn memory_exhausted(runtime: &Runtime, limit: usize) -> bool {
-    limit > 0 && usage(runtime).saturating_add(64 * 1024) >= limit
+/// Whether the runtime is, or was since its meter's last reset, at (or within a margin of)
+/// its memory limit, for failures that do not say why they happened (QuickJS throws `null`
+/// when it cannot even make its error object, and what filled the memory may be freed by
+/// then). The meter counts what the allocator holds, QuickJS's limit what QuickJS asked for,
+/// so the peak is given a wider margin: an eighth of the limit.
+fn memory_exhausted(runtime: &Runtime, meter: &Meter, limit: usize) -> bool {
+    limit > 0
+        && (usage(runtime).saturating_add(64 * 1024) >= limit
+            || meter.peak().saturating_add((limit / 8).max(64 * 1024)) >= limit)
 }

@@ -1,5 +1,6 @@
-//! The three globals a script gets besides the ECMAScript built-ins: `app` (route
-//! registration), `kv` (the project's key-value store) and `console` (logging).
+//! The four globals a script gets besides the ECMAScript built-ins: `app` (route
+//! registration), `kv` (the project's key-value store), `console` (logging) and `env` (the
+//! project's environment values, a frozen object of strings).
 //!
 //! They are Rust functions sharing one [`Host`] with the engine. The host holds only Rust
 //! data: the functions a script registers are kept as `Persistent`s in the host's registry
@@ -10,13 +11,14 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use http::Method;
+use rquickjs::object::Property;
 use rquickjs::{
     Array, Ctx, Exception, Function, Object, Persistent, Result as JsResult, Value, function::Rest,
 };
 
-use super::Route;
 use super::kv::Kv;
 use super::values::{clear, describe, type_name};
+use super::{Env, Route};
 
 /// The longest key `kv` accepts, in bytes.
 pub(super) const KV_KEY_MAX_BYTES: usize = 256;
@@ -30,6 +32,8 @@ pub(super) const CONSOLE_MAX_BYTES: usize = 8 * 1024;
 pub(super) struct Host {
     pub project: String,
     pub kv: Arc<dyn Kv>,
+    /// The project's environment values, for `env` (never logged).
+    pub env: Env,
     /// The id of the request being handled, for `console`; `None` while the module loads.
     pub request_id: RefCell<Option<String>>,
     /// `Some` while the module loads: the routes registered so far.
@@ -43,23 +47,39 @@ pub(super) struct Registry {
 }
 
 impl Host {
-    pub fn new(project: &str, kv: Arc<dyn Kv>) -> Self {
+    pub fn new(project: &str, kv: Arc<dyn Kv>, env: Env) -> Self {
         Host {
             project: project.to_owned(),
             kv,
+            env,
             request_id: RefCell::new(None),
             registry: RefCell::new(Some(Registry::default())),
         }
     }
 }
 
-/// Defines `app`, `kv` and `console` on the global object.
+/// Defines `app`, `kv`, `console` and `env` on the global object.
 pub(super) fn install<'js>(ctx: &Ctx<'js>, host: &std::rc::Rc<Host>) -> JsResult<()> {
     let globals = ctx.globals();
     globals.set("app", app(ctx, host)?)?;
     globals.set("kv", kv(ctx, host)?)?;
     globals.set("console", console(ctx, host)?)?;
+    // Read-only: `env = …` throws in a module (strict code), as a change to it does.
+    globals.prop("env", Property::from(env(ctx, &host.env)?).enumerable())?;
     Ok(())
+}
+
+/// `env`: a plain object holding each value as a string under its name, frozen. Each is
+/// defined as the object's own property, so that a name such as `__proto__` is one too.
+fn env<'js>(ctx: &Ctx<'js>, values: &Env) -> JsResult<Object<'js>> {
+    let env = Object::new(ctx.clone())?;
+    for (name, value) in values.iter() {
+        env.prop(name, Property::from(value).enumerable())?;
+    }
+    let object: Object = ctx.globals().get("Object")?;
+    let freeze: Function = object.get("freeze")?;
+    freeze.call::<_, ()>((env.clone(),))?;
+    Ok(env)
 }
 
 fn app<'js>(ctx: &Ctx<'js>, host: &std::rc::Rc<Host>) -> JsResult<Object<'js>> {

@@ -18,8 +18,10 @@
 //! that project's own queue.
 //!
 //! **Sandbox.** The context has the standard ECMAScript built-ins only (no `std`/`os`
-//! modules, no timers, no module loader: an `import` is a compile error naming it) plus three
-//! globals: `app`, `kv` and `console`. Nothing reaches files, the network, processes or the
+//! modules, no timers, no module loader: an `import` is a compile error naming it) plus four
+//! globals: `app`, `kv`, `console` and `env` (the project's environment values, given to
+//! [`Script::compile`]: a frozen object of strings, fixed for the script's life; other values
+//! need a new compile). Nothing reaches files, the network, processes or the process's
 //! environment. Limits, per script:
 //! - memory: QuickJS's allocator refuses to go past `Limits::memory_bytes`
 //!   ([`CallError::OutOfMemory`]);
@@ -59,6 +61,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+pub use crate::model::Env;
 pub use kv::{Kv, KvError, MemoryKv};
 
 /// The OS stack of a script's thread. QuickJS's own limit (`engine::JS_STACK_BYTES`) stays
@@ -234,6 +237,8 @@ pub struct Script {
     project: String,
     routes: Vec<Route>,
     limits: Limits,
+    /// The environment values its `env` holds.
+    env: Env,
     jobs: SyncSender<Job>,
     /// Alive while the script's thread runs (tests check that dropping the script ends it).
     #[cfg(test)]
@@ -252,13 +257,14 @@ impl std::fmt::Debug for Script {
 
 impl Script {
     /// Compiles `source` (an ES module named "app.js") for `project` (used in logs) on the
-    /// script's own new thread, evaluates it with `app`, `kv` and `console` available, and
-    /// collects its routes.
+    /// script's own new thread, evaluates it with `app`, `kv`, `console` and `env` (these
+    /// values) available, and collects its routes.
     pub async fn compile(
         project: &str,
         source: &str,
         limits: Limits,
         kv: Arc<dyn Kv>,
+        env: Env,
     ) -> Result<Arc<Script>, CompileError> {
         let (jobs, queue) = mpsc::sync_channel::<Job>(limits.queue.max(1));
         let (compiled_tx, compiled_rx) = oneshot::channel();
@@ -269,6 +275,7 @@ impl Script {
         let thread_project = project.to_owned();
         let thread_source = source.to_owned();
         let thread_limits = limits.clone();
+        let thread_env = env.clone();
         std::thread::Builder::new()
             .name(format!("script-{}", project.replace('\0', "")))
             .stack_size(THREAD_STACK_BYTES)
@@ -279,6 +286,7 @@ impl Script {
                     thread_source,
                     thread_limits,
                     kv,
+                    thread_env,
                     compiled_tx,
                     queue,
                 );
@@ -294,6 +302,7 @@ impl Script {
             project: project.to_owned(),
             routes,
             limits,
+            env,
             jobs,
             #[cfg(test)]
             thread_alive,
@@ -307,6 +316,11 @@ impl Script {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The environment values the script's `env` holds (it was compiled with them).
+    pub fn env(&self) -> &Env {
+        &self.env
     }
 
     /// Runs the handler of route `route` (an index into routes()) for `request`; queued to

@@ -9,7 +9,8 @@ use http::Method;
 
 use super::values::{is_json, joined_headers, location, query_pairs};
 use super::{
-    CallError, CompileError, Kv, KvError, Limits, MemoryKv, Request, Response, Script, human_bytes,
+    CallError, CompileError, Env, Kv, KvError, Limits, MemoryKv, Request, Response, Script,
+    human_bytes,
 };
 
 async fn compile(source: &str) -> Arc<Script> {
@@ -17,7 +18,7 @@ async fn compile(source: &str) -> Arc<Script> {
 }
 
 async fn compile_with(source: &str, limits: Limits, kv: Arc<dyn Kv>) -> Arc<Script> {
-    match Script::compile("test", source, limits, kv).await {
+    match Script::compile("test", source, limits, kv, Env::EMPTY).await {
         Ok(script) => script,
         Err(error) => panic!("the script should compile, but: {error}"),
     }
@@ -28,7 +29,8 @@ async fn compile_error(source: &str) -> CompileError {
 }
 
 async fn compile_error_with(source: &str, limits: Limits) -> CompileError {
-    match Script::compile("test", source, limits, Arc::new(MemoryKv::default())).await {
+    let kv = Arc::new(MemoryKv::default());
+    match Script::compile("test", source, limits, kv, Env::EMPTY).await {
         Ok(script) => panic!(
             "the script should not compile, but has {:?}",
             script.routes()
@@ -95,6 +97,98 @@ fn err(result: Result<Response, CallError>) -> CallError {
         Ok(response) => panic!("the call should fail, but answered {response:?}"),
         Err(error) => error,
     }
+}
+
+async fn compile_with_env(source: &str, pairs: &[(&str, &str)]) -> Arc<Script> {
+    let env = Env::new(
+        pairs
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect(),
+    );
+    let kv = Arc::new(MemoryKv::default());
+    match Script::compile("test", source, Limits::default(), kv, env).await {
+        Ok(script) => script,
+        Err(error) => panic!("the script should compile, but: {error}"),
+    }
+}
+
+// --- env ---------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn env_holds_the_values_as_a_frozen_plain_object() {
+    let script = compile_with_env(
+        r#"
+        const atLoad = env.GREETING;
+        app.get("/", () => ({
+            atLoad,
+            greeting: env.GREETING,
+            missing: env.MISSING ?? null,
+            keys: Object.keys(env),
+            json: JSON.stringify(env),
+            frozen: Object.isFrozen(env),
+            plain: Object.getPrototypeOf(env) === Object.prototype,
+            types: Object.values(env).map((v) => typeof v),
+            proto: Object.prototype.hasOwnProperty.call(env, "__proto__") && env["__proto__"],
+        }));
+        app.get("/write", () => {
+            const tried = [];
+            for (const attempt of [
+                () => { env.GREETING = "changed"; },
+                () => { env.ADDED = "x"; },
+                () => { delete env.GREETING; },
+                () => { globalThis.env = {}; },
+            ]) {
+                try { attempt(); tried.push("allowed"); } catch (e) { tried.push(e.name); }
+            }
+            return { tried, greeting: env.GREETING, same: globalThis.env === env };
+        });
+        "#,
+        &[("GREETING", "hello"), ("EMPTY", ""), ("__proto__", "own")],
+    )
+    .await;
+    let answer = json(&ok(get(&script, "/").await));
+    assert_eq!(answer["atLoad"], "hello", "top-level code sees env");
+    assert_eq!(answer["greeting"], "hello");
+    assert_eq!(answer["missing"], serde_json::Value::Null);
+    assert_eq!(
+        answer["keys"],
+        serde_json::json!(["EMPTY", "GREETING", "__proto__"])
+    );
+    assert_eq!(
+        answer["json"],
+        r#"{"EMPTY":"","GREETING":"hello","__proto__":"own"}"#
+    );
+    assert_eq!(answer["frozen"], true);
+    assert_eq!(answer["plain"], true);
+    assert_eq!(
+        answer["types"],
+        serde_json::json!(["string", "string", "string"])
+    );
+    assert_eq!(answer["proto"], "own");
+    let answer = json(&ok(get(&script, "/write").await));
+    assert_eq!(
+        answer["tried"],
+        serde_json::json!(["TypeError", "TypeError", "TypeError", "TypeError"])
+    );
+    assert_eq!(answer["greeting"], "hello");
+    assert_eq!(answer["same"], true);
+    assert_eq!(script.env().get("GREETING"), Some("hello"));
+}
+
+#[tokio::test]
+async fn env_is_an_empty_object_without_values() {
+    let script = compile(
+        r#"app.get("/", () => ({ keys: Object.keys(env), frozen: Object.isFrozen(env),
+                                 type: typeof env, missing: env.ANY === undefined }));"#,
+    )
+    .await;
+    let answer = json(&ok(get(&script, "/").await));
+    assert_eq!(
+        answer,
+        serde_json::json!({"keys": [], "frozen": true, "type": "object", "missing": true})
+    );
+    assert!(script.env().is_empty());
 }
 
 // --- routes and requests ---------------------------------------------------------------
@@ -1154,4 +1248,34 @@ fn request_parts_are_decoded() {
             ("b".to_owned(), "2".to_owned())
         ]
     );
+}
+
+#[tokio::test]
+async fn running_out_of_memory_is_told_apart_from_a_thrown_null_whatever_the_layout() {
+    // QuickJS throws `null` when it cannot even make its "out of memory" error, which
+    // depends on where in its memory the limit falls: shift it (with module data of several
+    // sizes) and the answer must stay the same.
+    let limits = Limits {
+        memory_bytes: 8 * 1024 * 1024,
+        cpu_time: Duration::from_secs(10),
+        queue: 4,
+    };
+    for n in 0..8 {
+        let source = format!(
+            r#"const pad = Array.from({{ length: {n} }}, (_, i) => "p".repeat(i * 37));
+               app.get("/bomb", () => {{ const a = []; for (;;) a.push("x".repeat(1000) + a.length); }});
+               app.get("/null", () => {{ throw null; }});"#
+        );
+        let script = compile_with(&source, limits.clone(), Arc::new(MemoryKv::default())).await;
+        let error = err(get(&script, "/bomb").await);
+        assert!(
+            matches!(error, CallError::OutOfMemory { .. }),
+            "{n}: {error:?}"
+        );
+        let error = err(get(&script, "/null").await);
+        assert!(
+            matches!(&error, CallError::Exception { message, .. } if message == "the script threw null"),
+            "{n}: {error:?}"
+        );
+    }
 }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::model::{
-    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, Mode, Project, ProjectDocs, RateLimit,
-    Role,
+    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, Env, Mode, Project, ProjectDocs,
+    RateLimit, Role,
 };
 
 /// Why a store operation failed.
@@ -114,6 +114,7 @@ pub struct NewProject<'a> {
     pub cors: Option<&'a CorsPolicy>,
     pub rate_limit: Option<&'a RateLimit>,
     pub openapi: Option<&'a ProjectDocs>,
+    pub env: &'a Env,
     pub now: i64,
 }
 
@@ -153,6 +154,8 @@ pub struct Commit<'a> {
     pub rate_limit: Option<&'a RateLimit>,
     /// The project's own parts of its OpenAPI document.
     pub openapi: Option<&'a ProjectDocs>,
+    /// The project's environment values after the change (written whole).
+    pub env: &'a Env,
     /// What the change does to the project's API keys.
     pub keys: KeyOps<'a>,
     /// Who made the change, for the change history.

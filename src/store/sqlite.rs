@@ -35,7 +35,7 @@ use super::{
     LoadedProject, NewProject, Store, StoreError, TokenKind, TokenRecord, UserRecord,
 };
 use crate::model::{
-    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, EndpointSpec, Mode, Project,
+    AuthPolicy, Backend, CorsPolicy, Endpoint, EndpointList, EndpointSpec, Env, Mode, Project,
     ProjectDocs, RateLimit, Role,
 };
 
@@ -245,7 +245,7 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await?;
         let rows = sqlx::query(
             "SELECT p.id, u.username, p.name, p.description, p.mode, p.journal_size, p.revision, p.created_at, p.updated_at,
-                    p.backends, p.script, p.auth, p.cors, p.rate_limit, p.openapi, u.role
+                    p.backends, p.script, p.auth, p.cors, p.rate_limit, p.openapi, p.env, u.role
              FROM projects p JOIN users u ON u.id = p.owner_id
              WHERE ?1 IS NULL OR p.id = ?1 ORDER BY p.id",
         )
@@ -273,6 +273,7 @@ impl SqliteStore {
             let openapi =
                 read_json::<ProjectDocs>(&row, "openapi", "OpenAPI settings", &mut problem)?
                     .map(Arc::new);
+            let env = read_env(&row, &mut problem)?;
             let project = Project {
                 id: row.try_get("id")?,
                 owner: row.try_get("username")?,
@@ -293,6 +294,7 @@ impl SqliteStore {
                 cors,
                 rate_limit,
                 openapi,
+                env,
             };
             let role: String = row.try_get("role")?;
             by_id.insert(project.id, projects.len());
@@ -377,6 +379,31 @@ fn read_json<T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_str(text)
         .map_err(|error| *problem = Some(format!("its {what} cannot be read: {error}")))
         .ok())
+}
+
+/// A project's environment values: NULL for none. Ones that cannot be read are none, with
+/// the reason in `problem` (the project is then broken), where no value is quoted.
+fn read_env(
+    row: &sqlx::sqlite::SqliteRow,
+    problem: &mut Option<String>,
+) -> Result<Env, StoreError> {
+    let Some(text) = row.try_get::<Option<&str>, _>("env")? else {
+        return Ok(Env::default());
+    };
+    Ok(serde_json::from_str(text)
+        .map_err(|error| {
+            *problem = Some(format!(
+                "its environment values cannot be read (line {}, column {})",
+                error.line(),
+                error.column()
+            ))
+        })
+        .unwrap_or_default())
+}
+
+/// A project's environment values as stored: NULL for none, else a JSON object of strings.
+fn env_json(env: &Env) -> Result<Option<String>, StoreError> {
+    optional_json((!env.is_empty()).then_some(env))
 }
 
 /// An optional policy as stored: NULL for none, else the JSON the admin API takes.
@@ -629,8 +656,8 @@ impl Store for SqliteStore {
         let _writing = self.checkpointer.writing().await;
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth, cors, rate_limit, openapi)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING id",
+            "INSERT INTO projects (owner_id, name, description, mode, revision, created_at, updated_at, journal_size, backends, script, auth, cors, rate_limit, openapi, env)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING id",
         )
         .bind(project.owner_id)
         .bind(project.name)
@@ -644,6 +671,7 @@ impl Store for SqliteStore {
         .bind(optional_json(project.cors)?)
         .bind(optional_json(project.rate_limit)?)
         .bind(optional_json(project.openapi)?)
+        .bind(env_json(project.env)?)
         .fetch_one(&mut *tx)
         .await;
         let id: i64 = match inserted {
@@ -670,7 +698,8 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE projects SET revision = revision + 1, name = ?3, description = ?4, mode = ?5, updated_at = ?6,
-                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10, cors = ?11, rate_limit = ?12, openapi = ?13
+                 journal_size = ?7, backends = ?8, script = ?9, auth = ?10, cors = ?11, rate_limit = ?12, openapi = ?13,
+                 env = ?14
              WHERE id = ?1 AND revision = ?2 RETURNING revision",
         )
         .bind(commit.project_id)
@@ -686,6 +715,7 @@ impl Store for SqliteStore {
         .bind(optional_json(commit.cors)?)
         .bind(optional_json(commit.rate_limit)?)
         .bind(optional_json(commit.openapi)?)
+        .bind(env_json(commit.env)?)
         .fetch_optional(&mut *tx)
         .await;
         let revision: i64 = match updated {
@@ -1070,6 +1100,7 @@ mod tests {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: &Env::EMPTY,
             endpoints,
             now: 1,
         }
@@ -1163,6 +1194,7 @@ mod tests {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: &Env::EMPTY,
             keys: KeyOps::None,
             actor_id: Some(owner.id),
             summary: "add two",
@@ -1222,6 +1254,7 @@ mod tests {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: &Env::EMPTY,
             keys: KeyOps::None,
             actor_id: None,
             summary: "remove the script",
@@ -1323,6 +1356,7 @@ mod tests {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: &Env::EMPTY,
             keys: KeyOps::None,
             actor_id: None,
             summary: "change x",
@@ -1368,6 +1402,7 @@ mod tests {
             cors: None,
             rate_limit: None,
             openapi: None,
+            env: &Env::EMPTY,
             keys: KeyOps::None,
             actor_id: None,
             summary: "put iris",
@@ -1427,5 +1462,217 @@ mod tests {
         };
         store.commit(&delete).await.unwrap();
         assert!(store.list_datasets(None).await.unwrap().is_empty());
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> Env {
+        Env::new(
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[tokio::test]
+    async fn every_mode_and_the_env_round_trip() {
+        let (dir, store) = store().await;
+        let owner = store.create_user("a", "h", None, 1).await.unwrap();
+        let endpoints = EndpointList::new();
+        let env = env_of(&[("GREETING", "hello"), ("TOKEN", "s3cret")]);
+        let id = store
+            .create_project(
+                &NewProject {
+                    mode: Mode::Staging,
+                    env: &env,
+                    ..project_p(owner.id, &endpoints)
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let loaded = store.load_project(id).await.unwrap().unwrap();
+        assert_eq!(loaded.project.mode, Mode::Staging);
+        assert_eq!(loaded.project.env, env);
+        assert_eq!(loaded.problem, None);
+        let mut revision = 1;
+        for (mode, env) in [
+            (Mode::Production, env_of(&[("GREETING", "bonjour")])),
+            (Mode::Development, Env::EMPTY),
+            (Mode::Staging, env_of(&[("A", "")])),
+        ] {
+            let commit = Commit {
+                project_id: id,
+                base_revision: revision,
+                name: "p",
+                description: "",
+                mode,
+                journal_size: None,
+                backends: &[],
+                script: None,
+                endpoints: EndpointOps::None,
+                datasets: DatasetOps::None,
+                auth: &AuthPolicy::None,
+                cors: None,
+                rate_limit: None,
+                openapi: None,
+                env: &env,
+                keys: KeyOps::None,
+                actor_id: None,
+                summary: "change mode",
+                now: 2,
+            };
+            revision = store.commit(&commit).await.unwrap();
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT env FROM projects WHERE id = ?1")
+                    .bind(id)
+                    .fetch_one(&store.pool)
+                    .await
+                    .unwrap();
+            assert_eq!(stored.is_none(), env.is_empty(), "NULL when empty");
+            let loaded = store.load_project(id).await.unwrap().unwrap();
+            assert_eq!((loaded.project.mode, &loaded.project.env), (mode, &env));
+        }
+        // What the store holds is read back after a restart too.
+        store.close().await;
+        let store = SqliteStore::open(&dir.path().join("t.db").display().to_string())
+            .await
+            .unwrap();
+        let loaded = store.load_project(id).await.unwrap().unwrap();
+        assert_eq!(loaded.project.mode, Mode::Staging);
+        assert_eq!(loaded.project.env.get("A"), Some(""));
+        // The column refuses a mode it does not know.
+        let refused = sqlx::query("UPDATE projects SET mode = 'testing' WHERE id = ?1")
+            .bind(id)
+            .execute(&store.pool)
+            .await;
+        assert!(refused.is_err());
+    }
+
+    #[tokio::test]
+    async fn unreadable_env_breaks_the_project_without_quoting_a_value() {
+        let (_dir, store) = store().await;
+        let owner = store.create_user("a", "h", None, 1).await.unwrap();
+        let endpoints = EndpointList::new();
+        let id = store
+            .create_project(&project_p(owner.id, &endpoints), None)
+            .await
+            .unwrap();
+        sqlx::query(r#"UPDATE projects SET env = '{"TOKEN": ["s3cret"]}' WHERE id = ?1"#)
+            .bind(id)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let loaded = store.load_project(id).await.unwrap().unwrap();
+        let problem = loaded.problem.expect("a problem");
+        assert!(problem.contains("environment values"), "{problem}");
+        assert!(!problem.contains("s3cret"), "{problem}");
+    }
+
+    /// A database made by migrations 0001 to 0008 (the schema before `staging` and `env`),
+    /// with rows in every table that references `projects`, opened by this version: 0009
+    /// replaces the `mode` column in place, and no row goes.
+    #[tokio::test]
+    async fn migration_0009_keeps_every_project_and_the_rows_that_reference_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = dir.path().join("migrations");
+        std::fs::create_dir(&before).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for entry in std::fs::read_dir(&all).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if name.as_str() < "0009" {
+                std::fs::copy(&path, before.join(&name)).unwrap();
+            }
+        }
+        let path = dir.path().join("t.db");
+        {
+            let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+                .unwrap()
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            let migrator = sqlx::migrate::Migrator::new(before.as_path())
+                .await
+                .unwrap();
+            assert_eq!(migrator.iter().count(), 8);
+            migrator.run(&pool).await.unwrap();
+            for sql in [
+                "INSERT INTO users VALUES (1, 'a', 'h', 'admin', 1)",
+                "INSERT INTO projects (id, owner_id, name, description, mode, revision, created_at,
+                     updated_at, script, openapi)
+                 VALUES (1, 1, 'p', 'd', 'production', 4, 1, 2, 'app.get(\"/\", () => 1);', '{}'),
+                        (2, 1, 'q', '', 'development', 1, 1, 1, NULL, NULL)",
+                r#"INSERT INTO endpoints VALUES (1, 'e', 1, '{"method": "GET", "path": "/e", "response": {}}')"#,
+                "INSERT INTO changes VALUES (1, 1, 1, 1, 'create project'), (1, 4, 2, 1, 'add e')",
+                "INSERT INTO kv VALUES (1, 'k', '1')",
+                "INSERT INTO api_keys VALUES ('key_1', 1, 'ci', x'01', '[]', 1, NULL)",
+                "INSERT INTO datasets VALUES (7, 1, 'iris', 'csv', '[]', 4, 1, 1, 1)",
+                "INSERT INTO dataset_chunks VALUES (7, 0, x'612c620a')",
+            ] {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let store = SqliteStore::open(&path.display().to_string())
+            .await
+            .unwrap();
+        let loaded = store.load_projects().await.unwrap();
+        assert_eq!(loaded.len(), 2);
+        let (p, q) = (&loaded[0], &loaded[1]);
+        assert_eq!((p.problem.as_deref(), q.problem.as_deref()), (None, None));
+        assert_eq!(
+            (p.project.mode, q.project.mode),
+            (Mode::Production, Mode::Development)
+        );
+        assert_eq!(
+            (p.project.revision, p.project.description.as_str()),
+            (4, "d")
+        );
+        assert!(p.project.env.is_empty() && q.project.env.is_empty());
+        assert!(p.project.script.is_some() && p.project.openapi.is_some());
+        assert_eq!(p.project.endpoints.len(), 1);
+        assert_eq!(p.keys.len(), 1);
+        assert_eq!(store.list_changes(1, 10).await.unwrap().len(), 2);
+        assert_eq!(store.kv_get(1, "k").await.unwrap().as_deref(), Some("1"));
+        assert_eq!(store.list_datasets(Some(1)).await.unwrap().len(), 1);
+        assert_eq!(
+            store.dataset_chunk(7, 0).await.unwrap().as_deref(),
+            Some(&b"a,b\n"[..])
+        );
+        // And the new column takes the new mode and the env.
+        let env = env_of(&[("GREETING", "hi")]);
+        let commit = Commit {
+            project_id: 2,
+            base_revision: 1,
+            name: "q",
+            description: "",
+            mode: Mode::Staging,
+            journal_size: None,
+            backends: &[],
+            script: None,
+            endpoints: EndpointOps::None,
+            datasets: DatasetOps::None,
+            auth: &AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
+            openapi: None,
+            env: &env,
+            keys: KeyOps::None,
+            actor_id: None,
+            summary: "change mode staging",
+            now: 3,
+        };
+        store.commit(&commit).await.unwrap();
+        let q = store.load_project(2).await.unwrap().unwrap();
+        assert_eq!((q.project.mode, q.project.env), (Mode::Staging, env));
+        let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
     }
 }

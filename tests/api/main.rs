@@ -5,6 +5,8 @@
 //! - `health`: /health, /ready, root, request ids.
 //! - `accounts`: register, login, logout, me, API tokens, registration modes, admin bootstrap.
 //! - `projects`: project create/list/read/update/replace/delete and ownership.
+//! - `project_env`: the `staging` mode and a project's `env` values: set, shown, validated,
+//!   stored, read by its script, kept out of logs.
 //! - `endpoints`: endpoint CRUD through the admin API and what the project then serves.
 //! - `routing`: the request path: templates, 404/405, HEAD, trailing slashes, mock responses.
 //! - `revisions`: revisions, ETag, If-Match, dry runs, change history.
@@ -78,6 +80,7 @@ mod metrics;
 mod openapi;
 mod platform_openapi;
 mod project_cli;
+mod project_env;
 mod projects;
 mod proxy;
 mod proxy_allow;

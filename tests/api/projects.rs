@@ -172,7 +172,7 @@ async fn an_unknown_mode_is_422() {
             Method::POST,
             "/admin/projects",
             Some(&alice.token),
-            Some(&json!({"name": "demo", "mode": "staging"})),
+            Some(&json!({"name": "demo", "mode": "testing"})),
         )
         .await;
     assert_invalid(response, "mode").await;
@@ -296,7 +296,7 @@ async fn a_bad_patch_is_422_and_changes_nothing() {
     let alice = app.user("alice").await;
     app.project(&alice, "demo").await;
     for (body, field) in [
-        (json!({"mode": "staging"}), "mode"),
+        (json!({"mode": "testing"}), "mode"),
         (json!({"name": "Bad"}), "name"),
         (json!({"colour": "red"}), "body"),
     ] {
