@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::accounts::now_ms;
 use crate::backends::Registry;
 use crate::config::Quotas;
-use crate::datasets::LoadedDataset;
+use crate::datasets::{DatasetSet, LoadedDataset};
 use crate::error::FieldError;
 use crate::handlers::Handler;
 use crate::model::{
@@ -215,6 +215,104 @@ pub enum Upsert {
     CreateOrReplace,
 }
 
+/// A whole project, as a project folder gives it (see [`Changes::replace_whole`]).
+#[derive(Debug, Clone)]
+pub struct Whole {
+    pub definition: ProjectDefinition,
+    pub script: WholeScript,
+    /// Every dataset the project has after the change; `None` keeps them as they are.
+    pub datasets: Option<Vec<WholeDataset>>,
+}
+
+/// What a whole replacement does to the project's script.
+#[derive(Debug, Clone)]
+pub enum WholeScript {
+    Keep,
+    /// This source (nothing changes if it is the one served).
+    Set(String),
+    /// No script (nothing changes if there is none).
+    Remove,
+}
+
+/// One dataset of a whole project.
+#[derive(Debug, Clone)]
+pub struct WholeDataset {
+    pub name: String,
+    /// A new version, uploaded and parsed before the change; `None`: the current one.
+    pub upload: Option<Arc<LoadedDataset>>,
+    /// Its standard endpoints (as `?endpoints=default` makes them), if wanted.
+    pub endpoints: Option<StandardEndpoints>,
+}
+
+/// Where a dataset's standard endpoints go: under `prefix`, grouped by `category`.
+#[derive(Debug, Clone, Default)]
+pub struct StandardEndpoints {
+    pub category: Option<String>,
+    pub prefix: Option<String>,
+}
+
+/// The datasets of a whole replacement: what changes in the store (new versions, and the
+/// current datasets it does not list, removed), with the standard endpoints wanted merged
+/// into `list`. A dataset listed without a new version must be one the project has.
+fn whole_datasets(
+    current: &CompiledProject,
+    wanted: &[WholeDataset],
+    list: &mut EndpointList,
+) -> Result<(DatasetEdit, Vec<DiffItem>), ChangeError> {
+    let mut edit = DatasetEdit::default();
+    let mut diff = Vec::new();
+    let mut errors = Vec::new();
+    let mut standard = Vec::new();
+    for (i, dataset) in wanted.iter().enumerate() {
+        let live = current.datasets.get(&dataset.name);
+        let version = match (&dataset.upload, live) {
+            (Some(upload), live) => {
+                diff.push(DiffItem::dataset(
+                    if live.is_some() { "change" } else { "add" },
+                    upload,
+                ));
+                edit.put.push(upload.clone());
+                upload
+            }
+            (None, Some(live)) => live,
+            (None, None) => {
+                errors.push(FieldError::new(
+                    format!("datasets[{i}]"),
+                    format!(
+                        "the project has no dataset `{}`; send its file",
+                        dataset.name
+                    ),
+                ));
+                continue;
+            }
+        };
+        if let Some(wanted) = &dataset.endpoints {
+            match crate::datasets::default_endpoints(
+                version,
+                wanted.category.as_deref(),
+                wanted.prefix.as_deref(),
+            ) {
+                Ok(endpoints) => standard.extend(endpoints.into_iter().map(Arc::new)),
+                Err(found) => errors.extend(found.into_iter().map(|e| {
+                    let field = e.field.strip_prefix("query.").unwrap_or(&e.field);
+                    FieldError::new(format!("datasets[{i}].{field}"), e.message)
+                })),
+            }
+        }
+    }
+    for live in current.datasets.iter() {
+        if !wanted.iter().any(|d| *d.name == *live.name) {
+            diff.push(DiffItem::dataset("remove", live));
+            edit.remove.push(live.name.to_string());
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ChangeError::Invalid(errors));
+    }
+    merge_by_id(list, &standard);
+    Ok((edit, diff))
+}
+
 /// The most API keys a project may have.
 pub const MAX_KEYS: usize = 1000;
 
@@ -240,14 +338,53 @@ enum KeyEdit {
     Revoke(String),
 }
 
-/// What an edit does to the project's datasets.
-#[derive(Clone)]
-enum DatasetEdit {
-    Keep,
-    /// This version (uploaded and parsed before the edit) is added, or replaces the
-    /// current one of its name.
-    Put(Arc<LoadedDataset>),
-    Remove(String),
+/// What an edit does to the project's datasets: the versions (uploaded and parsed before
+/// the edit) added or replacing the current one of their name, then the names removed.
+#[derive(Clone, Default)]
+struct DatasetEdit {
+    put: Vec<Arc<LoadedDataset>>,
+    remove: Vec<String>,
+}
+
+impl DatasetEdit {
+    fn put(dataset: Arc<LoadedDataset>) -> DatasetEdit {
+        DatasetEdit {
+            put: vec![dataset],
+            remove: Vec::new(),
+        }
+    }
+
+    fn remove(name: String) -> DatasetEdit {
+        DatasetEdit {
+            put: Vec::new(),
+            remove: vec![name],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.put.is_empty() && self.remove.is_empty()
+    }
+
+    /// `set` after the edit.
+    fn apply(&self, set: &DatasetSet) -> DatasetSet {
+        let set = self
+            .put
+            .iter()
+            .fold(set.clone(), |set, d| set.with(d.clone()));
+        self.remove.iter().fold(set, |set, name| set.without(name))
+    }
+
+    /// The store's operations (see [`DatasetOps`]).
+    fn ops(&self) -> Vec<DatasetOps<'_>> {
+        let put = self.put.iter().map(|dataset| DatasetOps::Put {
+            name: &dataset.name,
+            version: dataset.version,
+            rows: dataset.rows() as i64,
+            bytes: dataset.bytes as i64,
+        });
+        put.chain(self.remove.iter().map(|name| DatasetOps::Delete(name)))
+            .collect()
+    }
 }
 
 /// What an edit does to the project's compiled script.
@@ -270,7 +407,7 @@ type Recompiled = (Arc<str>, Arc<Script>);
 enum Step {
     /// The edit changes nothing.
     Unchanged,
-    Ready(Computed),
+    Ready(Box<Computed>),
     /// The script the edit would serve was compiled with other environment values than the
     /// project's after the edit (`env` changed, or changed while a new script compiled): it
     /// must be compiled again for `project` first, then the edit computed again with it.
@@ -292,7 +429,7 @@ impl Edit {
             summary: summary_of(&diff),
             diff,
             script: ScriptEdit::Keep,
-            datasets: DatasetEdit::Keep,
+            datasets: DatasetEdit::default(),
             keys: KeyEdit::Keep,
         }
     }
@@ -1133,17 +1270,9 @@ fn compute(
         }
         ScriptEdit::Remove => compiled.with_script(None).map_err(conflict)?,
     };
-    compiled = match &datasets {
-        DatasetEdit::Keep => compiled,
-        DatasetEdit::Put(dataset) => {
-            let set = current.datasets.with(dataset.clone());
-            compiled.with_datasets(set)
-        }
-        DatasetEdit::Remove(name) => {
-            let set = current.datasets.without(name);
-            compiled.with_datasets(set)
-        }
-    };
+    if !datasets.is_empty() {
+        compiled = compiled.with_datasets(datasets.apply(&current.datasets));
+    }
     compiled = match &keys {
         KeyEdit::Keep => compiled,
         KeyEdit::Add(record) => {
@@ -1159,14 +1288,14 @@ fn compute(
         compiled = compiled.with_upstreams(registry);
     }
     check_patterns(&compiled, Some(current), quotas.pattern_siblings)?;
-    Ok(Step::Ready(Computed {
+    Ok(Step::Ready(Box::new(Computed {
         compiled: Arc::new(compiled),
         ops,
         datasets,
         keys,
         summary,
         diff,
-    }))
+    })))
 }
 
 /// Reads project `id` back from the store and publishes it, or unmounts it if the store no
@@ -1179,7 +1308,8 @@ async fn reload(
     id: i64,
 ) -> Option<i64> {
     match store.load_project(id).await {
-        Ok(Some(loaded)) => {
+        Ok(Some(mut loaded)) => {
+            loaded.project.layout = routes.layout();
             let script = scripts.compile_stored(&loaded.project).await;
             let revision = loaded.project.revision;
             // The served revision's stats go on with the reloaded one.
@@ -1259,15 +1389,11 @@ impl Finish {
             OwnedOps::Delete(id) => EndpointOps::Delete(id),
             OwnedOps::ReplaceAll => EndpointOps::ReplaceAll(&def.endpoints),
         };
-        let datasets = match &self.datasets {
-            DatasetEdit::Keep => DatasetOps::None,
-            DatasetEdit::Put(dataset) => DatasetOps::Put {
-                name: &dataset.name,
-                version: dataset.version,
-                rows: dataset.rows() as i64,
-                bytes: dataset.bytes as i64,
-            },
-            DatasetEdit::Remove(name) => DatasetOps::Delete(name),
+        let dataset_ops = self.datasets.ops();
+        let datasets = match dataset_ops.as_slice() {
+            [] => DatasetOps::None,
+            [one] => *one,
+            many => DatasetOps::Many(many),
         };
         let keys = match &self.keys {
             KeyEdit::Keep => KeyOps::None,
@@ -1416,6 +1542,7 @@ impl Changes {
             rate_limit: None,
             openapi: None,
             env: crate::model::Env::EMPTY,
+            layout: self.routes.layout(),
         };
         apply_settings(&mut project, settings);
         let mut diff = vec![DiffItem {
@@ -1541,14 +1668,63 @@ impl Changes {
         .await
     }
 
-    /// Replaces settings and all endpoints at once (`PUT` of a whole project). The only
-    /// edit a broken project takes.
+    /// Replaces settings and all endpoints at once (`PUT` of a whole project), keeping the
+    /// script and the datasets. The only edit a broken project takes.
     pub async fn replace_project(
         &self,
         actor: Actor<'_>,
         target: Target<'_>,
         definition: ProjectDefinition,
     ) -> Result<Outcome, ChangeError> {
+        self.replace_whole(
+            actor,
+            target,
+            Whole {
+                definition,
+                script: WholeScript::Keep,
+                datasets: None,
+            },
+        )
+        .await
+    }
+
+    /// Replaces a whole project as one revision (a project folder): settings, endpoints,
+    /// backends, and, as `whole` says, the script and the datasets. New dataset versions
+    /// were uploaded before (`datasets::receive`); when the change is refused, or is a dry
+    /// run, they are dropped from the store again. Like [`Changes::replace_project`], it
+    /// repairs a broken project.
+    pub async fn replace_whole(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        whole: Whole,
+    ) -> Result<Outcome, ChangeError> {
+        let uploads: Vec<i64> = whole
+            .datasets
+            .iter()
+            .flatten()
+            .filter_map(|d| d.upload.as_ref().map(|u| u.version))
+            .collect();
+        let result = self.replace_whole_kept(actor, target, whole).await;
+        if result.as_ref().map_or(true, |outcome| outcome.dry_run) {
+            for version in uploads {
+                crate::datasets::abandon(&*self.store, version).await;
+            }
+        }
+        result
+    }
+
+    async fn replace_whole_kept(
+        &self,
+        actor: Actor<'_>,
+        target: Target<'_>,
+        whole: Whole,
+    ) -> Result<Outcome, ChangeError> {
+        let Whole {
+            definition,
+            script: wanted,
+            datasets,
+        } = whole;
         let limit = self.quotas.endpoints_per_project;
         let specs = definition.endpoints;
         let endpoints = if specs.len() >= BLOCKING_FROM {
@@ -1559,28 +1735,45 @@ impl Changes {
         check_backends(&definition.backends, &endpoints)?;
         let backends: Arc<[Backend]> = definition.backends.into();
         let registry = self.registry.clone();
-        // A whole replacement keeps the project's script. One broken by its script alone
-        // gets it compiled again here (limits may have been raised since it was loaded);
-        // one that still does not compile is refused, so that the repaired project never
-        // holds a script it does not serve.
+        // A script is compiled here, off the project's lock, with the environment values
+        // the project is about to have: one sent that is not the one served, or, when the
+        // script is kept, one that broke the project (limits may have been raised since it
+        // was loaded; one that still does not compile is refused, so that the repaired
+        // project never holds a script it does not serve).
         let live = self.current(target.key, None)?;
-        let recompiled = match (&live.problem, &live.def.script) {
-            (Some(problem), Some(source)) if problem.is_script() => {
-                // With the environment values it is about to have.
+        let served = |source: &str| {
+            live.def.script.as_deref() == Some(source)
+                && live.script.is_some()
+                && live.problem.is_none()
+        };
+        let (source, hint) = match &wanted {
+            WholeScript::Set(source) if !served(source) => (Some(source.clone()), false),
+            WholeScript::Keep => match (&live.problem, &live.def.script) {
+                (Some(problem), Some(source)) if problem.is_script() => {
+                    (Some(source.to_string()), true)
+                }
+                _ => (None, false),
+            },
+            _ => (None, false),
+        };
+        let compiled_script = match source {
+            Some(source) => {
                 let mut def = live.def.as_ref().clone();
                 def.env = definition.env.clone();
-                let script = self.scripts.compile(&def, source).await.map_err(|error| {
-                    ChangeError::Invalid(vec![FieldError::new(
-                        "script",
+                let script = self.scripts.compile(&def, &source).await.map_err(|error| {
+                    let message = if hint {
                         format!(
                             "the project's script does not compile ({error}); send a new one \
                              with PUT …/script, or remove it with DELETE …/script"
-                        ),
-                    )])
+                        )
+                    } else {
+                        error.to_string()
+                    };
+                    ChangeError::Invalid(vec![FieldError::new("script", message)])
                 })?;
-                Some((source.clone(), script))
+                Some((Arc::<str>::from(source), script))
             }
-            _ => None,
+            None => None,
         };
         let settings = SettingsEdit {
             name: None,
@@ -1599,12 +1792,13 @@ impl Changes {
             }
             let mut project = current.def.as_ref().clone();
             apply_settings(&mut project, settings.clone());
-            let (endpoints, handlers) = share_or_compile(
-                &endpoints,
-                Some(current),
-                project.openapi.as_ref(),
-                Lint::Strict,
-            )?;
+            let mut list = endpoints.clone();
+            let (datasets, dataset_diff) = match &datasets {
+                Some(wanted) => whole_datasets(current, wanted, &mut list)?,
+                None => (DatasetEdit::default(), Vec::new()),
+            };
+            let (endpoints, handlers) =
+                share_or_compile(&list, Some(current), project.openapi.as_ref(), Lint::Strict)?;
             project.endpoints = endpoints;
             let mut diff = settings_diff(&current.def, &project);
             diff.extend(backends_diff(&current.def.backends, &backends));
@@ -1612,21 +1806,43 @@ impl Changes {
                 project.backends = backends.clone();
             }
             diff.extend(endpoints_diff(&current.def.endpoints, &project.endpoints));
+            // The script compiled above, if it is still to be set (a kept one: if it is
+            // still the project's and not served).
+            let script = match (&wanted, &compiled_script) {
+                (WholeScript::Keep, Some((source, script))) => {
+                    if current.script.is_none() && current.def.script.as_ref() == Some(source) {
+                        ScriptEdit::Set(script.clone())
+                    } else {
+                        ScriptEdit::Keep
+                    }
+                }
+                (WholeScript::Set(_), Some((source, script))) => {
+                    let op = if current.def.script.is_some() {
+                        "change"
+                    } else {
+                        "add"
+                    };
+                    diff.push(DiffItem::script(op, script.routes().len()));
+                    project.script = Some(source.clone());
+                    ScriptEdit::Set(script.clone())
+                }
+                (WholeScript::Remove, _) if current.def.script.is_some() => {
+                    let routes = current.script.as_ref().map_or(0, |s| s.ids.len());
+                    diff.push(DiffItem::script("remove", routes));
+                    project.script = None;
+                    ScriptEdit::Remove
+                }
+                _ => ScriptEdit::Keep,
+            };
+            diff.extend(dataset_diff);
             if diff.is_empty() && current.problem.is_some() {
                 // Replacing a broken project with what could be read of it still repairs
                 // it: the new revision is whole.
                 diff.push(DiffItem::setting("status", "ok"));
             }
-            // The script compiled above, if it is still the project's and not served.
-            let script = match &recompiled {
-                Some((source, script))
-                    if current.script.is_none() && current.def.script.as_ref() == Some(source) =>
-                {
-                    ScriptEdit::Set(script.clone())
-                }
-                _ => ScriptEdit::Keep,
-            };
-            Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff).script(script))
+            Ok(Edit::new(project, handlers, OwnedOps::ReplaceAll, diff)
+                .script(script)
+                .datasets(datasets))
         })
         .await
     }
@@ -2011,7 +2227,7 @@ impl Changes {
                 project.endpoints = list;
                 Ok(Edit::new(project, handlers, ops, diff)
                     .routes(routes)
-                    .datasets(DatasetEdit::Put(dataset.clone())))
+                    .datasets(DatasetEdit::put(dataset.clone())))
             })
             .await;
         if result.as_ref().map_or(true, |outcome| outcome.dry_run) {
@@ -2034,7 +2250,7 @@ impl Changes {
                 return Err(ChangeError::DatasetNotFound(name.clone()));
             };
             let diff = vec![DiffItem::dataset("remove", dataset)];
-            Ok(Edit::side_table(current, diff).datasets(DatasetEdit::Remove(name.clone())))
+            Ok(Edit::side_table(current, diff).datasets(DatasetEdit::remove(name.clone())))
         })
         .await
     }
@@ -2269,7 +2485,7 @@ impl Changes {
                 .await?;
             match step {
                 Step::Unchanged => break None,
-                Step::Ready(computed) => break Some(computed),
+                Step::Ready(computed) => break Some(*computed),
                 // Compiled again (under the lock, so that nothing changes the project
                 // meanwhile) with the environment values the edit gives it, then the edit
                 // is computed once more with it.
@@ -2478,6 +2694,7 @@ mod tests {
             rate_limit: None,
             openapi: None,
             env: crate::model::Env::EMPTY,
+            layout: crate::model::Layout::Owner,
         }
     }
 

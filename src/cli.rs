@@ -13,7 +13,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, ConnectionLimits, LoginLimits, Quotas, Registration};
+use crate::model::Layout;
 use crate::observe::logs::{self, LogFormat, LogSettings};
+use crate::projects::host::Host;
 use crate::remote::{self, RemoteError};
 use crate::server;
 
@@ -46,6 +48,9 @@ pub enum Command {
     /// Check a project folder, or a directory of them, without serving it.
     #[command(after_help = VALIDATE_EXAMPLE)]
     Validate(ValidateArgs),
+    /// Serve one project folder alone at /, following its edits.
+    #[command(after_help = RUN_EXAMPLE)]
+    Run(RunArgs),
     /// Print a shell's completion script for switchyard.
     #[command(after_help = COMPLETIONS_EXAMPLE)]
     Completions(CompletionsArgs),
@@ -112,6 +117,18 @@ Examples:
 Each problem is one line, FILE:LINE:COLUMN: MESSAGE. The exit code is 0 when every folder
 is good and 1 otherwise, for CI.";
 
+const RUN_EXAMPLE: &str = "\
+Examples:
+  switchyard new shop && switchyard run shop      # from nothing to a served project
+  switchyard run shop -p 9000
+  MODE=production GREETING=hi switchyard run shop # the environment overrides .env
+
+The project answers at /, with GET /health ({\"name\", \"mode\", \"debug\"}) and its docs at
+/docs, /redoc and /openapi.json (not in production mode). Saved edits are served within a
+second; an edit that does not read or apply is logged with its file and line, and the last
+good version keeps serving. Scripts, datasets, auth and every endpoint kind work as under
+`serve`. Script kv values and dataset versions live in a temporary store, removed at exit.";
+
 const COMPLETIONS_EXAMPLE: &str = "\
 Examples:
   switchyard completions bash > /etc/bash_completion.d/switchyard
@@ -165,6 +182,16 @@ pub struct AddRouterArgs {
     pub prefix: Option<String>,
 }
 
+/// `switchyard run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The project folder.
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
 /// `switchyard validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -213,6 +240,17 @@ pub struct ServeArgs {
     /// Create a demo user and project with mock endpoints (if missing) and print their URLs.
     #[arg(long, env = "SWITCHYARD_DEMO", hide_env_values = true)]
     pub demo: bool,
+
+    /// Serve the project folders of DIR instead of the store's projects: each at /{name},
+    /// followed as they change (--db, --demo and accounts are not used).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "SWITCHYARD_PROJECTS",
+        hide_env_values = true,
+        conflicts_with = "demo"
+    )]
+    pub projects: Option<PathBuf>,
 
     /// Who may create accounts: open (anyone; the first becomes admin) or closed (admins
     /// only). Unset means open, refused at start on a non-loopback address with no
@@ -798,6 +836,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rename(args) => rename_project(args),
         Command::AddRouter(args) => add_router(args),
         Command::Validate(args) => validate(args),
+        Command::Run(args) => run_folder(args),
         Command::Schema(args) => {
             let schema = match args.file {
                 SchemaFile::Manifest => crate::projects::schema::manifest(),
@@ -882,15 +921,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<()> {
                 bad += 1;
                 for error in errors {
                     // Paths from where the command was run.
-                    let error = crate::projects::FolderError {
-                        file: if error.file.is_absolute() || error.file.starts_with(dir) {
-                            error.file
-                        } else {
-                            dir.join(&error.file)
-                        },
-                        ..error
-                    };
-                    eprintln!("{error}");
+                    eprintln!("{}", error.under(dir));
                 }
             }
         }
@@ -921,6 +952,9 @@ fn summary(folder: &crate::projects::Folder) -> String {
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    if let Some(dir) = args.projects.clone() {
+        return args.node.run(|| serve_folders(config, dir));
+    }
     args.node.run(|| async {
         let server = server::start(config).await?;
         let addr = server.addr();
@@ -955,6 +989,52 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server.run_until_signal().await;
         Ok(())
     })
+}
+
+/// `switchyard run DIR`: one folder at `/`.
+fn run_folder(args: RunArgs) -> anyhow::Result<()> {
+    let config = args.node.config(String::new());
+    let dir = args.dir.clone();
+    args.node.run(|| async move {
+        let mut host = Host::start(config, Layout::Root).await?;
+        let name = host.apply(&dir).await?;
+        let addr = host.server().addr();
+        println!(
+            "Serving {name} from {} at http://{addr}/ (health: /health, docs: /docs)",
+            dir.display()
+        );
+        follow(host, dir).await
+    })
+}
+
+/// `switchyard serve --projects DIR`: each folder of `dir` at `/{name}`.
+async fn serve_folders(config: Config, dir: PathBuf) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let mut host = Host::start(config, Layout::Name).await?;
+    host.sync(&dir).await;
+    let addr = host.server().addr();
+    println!(
+        "Serving the project folders of {} at http://{addr}/ (health: /health, docs: /docs)",
+        dir.display()
+    );
+    for project in host.names() {
+        println!("  http://{addr}/{project}/");
+    }
+    follow(host, dir).await
+}
+
+/// Follows the folders until SIGINT or SIGTERM, then stops.
+async fn follow(host: Host, dir: PathBuf) -> anyhow::Result<()> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(host.watch(dir, stopped));
+    server::wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    let host = watcher.await.context("the folder watcher failed")?;
+    host.shutdown().await;
+    Ok(())
 }
 
 fn gateway(args: GatewayArgs) -> anyhow::Result<()> {

@@ -185,20 +185,51 @@ pub struct Project {
     pub openapi: Option<Arc<ProjectDocs>>,
     /// Its environment values, which its script reads as `env`.
     pub env: Env,
+    /// Where the node mounts it (not stored: the node's, see [`Layout`]).
+    pub layout: Layout,
+}
+
+/// Where a node mounts its projects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// At `/{owner}/{name}`: the platform.
+    #[default]
+    Owner,
+    /// At `/{name}`: `switchyard serve --projects`, one owner's project folders.
+    Name,
+    /// At `/`: `switchyard run`, one project alone.
+    Root,
 }
 
 /// A project's endpoints: see [`Project::endpoints`].
 pub type EndpointList = imbl::Vector<Arc<Endpoint>>;
 
 impl Project {
-    /// Where the project is mounted, e.g. `/alice/demo`.
+    /// Where the project is mounted, e.g. `/alice/demo` (`/demo` in the `Name` layout, ``
+    /// in the `Root` one).
     pub fn mount(&self) -> String {
-        format!("/{}/{}", self.owner, self.name)
+        match self.layout {
+            Layout::Owner => format!("/{}/{}", self.owner, self.name),
+            Layout::Name => format!("/{}", self.name),
+            Layout::Root => String::new(),
+        }
+    }
+
+    /// How logs name the project: its mount key, or its name when it is mounted at `/`.
+    pub fn label(&self) -> String {
+        match self.layout {
+            Layout::Root => self.name.clone(),
+            _ => self.mount_key(),
+        }
     }
 
     /// The key of the route table: the mount without its leading slash.
     pub fn mount_key(&self) -> String {
-        format!("{}/{}", self.owner, self.name)
+        match self.layout {
+            Layout::Owner => format!("{}/{}", self.owner, self.name),
+            Layout::Name => self.name.clone(),
+            Layout::Root => String::new(),
+        }
     }
 
     /// The endpoint with this id. Searched from the end: the endpoint a change just added,
@@ -1137,6 +1168,24 @@ pub struct ProjectDefinition {
     pub endpoints: Vec<EndpointSpec>,
     #[serde(default)]
     pub backends: Vec<Backend>,
+}
+
+impl ProjectDefinition {
+    /// Checks the settings (auth, CORS, rate limit, OpenAPI parts, environment values); the
+    /// endpoints and backends are checked by the change that takes them.
+    pub fn validate_settings(&self, errors: &mut Vec<crate::error::FieldError>) {
+        self.auth.validate("auth.", errors);
+        if let Some(cors) = &self.cors {
+            cors.validate("cors.", errors);
+        }
+        if let Some(limit) = &self.rate_limit {
+            limit.validate("rate_limit.", errors);
+        }
+        if let Some(docs) = &self.openapi {
+            docs.validate("openapi.", errors);
+        }
+        self.env.validate("env.", errors);
+    }
 }
 
 /// The most endpoints one project may hold.

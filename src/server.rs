@@ -63,7 +63,7 @@ use crate::changes::Changes;
 use crate::config::{Config, ConnectionLimits};
 use crate::demo::{self, DemoInfo};
 use crate::error::{self, ApiError, Code, Pending};
-use crate::model::{Role, is_reserved_root};
+use crate::model::{Layout, Role, is_reserved_root};
 use crate::observe;
 use crate::observe::{Stamp, Telemetry};
 use crate::pipeline::{Pipeline, Served, record};
@@ -100,6 +100,11 @@ enum Reserved {
     /// Gateway mode: only `/health`, `/ready`, `/stats` and `/metrics`; the file's routes
     /// take everything else, `/` included.
     Gateway,
+    /// `serve --projects`: those of gateway mode, and the combined `/openapi.json`,
+    /// `/docs` and `/redoc`.
+    Folders,
+    /// `run`: none; the one project takes every path.
+    Nothing,
 }
 
 /// The state every request reaches.
@@ -147,7 +152,8 @@ impl Server {
     }
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -172,6 +178,21 @@ async fn wait_for_signal() {
 
 /// Starts a node: store, projects, admin and demo data, listener.
 pub async fn start(config: Config) -> Result<Server, ServerError> {
+    Ok(start_node(config, Layout::Owner).await?.server)
+}
+
+/// A running node and its change path, for a caller that makes the projects itself
+/// (`projects::host`: project folders).
+pub struct Node {
+    pub server: Server,
+    pub changes: Arc<Changes>,
+    pub accounts: Accounts,
+}
+
+/// Starts a node whose projects are mounted as `layout` says. In the `Owner` layout it is
+/// the platform; in the others (project folders) only `/health`, `/ready`, `/stats`,
+/// `/metrics` and the combined docs (`Name`), or nothing (`Root`), are reserved.
+pub async fn start_node(config: Config, layout: Layout) -> Result<Node, ServerError> {
     let started = Instant::now();
     config.validate()?;
     limit_arenas();
@@ -197,7 +218,11 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
         }
     }))
     .await;
-    let routes = Arc::new(Routes::from_loaded(compiled, &registry));
+    let routes = Arc::new(match layout {
+        Layout::Owner => Routes::from_loaded(compiled, &registry),
+        // Project folders start from an empty store of their own.
+        _ => Routes::with_layout(layout),
+    });
     release_freed_memory();
     let telemetry = Arc::new(Telemetry::new(config.journal_size, config.journal_body));
     let changes = Arc::new(Changes::new(
@@ -220,6 +245,8 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
     };
     let accounts_for_requests = accounts.clone();
     let pages = Arc::new(config.pages.clone());
+    let node_changes = changes.clone();
+    let node_accounts = accounts.clone();
     let state = AppState {
         accounts,
         changes,
@@ -232,6 +259,14 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             pages: pages.clone(),
         }),
     };
+    let (platform, reserved) = match layout {
+        Layout::Owner => (platform::router(state), Reserved::Platform),
+        Layout::Name => (
+            platform::folders_router(routes.clone(), telemetry.clone(), pages.clone()),
+            Reserved::Folders,
+        ),
+        Layout::Root => (platform::folder_assets_router(), Reserved::Nothing),
+    };
     let app = Arc::new(App {
         pipeline: Pipeline {
             routes,
@@ -242,13 +277,19 @@ pub async fn start(config: Config) -> Result<Server, ServerError> {
             accounts: Some(accounts_for_requests),
             pages: pages.clone(),
         },
-        platform: platform::router(state),
-        reserved: Reserved::Platform,
+        platform,
+        reserved,
     });
     let server = launch(app, &config, Some(store)).await?;
     let startup = started.elapsed();
-    tracing::info!(addr = %server.addr, projects, endpoints, startup_ms = startup.as_secs_f64() * 1000.0, "listening");
-    Ok(Server { demo, ..server })
+    if layout == Layout::Owner {
+        tracing::info!(addr = %server.addr, projects, endpoints, startup_ms = startup.as_secs_f64() * 1000.0, "listening");
+    }
+    Ok(Node {
+        server: Server { demo, ..server },
+        changes: node_changes,
+        accounts: node_accounts,
+    })
 }
 
 /// Starts a node in gateway mode: the routes, backends and default response of the YAML
@@ -710,6 +751,16 @@ impl Connection {
 /// Whether `path` is for the platform: `/`, or a reserved first segment.
 /// Names gateway mode keeps for itself.
 const GATEWAY_RESERVED: &[&str] = &["health", "ready", "stats", "metrics"];
+/// Names `serve --projects` keeps for itself.
+const FOLDERS_RESERVED: &[&str] = &[
+    "health",
+    "ready",
+    "stats",
+    "metrics",
+    "openapi.json",
+    "docs",
+    "redoc",
+];
 
 impl App {
     /// Does the node answer this path itself (rather than a project)?
@@ -722,6 +773,9 @@ impl App {
         match self.reserved {
             Reserved::Platform => first.is_empty() || is_reserved_root(first),
             Reserved::Gateway => GATEWAY_RESERVED.contains(&first),
+            Reserved::Folders => FOLDERS_RESERVED.contains(&first),
+            // The docs pages' assets: the project's `/docs` loads them.
+            Reserved::Nothing => path.starts_with(crate::openapi::pages::ASSETS),
         }
     }
 

@@ -120,6 +120,22 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format a file name's extension says: `.csv`, `.json`, `.jsonl` or `.ndjson`.
+    pub fn from_file_name(name: &str) -> Option<Format> {
+        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
+        Format::from_name(&ext).or((ext == "ndjson").then_some(Format::JsonLines))
+    }
+
+    /// The format of this name: `csv`, `json` or `jsonl`.
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "csv" => Some(Format::Csv),
+            "json" => Some(Format::Json),
+            "jsonl" => Some(Format::JsonLines),
+            _ => None,
+        }
+    }
+
     /// The format for a `Content-Type` (parameters such as `charset` are ignored):
     /// `text/csv`, `application/json`, `application/x-ndjson`, `application/jsonl`
     /// (also `application/x-jsonlines`, `application/jsonlines`).

@@ -284,6 +284,7 @@ fn compile(
         rate_limit: None,
         openapi: None,
         env: crate::model::Env::EMPTY,
+        layout: crate::model::Layout::Owner,
     };
     CompiledProject::build(Arc::new(project), handlers)
         .map(|compiled| compiled.with_upstreams(registry))

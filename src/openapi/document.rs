@@ -45,7 +45,11 @@ impl Document {
             ),
             None => (marked, String::new()),
         };
-        let mount = project.def.mount();
+        let mount = match project.def.mount() {
+            // Mounted at `/` (`switchyard run`).
+            root if root.is_empty() => "/".to_owned(),
+            mount => mount,
+        };
         let whole = [
             head.as_bytes(),
             json_string(&mount).as_bytes(),

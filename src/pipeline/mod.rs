@@ -57,16 +57,19 @@ pub(crate) struct Pipeline {
 }
 
 /// Whether a project-relative path may be one of the project's docs (`/openapi.json`,
-/// `/docs`, `/redoc`): one length comparison for every other request.
+/// `/docs`, `/redoc`) or its `/health`: one length comparison for every other request.
 #[inline(always)]
 fn maybe_docs(rest: &str) -> bool {
-    matches!(rest.len(), 5 | 6 | 13) && matches!(rest, "/docs" | "/redoc" | "/openapi.json")
+    matches!(rest.len(), 5 | 6 | 7 | 13)
+        && matches!(rest, "/docs" | "/redoc" | "/health" | "/openapi.json")
 }
 
 /// A project's own docs, asked for at `/openapi.json`, `/docs` or `/redoc` inside it
 /// (`GET` or `HEAD`, and the project not in `production` mode): the revision's document,
-/// made once, or a page that loads it. An endpoint written for that very path keeps it; one
-/// that only matches it through a parameter (`/{path}`) does not.
+/// made once, or a page that loads it. Where projects are folders (`run`, `serve
+/// --projects`), also its `/health`, in every mode: `{"name", "mode", "debug"}`. An
+/// endpoint written for that very path keeps it; one that only matches it through a
+/// parameter (`/{path}`) does not.
 #[cold]
 fn project_docs(
     project: &CompiledProject,
@@ -74,9 +77,12 @@ fn project_docs(
     rest: &str,
     pages: &crate::openapi::PagesConfig,
 ) -> Option<Result<Reply, ApiError>> {
+    use crate::model::{Layout, Mode};
     use crate::openapi::{Page, pages};
+    let health = rest == "/health";
     if !matches!(head.method, http::Method::GET | http::Method::HEAD)
-        || project.def.mode == crate::model::Mode::Production
+        || (health && project.def.layout == Layout::Owner)
+        || (!health && project.def.mode == Mode::Production)
     {
         return None;
     }
@@ -94,6 +100,20 @@ fn project_docs(
         if path == Some(rest) {
             return None;
         }
+    }
+    if health {
+        let mode = project.def.mode;
+        let body = serde_json::json!({
+            "name": project.def.name,
+            "mode": mode.as_str(),
+            "debug": mode == Mode::Development,
+        });
+        let mut response = Response::new(Body::full(bytes::Bytes::from(body.to_string())));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        return Some(Ok(Reply::Now(response)));
     }
     let page = match inside(rest) {
         "/openapi.json" => None,

@@ -89,7 +89,7 @@ pub struct Line<'a> {
 
 /// Writes the access-log line of a request.
 pub fn access(line: Line<'_>, response: &Response<Body>, outcome: Outcome) {
-    let mount = line.project.map(|(project, _)| project.def.mount_key());
+    let mount = line.project.map(|(project, _)| project.def.label());
     let endpoint = line
         .project
         .and_then(|(project, index)| endpoint_id(project, index));

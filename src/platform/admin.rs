@@ -820,17 +820,7 @@ async fn replace_or_create(
     if let Err(message) = check_project_name(&name) {
         errors.push(FieldError::new("name", message));
     }
-    definition.auth.validate("auth.", &mut errors);
-    if let Some(cors) = &definition.cors {
-        cors.validate("cors.", &mut errors);
-    }
-    if let Some(limit) = &definition.rate_limit {
-        limit.validate("rate_limit.", &mut errors);
-    }
-    if let Some(docs) = &definition.openapi {
-        docs.validate("openapi.", &mut errors);
-    }
-    definition.env.validate("env.", &mut errors);
+    definition.validate_settings(&mut errors);
     if let Some(body_name) = &definition.name
         && body_name != &name
     {

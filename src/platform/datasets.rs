@@ -296,7 +296,7 @@ pub(super) async fn put_dataset(
                     .content_type()
                     .and_then(|m| Format::from_content_type(m.as_ref()))
             })
-            .or_else(|| field.file_name().and_then(format_of_file))
+            .or_else(|| field.file_name().and_then(Format::from_file_name))
             .ok_or_else(|| unsupported(field.content_type().map(|m| m.to_string())))?;
         let upload = Upload {
             project_id: project.def.id,
@@ -480,17 +480,6 @@ fn unsupported(given: Option<String>) -> ApiError {
             Code::UnsupportedMediaType,
             format!("the body has no content type; send {wanted}"),
         ),
-    }
-}
-
-/// The format a file name's extension says.
-fn format_of_file(name: &str) -> Option<Format> {
-    let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-    match ext.as_str() {
-        "csv" => Some(Format::Csv),
-        "json" => Some(Format::Json),
-        "jsonl" | "ndjson" => Some(Format::JsonLines),
-        _ => None,
     }
 }
 

@@ -15,6 +15,7 @@ mod backends;
 mod datasets;
 mod explain;
 pub mod extract;
+mod folders;
 mod gateway;
 mod import;
 mod journal;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub config: Arc<PlatformConfig>,
 }
 
+pub use folders::{assets_router as folder_assets_router, router as folders_router};
 pub use gateway::router as gateway_router;
 
 /// The platform's routes.

@@ -135,6 +135,18 @@ impl FolderError {
         }
     }
 
+    /// The same problem, its file named from `dir` (the folder) rather than inside it.
+    pub fn under(self, dir: &Path) -> FolderError {
+        FolderError {
+            file: if self.file.is_absolute() || self.file.starts_with(dir) {
+                self.file
+            } else {
+                dir.join(&self.file)
+            },
+            ..self
+        }
+    }
+
     /// `file:line:column: message`, as compilers write it.
     fn render(&self) -> String {
         let file = self.file.display();
@@ -224,13 +236,6 @@ pub fn read_with(dir: &Path, overrides: Overrides) -> Result<Folder, Vec<FolderE
             .filter_map(|name| Some((name.clone(), effective(name)?)))
             .collect(),
     );
-    let mut found = Vec::new();
-    values.validate("", &mut found);
-    errors.extend(
-        found
-            .into_iter()
-            .map(|e| FolderError::new(ENV_FILE, format!("{}: {}", e.field, e.message))),
-    );
     let manifest = read_text(dir, Path::new(MANIFEST), &mut errors);
     let Some(manifest) = manifest else {
         return Err(errors);
@@ -314,25 +319,36 @@ pub fn read_with(dir: &Path, overrides: Overrides) -> Result<Folder, Vec<FolderE
         },
         None => settings.mode,
     };
+    let definition = ProjectDefinition {
+        name: Some(name.clone()),
+        description: settings.description,
+        mode,
+        auth: settings.auth.unwrap_or_default(),
+        cors: settings.cors,
+        rate_limit: settings.rate_limit,
+        openapi: settings.openapi,
+        journal_size: settings.journal_size,
+        endpoints,
+        backends,
+        env: values,
+    };
+    let mut found = Vec::new();
+    definition.validate_settings(&mut found);
+    errors.extend(
+        found
+            .into_iter()
+            .map(|e| match e.field.strip_prefix("env.") {
+                Some(name) => FolderError::new(ENV_FILE, format!("{name}: {}", e.message)),
+                None => FolderError::new(&file, format!("{}: {}", e.field, e.message)),
+            }),
+    );
     if !errors.is_empty() {
         return Err(errors);
     }
     Ok(Folder {
         dir: dir.to_path_buf(),
         name: name.clone(),
-        definition: ProjectDefinition {
-            name: Some(name),
-            description: settings.description,
-            mode,
-            auth: settings.auth.unwrap_or_default(),
-            cors: settings.cors,
-            rate_limit: settings.rate_limit,
-            openapi: settings.openapi,
-            journal_size: settings.journal_size,
-            endpoints,
-            backends,
-            env: values,
-        },
+        definition,
         origins,
         routers,
         script,

@@ -16,10 +16,11 @@
 //! (`switchyard schema`, committed in docs/schema/).
 
 mod folder;
+pub mod host;
 pub mod scaffold;
 pub mod schema;
 
-pub use folder::{DatasetFile, Folder, FolderError, Origin, Router, read};
+pub use folder::{DatasetFile, Folder, FolderError, Origin, Overrides, Router, read, read_with};
 
 /// The manifest's file name.
 pub const MANIFEST: &str = "switchyard.yaml";

@@ -110,7 +110,11 @@ fn write_template(dir: &Path, name: &str, template: Template) -> Result<(), Scaf
         let path = dir.join(file);
         std::fs::write(&path, text).map_err(io(&path))
     };
-    write(ENV_FILE, &env_file(name))?;
+    let own = match template {
+        Template::Script => "GREETING=\"Hello from Switchyard\"\n",
+        _ => "",
+    };
+    write(ENV_FILE, &format!("{}{own}", env_file(name)))?;
     write(&format!("{ROUTERS}/.keep"), "")?;
     match template {
         Template::Mock => write(MANIFEST, &manifest(name, MOCK_MANIFEST))?,
@@ -233,8 +237,9 @@ fn replace_line(text: &str, is: impl Fn(&str) -> bool, new: &str, first: bool) -
 
 fn env_file(name: &str) -> String {
     format!(
-        "# Values for this project. APP_NAME and MODE set its name and mode (development\n\
-         # or production); the others are the project's own values.\n\
+        "# Values for this project. APP_NAME and MODE set its name and mode (development,\n\
+         # staging or production); the others reach its script as `env`. The process\n\
+         # environment overrides them.\n\
          APP_NAME={name}\nMODE=development\n"
     )
 }
@@ -281,7 +286,8 @@ const SCRIPT_MANIFEST: &str = r#"description: A script handler (app.js) keeping 
 "#;
 
 const SCRIPT_SOURCE: &str = r#"// The project's script (docs/scripts.md): routes beside the manifest's endpoints.
-app.get("/hello", { summary: "Say hello" }, () => ({ message: "Hello from Switchyard" }));
+// `env` holds the values of .env (GREETING) and of the environment that override them.
+app.get("/hello", { summary: "Say hello" }, () => ({ message: env.GREETING ?? "Hello" }));
 
 app.get("/items/{id}", { summary: "One item" }, (req) => {
   const item = kv.get("item:" + req.params.id);

@@ -29,7 +29,7 @@ use crate::backends::{Registry, Upstreams};
 use crate::datasets::DatasetSet;
 use crate::handlers::Handler;
 use crate::handlers::script::ScriptHandler;
-use crate::model::{Endpoint, MethodSpec, Project};
+use crate::model::{Endpoint, Layout, MethodSpec, Project};
 use crate::observe::journal::Journal;
 use crate::observe::stats::{Stats, StatsCell};
 use crate::script::Script;
@@ -882,8 +882,11 @@ pub struct RouteTable {
     /// foldhash with a per-process random seed, as the router's static table: several
     /// times cheaper than SipHash on short keys, and still not predictable by tenants.
     mounts: foldhash::HashMap<Arc<str>, Arc<CompiledProject>>,
-    /// A project mounted at `/`, which takes every path (gateway mode).
+    /// A project mounted at `/`, which takes every path (gateway mode, and the `Root`
+    /// layout).
     root: Option<Arc<CompiledProject>>,
+    /// How `mounts`' keys are made from a path: `owner/name` or `name`.
+    by_name: bool,
 }
 
 impl RouteTable {
@@ -895,18 +898,30 @@ impl RouteTable {
             .or_else(|| self.root.as_ref().map(|root| (root, path)))
     }
 
-    /// The project mounted at `/owner/project`, and the rest of the path.
+    /// The project mounted at `/owner/project` (or `/project`, in the `Name` layout), and
+    /// the rest of the path.
     #[inline]
     fn mounted<'p>(&self, path: &'p str) -> Option<(&Arc<CompiledProject>, &'p str)> {
         let trimmed = path.strip_prefix('/')?;
-        let (owner, after_owner) = split_segment(trimmed);
-        let (project, _) = split_segment(after_owner?);
-        let (key, rest) = trimmed.split_at(owner.len() + 1 + project.len());
+        let (first, after_first) = split_segment(trimmed);
+        let length = if self.by_name {
+            first.len()
+        } else {
+            let (project, _) = split_segment(after_first?);
+            first.len() + 1 + project.len()
+        };
+        let (key, rest) = trimmed.split_at(length);
         self.mounts.get(key).map(|project| (project, rest))
     }
 
+    /// The project of this mount key (`owner/name`, `name`, or `` for the `Root` layout's
+    /// project).
     pub fn get(&self, key: &str) -> Option<&Arc<CompiledProject>> {
-        self.mounts.get(key)
+        match self.mounts.get(key) {
+            Some(project) => Some(project),
+            None if key.is_empty() => self.root.as_ref(),
+            None => None,
+        }
     }
 
     pub fn projects(&self) -> impl Iterator<Item = &Arc<CompiledProject>> {
@@ -926,6 +941,7 @@ pub struct Routes {
     /// different project locks) cannot lose each other's update between load and store.
     /// Held only to copy the table's map; the request path never takes it.
     publishing: std::sync::Mutex<()>,
+    layout: Layout,
 }
 
 /// One change to the route table.
@@ -946,7 +962,25 @@ impl Routes {
         Routes {
             current: ArcSwap::from_pointee(table),
             publishing: std::sync::Mutex::new(()),
+            layout: Layout::Owner,
         }
+    }
+
+    /// No projects yet, mounted as `layout` says.
+    pub fn with_layout(layout: Layout) -> Routes {
+        let table = RouteTable {
+            by_name: layout == Layout::Name,
+            ..RouteTable::default()
+        };
+        Routes {
+            layout,
+            ..Routes::new(table)
+        }
+    }
+
+    /// How this node mounts its projects.
+    pub fn layout(&self) -> Layout {
+        self.layout
     }
 
     /// The table of every project read from the store, as at start, each with its script
@@ -967,7 +1001,11 @@ impl Routes {
                 )
             })
             .collect();
-        Routes::new(RouteTable { mounts, root: None })
+        Routes::new(RouteTable {
+            mounts,
+            root: None,
+            by_name: false,
+        })
     }
 
     /// The table as it is now; hold the guard only for synchronous work.
@@ -985,6 +1023,18 @@ impl Routes {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let live = self.current.load_full();
+        let change = match change {
+            // The `Root` layout's one project.
+            Publish::Mount(project) if project.def.layout == Layout::Root => Publish::Root(project),
+            Publish::Unmount(id) if live.root.as_ref().is_some_and(|r| r.def.id == id) => {
+                let table = RouteTable {
+                    root: None,
+                    ..RouteTable::clone(&live)
+                };
+                return Some(self.current.swap(Arc::new(table)));
+            }
+            other => other,
+        };
         let id = match &change {
             Publish::Mount(project) => project.def.id,
             Publish::Unmount(id) => *id,

@@ -1534,6 +1534,7 @@ mod publish {
             rate_limit: None,
             openapi: None,
             env: crate::model::Env::EMPTY,
+            layout: crate::model::Layout::Owner,
         };
         Arc::new(CompiledProject::build(Arc::new(def), crate::routing::HandlerList::new()).unwrap())
     }

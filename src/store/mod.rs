@@ -179,6 +179,8 @@ pub enum DatasetOps<'a> {
     },
     /// Drop the current version of this dataset.
     Delete(&'a str),
+    /// Each of these, in order (none of them `Many`).
+    Many(&'a [DatasetOps<'a>]),
 }
 
 /// What one change does to a project's API keys.

@@ -295,6 +295,7 @@ impl SqliteStore {
                 rate_limit,
                 openapi,
                 env,
+                layout: crate::model::Layout::Owner,
             };
             let role: String = row.try_get("role")?;
             by_id.insert(project.id, projects.len());
@@ -783,46 +784,57 @@ impl Store for SqliteStore {
                     .await?;
             }
         }
-        match commit.datasets {
-            DatasetOps::None => {}
-            DatasetOps::Put {
-                name,
-                version,
-                rows,
-                bytes,
-            } => {
-                sqlx::query(
-                    "DELETE FROM datasets WHERE project_id = ?1 AND name = ?2 AND current = 1",
-                )
-                .bind(commit.project_id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-                let made = sqlx::query(
-                    "UPDATE datasets SET current = 1, rows = ?3, bytes = ?4
-                     WHERE id = ?1 AND project_id = ?2 AND name = ?5 AND current = 0",
-                )
-                .bind(version)
-                .bind(commit.project_id)
-                .bind(rows)
-                .bind(bytes)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-                if made.rows_affected() != 1 {
-                    return Err(StoreError::Corrupt(format!(
-                        "dataset version {version} of `{name}` is not an upload in progress"
-                    )));
+        let ops = match &commit.datasets {
+            DatasetOps::Many(ops) => *ops,
+            one => std::slice::from_ref(one),
+        };
+        for op in ops {
+            match op {
+                DatasetOps::None => {}
+                DatasetOps::Put {
+                    name,
+                    version,
+                    rows,
+                    bytes,
+                } => {
+                    sqlx::query(
+                        "DELETE FROM datasets WHERE project_id = ?1 AND name = ?2 AND current = 1",
+                    )
+                    .bind(commit.project_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    let made = sqlx::query(
+                        "UPDATE datasets SET current = 1, rows = ?3, bytes = ?4
+                         WHERE id = ?1 AND project_id = ?2 AND name = ?5 AND current = 0",
+                    )
+                    .bind(version)
+                    .bind(commit.project_id)
+                    .bind(rows)
+                    .bind(bytes)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                    if made.rows_affected() != 1 {
+                        return Err(StoreError::Corrupt(format!(
+                            "dataset version {version} of `{name}` is not an upload in progress"
+                        )));
+                    }
                 }
-            }
-            DatasetOps::Delete(name) => {
-                sqlx::query(
-                    "DELETE FROM datasets WHERE project_id = ?1 AND name = ?2 AND current = 1",
-                )
-                .bind(commit.project_id)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+                DatasetOps::Many(_) => {
+                    return Err(StoreError::Corrupt(
+                        "a list of dataset changes inside a list".into(),
+                    ));
+                }
+                DatasetOps::Delete(name) => {
+                    sqlx::query(
+                        "DELETE FROM datasets WHERE project_id = ?1 AND name = ?2 AND current = 1",
+                    )
+                    .bind(commit.project_id)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
         }
         sqlx::query("INSERT INTO changes (project_id, revision, at, actor_id, summary) VALUES (?1, ?2, ?3, ?4, ?5)")

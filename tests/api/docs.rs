@@ -82,6 +82,7 @@ fn the_committed_help_texts_match_the_binary() {
             "docs/cli/add-router-help.txt",
         ),
         (&["validate", "--help"][..], "docs/cli/validate-help.txt"),
+        (&["run", "--help"][..], "docs/cli/run-help.txt"),
         (
             &["completions", "--help"][..],
             "docs/cli/completions-help.txt",

@@ -501,11 +501,27 @@ impl Process {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> (Process, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let file = file.to_str().expect("a UTF-8 path");
+        let mut all = vec!["gateway", "-c", file, "-p", "0"];
+        all.extend_from_slice(args);
+        Process::spawn(None, &all, envs).await
+    }
+
+    /// Starts the binary with `args` (a command that serves, on port 0) in `dir`, with the
+    /// environment `envs` added, and waits for the first line on stdout that gives its URL
+    /// (`… http://ADDRESS…`). Every line on stderr is collected as it comes (so that it
+    /// never blocks on a full pipe).
+    pub async fn spawn(
+        dir: Option<&std::path::Path>,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> (Process, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["gateway", "-c"])
-            .arg(file)
-            .args(["-p", "0"])
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .envs(envs.iter().copied())
             .stdin(std::process::Stdio::null())
@@ -525,14 +541,15 @@ impl Process {
         let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
         let base = tokio::time::timeout(std::time::Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.expect("stdout line") {
-                if let Some((_, url)) = line.split_once("listening on ") {
-                    return url.to_owned();
+                if let Some(at) = line.find("http://") {
+                    let url = line[at..].split_whitespace().next().unwrap_or_default();
+                    return url.trim_end_matches('/').to_owned();
                 }
             }
-            panic!("the gateway exited before listening: {:#?}", stderr.lock());
+            panic!("the binary exited before listening: {:#?}", stderr.lock());
         })
         .await
-        .expect("the gateway listens within 30 s");
+        .expect("the binary listens within 30 s");
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         (Process { child, base }, stderr)
     }
