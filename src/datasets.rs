@@ -10,12 +10,19 @@
 //! (`changes::Changes::put_dataset`), and the store makes it current in that revision's
 //! transaction. Queries hold an `Arc` of the version they started on, so a replacement
 //! never waits for them, nor they for it.
+//!
+//! Every version knows the SHA-256 of its bytes: computed by the parsing thread as they
+//! stream in, recorded with the version (`Store::dataset_digest`), checked (or, for a
+//! version stored before digests were, computed) when it is read back at start, and checked
+//! again as [`read_back`] streams the bytes out, so a download is the upload byte for byte or
+//! is cut short.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
 
 use crate::background::{self, BackgroundError};
 use crate::dataset::{ColumnType, Dataset, Format, ImportError, Importer, Limits};
@@ -37,6 +44,8 @@ pub struct LoadedDataset {
     pub bytes: u64,
     /// When it was uploaded (ms since the Unix epoch).
     pub uploaded_at: i64,
+    /// The SHA-256 of the uploaded bytes (the stored chunks, in order).
+    pub sha256: [u8; 32],
     pub data: Dataset,
 }
 
@@ -44,6 +53,38 @@ impl LoadedDataset {
     pub fn rows(&self) -> usize {
         self.data.table().row_count()
     }
+
+    /// The SHA-256 of the uploaded bytes as 64 lowercase hex digits.
+    pub fn sha256_hex(&self) -> String {
+        hex(&self.sha256)
+    }
+}
+
+/// A digest as 64 lowercase hex digits, as it is stored and shown.
+pub fn hex(digest: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(64);
+    for byte in digest {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
+/// The digest that 64 hex digits write; `None` for anything else.
+fn parse_hex(text: &str) -> Option<[u8; 32]> {
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let value = |digit: u8| char::from(digit).to_digit(16);
+    let mut digest = [0u8; 32];
+    for (byte, pair) in digest.iter_mut().zip(digits.chunks_exact(2)) {
+        let high = value(pair[0])?;
+        let low = value(pair[1])?;
+        *byte = u8::try_from(high << 4 | low).ok()?;
+    }
+    Some(digest)
 }
 
 /// A project's datasets by name, shared between revisions until one of them changes.
@@ -172,7 +213,8 @@ pub enum UploadError {
 }
 
 /// Reads an upload's `body` to its end: stores its bytes as a new version (not current)
-/// and parses them on a blocking thread. On any failure the version is dropped again.
+/// with their SHA-256, and parses them on a blocking thread. On any failure the version is
+/// dropped again.
 pub async fn receive<S, E>(
     store: &dyn Store,
     upload: &Upload,
@@ -196,12 +238,13 @@ where
         .await?;
     let received = store_and_parse(store, upload, version, body, settings).await;
     match received {
-        Ok((data, bytes)) => Ok(LoadedDataset {
+        Ok((data, bytes, sha256)) => Ok(LoadedDataset {
             name: upload.name.clone().into(),
             version,
             format: upload.format,
             bytes,
             uploaded_at: now,
+            sha256,
             data,
         }),
         Err(error) => {
@@ -242,9 +285,10 @@ pub async fn abandon(store: &dyn Store, version: i64) {
 
 /// The importer on a background thread (idle priority: parsing a large file must take
 /// neither an async worker nor CPU time that requests want), fed through a small channel.
+/// The same thread hashes the bytes it is fed (SHA-256), in order.
 struct Parser {
     chunks: tokio::sync::mpsc::Sender<Bytes>,
-    done: background::Job<Result<Dataset, ImportError>>,
+    done: background::Job<Result<(Dataset, [u8; 32]), ImportError>>,
 }
 
 impl Parser {
@@ -256,10 +300,13 @@ impl Parser {
         let (chunks, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let done = background::spawn("sy-dataset-parse", move || {
             let mut importer = Importer::new(format, declared, limits);
+            let mut hasher = Sha256::new();
             while let Some(chunk) = rx.blocking_recv() {
+                hasher.update(&chunk);
                 importer.feed(&chunk)?;
             }
-            importer.finish().map(Dataset::new)
+            let table = importer.finish()?;
+            Ok((Dataset::new(table), hasher.finalize().into()))
         })?;
         Ok(Parser { chunks, done })
     }
@@ -269,7 +316,8 @@ impl Parser {
         self.chunks.send(chunk).await.is_ok()
     }
 
-    async fn finish(self) -> Result<Dataset, UploadError> {
+    /// The parsed table and the SHA-256 of every byte fed.
+    async fn finish(self) -> Result<(Dataset, [u8; 32]), UploadError> {
         drop(self.chunks);
         match self.done.join().await {
             Ok(result) => result.map_err(UploadError::Import),
@@ -278,13 +326,15 @@ impl Parser {
     }
 }
 
+/// Stores the body's bytes as chunks of `version` while the parsing thread parses and hashes
+/// them, then records their digest: the table, the size and the SHA-256.
 async fn store_and_parse<S, E>(
     store: &dyn Store,
     upload: &Upload,
     version: i64,
     mut body: S,
     settings: &UploadSettings,
-) -> Result<(Dataset, u64), UploadError>
+) -> Result<(Dataset, u64, [u8; 32]), UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -320,8 +370,9 @@ where
     if !pending.is_empty() {
         store.dataset_append(version, seq, &pending).await?;
     }
-    let data = parser.finish().await?;
-    Ok((data, total))
+    let (data, sha256) = parser.finish().await?;
+    store.dataset_digest(version, &hex(&sha256)).await?;
+    Ok((data, total, sha256))
 }
 
 /// Why a stored version could not be read back.
@@ -336,7 +387,9 @@ pub enum LoadError {
 }
 
 /// Reads a stored version back: its chunks in order, parsed as at its upload (with limits
-/// no lower than any it was taken under).
+/// no lower than any it was taken under) and hashed. The digest recorded at the upload must
+/// be theirs; a version stored before digests were recorded gets the one computed here (in
+/// memory: the row is not written).
 pub async fn load(store: &dyn Store, record: &DatasetRecord) -> Result<LoadedDataset, LoadError> {
     let format = format_named(&record.format).ok_or_else(|| LoadError::Format {
         name: record.name.clone(),
@@ -363,15 +416,131 @@ pub async fn load(store: &dyn Store, record: &DatasetRecord) -> Result<LoadedDat
         }
         seq += 1;
     }
-    let data = parser.finish().await.map_err(|e| corrupt(e.to_string()))?;
+    let (data, sha256) = parser.finish().await.map_err(|e| corrupt(e.to_string()))?;
+    if let Some(recorded) = &record.sha256
+        && parse_hex(recorded) != Some(sha256)
+    {
+        return Err(corrupt(format!(
+            "its bytes hash to {}, not to the SHA-256 recorded at its upload ({recorded})",
+            hex(&sha256)
+        )));
+    }
     Ok(LoadedDataset {
         name: record.name.clone().into(),
         version: record.version,
         format,
         bytes,
         uploaded_at: record.created_at,
+        sha256,
         data,
     })
+}
+
+/// Why a version's bytes could not be streamed back whole. The stream stops at it: a
+/// download cut short, never one with other bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBackError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Its chunks are gone, or are not the bytes of its upload: the version was replaced or
+    /// deleted while it was read.
+    #[error("dataset version {version} changed while it was read back")]
+    Changed { version: i64 },
+}
+
+/// The bytes of `dataset` as they were uploaded: its chunks, read from `store` one at a
+/// time as the stream is polled and handed on in pieces of at most `frame` bytes (sharing
+/// the chunk, not copying it). One chunk is held at a time, whatever the dataset's size.
+///
+/// The bytes are counted and hashed as they are read, and the last chunk is handed on only
+/// once the whole has the dataset's size and SHA-256; otherwise the stream ends with
+/// [`ReadBackError::Changed`] (a replacement or deletion dropped the chunks, or the store
+/// gave the version's id to a newer upload).
+pub fn read_back(
+    store: Arc<dyn Store>,
+    dataset: &LoadedDataset,
+    frame: usize,
+) -> impl Stream<Item = Result<Bytes, ReadBackError>> + Send + 'static {
+    let state = ReadBack {
+        store,
+        version: dataset.version,
+        seq: 0,
+        left: dataset.bytes,
+        hasher: Sha256::new(),
+        sha256: dataset.sha256,
+        rest: Bytes::new(),
+        frame: frame.max(1),
+        done: false,
+    };
+    futures_util::stream::unfold(state, ReadBack::step)
+}
+
+/// Where [`read_back`] is.
+struct ReadBack {
+    store: Arc<dyn Store>,
+    version: i64,
+    /// The next chunk to read.
+    seq: i64,
+    /// Bytes not read yet.
+    left: u64,
+    /// Of the bytes read so far.
+    hasher: Sha256,
+    /// What the whole must hash to.
+    sha256: [u8; 32],
+    /// Read and checked, not handed on yet.
+    rest: Bytes,
+    frame: usize,
+    /// Every chunk is read, or the stream failed.
+    done: bool,
+}
+
+impl ReadBack {
+    async fn step(mut self) -> Option<(Result<Bytes, ReadBackError>, ReadBack)> {
+        if self.rest.is_empty() {
+            if self.done {
+                return None;
+            }
+            if let Err(error) = self.read().await {
+                self.done = true;
+                return Some((Err(error), self));
+            }
+            if self.rest.is_empty() {
+                return None;
+            }
+        }
+        let piece = self.rest.split_to(self.rest.len().min(self.frame));
+        Some((Ok(piece), self))
+    }
+
+    /// Reads the next chunk into `rest`, checking the size and, at the end, the digest
+    /// before any of the last chunk is handed on.
+    async fn read(&mut self) -> Result<(), ReadBackError> {
+        let changed = ReadBackError::Changed {
+            version: self.version,
+        };
+        if self.left > 0 {
+            let Some(chunk) = self.store.dataset_chunk(self.version, self.seq).await? else {
+                return Err(changed);
+            };
+            let size = chunk.len() as u64;
+            if size == 0 || size > self.left {
+                return Err(changed);
+            }
+            self.seq += 1;
+            self.left -= size;
+            self.hasher.update(&chunk);
+            self.rest = Bytes::from(chunk);
+        }
+        if self.left == 0 {
+            self.done = true;
+            let whole: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
+            if whole != self.sha256 {
+                self.rest = Bytes::new();
+                return Err(changed);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Every current dataset of every project, read back (each parsed on a blocking thread,
@@ -595,6 +764,7 @@ mod tests {
             format: Format::Csv,
             bytes: 4,
             uploaded_at: 0,
+            sha256: [0; 32],
             data: table(),
         })
     }
@@ -653,6 +823,7 @@ mod tests {
             format: Format::Csv,
             bytes: 0,
             uploaded_at: 0,
+            sha256: [0; 32],
             data: Dataset::new(importer.finish().unwrap()),
         };
         let endpoints = default_endpoints(&loaded, None, Some("/t/")).unwrap();
@@ -686,5 +857,201 @@ mod tests {
             default_endpoints(&loaded, None, Some("t")).unwrap_err()[0].field,
             "query.prefix"
         );
+    }
+
+    #[test]
+    fn digests_are_written_and_read_as_64_lowercase_hex_digits() {
+        let digest: [u8; 32] = Sha256::digest(b"abc").into();
+        let text = hex(&digest);
+        assert_eq!(
+            text,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(parse_hex(&text), Some(digest));
+        assert_eq!(parse_hex(&text.to_uppercase()), Some(digest));
+        for bad in ["", "ab", &text[1..], &format!("{text}0"), &"g".repeat(64)] {
+            assert_eq!(parse_hex(bad), None, "{bad}");
+        }
+    }
+
+    /// A store with one project, and a version of dataset `t` in it holding `chunks`.
+    async fn stored(chunks: &[&[u8]]) -> (tempfile::TempDir, Arc<dyn Store>, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = crate::store::open(&path.display().to_string())
+            .await
+            .unwrap();
+        let owner = store.create_user("a", "h", None, 1).await.unwrap();
+        let endpoints = crate::model::EndpointList::new();
+        let project = store
+            .create_project(
+                &crate::store::NewProject {
+                    owner_id: owner.id,
+                    owner: "a",
+                    name: "p",
+                    description: "",
+                    mode: crate::model::Mode::Development,
+                    journal_size: None,
+                    endpoints: &endpoints,
+                    backends: &[],
+                    script: None,
+                    auth: &crate::model::AuthPolicy::None,
+                    cors: None,
+                    rate_limit: None,
+                    openapi: None,
+                    env: &crate::model::Env::EMPTY,
+                    now: 1,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        let version = store
+            .dataset_begin(project, "t", "csv", "[]", 1)
+            .await
+            .unwrap();
+        for (seq, chunk) in chunks.iter().enumerate() {
+            store
+                .dataset_append(version, seq as i64, chunk)
+                .await
+                .unwrap();
+        }
+        (dir, store, project, version)
+    }
+
+    fn record(project_id: i64, version: i64, sha256: Option<String>) -> DatasetRecord {
+        DatasetRecord {
+            version,
+            project_id,
+            name: "t".into(),
+            format: "csv".into(),
+            types: "[]".into(),
+            bytes: 0,
+            rows: 0,
+            created_at: 1,
+            sha256,
+        }
+    }
+
+    async fn read_all(
+        store: &Arc<dyn Store>,
+        dataset: &LoadedDataset,
+        frame: usize,
+    ) -> (Vec<u8>, Vec<usize>, Option<ReadBackError>) {
+        let mut stream = std::pin::pin!(read_back(store.clone(), dataset, frame));
+        let (mut bytes, mut sizes) = (Vec::new(), Vec::new());
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(piece) => {
+                    sizes.push(piece.len());
+                    bytes.extend_from_slice(&piece);
+                }
+                Err(error) => {
+                    assert!(stream.next().await.is_none(), "nothing after an error");
+                    return (bytes, sizes, Some(error));
+                }
+            }
+        }
+        (bytes, sizes, None)
+    }
+
+    #[tokio::test]
+    async fn a_version_read_back_computes_or_checks_its_digest_and_streams_its_bytes() {
+        let (_dir, store, project, version) = stored(&[b"a,b\n1,", b"2\n3,4", b"\n"]).await;
+        let whole: [u8; 32] = Sha256::digest(b"a,b\n1,2\n3,4\n").into();
+        // Stored before digests were recorded: computed from the chunks.
+        let loaded = load(&*store, &record(project, version, None))
+            .await
+            .unwrap();
+        assert_eq!((loaded.sha256, loaded.bytes, loaded.rows()), (whole, 12, 2));
+        // Recorded: checked.
+        let recorded = record(project, version, Some(hex(&whole)));
+        assert_eq!(load(&*store, &recorded).await.unwrap().sha256, whole);
+        let wrong = record(project, version, Some("0".repeat(64)));
+        assert!(matches!(
+            load(&*store, &wrong).await,
+            Err(LoadError::Corrupt { .. })
+        ));
+        // Streamed back whole, in pieces no larger than asked, one chunk at a time.
+        let (bytes, sizes, error) = read_all(&store, &loaded, 4).await;
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(bytes, b"a,b\n1,2\n3,4\n");
+        assert_eq!(sizes, [4, 2, 4, 1, 1]);
+        // Other bytes than the digest says: cut short before the last chunk.
+        let other = LoadedDataset {
+            sha256: [7; 32],
+            ..load(&*store, &record(project, version, None))
+                .await
+                .unwrap()
+        };
+        let (bytes, _, error) = read_all(&store, &other, 1 << 20).await;
+        assert_eq!(bytes, b"a,b\n1,2\n3,4");
+        assert!(matches!(error, Some(ReadBackError::Changed { .. })));
+        // Fewer bytes than the size says (chunks gone): cut short too.
+        let longer = LoadedDataset {
+            bytes: 13,
+            ..load(&*store, &record(project, version, None))
+                .await
+                .unwrap()
+        };
+        let (bytes, _, error) = read_all(&store, &longer, 1 << 20).await;
+        assert_eq!(bytes.len(), 12);
+        assert!(matches!(error, Some(ReadBackError::Changed { .. })));
+        store.dataset_abandon(version).await.unwrap();
+        let (bytes, _, error) = read_all(&store, &loaded, 1 << 20).await;
+        assert!(bytes.is_empty());
+        assert!(matches!(error, Some(ReadBackError::Changed { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_upload_records_the_digest_of_the_bytes_it_stored() {
+        let (_dir, store, project, _) = stored(&[]).await;
+        let upload = Upload {
+            project_id: project,
+            name: "u".into(),
+            format: Format::Csv,
+            declared: Vec::new(),
+        };
+        let body = futures_util::stream::iter(
+            [&b"x,y\n1,"[..], b"2\n", b"3,4\n"]
+                .map(|piece| Ok::<_, std::convert::Infallible>(Bytes::from_static(piece))),
+        );
+        let loaded = receive(&*store, &upload, body, &UploadSettings::default(), 2)
+            .await
+            .unwrap();
+        let whole: [u8; 32] = Sha256::digest(b"x,y\n1,2\n3,4\n").into();
+        assert_eq!((loaded.sha256, loaded.bytes), (whole, 12));
+        // The digest is on the version's row, which the commit makes current.
+        let commit = crate::store::Commit {
+            project_id: project,
+            base_revision: 1,
+            name: "p",
+            description: "",
+            mode: crate::model::Mode::Development,
+            journal_size: None,
+            endpoints: crate::store::EndpointOps::None,
+            backends: &[],
+            script: None,
+            datasets: crate::store::DatasetOps::Put {
+                name: "u",
+                version: loaded.version,
+                rows: 2,
+                bytes: 12,
+            },
+            auth: &crate::model::AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
+            openapi: None,
+            env: &crate::model::Env::EMPTY,
+            keys: crate::store::KeyOps::None,
+            actor_id: None,
+            summary: "put u",
+            now: 3,
+        };
+        store.commit(&commit).await.unwrap();
+        let listed = store.list_datasets(Some(project)).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].sha256.as_deref(), Some(&*hex(&whole)));
+        assert_eq!(load(&*store, &listed[0]).await.unwrap().sha256, whole);
     }
 }

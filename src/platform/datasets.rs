@@ -3,12 +3,13 @@
 //! the `file` field of a multipart form — streamed into the store and parsed beside the live
 //! version, then swapped in as one revision (`If-Match`, `?dry_run=true`, `ETag`);
 //! `?endpoints=default` adds the standard query, stats and schema endpoints in that same
-//! revision. `GET` gives a dataset's schema and size, `DELETE` removes it.
+//! revision. `GET` gives a dataset's schema, size and SHA-256, `DELETE` removes it, and
+//! `GET …/{dataset}/file` streams back the bytes that were uploaded.
 
 use axum::extract::{Request, State};
-use axum::response::Response;
-use futures_util::Stream;
-use http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, TryStreamExt};
+use http::{HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -69,6 +70,10 @@ pub(super) struct DatasetAnswer<'a> {
     rows: usize,
     /// The upload's size.
     bytes: u64,
+    /// The SHA-256 of the upload's bytes, 64 lowercase hex digits: what `GET …/file` gives
+    /// back, and its `ETag`.
+    #[schema(example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
+    sha256: String,
     /// Unix milliseconds.
     uploaded_at: i64,
     columns: &'a [Column],
@@ -82,6 +87,7 @@ fn answer<'a>(project: &'a CompiledProject, dataset: &'a LoadedDataset) -> Datas
         format: format_name(dataset.format),
         rows: dataset.rows(),
         bytes: dataset.bytes,
+        sha256: dataset.sha256_hex(),
         uploaded_at: dataset.uploaded_at,
         columns: dataset.data.table().columns(),
         endpoints: project
@@ -162,6 +168,91 @@ pub(super) async fn get_dataset(
         .get(&dataset)
         .ok_or_else(|| not_found(&dataset))?;
     Ok(read_reply(project.def.revision, answer(&project, found)))
+}
+
+/// Download a dataset: the bytes of its current version, as they were uploaded.
+///
+/// The file is streamed from the store chunk by chunk, byte for byte what was uploaded, with
+/// the content type of its format, its size as `Content-Length`, its SHA-256 (the dataset's
+/// `sha256`) as `ETag`, and a file name `{dataset}.csv`, `.json` or `.jsonl`. A download that
+/// a replacement or deletion of the dataset overtakes is cut short (the connection closes
+/// before `Content-Length` bytes), never finished with other bytes.
+#[utoipa::path(
+    get,
+    path = "/admin/projects/{owner}/{name}/datasets/{dataset}/file",
+    tag = "datasets",
+    params(DatasetPath),
+    responses(
+        (status = 200, description = "The uploaded bytes, in the format they were uploaded in",
+            content(
+                (String = "text/csv"),
+                (Vec<Object> = "application/json"),
+                (String = "application/x-ndjson"),
+            ),
+            headers(
+                ("ETag" = String, description = "The SHA-256 of the bytes, hex, quoted"),
+                ("Content-Length" = u64, description = "The size of the upload"),
+                ("Content-Disposition" = String,
+                    description = "`attachment; filename=\"{dataset}.csv\"` (or `.json`, `.jsonl`)"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = [])),
+)]
+pub(super) async fn get_dataset_file(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(DatasetPath {
+        owner,
+        name,
+        dataset,
+    }): Path<DatasetPath>,
+) -> Result<Response, ApiError> {
+    let project = live_project(&state, &principal, &owner, &name)?;
+    let found = project
+        .datasets
+        .get(&dataset)
+        .ok_or_else(|| not_found(&dataset))?;
+    let version = found.version;
+    let bytes = datasets::read_back(state.changes.store().clone(), found, crate::body::MAX_FRAME)
+        .inspect_err(move |error| {
+            tracing::warn!(%error, version, "a dataset download was cut short");
+        });
+    let extension = format_name(found.format);
+    // A stored dataset's name is of `[a-z0-9_-]`: always a valid header value.
+    let disposition = HeaderValue::try_from(format!(
+        "attachment; filename=\"{}.{extension}\"",
+        found.name
+    ))
+    .unwrap_or(HeaderValue::from_static("attachment"));
+    let etag = HeaderValue::try_from(format!("\"{}\"", found.sha256_hex()))
+        .unwrap_or(HeaderValue::from_static("\"\""));
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media_type(found.format)),
+            ),
+            (header::CONTENT_LENGTH, HeaderValue::from(found.bytes)),
+            (header::ETAG, etag),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        axum::body::Body::from_stream(bytes),
+    )
+        .into_response())
+}
+
+/// The content type a dataset of `format` is given back with.
+fn media_type(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "text/csv",
+        Format::Json => "application/json",
+        Format::JsonLines => "application/x-ndjson",
+    }
 }
 
 /// Upload a dataset, new or a new version of one.

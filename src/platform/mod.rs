@@ -144,6 +144,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(datasets::delete_dataset),
         )
         .route(
+            "/admin/projects/{owner}/{name}/datasets/{dataset}/file",
+            get(datasets::get_dataset_file),
+        )
+        .route(
             "/admin/projects/{owner}/{name}/backends/{backend}",
             get(backends::get_backend)
                 .put(backends::put_backend)

@@ -81,6 +81,7 @@ use crate::error::{Code, FieldError};
         super::script::delete_script,
         super::datasets::list_datasets,
         super::datasets::get_dataset,
+        super::datasets::get_dataset_file,
         super::datasets::put_dataset,
         super::datasets::delete_dataset,
         super::import::import,

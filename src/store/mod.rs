@@ -217,6 +217,9 @@ pub struct DatasetRecord {
     pub bytes: i64,
     pub rows: i64,
     pub created_at: i64,
+    /// The SHA-256 of its bytes, 64 lowercase hex digits (see [`Store::dataset_digest`]);
+    /// `None` for a version stored before digests were recorded.
+    pub sha256: Option<String>,
 }
 
 /// One line of a project's change history.
@@ -326,6 +329,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<i64, StoreError>;
     /// Adds the next chunk (`seq` counting from 0) of an upload's bytes.
     async fn dataset_append(&self, version: i64, seq: i64, data: &[u8]) -> Result<(), StoreError>;
+    /// Records the SHA-256 of an upload's bytes (64 lowercase hex digits) once every chunk
+    /// is appended, before the commit that makes the version current; the commit keeps it.
+    /// [`StoreError::NotFound`] when `version` is not an upload in progress.
+    async fn dataset_digest(&self, version: i64, sha256: &str) -> Result<(), StoreError>;
     /// Drops a version that will not be made current (its upload failed).
     async fn dataset_abandon(&self, version: i64) -> Result<(), StoreError>;
     /// The current version of every dataset of `project_id`, or of every project, by name.

@@ -992,6 +992,21 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn dataset_digest(&self, version: i64, sha256: &str) -> Result<(), StoreError> {
+        let _writing = self.checkpointer.writing().await;
+        let done = sqlx::query("UPDATE datasets SET sha256 = ?2 WHERE id = ?1 AND current = 0")
+            .bind(version)
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
+        self.checkpointer.wrote();
+        if done.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
     async fn dataset_abandon(&self, version: i64) -> Result<(), StoreError> {
         let _writing = self.checkpointer.writing().await;
         sqlx::query("DELETE FROM datasets WHERE id = ?1 AND current = 0")
@@ -1007,7 +1022,7 @@ impl Store for SqliteStore {
         project_id: Option<i64>,
     ) -> Result<Vec<DatasetRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, project_id, name, format, types, bytes, rows, created_at FROM datasets
+            "SELECT id, project_id, name, format, types, bytes, rows, created_at, sha256 FROM datasets
              WHERE current = 1 AND (?1 IS NULL OR project_id = ?1) ORDER BY project_id, name",
         )
         .bind(project_id)
@@ -1024,6 +1039,7 @@ impl Store for SqliteStore {
                     bytes: row.try_get("bytes")?,
                     rows: row.try_get("rows")?,
                     created_at: row.try_get("created_at")?,
+                    sha256: row.try_get("sha256")?,
                 })
             })
             .collect()
@@ -1426,12 +1442,24 @@ mod tests {
             .unwrap();
         store.dataset_append(first, 0, b"a\n").await.unwrap();
         store.dataset_append(first, 1, b"1\n").await.unwrap();
+        let digest = "ab".repeat(32);
+        store.dataset_digest(first, &digest).await.unwrap();
         // Not current until committed.
         assert!(store.list_datasets(Some(id)).await.unwrap().is_empty());
         store.commit(&put(first, 1)).await.unwrap();
         let listed = store.list_datasets(Some(id)).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!((listed[0].version, listed[0].rows), (first, 1));
+        assert_eq!(
+            listed[0].sha256.as_deref(),
+            Some(&*digest),
+            "the commit keeps the digest"
+        );
+        // Only an upload in progress takes one, and only 64 lowercase hex digits.
+        assert!(matches!(
+            store.dataset_digest(first, &digest).await,
+            Err(StoreError::NotFound)
+        ));
         assert_eq!(
             store.dataset_chunk(first, 1).await.unwrap().unwrap(),
             b"1\n"
@@ -1443,6 +1471,9 @@ mod tests {
             .await
             .unwrap();
         store.dataset_append(second, 0, b"a\n2\n").await.unwrap();
+        for bad in ["AB".repeat(32), "ab".repeat(31), "xy".repeat(32)] {
+            assert!(store.dataset_digest(second, &bad).await.is_err(), "{bad}");
+        }
         assert_eq!(
             store.list_datasets(None).await.unwrap()[0].version,
             first,
@@ -1582,7 +1613,8 @@ mod tests {
 
     /// A database made by migrations 0001 to 0008 (the schema before `staging` and `env`),
     /// with rows in every table that references `projects`, opened by this version: 0009
-    /// replaces the `mode` column in place, and no row goes.
+    /// replaces the `mode` column in place, and no row goes (and 0010 leaves the stored
+    /// dataset version's digest NULL).
     #[tokio::test]
     async fn migration_0009_keeps_every_project_and_the_rows_that_reference_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -1650,7 +1682,12 @@ mod tests {
         assert_eq!(p.keys.len(), 1);
         assert_eq!(store.list_changes(1, 10).await.unwrap().len(), 2);
         assert_eq!(store.kv_get(1, "k").await.unwrap().as_deref(), Some("1"));
-        assert_eq!(store.list_datasets(Some(1)).await.unwrap().len(), 1);
+        let datasets = store.list_datasets(Some(1)).await.unwrap();
+        assert_eq!(datasets.len(), 1);
+        assert_eq!(
+            datasets[0].sha256, None,
+            "0010 leaves the digest of a stored version to the loader"
+        );
         assert_eq!(
             store.dataset_chunk(7, 0).await.unwrap().as_deref(),
             Some(&b"a,b\n"[..])

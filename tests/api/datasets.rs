@@ -866,6 +866,209 @@ async fn a_deleted_dataset_makes_its_endpoints_409_until_it_is_uploaded_again_an
     assert_eq!(range(&app, json!({})).await.len(), 150);
 }
 
+/// The SHA-256 of `bytes` as 64 lowercase hex digits, computed here.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// GETs `owner/project`'s dataset `name` as `token`, or its `/file` with `file`.
+async fn dataset_get(
+    app: &TestApp,
+    token: Option<&str>,
+    project: &str,
+    name: &str,
+    file: bool,
+) -> reqwest::Response {
+    let tail = if file { "/file" } else { "" };
+    app.call(
+        Method::GET,
+        &format!("/admin/projects/{project}/datasets/{name}{tail}"),
+        token,
+        None,
+    )
+    .await
+}
+
+/// Downloads `project`'s dataset `name` and checks it is `sent`, byte for byte, with the
+/// headers of its `format` (`csv`, `json` or `jsonl`).
+async fn assert_file(
+    app: &TestApp,
+    user: &User,
+    project: &str,
+    name: &str,
+    sent: &[u8],
+    content_type: &str,
+    extension: &str,
+) {
+    let response = dataset_get(app, Some(&user.token), project, name, true).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "content-type"), content_type);
+    assert_eq!(header(&response, "content-length"), sent.len().to_string());
+    assert_eq!(
+        header(&response, "etag"),
+        format!("\"{}\"", sha256_hex(sent))
+    );
+    assert_eq!(
+        header(&response, "content-disposition"),
+        format!("attachment; filename=\"{name}.{extension}\"")
+    );
+    let got = response.bytes().await.expect("the file");
+    assert!(
+        got.as_ref() == sent,
+        "the file is not the upload: {} bytes, not {}",
+        got.len(),
+        sent.len()
+    );
+}
+
+#[tokio::test]
+async fn a_dataset_knows_the_sha256_of_its_bytes_and_gives_them_back_as_uploaded() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.project(&alice, "p").await;
+    // CRLF, a quoted field and no final newline: bytes a re-encoding would not keep.
+    let first: &[u8] = b"name,note\r\nann,\"a, b\"\r\nbo,  x ";
+    let response = upload(&app, &alice, "p", "people", "", "text/csv", first).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let digest = sha256_hex(first);
+    assert_eq!(json_body(response).await["sha256"], digest.as_str());
+    let response = dataset_get(&app, Some(&alice.token), "alice/p", "people", false).await;
+    assert_eq!(json_body(response).await["sha256"], digest.as_str());
+    assert_file(&app, &alice, "alice/p", "people", first, "text/csv", "csv").await;
+
+    // A new version, in another format: another digest, and its own bytes back.
+    let second: &[u8] = b"{\"name\": \"cy\"}\n{\"name\":\"di\"}\n";
+    let response = upload(
+        &app,
+        &alice,
+        "p",
+        "people",
+        "",
+        "application/x-ndjson",
+        second,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let digest = sha256_hex(second);
+    assert_eq!(json_body(response).await["sha256"], digest.as_str());
+    assert_file(
+        &app,
+        &alice,
+        "alice/p",
+        "people",
+        second,
+        "application/x-ndjson",
+        "jsonl",
+    )
+    .await;
+
+    // A JSON array, and one larger than a stored chunk (1 MiB): the chunks come back in order.
+    let array: &[u8] = b"[{\"x\": 1},\n {\"x\": 2.5}]";
+    let response = upload(&app, &alice, "p", "xs", "", "application/json", array).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let big = generated(120_000, 1);
+    assert!(big.len() > 2 << 20, "{} bytes", big.len());
+    let response = upload(&app, &alice, "p", "big", "", "text/csv", big.clone()).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_file(&app, &alice, "alice/p", "big", &big, "text/csv", "csv").await;
+
+    // Listed with the others' digests, and the same after a restart.
+    let response = app
+        .call(
+            Method::GET,
+            "/admin/projects/alice/p/datasets",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    let digests = |list: Value| -> Vec<(String, String)> {
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap_or("").to_owned(),
+                    d["sha256"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expected = vec![
+        ("big".to_owned(), sha256_hex(&big)),
+        ("people".to_owned(), sha256_hex(second)),
+        ("xs".to_owned(), sha256_hex(array)),
+    ];
+    assert_eq!(digests(json_body(response).await), expected);
+    let app = app.restart().await;
+    let response = app
+        .call(
+            Method::GET,
+            "/admin/projects/alice/p/datasets",
+            Some(&alice.token),
+            None,
+        )
+        .await;
+    assert_eq!(digests(json_body(response).await), expected);
+    assert_file(
+        &app,
+        &alice,
+        "alice/p",
+        "people",
+        second,
+        "application/x-ndjson",
+        "jsonl",
+    )
+    .await;
+    assert_file(
+        &app,
+        &alice,
+        "alice/p",
+        "xs",
+        array,
+        "application/json",
+        "json",
+    )
+    .await;
+    assert_file(&app, &alice, "alice/p", "big", &big, "text/csv", "csv").await;
+}
+
+#[tokio::test]
+async fn a_dataset_file_is_for_its_owner_and_admins_and_an_unknown_one_is_404() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await; // the first user: an admin
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+    app.project(&bob, "p").await;
+    let sent: &[u8] = b"a\n1\n";
+    let response = upload(&app, &bob, "p", "t", "", "text/csv", sent).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let response = dataset_get(&app, None, "bob/p", "t", true).await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let response = dataset_get(&app, Some(&carol.token), "bob/p", "t", true).await;
+    assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_file(&app, &alice, "bob/p", "t", sent, "text/csv", "csv").await;
+    let response = dataset_get(&app, Some(&bob.token), "bob/p", "nope", true).await;
+    assert_error(response, StatusCode::NOT_FOUND, "dataset_not_found").await;
+    let response = dataset_get(&app, Some(&bob.token), "bob/q", "t", true).await;
+    assert_error(response, StatusCode::NOT_FOUND, "project_not_found").await;
+    // A deleted dataset has no file.
+    let response = app
+        .call(
+            Method::DELETE,
+            "/admin/projects/bob/p/datasets/t",
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = dataset_get(&app, Some(&bob.token), "bob/p", "t", true).await;
+    assert_error(response, StatusCode::NOT_FOUND, "dataset_not_found").await;
+}
+
 #[tokio::test]
 async fn dataset_endpoints_are_validated_when_written() {
     let app = spawn_app().await;

@@ -509,6 +509,21 @@ async fn real_answers_fit_the_schemas_the_document_gives_them() {
         )
         .await;
     sample(s, "get", dataset, one).await;
+    let missing = app
+        .call(
+            Method::GET,
+            "/admin/projects/alice/shop/datasets/nope/file",
+            token,
+            None,
+        )
+        .await;
+    sample(
+        s,
+        "get",
+        "/admin/projects/{owner}/{name}/datasets/{dataset}/file",
+        missing,
+    )
+    .await;
     let list = app
         .call(
             Method::GET,
