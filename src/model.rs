@@ -1140,7 +1140,7 @@ impl ProjectSettings {
 }
 
 /// A whole project definition, as `PUT /admin/projects/{owner}/{name}` replaces it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectDefinition {
     pub name: Option<String>,
