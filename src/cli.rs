@@ -51,6 +51,15 @@ pub enum Command {
     /// Serve one project folder alone at /, following its edits.
     #[command(after_help = RUN_EXAMPLE)]
     Run(RunArgs),
+    /// Apply a project folder to a server as one revision.
+    #[command(after_help = PUSH_EXAMPLE)]
+    Push(PushArgs),
+    /// Write a server's project as a new project folder.
+    #[command(after_help = PULL_EXAMPLE)]
+    Pull(PullArgs),
+    /// Log in to a server and keep the token for push, pull and dataset import.
+    #[command(after_help = LOGIN_EXAMPLE)]
+    Login(LoginArgs),
     /// Print a shell's completion script for switchyard.
     #[command(after_help = COMPLETIONS_EXAMPLE)]
     Completions(CompletionsArgs),
@@ -129,6 +138,35 @@ second; an edit that does not read or apply is logged with its file and line, an
 good version keeps serving. Scripts, datasets, auth and every endpoint kind work as under
 `serve`. Script kv values and dataset versions live in a temporary store, removed at exit.";
 
+const PUSH_EXAMPLE: &str = "\
+Examples:
+  switchyard login --server https://switchyard.example.com --username alice
+  switchyard push shop --dry-run     # what would change, nothing changed
+  switchyard push shop               # alice/shop: revision 4 → 5 (sent data/iris.csv)
+
+The folder is read and checked as `validate` does, then sent in one request: the server
+applies the definition, routers, script and datasets as one revision, or nothing of it. A
+dataset file is sent only when the server's copy differs. The project is created if it does
+not exist. Pushing a folder the server already has changes nothing.";
+
+const PULL_EXAMPLE: &str = "\
+Examples:
+  switchyard pull alice/shop shop
+  switchyard pull alice/shop shop && switchyard push shop    # no change
+
+Writes switchyard.yaml (every endpoint, with its id), app.js, data/ and .env (APP_NAME,
+MODE and the project's env values) into DIR, which must not exist. Pushing the folder back
+changes nothing.";
+
+const LOGIN_EXAMPLE: &str = "\
+Examples:
+  switchyard login --server http://127.0.0.1:8080 --username alice   # the password on stdin
+  switchyard login --server http://127.0.0.1:8080 --token sy_…       # an API token
+
+The token is kept in $XDG_CONFIG_HOME/switchyard/credentials.json (else
+~/.config/switchyard/credentials.json, mode 0600), for that server; the server becomes the
+default of push, pull and dataset import. --token and SWITCHYARD_TOKEN still win.";
+
 const COMPLETIONS_EXAMPLE: &str = "\
 Examples:
   switchyard completions bash > /etc/bash_completion.d/switchyard
@@ -190,6 +228,48 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub node: NodeArgs,
+}
+
+/// `switchyard push`.
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The project folder.
+    pub dir: PathBuf,
+
+    /// The project's owner (default: the user the token is of).
+    #[arg(long)]
+    pub owner: Option<String>,
+
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `switchyard pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// The project, OWNER/PROJECT.
+    pub project: String,
+
+    /// The folder to write (it must not exist).
+    pub dir: PathBuf,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// `switchyard login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Log in as this user; the password is read from standard input (one line).
+    #[arg(long, conflicts_with = "token")]
+    pub username: Option<String>,
+
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 /// `switchyard validate`.
@@ -519,19 +599,33 @@ pub struct DatasetImportArgs {
 /// Where the client commands find the server, and who they are there.
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
-    /// The server's base URL.
-    #[arg(
-        long,
-        env = "SWITCHYARD_SERVER",
-        hide_env_values = true,
-        default_value = "http://127.0.0.1:8080"
-    )]
-    pub server: String,
+    /// The server's base URL (default: the one `switchyard login` logged in to last, else
+    /// http://127.0.0.1:8080).
+    #[arg(long, env = "SWITCHYARD_SERVER", hide_env_values = true)]
+    pub server: Option<String>,
 
     /// A bearer token of the project's owner or of an admin: an API token, or the
-    /// `access_token` of a login.
+    /// `access_token` of a login (default: the one `switchyard login` stored for the
+    /// server).
     #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+}
+
+impl RemoteArgs {
+    /// A client of the server these arguments, or the stored login, name.
+    fn client(self) -> anyhow::Result<remote::Client> {
+        let stored = remote::Credentials::load()?;
+        let (server, token) = stored.resolve(self.server, self.token);
+        Ok(remote::Client::new(&server, token)?)
+    }
+}
+
+/// A runtime for a client command.
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// The endpoints an import creates.
@@ -837,6 +931,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AddRouter(args) => add_router(args),
         Command::Validate(args) => validate(args),
         Command::Run(args) => run_folder(args),
+        Command::Push(args) => push(args),
+        Command::Pull(args) => pull(args),
+        Command::Login(args) => login(args),
         Command::Schema(args) => {
             let schema = match args.file {
                 SchemaFile::Manifest => crate::projects::schema::manifest(),
@@ -914,9 +1011,10 @@ fn validate(args: ValidateArgs) -> anyhow::Result<()> {
         found
     };
     let mut bad = 0;
+    let mut read = Vec::new();
     for dir in &folders {
         match crate::projects::read(dir) {
-            Ok(folder) => println!("{}: ok, {}", dir.display(), summary(&folder)),
+            Ok(folder) => read.push((dir, folder)),
             Err(errors) => {
                 bad += 1;
                 for error in errors {
@@ -925,6 +1023,30 @@ fn validate(args: ValidateArgs) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+    // What reads is compiled as a server would compile it (route conflicts, the script,
+    // the datasets), on a node of its own that nothing can reach.
+    if !read.is_empty() {
+        let runtime = client_runtime()?;
+        bad += runtime.block_on(async {
+            let mut config = Config::new(String::new());
+            config.port = 0;
+            config.access_log = false;
+            let mut host = Host::start(config, Layout::Name).await?;
+            host.set_overrides(crate::projects::Overrides::None);
+            let mut bad = 0;
+            for (dir, folder) in &read {
+                match host.apply(dir).await {
+                    Ok(_) => println!("{}: ok, {}", dir.display(), summary(folder)),
+                    Err(error) => {
+                        bad += 1;
+                        eprintln!("{error}");
+                    }
+                }
+            }
+            host.shutdown().await;
+            anyhow::Ok(bad)
+        })?;
     }
     if bad > 0 {
         anyhow::bail!("{bad} of {} project folders have problems", folders.len());
@@ -1007,6 +1129,97 @@ fn run_folder(args: RunArgs) -> anyhow::Result<()> {
     })
 }
 
+/// `switchyard push DIR`.
+fn push(args: PushArgs) -> anyhow::Result<()> {
+    let folder = match crate::projects::read(&args.dir) {
+        Ok(folder) => folder,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{}", error.clone().under(&args.dir));
+            }
+            anyhow::bail!(
+                "{} has {} problem{}; nothing was sent",
+                args.dir.display(),
+                errors.len(),
+                if errors.len() == 1 { "" } else { "s" }
+            );
+        }
+    };
+    let client = args.remote.client()?;
+    let runtime = client_runtime()?;
+    let pushed = runtime.block_on(async {
+        let owner = match args.owner {
+            Some(owner) => owner,
+            None => client.whoami().await?,
+        };
+        client.push(&folder, &owner, args.dry_run).await
+    })?;
+    print!("{pushed}");
+    Ok(())
+}
+
+/// `switchyard pull OWNER/PROJECT DIR`.
+fn pull(args: PullArgs) -> anyhow::Result<()> {
+    let project = remote::ProjectRef::parse(&args.project).map_err(anyhow::Error::msg)?;
+    if args.dir.exists() {
+        anyhow::bail!(
+            "{} already exists; a pull never writes over a folder",
+            args.dir.display()
+        );
+    }
+    let client = args.remote.client()?;
+    let runtime = client_runtime()?;
+    let pulled = runtime.block_on(client.pull(&project, &args.dir))?;
+    print!("{pulled}");
+    Ok(())
+}
+
+/// `switchyard login`.
+fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let mut stored = remote::Credentials::load()?;
+    let (server, _) = stored.resolve(args.remote.server.clone(), None);
+    let runtime = client_runtime()?;
+    let (username, token) = match (args.username, args.remote.token) {
+        (Some(username), _) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!(
+                    "no password on standard input (echo \"$PASSWORD\" | switchyard login …)"
+                );
+            }
+            let client = remote::Client::new(&server, None)?;
+            let token = runtime.block_on(client.login(&username, password))?;
+            (username, token)
+        }
+        (None, Some(token)) => {
+            let client = remote::Client::new(&server, Some(token.clone()))?;
+            let username = runtime.block_on(client.whoami())?;
+            (username, token)
+        }
+        (None, None) => {
+            anyhow::bail!("pass --username NAME (the password on stdin) or --token TOKEN")
+        }
+    };
+    stored.remember(
+        &server,
+        remote::Login {
+            username: username.clone(),
+            token,
+        },
+    );
+    let path = stored.save()?;
+    println!(
+        "logged in to {} as {username}; the token is kept in {}",
+        server.trim_end_matches('/'),
+        path.display()
+    );
+    Ok(())
+}
+
 /// `switchyard serve --projects DIR`: each folder of `dir` at `/{name}`.
 async fn serve_folders(config: Config, dir: PathBuf) -> anyhow::Result<()> {
     if !dir.is_dir() {
@@ -1065,11 +1278,8 @@ fn import_dataset(args: DatasetImportArgs) -> anyhow::Result<()> {
         prefix: args.prefix,
         dry_run: args.dry_run,
     };
-    let client = remote::Client::new(&args.remote.server, args.remote.token)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let client = args.remote.client()?;
+    let runtime = client_runtime()?;
     let terminal = std::io::stderr().is_terminal();
     let report = runtime.block_on(remote::import(&client, &import, terminal))?;
     print!("{report}");

@@ -149,6 +149,12 @@ impl Host {
         })
     }
 
+    /// Reads folders with these overrides of `.env` from now on (`validate` reads them as
+    /// written).
+    pub fn set_overrides(&mut self, overrides: Overrides) {
+        self.overrides = overrides;
+    }
+
     pub fn server(&self) -> &Server {
         &self.server
     }
@@ -527,6 +533,15 @@ fn fingerprint(dir: &Path) -> Fingerprint {
     files
 }
 
+/// `2:1: SyntaxError…` from a script error's `line 2, column 1: SyntaxError…`.
+fn script_place(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("line ")?;
+    let (line, rest) = rest.split_once(", column ")?;
+    let (column, rest) = rest.split_once(": ")?;
+    let (line, column) = (line.parse::<u32>().ok()?, column.parse::<u32>().ok()?);
+    Some(format!("{line}:{column}: {rest}"))
+}
+
 /// A refused change, its fields pointed at the files and lines they came from where the
 /// folder knows them (`endpoints[3]` is `routers/orders.yaml:12:3`).
 fn describe(error: &ChangeError, folder: &Folder) -> String {
@@ -544,6 +559,11 @@ fn describe(error: &ChangeError, folder: &Folder) -> String {
                     let origin = folder.origins.get(index.parse::<usize>().ok()?)?;
                     Some((origin, rest.trim_start_matches('.')))
                 });
+            if field.field == "script"
+                && let Some(at) = script_place(&field.message)
+            {
+                return format!("{}:{at}", folder.dir.join(super::SCRIPT).display());
+            }
             match place {
                 Some((origin, rest)) => format!(
                     "{}:{}:{}: {}{}",

@@ -83,6 +83,9 @@ fn the_committed_help_texts_match_the_binary() {
         ),
         (&["validate", "--help"][..], "docs/cli/validate-help.txt"),
         (&["run", "--help"][..], "docs/cli/run-help.txt"),
+        (&["push", "--help"][..], "docs/cli/push-help.txt"),
+        (&["pull", "--help"][..], "docs/cli/pull-help.txt"),
+        (&["login", "--help"][..], "docs/cli/login-help.txt"),
         (
             &["completions", "--help"][..],
             "docs/cli/completions-help.txt",

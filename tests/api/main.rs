@@ -81,6 +81,7 @@ mod openapi;
 mod platform_openapi;
 mod project_cli;
 mod project_env;
+mod project_push;
 mod project_serve;
 mod projects;
 mod proxy;

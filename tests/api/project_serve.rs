@@ -375,3 +375,34 @@ async fn serve_projects_follows_edits_under_load_and_keeps_the_last_good_version
     );
     app.terminate().await;
 }
+
+#[tokio::test]
+async fn validate_compiles_folders_as_a_server_would() {
+    let parent = tempfile::tempdir().unwrap();
+    new_folder(parent.path(), "calc", "script").await;
+    new_folder(parent.path(), "shop", "mock").await;
+    let output = run_binary(parent.path(), &["validate", "."], &[]).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // Each file reads, but the script does not compile, and a router's endpoint takes a
+    // path the manifest's already has.
+    std::fs::write(parent.path().join("calc/app.js"), "app.get('/x', () => {\n").unwrap();
+    std::fs::create_dir_all(parent.path().join("shop/routers")).unwrap();
+    std::fs::write(
+        parent.path().join("shop/routers/more.yaml"),
+        "prefix: /items\nendpoints:\n  - {id: again, method: GET, path: '/{n}', response: {json: {}}}\n",
+    )
+    .unwrap();
+    let output = run_binary(parent.path(), &["validate", "."], &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("script"), "{stderr}");
+    assert!(
+        stderr.contains("conflict") || stderr.contains("/items/{"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("2 of 2 project folders have problems"),
+        "{stderr}"
+    );
+}

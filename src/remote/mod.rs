@@ -1,5 +1,5 @@
-//! The CLI's client of a running server: `switchyard dataset import` today, and later `push`
-//! and `pull`. It speaks the platform API over HTTP(S) with a bearer token, as any other
+//! The CLI's client of a running server: `switchyard dataset import`, `push`, `pull` and
+//! `login` (`folders`, `login`). It speaks the platform API over HTTP(S) with a bearer token, as any other
 //! client does, and knows nothing of the server's insides: it shares no type with
 //! `platform` or `dataset`, only the JSON the API documents.
 //!
@@ -8,6 +8,11 @@
 //! on stderr. Before the upload a cheap authenticated read of the project checks the token
 //! and the project, so a wrong token is told at once, not after gigabytes were sent.
 //! Failures are a [`RemoteError`]: one line, and a hint where one helps.
+
+mod folders;
+mod login;
+
+pub(crate) use login::{Credentials, Login};
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -94,6 +99,8 @@ pub(crate) struct Refusal {
     /// `(field, message)` pairs of a 422.
     pub(crate) details: Vec<(String, String)>,
     pub(crate) request_id: Option<String>,
+    /// What was refused: `upload`, `push`, `pull`, `login`.
+    pub(crate) action: &'static str,
 }
 
 impl Refusal {
@@ -128,6 +135,7 @@ impl Refusal {
                     .map(|d| (d.field, d.message))
                     .collect(),
                 request_id: error.request_id,
+                action: "upload",
             },
             Err(_) => {
                 let text = String::from_utf8_lossy(body);
@@ -142,6 +150,7 @@ impl Refusal {
                     message,
                     details: Vec::new(),
                     request_id: None,
+                    action: "upload",
                 }
             }
         }
@@ -162,7 +171,10 @@ impl Refusal {
                 .unwrap_or("unknown status")
                 .to_owned(),
         };
-        let mut line = format!("the server {verb} the upload ({} {code}): ", self.status);
+        let mut line = format!(
+            "the server {verb} the {} ({} {code}): ",
+            self.action, self.status
+        );
         // One detail that names its own field (a bad row: `line 12, column `x`: …`) says
         // it all, whether or not the message repeats it after the field's name.
         if let [(field, message)] = self.details.as_slice()
@@ -200,6 +212,23 @@ impl Refusal {
 
     fn hint(&self) -> Option<String> {
         let code = self.code.as_deref().unwrap_or("");
+        if self.action != "upload" {
+            let hint = match (self.status, code) {
+                (401, _) => "run switchyard login, or pass --token or set SWITCHYARD_TOKEN",
+                (403, _) => "only the project's owner or an admin may change it",
+                (404, "project_not_found") => {
+                    "check OWNER/PROJECT (switchyard pull alice/shop DIR)"
+                }
+                (404 | 405, _) => {
+                    "the server has no folder API at this path; is it a Switchyard recent enough \
+                     for push and pull?"
+                }
+                (412, _) => "the project changed on the server meanwhile; pull it, or push again",
+                (413, _) => "the server takes admin bodies up to its --admin-body-limit",
+                _ => return None,
+            };
+            return Some(hint.to_owned());
+        }
         let hint = match (self.status, code) {
             (401, _) => "log in and pass --token or set SWITCHYARD_TOKEN",
             (403, "forbidden") => "only the project's owner or an admin may change it",
