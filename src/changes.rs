@@ -206,6 +206,24 @@ pub struct SettingsEdit {
     pub env: Option<crate::model::Env>,
 }
 
+impl SettingsEdit {
+    /// Every setting of a whole definition (an absent description or mode: the default),
+    /// with `name` as given (`None`: keep the project's).
+    pub fn whole(name: Option<String>, definition: &ProjectDefinition) -> SettingsEdit {
+        SettingsEdit {
+            name,
+            description: Some(definition.description.clone().unwrap_or_default()),
+            mode: Some(definition.mode.unwrap_or_default()),
+            journal_size: Some(definition.journal_size),
+            auth: Some(definition.auth.clone()),
+            cors: Some(definition.cors.clone()),
+            rate_limit: Some(definition.rate_limit.clone()),
+            openapi: Some(definition.openapi.clone()),
+            env: Some(definition.env.clone()),
+        }
+    }
+}
+
 /// How an endpoint write treats an existing endpoint with the same id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
@@ -1725,6 +1743,7 @@ impl Changes {
             script: wanted,
             datasets,
         } = whole;
+        let settings = SettingsEdit::whole(None, &definition);
         let limit = self.quotas.endpoints_per_project;
         let specs = definition.endpoints;
         let endpoints = if specs.len() >= BLOCKING_FROM {
@@ -1774,17 +1793,6 @@ impl Changes {
                 Some((Arc::<str>::from(source), script))
             }
             None => None,
-        };
-        let settings = SettingsEdit {
-            name: None,
-            description: Some(definition.description.unwrap_or_default()),
-            mode: Some(definition.mode.unwrap_or_default()),
-            journal_size: Some(definition.journal_size),
-            auth: Some(definition.auth),
-            cors: Some(definition.cors),
-            rate_limit: Some(definition.rate_limit),
-            openapi: Some(definition.openapi),
-            env: Some(definition.env),
         };
         self.apply(actor, target, true, move |current| {
             if current.restricted {
@@ -1845,6 +1853,109 @@ impl Changes {
                 .datasets(datasets))
         })
         .await
+    }
+
+    /// The dry run of a whole project that does not exist yet (a folder pushed to a new
+    /// name): what [`Changes::create_project`] would make of `whole`'s settings, endpoints
+    /// (with the standard endpoints of its datasets) and backends, with its script compiled
+    /// and routed beside them (a conflict is the `409` it would be) and its datasets, which
+    /// must all be uploads, parsed and stored nowhere (`datasets::parse`). Nothing is written
+    /// or mounted; the answer is a dry run whatever `whole` holds.
+    pub async fn preview_whole(
+        &self,
+        actor: Actor<'_>,
+        owner: Actor<'_>,
+        name: &str,
+        whole: Whole,
+    ) -> Result<Outcome, ChangeError> {
+        let Whole {
+            definition,
+            script,
+            datasets,
+        } = whole;
+        let settings = SettingsEdit::whole(Some(name.to_owned()), &definition);
+        let mut specs = definition.endpoints;
+        let mut uploads = Vec::new();
+        let mut errors = Vec::new();
+        for (i, dataset) in datasets.iter().flatten().enumerate() {
+            let Some(upload) = &dataset.upload else {
+                errors.push(FieldError::new(
+                    format!("datasets[{i}]"),
+                    format!(
+                        "the project has no dataset `{}`; send its file",
+                        dataset.name
+                    ),
+                ));
+                continue;
+            };
+            uploads.push(upload.clone());
+            let Some(wanted) = &dataset.endpoints else {
+                continue;
+            };
+            let standard = match crate::datasets::default_endpoints(
+                upload,
+                wanted.category.as_deref(),
+                wanted.prefix.as_deref(),
+            ) {
+                Ok(standard) => standard,
+                Err(found) => {
+                    errors.extend(found.into_iter().map(|e| {
+                        let field = e.field.strip_prefix("query.").unwrap_or(&e.field);
+                        FieldError::new(format!("datasets[{i}].{field}"), e.message)
+                    }));
+                    continue;
+                }
+            };
+            // As `replace_whole` merges them: in place of an endpoint of the same id.
+            for endpoint in standard {
+                let Endpoint { id, mut spec, .. } = endpoint;
+                spec.id = Some(id);
+                match specs.iter().position(|s| s.id == spec.id) {
+                    Some(at) => specs[at] = spec,
+                    None => specs.push(spec),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ChangeError::Invalid(errors));
+        }
+        let created = self
+            .create_project(actor, owner, settings, specs, definition.backends, true)
+            .await?;
+        let Outcome {
+            project, mut diff, ..
+        } = created;
+        let mut compiled = Arc::into_inner(project)
+            .ok_or_else(|| ChangeError::Task("a dry run's project was shared".into()))?;
+        match script {
+            WholeScript::Set(source) => {
+                let script =
+                    self.scripts
+                        .compile(&compiled.def, &source)
+                        .await
+                        .map_err(|error| {
+                            ChangeError::Invalid(vec![FieldError::new("script", error.to_string())])
+                        })?;
+                diff.push(DiffItem::script("add", script.routes().len()));
+                let routes =
+                    ScriptRoutes::compile(script, None, compiled.def.openapi.as_deref(), true)
+                        .map_err(conflict)?;
+                let mut def = compiled.def.as_ref().clone();
+                def.script = Some(Arc::from(source));
+                compiled.def = Arc::new(def);
+                compiled = compiled
+                    .with_script(Some(Arc::new(routes)))
+                    .map_err(conflict)?;
+            }
+            WholeScript::Keep | WholeScript::Remove => {}
+        }
+        diff.extend(uploads.iter().map(|d| DiffItem::dataset("add", d)));
+        let compiled = compiled.with_datasets(DatasetSet::from_list(uploads));
+        Ok(Outcome {
+            project: Arc::new(compiled),
+            diff,
+            dry_run: true,
+        })
     }
 
     /// Applies an OpenAPI import as one revision: the project's `openapi` settings become

@@ -236,7 +236,7 @@ where
             now,
         )
         .await?;
-    let received = store_and_parse(store, upload, version, body, settings).await;
+    let received = store_and_parse(Some((store, version)), upload, body, settings).await;
     match received {
         Ok((data, bytes, sha256)) => Ok(LoadedDataset {
             name: upload.name.clone().into(),
@@ -252,6 +252,31 @@ where
             Err(error)
         }
     }
+}
+
+/// Reads an upload's `body` to its end and parses it (SHA-256 too) without storing a byte:
+/// the dry run of a project that does not exist yet, which has nowhere to store a version.
+/// The dataset's `version` is 0.
+pub async fn parse<S, E>(
+    upload: &Upload,
+    body: S,
+    settings: &UploadSettings,
+    now: i64,
+) -> Result<LoadedDataset, UploadError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (data, bytes, sha256) = store_and_parse(None, upload, body, settings).await?;
+    Ok(LoadedDataset {
+        name: upload.name.clone().into(),
+        version: 0,
+        format: upload.format,
+        bytes,
+        uploaded_at: now,
+        sha256,
+        data,
+    })
 }
 
 /// Builds the category indexes of `columns` (those the project's endpoints group by) on a
@@ -326,12 +351,12 @@ impl Parser {
     }
 }
 
-/// Stores the body's bytes as chunks of `version` while the parsing thread parses and hashes
-/// them, then records their digest: the table, the size and the SHA-256.
+/// Stores the body's bytes as chunks of `version` (in `sink`: a store and a version; `None`:
+/// nowhere) while the parsing thread parses and hashes them, then records their digest: the
+/// table, the size and the SHA-256.
 async fn store_and_parse<S, E>(
-    store: &dyn Store,
+    sink: Option<(&dyn Store, i64)>,
     upload: &Upload,
-    version: i64,
     mut body: S,
     settings: &UploadSettings,
 ) -> Result<(Dataset, u64, [u8; 32]), UploadError>
@@ -353,7 +378,9 @@ where
         if total > settings.max_bytes {
             return Err(UploadError::TooLarge(settings.max_bytes));
         }
-        pending.extend_from_slice(&chunk);
+        if sink.is_some() {
+            pending.extend_from_slice(&chunk);
+        }
         if !parser.feed(chunk).await {
             // The parser stopped at an error: that error is the answer.
             return Err(match parser.finish().await {
@@ -361,17 +388,23 @@ where
                 Ok(_) => UploadError::Internal,
             });
         }
-        while pending.len() >= CHUNK_BYTES {
-            let piece = pending.split_to(CHUNK_BYTES);
-            store.dataset_append(version, seq, &piece).await?;
-            seq += 1;
+        if let Some((store, version)) = sink {
+            while pending.len() >= CHUNK_BYTES {
+                let piece = pending.split_to(CHUNK_BYTES);
+                store.dataset_append(version, seq, &piece).await?;
+                seq += 1;
+            }
         }
     }
-    if !pending.is_empty() {
+    if let Some((store, version)) = sink
+        && !pending.is_empty()
+    {
         store.dataset_append(version, seq, &pending).await?;
     }
     let (data, sha256) = parser.finish().await?;
-    store.dataset_digest(version, &hex(&sha256)).await?;
+    if let Some((store, version)) = sink {
+        store.dataset_digest(version, &hex(&sha256)).await?;
+    }
     Ok((data, total, sha256))
 }
 

@@ -188,7 +188,7 @@ impl Serialize for EndpointsJson<'_> {
     }
 }
 
-fn project_json(project: &CompiledProject, with_endpoints: bool) -> ProjectAnswer<'_> {
+pub(super) fn project_json(project: &CompiledProject, with_endpoints: bool) -> ProjectAnswer<'_> {
     let def = &project.def;
     ProjectAnswer {
         name: &def.name,
@@ -651,7 +651,7 @@ pub(super) async fn replace_project(
 }
 
 /// Bodies of at least this many bytes are parsed on a blocking thread.
-const LARGE_BODY: usize = 256 * 1024;
+pub(super) const LARGE_BODY: usize = 256 * 1024;
 
 /// Projects with at least this many endpoints are a large change: once it is answered, the
 /// memory it used is given back to the OS.
@@ -661,7 +661,7 @@ const LARGE_CHANGE: usize = 10_000;
 /// answer (`PROJECT_READ_ONLY`, and `ENDPOINT_READ_ONLY` in each endpoint) are allowed and
 /// ignored, so that what a `GET` answered can be sent back as is. Parsed straight from the
 /// bytes, with no `Value` of the whole body in between.
-struct ProjectPut(ProjectDefinition);
+pub(super) struct ProjectPut(pub(super) ProjectDefinition);
 
 /// A whole project definition. The read-only fields of a project answer (`owner`, `mount`,
 /// `revision`, `endpoints_count`, `status`, `problem`, `created_at`, `updated_at`, and each
@@ -792,7 +792,7 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
 
 /// Hashes the passwords a `basic` policy was given (argon2id, on the hashing threads), so
 /// that only hashes are stored or shown.
-async fn seal_passwords(
+pub(super) async fn seal_passwords(
     state: &AppState,
     policy: &mut crate::model::AuthPolicy,
 ) -> Result<(), ApiError> {
@@ -806,6 +806,27 @@ async fn seal_passwords(
     Ok(())
 }
 
+/// What is wrong with a whole definition for the project `name` of the URL, as a project
+/// `PUT` (and a push) checks it before the change path: the URL's name, the settings, and a
+/// `name` in the body, which must be the URL's. Endpoints and backends are checked by the
+/// change that takes them.
+pub(super) fn definition_errors(name: &str, definition: &ProjectDefinition) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Err(message) = check_project_name(name) {
+        errors.push(FieldError::new("name", message));
+    }
+    definition.validate_settings(&mut errors);
+    if let Some(body_name) = &definition.name
+        && body_name != name
+    {
+        errors.push(FieldError::new(
+            "name",
+            format!("is `{body_name}` but the URL names `{name}`; rename with PATCH"),
+        ));
+    }
+    errors
+}
+
 /// The rest of a project `PUT`: replaces the project, or creates it when it does not exist.
 async fn replace_or_create(
     state: &AppState,
@@ -816,19 +837,7 @@ async fn replace_or_create(
     dry: DryRun,
     definition: ProjectDefinition,
 ) -> Result<Response, ApiError> {
-    let mut errors = Vec::new();
-    if let Err(message) = check_project_name(&name) {
-        errors.push(FieldError::new("name", message));
-    }
-    definition.validate_settings(&mut errors);
-    if let Some(body_name) = &definition.name
-        && body_name != &name
-    {
-        errors.push(FieldError::new(
-            "name",
-            format!("is `{body_name}` but the URL names `{name}`; rename with PATCH"),
-        ));
-    }
+    let errors = definition_errors(&name, &definition);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -855,17 +864,7 @@ async fn replace_or_create(
                     username: &owner_name,
                     admin: owner_admin,
                 },
-                SettingsEdit {
-                    name: Some(name),
-                    description: definition.description,
-                    mode: definition.mode,
-                    journal_size: Some(definition.journal_size),
-                    auth: Some(definition.auth),
-                    cors: Some(definition.cors),
-                    rate_limit: Some(definition.rate_limit),
-                    openapi: Some(definition.openapi),
-                    env: Some(definition.env),
-                },
+                SettingsEdit::whole(Some(name), &definition),
                 definition.endpoints,
                 definition.backends,
                 dry.dry_run,

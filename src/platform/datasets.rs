@@ -24,7 +24,7 @@ use super::openapi::{
 };
 use crate::accounts::{Principal, now_ms};
 use crate::changes::Target;
-use crate::dataset::{Column, Format};
+use crate::dataset::{Column, ColumnType, Format};
 use crate::datasets::{self, LoadedDataset, Upload, UploadError, check_name, format_name};
 use crate::error::{ApiError, Code, FieldError};
 use crate::routing::CompiledProject;
@@ -325,31 +325,16 @@ pub(super) async fn put_dataset(
             ),
         ));
     }
-    let declared = datasets::parse_types(options.types.as_deref()).map_err(ApiError::validation)?;
-    let defaults = match options.endpoints.as_deref() {
-        None | Some("none") => false,
-        Some("default") => true,
-        Some(other) => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "query.endpoints",
-                format!(
-                    "`{other}` is not a choice: `default` adds the standard endpoints, `none` none"
-                ),
-            )]));
-        }
-    };
-    let forced = match options.format.as_deref() {
-        None => None,
-        Some("csv") => Some(Format::Csv),
-        Some("json") => Some(Format::Json),
-        Some("jsonl" | "ndjson") => Some(Format::JsonLines),
-        Some(other) => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "query.format",
-                format!("`{other}` is not a format: csv, json or jsonl"),
-            )]));
-        }
-    };
+    let declared =
+        declared_types(options.types.as_deref(), "query.types").map_err(ApiError::validation)?;
+    let defaults = standard_endpoints(options.endpoints.as_deref(), "query.endpoints")
+        .map_err(|e| ApiError::validation(vec![e]))?;
+    let forced = options
+        .format
+        .as_deref()
+        .map(|name| format_named(name, "query.format"))
+        .transpose()
+        .map_err(|e| ApiError::validation(vec![e]))?;
     let settings = state.config.datasets;
     let store = state.changes.store().clone();
     let content_type = request
@@ -525,6 +510,49 @@ pub(super) struct DatasetUpload {
     file: Vec<u8>,
 }
 
+/// The format an upload's options name: `csv`, `json`, `jsonl` (or `ndjson`); anything else
+/// is an error at `field`.
+pub(super) fn format_named(name: &str, field: &str) -> Result<Format, FieldError> {
+    match name {
+        "ndjson" => Ok(Format::JsonLines),
+        name => Format::from_name(name).ok_or_else(|| {
+            FieldError::new(
+                field,
+                format!("`{name}` is not a format: csv, json or jsonl"),
+            )
+        }),
+    }
+}
+
+/// Whether an upload's options ask for the standard endpoints: `default` yes, `none` or
+/// nothing no; anything else is an error at `field`.
+pub(super) fn standard_endpoints(given: Option<&str>, field: &str) -> Result<bool, FieldError> {
+    match given {
+        None | Some("none") => Ok(false),
+        Some("default") => Ok(true),
+        Some(other) => Err(FieldError::new(
+            field,
+            format!(
+                "`{other}` is not a choice: `default` adds the standard endpoints, `none` none"
+            ),
+        )),
+    }
+}
+
+/// The declared column types of an upload's options (`zip:text,age:integer`), the errors
+/// at `field`.
+pub(super) fn declared_types(
+    given: Option<&str>,
+    field: &str,
+) -> Result<Vec<(String, ColumnType)>, Vec<FieldError>> {
+    datasets::parse_types(given).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| FieldError::new(field, e.message))
+            .collect()
+    })
+}
+
 async fn receive<S, E>(
     store: &dyn crate::store::Store,
     upload: &Upload,
@@ -541,7 +569,9 @@ where
         .map_err(upload_error)
 }
 
-fn upload_error(error: UploadError) -> ApiError {
+/// The answer to an upload that was not taken: a bad row is a 422 naming its column (or
+/// `body`), and the rest as for any body.
+pub(super) fn upload_error(error: UploadError) -> ApiError {
     match error {
         UploadError::Import(error) => {
             let field = error.column.clone().unwrap_or_else(|| "body".to_owned());

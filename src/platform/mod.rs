@@ -22,6 +22,7 @@ mod journal;
 mod keys;
 pub mod openapi;
 mod pages;
+mod push;
 mod script;
 mod stats;
 
@@ -99,6 +100,10 @@ pub fn router(state: AppState) -> Router {
                 .put(admin::replace_project)
                 .patch(admin::update_project)
                 .delete(admin::delete_project),
+        )
+        .route(
+            "/admin/projects/{owner}/{name}/folder",
+            axum::routing::put(push::push_folder),
         )
         .route(
             "/admin/projects/{owner}/{name}/endpoints",

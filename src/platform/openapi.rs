@@ -65,6 +65,7 @@ use crate::error::{Code, FieldError};
         super::admin::replace_project,
         super::admin::update_project,
         super::admin::delete_project,
+        super::push::push_folder,
         super::admin::list_endpoints,
         super::admin::create_endpoint,
         super::admin::get_endpoint,

@@ -44,6 +44,8 @@
 //! - `docs`: docs/errors.md and the committed --help agree with the code.
 //! - `validation`: request bodies checked for every handler kind (a proxy forwards only
 //!   matching ones), and answers checked against documented responses in development mode.
+//! - `push`: `PUT …/folder`, a whole project folder (definition, script, datasets) pushed as
+//!   one multipart request and applied as one revision.
 //! - `project_cli`: the project-folder commands (`new`, `rename`, `add-router`, `validate`,
 //!   `completions`), the real binary in temporary directories.
 //! - `platform_openapi`: `/openapi.json`, the platform API's own OpenAPI document: served,
@@ -86,6 +88,7 @@ mod project_serve;
 mod projects;
 mod proxy;
 mod proxy_allow;
+mod push;
 mod quotas;
 mod revisions;
 mod routing;

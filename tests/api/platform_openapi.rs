@@ -310,6 +310,25 @@ async fn real_answers_fit_the_schemas_the_document_gives_them() {
         )
         .await;
     sample(s, "put", project, new).await;
+    // A pushed folder: created, its dry run, a refused one.
+    let folder = "/admin/projects/{owner}/{name}/folder";
+    let push = |query: &str, datasets: Value| {
+        let project = json!({"definition": {"endpoints": [
+            {"id": "a", "method": "GET", "path": "/a", "response": {"json": 1}}]},
+            "script": null, "datasets": datasets});
+        app.client
+            .put(app.url(&format!("/admin/projects/alice/folded/folder{query}")))
+            .bearer_auth(&alice.token)
+            .multipart(reqwest::multipart::Form::new().text("project", project.to_string()))
+            .send()
+    };
+    let pushed = push("", json!([])).await.expect("push");
+    sample(s, "put", folder, pushed).await;
+    let dry = push("?dry_run=true", json!([])).await.expect("push");
+    sample(s, "put", folder, dry).await;
+    let missing = json!([{"name": "iris", "sha256": "0".repeat(64), "format": "csv"}]);
+    let refused = push("", missing).await.expect("push");
+    sample(s, "put", folder, refused).await;
     let stale = app
         .call_with(
             Method::PATCH,
