@@ -175,10 +175,7 @@ impl Client {
         struct Me {
             username: String,
         }
-        let me: Me = self
-            .get_json(&["auth", "me"])
-            .await
-            .map_err(|e| with_action(e, "login"))?;
+        let me: Me = self.get_json(&["auth", "me"], "login").await?;
         Ok(me.username)
     }
 
@@ -191,34 +188,22 @@ impl Client {
     ) -> Result<Pushed, RemoteError> {
         let name = folder.name.as_str();
         // The project's datasets and revision; none if it does not exist yet.
-        let response = self
-            .request(
+        let answer = self
+            .exchange(self.request(
                 Method::GET,
                 self.url(&["admin", "projects", owner, name, "datasets"]),
-            )
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        let revision = revision_of(&response);
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        let (before, server): (Option<i64>, Vec<ServerDataset>) = if status.is_success() {
-            let list = serde_json::from_slice(&body).map_err(|e| RemoteError::Unexpected {
-                status: status.as_u16(),
-                cause: e.to_string(),
-            })?;
-            (revision, list)
+            ))
+            .await?;
+        let (before, server): (Option<i64>, Vec<ServerDataset>) = if answer.status.is_success() {
+            (answer.revision, answer.json()?)
         } else {
-            let refusal = Refusal::parse(status, &body);
-            if status == StatusCode::NOT_FOUND
+            let refusal = Refusal::parse(answer.status, &answer.body);
+            if answer.status == StatusCode::NOT_FOUND
                 && refusal.code.as_deref() == Some("project_not_found")
             {
                 (None, Vec::new())
             } else {
-                return Err(RemoteError::Refused(Refusal {
-                    action: "push",
-                    ..refusal
-                }));
+                return Err(answer.refusal("push"));
             }
         };
         let mut locals = Vec::new();
@@ -301,26 +286,12 @@ impl Client {
         if dry_run {
             url.set_query(Some("dry_run=true"));
         }
-        let response = self
-            .request(Method::PUT, url)
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        let revision = revision_of(&response);
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        if !status.is_success() {
-            return Err(RemoteError::Refused(Refusal {
-                action: "push",
-                ..Refusal::parse(status, &body)
-            }));
-        }
-        let answer: Value = serde_json::from_slice(&body).map_err(|e| RemoteError::Unexpected {
-            status: status.as_u16(),
-            cause: e.to_string(),
-        })?;
-        let after = revision
+        let reply = self
+            .expect(self.request(Method::PUT, url).multipart(form), "push")
+            .await?;
+        let answer: Value = reply.json()?;
+        let after = reply
+            .revision
             .or_else(|| answer.get("revision").and_then(Value::as_i64))
             .unwrap_or_default();
         let changes = answer
@@ -347,25 +318,22 @@ impl Client {
         dir: &Path,
     ) -> Result<Pulled, RemoteError> {
         let segments = ["admin", "projects", &project.owner, &project.name];
-        let definition: Value = self
-            .get_json(&segments)
-            .await
-            .map_err(|e| with_action(e, "pull"))?;
+        let definition: Value = self.get_json(&segments, "pull").await?;
         let mut script_at = segments.to_vec();
         script_at.push("script");
         let script = self.get_text(&script_at).await?;
         let mut datasets_at = segments.to_vec();
         datasets_at.push("datasets");
-        let datasets: Vec<ServerDataset> = self
-            .get_json(&datasets_at)
-            .await
-            .map_err(|e| with_action(e, "pull"))?;
+        let datasets: Vec<ServerDataset> = self.get_json(&datasets_at, "pull").await?;
         let mut files = Vec::new();
         for dataset in &datasets {
             let mut at = datasets_at.clone();
             at.push(&dataset.name);
             at.push("file");
-            let bytes = self.get_bytes(&at).await?;
+            let bytes = self
+                .expect(self.request(Method::GET, self.url(&at)), "pull")
+                .await?
+                .body;
             let digest = hex(&Sha256::digest(&bytes));
             if digest != dataset.sha256 {
                 return Err(RemoteError::Unexpected {
@@ -396,61 +364,17 @@ impl Client {
 
     /// GETs `segments` as text; `None` when the server has none (404).
     async fn get_text(&self, segments: &[&str]) -> Result<Option<String>, RemoteError> {
-        let response = self
-            .request(Method::GET, self.url(segments))
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
+        let answer = self
+            .exchange(self.request(Method::GET, self.url(segments)))
+            .await?;
+        match answer.status {
+            StatusCode::NOT_FOUND => Ok(None),
+            status if status.is_success() => {
+                Ok(Some(String::from_utf8_lossy(&answer.body).into_owned()))
+            }
+            _ => Err(answer.refusal("pull")),
         }
-        if !status.is_success() {
-            return Err(RemoteError::Refused(Refusal {
-                action: "pull",
-                ..Refusal::parse(status, &body)
-            }));
-        }
-        Ok(Some(String::from_utf8_lossy(&body).into_owned()))
     }
-
-    async fn get_bytes(&self, segments: &[&str]) -> Result<bytes::Bytes, RemoteError> {
-        let response = self
-            .request(Method::GET, self.url(segments))
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        if !status.is_success() {
-            return Err(RemoteError::Refused(Refusal {
-                action: "pull",
-                ..Refusal::parse(status, &body)
-            }));
-        }
-        Ok(body)
-    }
-}
-
-fn with_action(error: RemoteError, action: &'static str) -> RemoteError {
-    match error {
-        RemoteError::Refused(refusal) => RemoteError::Refused(Refusal { action, ..refusal }),
-        other => other,
-    }
-}
-
-/// The revision in an answer's `ETag` (`"12"`).
-fn revision_of(response: &reqwest::Response) -> Option<i64> {
-    response
-        .headers()
-        .get(reqwest::header::ETAG)?
-        .to_str()
-        .ok()?
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .ok()
 }
 
 /// One line of a dry run's change list: `add endpoint GET-hello: GET /hello`.

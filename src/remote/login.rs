@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Client, Refusal, RemoteError};
+use super::{Client, RemoteError};
 
 /// The server commands talk to when none is given nor stored.
 pub(crate) const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -137,25 +137,10 @@ impl Client {
         struct Answer {
             access_token: String,
         }
-        let response = self
+        let request = self
             .request(reqwest::Method::POST, self.url(&["auth", "login"]))
-            .json(&serde_json::json!({"username": username, "password": password}))
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        if !status.is_success() {
-            return Err(RemoteError::Refused(Refusal {
-                action: "login",
-                ..Refusal::parse(status, &body)
-            }));
-        }
-        let answer: Answer =
-            serde_json::from_slice(&body).map_err(|e| RemoteError::Unexpected {
-                status: status.as_u16(),
-                cause: e.to_string(),
-            })?;
+            .json(&serde_json::json!({"username": username, "password": password}));
+        let answer: Answer = self.expect(request, "login").await?.json()?;
         Ok(answer.access_token)
     }
 }

@@ -389,6 +389,31 @@ pub(crate) fn parse_types(spec: &str) -> Result<String, String> {
     Ok(declared.join(","))
 }
 
+/// An answer of the server, read whole.
+struct Answer {
+    status: StatusCode,
+    /// The project revision its `ETag` gives.
+    revision: Option<i64>,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json<T: DeserializeOwned>(&self) -> Result<T, RemoteError> {
+        serde_json::from_slice(&self.body).map_err(|e| RemoteError::Unexpected {
+            status: self.status.as_u16(),
+            cause: e.to_string(),
+        })
+    }
+
+    /// The refusal this answer is, as one of `action`.
+    fn refusal(&self, action: &'static str) -> RemoteError {
+        RemoteError::Refused(Refusal {
+            action,
+            ..Refusal::parse(self.status, &self.body)
+        })
+    }
+}
+
 /// A client of one server, as one user (or none).
 pub(crate) struct Client {
     base: Url,
@@ -467,22 +492,47 @@ impl Client {
         }
     }
 
-    /// GETs `segments` and parses its JSON answer; any other answer than a 2xx is refused.
-    async fn get_json<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, RemoteError> {
-        let response = self
-            .request(Method::GET, self.url(segments))
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
+    /// Sends `request` and reads its answer whole.
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Answer, RemoteError> {
+        let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
+        // The revision an answer's `ETag` gives (`"12"`).
+        let revision = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim_start_matches("W/").trim_matches('"').parse().ok());
         let body = response.bytes().await.map_err(|e| self.transport(&e))?;
-        if !status.is_success() {
-            return Err(RemoteError::Refused(Refusal::parse(status, &body)));
-        }
-        serde_json::from_slice(&body).map_err(|e| RemoteError::Unexpected {
-            status: status.as_u16(),
-            cause: e.to_string(),
+        Ok(Answer {
+            status,
+            revision,
+            body,
         })
+    }
+
+    /// As [`Client::exchange`]; an answer other than a 2xx is a refusal of `action`.
+    async fn expect(
+        &self,
+        request: reqwest::RequestBuilder,
+        action: &'static str,
+    ) -> Result<Answer, RemoteError> {
+        let answer = self.exchange(request).await?;
+        if !answer.status.is_success() {
+            return Err(answer.refusal(action));
+        }
+        Ok(answer)
+    }
+
+    /// GETs `segments` and parses its JSON answer; any other answer than a 2xx is a
+    /// refusal of `action`.
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        action: &'static str,
+    ) -> Result<T, RemoteError> {
+        self.expect(self.request(Method::GET, self.url(segments)), action)
+            .await?
+            .json()
     }
 
     /// Uploads `import.file` as `PUT /admin/projects/{o}/{p}/datasets/{name}`, drawing the
@@ -519,13 +569,16 @@ impl Client {
         // refuses a bad token before reading the body, and a client still sending a large
         // one may then see only a broken connection.
         let _: serde::de::IgnoredAny = self
-            .get_json(&[
-                "admin",
-                "projects",
-                &project.owner,
-                &project.name,
-                "datasets",
-            ])
+            .get_json(
+                &[
+                    "admin",
+                    "projects",
+                    &project.owner,
+                    &project.name,
+                    "datasets",
+                ],
+                "upload",
+            )
             .await?;
 
         let total = metadata.len();
@@ -624,13 +677,16 @@ impl Client {
             endpoints: Vec<EndpointInfo>,
         }
         let list: List = self
-            .get_json(&[
-                "admin",
-                "projects",
-                &project.owner,
-                &project.name,
-                "endpoints",
-            ])
+            .get_json(
+                &[
+                    "admin",
+                    "projects",
+                    &project.owner,
+                    &project.name,
+                    "endpoints",
+                ],
+                "upload",
+            )
             .await?;
         Ok(list.endpoints)
     }
