@@ -269,6 +269,25 @@ pub struct StandardEndpoints {
     pub prefix: Option<String>,
 }
 
+impl StandardEndpoints {
+    /// The standard endpoints of `dataset`, the `i`th of a whole project's; none, and its
+    /// problems listed in `errors`, when a setting does not fit it.
+    fn of(&self, i: usize, dataset: &LoadedDataset, errors: &mut Vec<FieldError>) -> Vec<Endpoint> {
+        crate::datasets::default_endpoints(
+            dataset,
+            self.category.as_deref(),
+            self.prefix.as_deref(),
+        )
+        .unwrap_or_else(|found| {
+            errors.extend(found.into_iter().map(|e| {
+                let field = e.field.strip_prefix("query.").unwrap_or(&e.field);
+                FieldError::new(format!("datasets[{i}].{field}"), e.message)
+            }));
+            Vec::new()
+        })
+    }
+}
+
 /// The datasets of a whole replacement: what changes in the store (new versions, and the
 /// current datasets it does not list, removed), with the standard endpoints wanted merged
 /// into `list`. A dataset listed without a new version must be one the project has.
@@ -305,17 +324,8 @@ fn whole_datasets(
             }
         };
         if let Some(wanted) = &dataset.endpoints {
-            match crate::datasets::default_endpoints(
-                version,
-                wanted.category.as_deref(),
-                wanted.prefix.as_deref(),
-            ) {
-                Ok(endpoints) => standard.extend(endpoints.into_iter().map(Arc::new)),
-                Err(found) => errors.extend(found.into_iter().map(|e| {
-                    let field = e.field.strip_prefix("query.").unwrap_or(&e.field);
-                    FieldError::new(format!("datasets[{i}].{field}"), e.message)
-                })),
-            }
+            let endpoints = wanted.of(i, version, &mut errors);
+            standard.extend(endpoints.into_iter().map(Arc::new));
         }
     }
     for live in current.datasets.iter() {
@@ -1892,20 +1902,7 @@ impl Changes {
             let Some(wanted) = &dataset.endpoints else {
                 continue;
             };
-            let standard = match crate::datasets::default_endpoints(
-                upload,
-                wanted.category.as_deref(),
-                wanted.prefix.as_deref(),
-            ) {
-                Ok(standard) => standard,
-                Err(found) => {
-                    errors.extend(found.into_iter().map(|e| {
-                        let field = e.field.strip_prefix("query.").unwrap_or(&e.field);
-                        FieldError::new(format!("datasets[{i}].{field}"), e.message)
-                    }));
-                    continue;
-                }
-            };
+            let standard = wanted.of(i, upload, &mut errors);
             // As `replace_whole` merges them: in place of an endpoint of the same id.
             for endpoint in standard {
                 let Endpoint { id, mut spec, .. } = endpoint;
