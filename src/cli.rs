@@ -851,7 +851,10 @@ impl ServeArgs {
     pub fn config(&self) -> anyhow::Result<Config> {
         let config = Config {
             demo: self.demo,
-            registration: self.registration,
+            // Project folders serve no account API: nothing to register for.
+            registration: self
+                .registration
+                .or(self.projects.as_ref().map(|_| Registration::Closed)),
             admin: Config::admin_from(self.admin_user.clone(), self.admin_password.clone())?,
             admin_body_limit: self.admin_body_limit,
             session_ttl: self.session_ttl,

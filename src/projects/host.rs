@@ -122,6 +122,9 @@ impl Host {
         config.db = format!("sqlite://{}", store.path().join("switchyard.db").display());
         config.demo = false;
         config.admin = None;
+        // No account API is served: registration has no meaning (and a public address
+        // must not be refused for it).
+        config.registration = Some(crate::config::Registration::Closed);
         let uploads = config.datasets;
         let Node {
             server,
