@@ -60,8 +60,10 @@ pub enum AuthPolicy {
 #[serde(deny_unknown_fields)]
 pub struct BasicUser {
     pub username: String,
-    /// Taken in, never shown or stored.
-    #[serde(default, skip_serializing)]
+    /// Taken in, never shown or stored: the admin API and a folder node replace it with
+    /// `password_hash` before anything is kept, so only a client's own definition (a folder
+    /// being pushed) serializes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,

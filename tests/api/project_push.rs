@@ -9,8 +9,13 @@ use serde_json::{Value, json};
 use crate::helpers::{Process, TestApp, User, run_binary, spawn_app, text};
 
 /// Makes the suite's folder `shop` under `parent`: mock endpoints (the mock template), a
-/// router, a script reading `env`, and the iris dataset with its standard endpoints.
+/// router, a script reading `env`, the iris dataset with its standard endpoints, and, with
+/// an `upstream`, a proxy to it and HTTP Basic auth for user `ann`.
 async fn suite_folder(parent: &Path) {
+    suite_folder_with(parent, None).await;
+}
+
+async fn suite_folder_with(parent: &Path, upstream: Option<&str>) {
     for (args, what) in [
         (&["new", "shop"][..], "new"),
         (
@@ -35,6 +40,15 @@ async fn suite_folder(parent: &Path) {
     text.push_str(
         "datasets:\n  - {name: iris, file: data/iris.csv, endpoints: default, category: species, prefix: /iris}\n",
     );
+    if let Some(upstream) = upstream {
+        text = text.replace(
+            "endpoints:\n",
+            "endpoints:\n  - {method: GET, path: /up/array, proxy: {backend: up}}\n",
+        );
+        text.push_str(&format!(
+            "backends:\n  - {{name: up, urls: [\"{upstream}\"]}}\nauth:\n  type: basic\n  users: [{{username: ann, password: correct horse battery}}]\n"
+        ));
+    }
     std::fs::write(&manifest, text).unwrap();
     std::fs::write(
         shop.join("app.js"),
@@ -49,6 +63,7 @@ async fn suite_folder(parent: &Path) {
 /// The suite: method, path, body.
 fn suite() -> Vec<(&'static str, &'static str, Option<Value>)> {
     vec![
+        ("GET", "/up/array", None),
         ("GET", "/hello", None),
         ("GET", "/items/3", None),
         ("GET", "/items/0", None),
@@ -64,16 +79,19 @@ fn suite() -> Vec<(&'static str, &'static str, Option<Value>)> {
 
 /// The suite's answers from the project mounted at `base`: status and body, without the
 /// request ids (each request has its own).
-async fn answers(base: &str, token: Option<&str>) -> Vec<(u16, Value)> {
+async fn answers(base: &str) -> Vec<(u16, Value)> {
     let client = reqwest::Client::new();
     let mut all = Vec::new();
-    for (method, path, body) in suite() {
+    // Without credentials first, then every request as `ann`.
+    let suite = std::iter::once(("GET", "/hello", None, false))
+        .chain(suite().into_iter().map(|(m, p, b)| (m, p, b, true)));
+    for (method, path, body, credentials) in suite {
         let mut request = client.request(method.parse().unwrap(), format!("{base}{path}"));
         if let Some(body) = body {
             request = request.json(&body);
         }
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+        if credentials {
+            request = request.basic_auth("ann", Some("correct horse battery"));
         }
         let response = request.send().await.expect("an answer");
         let status = response.status().as_u16();
@@ -106,10 +124,11 @@ async fn cli(dir: &Path, args: &[&str], env: &[(&str, String)]) -> (bool, String
 #[tokio::test]
 async fn one_suite_answers_the_same_under_run_serve_projects_and_pushed() {
     let parent = tempfile::tempdir().unwrap();
-    suite_folder(parent.path()).await;
+    let upstream = crate::upstream::Upstream::start("up").await;
+    suite_folder_with(parent.path(), Some(&upstream.url())).await;
 
     let (app, _logs) = Process::spawn(Some(parent.path()), &["run", "shop", "-p", "0"], &[]).await;
-    let alone = answers(&app.base, None).await;
+    let alone = answers(&app.base).await;
     app.terminate().await;
 
     let (app, _logs) = Process::spawn(
@@ -118,7 +137,7 @@ async fn one_suite_answers_the_same_under_run_serve_projects_and_pushed() {
         &[],
     )
     .await;
-    let mounted = answers(&format!("{}/shop", app.base), None).await;
+    let mounted = answers(&format!("{}/shop", app.base)).await;
     app.terminate().await;
 
     let server = spawn_app().await;
@@ -126,26 +145,28 @@ async fn one_suite_answers_the_same_under_run_serve_projects_and_pushed() {
     let (ok, out, err) = cli(parent.path(), &["push", "shop"], &remote(&server, &alice)).await;
     assert!(ok, "{out}{err}");
     assert!(out.contains("alice/shop: created at revision"), "{out}");
-    let pushed = answers(&format!("http://{}/alice/shop", server.addr), None).await;
+    let pushed = answers(&format!("http://{}/alice/shop", server.addr)).await;
 
     // The sanity of the suite itself: it reaches every kind.
-    assert_eq!(alone[0], (200, json!({"message": "Hello from Switchyard"})));
-    assert_eq!(alone[2].0, 422, "{:?}", alone[2]);
-    assert_eq!(alone[3].0, 201);
-    assert_eq!(alone[4].0, 422);
+    assert_eq!(alone[0].0, 401, "{:?}", alone[0]);
+    assert_eq!(alone[1], (200, json!([1, 2, 3])));
+    assert_eq!(alone[2], (200, json!({"message": "Hello from Switchyard"})));
+    assert_eq!(alone[4].0, 422, "{:?}", alone[4]);
+    assert_eq!(alone[5].0, 201);
+    assert_eq!(alone[6].0, 422);
     assert_eq!(
-        alone[6],
+        alone[8],
         (200, json!({"greeting": "Good morning", "who": "ann"}))
     );
-    assert_eq!(alone[7].0, 200, "{:?}", alone[7]);
-    assert_eq!(alone[9].0, 404);
-    for (i, (method, path, _)) in suite().into_iter().enumerate() {
-        assert_eq!(
-            alone[i], mounted[i],
-            "run vs serve --projects: {method} {path}"
-        );
-        assert_eq!(alone[i], pushed[i], "run vs pushed: {method} {path}");
+    assert_eq!(alone[9].0, 200, "{:?}", alone[9]);
+    assert_eq!(alone[11].0, 404);
+    assert_eq!(alone.len(), mounted.len());
+    for i in 0..alone.len() {
+        assert_eq!(alone[i], mounted[i], "run vs serve --projects: request {i}");
+        assert_eq!(alone[i], pushed[i], "run vs pushed: request {i}");
     }
+    // Three servers, one upstream: the proxy was reached by each.
+    assert_eq!(upstream.request_count(), 3);
 }
 
 #[tokio::test]
