@@ -10,11 +10,13 @@ the manifest EDITS times with a new greeting, measuring from the write to the fi
 that carries it (a separate connection polling every 2 ms). Reports the latencies (median,
 90th percentile, max) and the load's requests and failures: a failure is any answer but
 200 or a broken connection. Everything runs on 127.0.0.1 and stops by itself.
-Knobs: EDITS (30), LOAD_THREADS (2), PAUSE (0.3 s between edits).
+Knobs: EDITS (30), LOAD_THREADS (2), PAUSE (0.3 s between edits, ±50 % at random so that
+the edits land at every phase of the server's 250 ms poll).
 """
 
 import http.client
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -92,7 +94,8 @@ def main() -> None:
                     sys.exit(f"edit {i} was not served within 10 s")
                 time.sleep(0.002)
             latencies.append((time.monotonic() - start) * 1000)
-            time.sleep(PAUSE)
+            # A random pause: edits land at every phase of the server's poll.
+            time.sleep(PAUSE * random.uniform(0.5, 1.5))
         stop.set()
         for thread in threads:
             thread.join()
