@@ -621,9 +621,13 @@ pub async fn load_project(
     let records = store.list_datasets(Some(project_id)).await?;
     let mut list = Vec::with_capacity(records.len());
     for record in &records {
-        let held = served
-            .and_then(|set| set.get(&record.name))
-            .filter(|d| d.version == record.version);
+        // The same version: the same row id, and (a deleted version's id may be given to the
+        // next upload) the same upload time and digest.
+        let held = served.and_then(|set| set.get(&record.name)).filter(|d| {
+            d.version == record.version
+                && d.uploaded_at == record.created_at
+                && record.sha256.as_deref().is_none_or(|s| s == d.sha256_hex())
+        });
         match held {
             Some(dataset) => list.push(dataset.clone()),
             None => match load(store, record).await {
@@ -1086,5 +1090,89 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].sha256.as_deref(), Some(&*hex(&whole)));
         assert_eq!(load(&*store, &listed[0]).await.unwrap().sha256, whole);
+    }
+
+    /// Uploads `text` as dataset `u` of `project` and makes it current (or drops `u`, for
+    /// `None`) in the commit on top of `base`.
+    async fn put_or_drop(
+        store: &Arc<dyn Store>,
+        project: i64,
+        base: i64,
+        text: Option<&'static [u8]>,
+        now: i64,
+    ) -> Option<LoadedDataset> {
+        let loaded = match text {
+            Some(text) => {
+                let upload = Upload {
+                    project_id: project,
+                    name: "u".into(),
+                    format: Format::Csv,
+                    declared: Vec::new(),
+                };
+                let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
+                    Bytes::from_static(text),
+                )]);
+                Some(
+                    receive(&**store, &upload, body, &UploadSettings::default(), now)
+                        .await
+                        .unwrap(),
+                )
+            }
+            None => None,
+        };
+        let datasets = match &loaded {
+            Some(loaded) => crate::store::DatasetOps::Put {
+                name: "u",
+                version: loaded.version,
+                rows: loaded.rows() as i64,
+                bytes: loaded.bytes as i64,
+            },
+            None => crate::store::DatasetOps::Delete("u"),
+        };
+        let commit = crate::store::Commit {
+            project_id: project,
+            base_revision: base,
+            name: "p",
+            description: "",
+            mode: crate::model::Mode::Development,
+            journal_size: None,
+            endpoints: crate::store::EndpointOps::None,
+            backends: &[],
+            script: None,
+            datasets,
+            auth: &crate::model::AuthPolicy::None,
+            cors: None,
+            rate_limit: None,
+            openapi: None,
+            env: &crate::model::Env::EMPTY,
+            keys: crate::store::KeyOps::None,
+            actor_id: None,
+            summary: "u",
+            now,
+        };
+        store.commit(&commit).await.unwrap();
+        loaded
+    }
+
+    #[tokio::test]
+    async fn a_version_whose_id_was_reused_is_read_again_not_taken_from_the_served_set() {
+        let (_dir, store, project, _) = stored(&[]).await;
+        let first = put_or_drop(&store, project, 1, Some(b"x,y\n1,2\n"), 10)
+            .await
+            .unwrap();
+        let served = DatasetSet::from_list(vec![Arc::new(first)]);
+        let first = served.get("u").unwrap().clone();
+        put_or_drop(&store, project, 2, None, 11).await;
+        let second = put_or_drop(&store, project, 3, Some(b"x,y\n3,4\n5,6\n"), 12)
+            .await
+            .unwrap();
+        // SQLite gives the dropped version's row id to the next upload.
+        assert_eq!(second.version, first.version, "the id is reused");
+        let loaded = load_project(&*store, project, Some(&served)).await.unwrap();
+        let now = loaded.get("u").unwrap();
+        assert_eq!((now.rows(), now.sha256), (2, second.sha256));
+        // The version the node holds is still taken as it is.
+        let again = load_project(&*store, project, Some(&loaded)).await.unwrap();
+        assert!(Arc::ptr_eq(again.get("u").unwrap(), now));
     }
 }
