@@ -536,6 +536,38 @@ fn fingerprint(dir: &Path) -> Fingerprint {
     files
 }
 
+/// A message naming endpoints by id (`endpoint `again` (GET /items/{n}) has the same method
+/// and path as endpoint `GET-items-id``), placed at the first one's file and line, each
+/// other one followed by its own; else at the folder.
+fn placed(message: &str, folder: &Folder) -> String {
+    let at = |id: &str| {
+        let index = folder
+            .definition
+            .endpoints
+            .iter()
+            .position(|e| e.id.as_deref() == Some(id))?;
+        let origin = folder.origins.get(index)?;
+        Some(format!(
+            "{}:{}:{}",
+            folder.dir.join(&origin.file).display(),
+            origin.line,
+            origin.column
+        ))
+    };
+    // The quoted names, in order: every other piece between backticks.
+    let places: Vec<String> = message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter_map(at)
+        .collect();
+    match places.split_first() {
+        Some((first, [])) => format!("{first}: {message}"),
+        Some((first, others)) => format!("{first}: {message} (see {})", others.join(", ")),
+        None => format!("{}: {message}", folder.dir.display()),
+    }
+}
+
 /// `2:1: SyntaxError…` from a script error's `line 2, column 1: SyntaxError…`.
 fn script_place(message: &str) -> Option<String> {
     let rest = message.strip_prefix("line ")?;
@@ -549,7 +581,7 @@ fn script_place(message: &str) -> Option<String> {
 /// folder knows them (`endpoints[3]` is `routers/orders.yaml:12:3`).
 fn describe(error: &ChangeError, folder: &Folder) -> String {
     let ChangeError::Invalid(fields) = error else {
-        return format!("{}: {error}", folder.dir.display());
+        return placed(&error.to_string(), folder);
     };
     fields
         .iter()

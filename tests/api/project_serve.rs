@@ -397,7 +397,12 @@ async fn validate_compiles_folders_as_a_server_would() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = text(&output.stderr);
     assert!(stderr.contains("calc/app.js:2:1: SyntaxError"), "{stderr}");
-    assert!(stderr.contains("same method and path"), "{stderr}");
+    // Placed at the endpoint's file and line, the other one's named.
+    assert!(
+        stderr.contains("shop/routers/more.yaml:3:5: endpoint `again` (GET /items/{n}) has the same method and path"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(see ./shop/switchyard.yaml:"), "{stderr}");
     assert!(
         stderr.contains("2 of 2 project folders have problems"),
         "{stderr}"
