@@ -1043,75 +1043,42 @@ mod tests {
     #[tokio::test]
     async fn an_upload_records_the_digest_of_the_bytes_it_stored() {
         let (_dir, store, project, _) = stored(&[]).await;
-        let upload = Upload {
-            project_id: project,
-            name: "u".into(),
-            format: Format::Csv,
-            declared: Vec::new(),
-        };
-        let body = futures_util::stream::iter(
-            [&b"x,y\n1,"[..], b"2\n", b"3,4\n"]
-                .map(|piece| Ok::<_, std::convert::Infallible>(Bytes::from_static(piece))),
-        );
-        let loaded = receive(&*store, &upload, body, &UploadSettings::default(), 2)
+        // The digest is of the bytes whatever pieces they came in, and it is on the
+        // version's row, which the commit makes current.
+        let loaded = put_or_drop(&store, project, 1, Some(&[b"x,y\n1,", b"2\n", b"3,4\n"]), 2)
             .await
             .unwrap();
         let whole: [u8; 32] = Sha256::digest(b"x,y\n1,2\n3,4\n").into();
         assert_eq!((loaded.sha256, loaded.bytes), (whole, 12));
-        // The digest is on the version's row, which the commit makes current.
-        let commit = crate::store::Commit {
-            project_id: project,
-            base_revision: 1,
-            name: "p",
-            description: "",
-            mode: crate::model::Mode::Development,
-            journal_size: None,
-            endpoints: crate::store::EndpointOps::None,
-            backends: &[],
-            script: None,
-            datasets: crate::store::DatasetOps::Put {
-                name: "u",
-                version: loaded.version,
-                rows: 2,
-                bytes: 12,
-            },
-            auth: &crate::model::AuthPolicy::None,
-            cors: None,
-            rate_limit: None,
-            openapi: None,
-            env: &crate::model::Env::EMPTY,
-            keys: crate::store::KeyOps::None,
-            actor_id: None,
-            summary: "put u",
-            now: 3,
-        };
-        store.commit(&commit).await.unwrap();
         let listed = store.list_datasets(Some(project)).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].sha256.as_deref(), Some(&*hex(&whole)));
         assert_eq!(load(&*store, &listed[0]).await.unwrap().sha256, whole);
     }
 
-    /// Uploads `text` as dataset `u` of `project` and makes it current (or drops `u`, for
+    /// Uploads `pieces` (one CSV) as dataset `u` of `project` and makes it current (or drops `u`, for
     /// `None`) in the commit on top of `base`.
     async fn put_or_drop(
         store: &Arc<dyn Store>,
         project: i64,
         base: i64,
-        text: Option<&'static [u8]>,
+        pieces: Option<&[&'static [u8]]>,
         now: i64,
     ) -> Option<LoadedDataset> {
-        let loaded = match text {
-            Some(text) => {
+        let loaded = match pieces {
+            Some(pieces) => {
                 let upload = Upload {
                     project_id: project,
                     name: "u".into(),
                     format: Format::Csv,
                     declared: Vec::new(),
                 };
-                let body = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(
-                    Bytes::from_static(text),
-                )]);
+                let body = futures_util::stream::iter(
+                    pieces
+                        .iter()
+                        .map(|p| Ok::<_, std::convert::Infallible>(Bytes::from_static(p)))
+                        .collect::<Vec<_>>(),
+                );
                 Some(
                     receive(&**store, &upload, body, &UploadSettings::default(), now)
                         .await
@@ -1157,13 +1124,13 @@ mod tests {
     #[tokio::test]
     async fn a_version_whose_id_was_reused_is_read_again_not_taken_from_the_served_set() {
         let (_dir, store, project, _) = stored(&[]).await;
-        let first = put_or_drop(&store, project, 1, Some(b"x,y\n1,2\n"), 10)
+        let first = put_or_drop(&store, project, 1, Some(&[b"x,y\n1,2\n"]), 10)
             .await
             .unwrap();
         let served = DatasetSet::from_list(vec![Arc::new(first)]);
         let first = served.get("u").unwrap().clone();
         put_or_drop(&store, project, 2, None, 11).await;
-        let second = put_or_drop(&store, project, 3, Some(b"x,y\n3,4\n5,6\n"), 12)
+        let second = put_or_drop(&store, project, 3, Some(&[b"x,y\n3,4\n5,6\n"]), 12)
             .await
             .unwrap();
         // SQLite gives the dropped version's row id to the next upload.
