@@ -12,13 +12,12 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
 use crate::model::Mode;
 use crate::observe::Telemetry;
 use crate::openapi::{Page, PagesConfig, pages};
@@ -36,7 +35,7 @@ pub fn router(routes: Arc<Routes>, telemetry: Arc<Telemetry>, pages: Arc<PagesCo
         .route("/openapi.json", get(document))
         .route("/docs", get(swagger_ui))
         .route("/redoc", get(redoc))
-        .route("/docs/assets/{file}", get(asset))
+        .route("/docs/assets/{file}", get(super::pages::asset))
         .with_state(FoldersState {
             routes: routes.clone(),
             pages,
@@ -48,7 +47,7 @@ pub fn router(routes: Arc<Routes>, telemetry: Arc<Telemetry>, pages: Arc<PagesCo
 /// (the project answers everything else, its `/docs` included).
 pub fn assets_router() -> Router {
     Router::new()
-        .route("/docs/assets/{file}", get(asset))
+        .route("/docs/assets/{file}", get(super::pages::asset))
         .fallback(super::fallback)
 }
 
@@ -72,12 +71,6 @@ fn page(state: &FoldersState, headers: &HeaderMap, which: Page) -> Response {
     pages::page(which, TITLE, "/openapi.json", prefix, &state.pages)
         .map(axum::body::Body::new)
         .into_response()
-}
-
-async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
-    pages::asset_response(&file, &headers)
-        .map(|r| r.map(axum::body::Body::new).into_response())
-        .ok_or_else(ApiError::not_found)
 }
 
 const TITLE: &str = "Switchyard projects";
