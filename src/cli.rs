@@ -996,14 +996,8 @@ fn validate(args: ValidateArgs) -> anyhow::Result<()> {
     let folders: Vec<PathBuf> = if manifest.is_file() {
         vec![args.dir.clone()]
     } else {
-        let listing = std::fs::read_dir(&args.dir)
+        let found = crate::projects::host::folders_of(&args.dir)
             .with_context(|| format!("{} cannot be read", args.dir.display()))?;
-        let mut found: Vec<PathBuf> = listing
-            .filter_map(Result::ok)
-            .map(|entry| entry.path())
-            .filter(|path| path.join(crate::projects::MANIFEST).is_file())
-            .collect();
-        found.sort();
         if found.is_empty() {
             anyhow::bail!(
                 "{} is not a project folder and holds none (no {} in it or in its folders)",

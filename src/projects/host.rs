@@ -170,6 +170,15 @@ impl Host {
             .collect()
     }
 
+    /// The route table's key of project `name`: its name in the `Name` layout, `` in the
+    /// `Root` one.
+    fn key(&self, name: &str) -> String {
+        match self.layout {
+            Layout::Name => name.to_owned(),
+            _ => String::new(),
+        }
+    }
+
     fn actor(&self) -> Actor<'static> {
         Actor {
             user_id: self.owner_id,
@@ -199,10 +208,7 @@ impl Host {
                 other.display()
             )));
         }
-        let key = match self.layout {
-            Layout::Name => folder.name.clone(),
-            _ => String::new(),
-        };
+        let key = self.key(&folder.name);
         // A new name is a new project: the old one goes.
         let before = self.served.get(dir).and_then(|s| s.name.clone());
         if let Some(old) = before.filter(|old| *old != folder.name) {
@@ -365,11 +371,18 @@ impl Host {
         let bytes = tokio::fs::read(folder.dir.join(&file.file))
             .await
             .map_err(|e| refused(format!("cannot read {}: {e}", file.file.display())))?;
+        // In the store's chunk size (slices of one buffer): `receive` copies what it is
+        // given into its pending chunk, so one whole piece would be held twice.
         let bytes = Bytes::from(bytes);
-        let chunks: Vec<Result<Bytes, std::io::Error>> = (0..bytes.len())
-            .step_by(crate::datasets::CHUNK_BYTES)
-            .map(|at| Ok(bytes.slice(at..(at + crate::datasets::CHUNK_BYTES).min(bytes.len()))))
-            .collect();
+        let body = futures_util::stream::iter(
+            (0..bytes.len())
+                .step_by(crate::datasets::CHUNK_BYTES)
+                .map(|at| {
+                    let end = (at + crate::datasets::CHUNK_BYTES).min(bytes.len());
+                    Ok::<_, std::io::Error>(bytes.slice(at..end))
+                })
+                .collect::<Vec<_>>(),
+        );
         let upload = Upload {
             project_id,
             name: file.name.clone(),
@@ -379,7 +392,7 @@ impl Host {
         crate::datasets::receive(
             &**self.changes.store(),
             &upload,
-            futures_util::stream::iter(chunks),
+            body,
             &self.uploads,
             crate::accounts::now_ms(),
         )
@@ -389,10 +402,7 @@ impl Host {
 
     /// Unmounts the project of this name (a removed or renamed folder).
     async fn remove_project(&self, name: &str) {
-        let key = match self.layout {
-            Layout::Name => name.to_owned(),
-            _ => String::new(),
-        };
+        let key = self.key(name);
         let target = Target {
             key: &key,
             expected: None,
@@ -407,7 +417,8 @@ impl Host {
     /// that reads and applies is mounted; the others are logged. Folders no longer there
     /// are unmounted.
     pub async fn sync(&mut self, root: &Path) {
-        let dirs = folders_of(root);
+        // A root that cannot be read holds no folders (any served are unmounted).
+        let dirs = folders_of(root).unwrap_or_default();
         let gone: Vec<PathBuf> = self
             .served
             .keys()
@@ -439,10 +450,7 @@ impl Host {
         let first = known.is_none_or(|s| s.name.is_none());
         match self.apply(dir).await {
             Ok(name) => {
-                let mount = match self.layout {
-                    Layout::Name => format!("/{name}"),
-                    _ => "/".to_owned(),
-                };
+                let mount = format!("/{}", self.key(&name));
                 if first {
                     tracing::info!(project = %name, dir = %dir.display(), %mount, "serving");
                 } else {
@@ -496,17 +504,14 @@ fn stamp(folder: &Folder, file: &DatasetFile) -> Stamp {
 }
 
 /// The directories of `root` that hold a manifest, in name order.
-pub fn folders_of(root: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let mut dirs: Vec<PathBuf> = entries
+pub fn folders_of(root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|path| path.join(MANIFEST).is_file())
         .collect();
     dirs.sort();
-    dirs
+    Ok(dirs)
 }
 
 /// Every file under `dir` (hidden ones too: `.env`), with its size and time, in order.
