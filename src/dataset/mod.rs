@@ -122,16 +122,15 @@ pub enum Format {
 impl Format {
     /// The format a file name's extension says: `.csv`, `.json`, `.jsonl` or `.ndjson`.
     pub fn from_file_name(name: &str) -> Option<Format> {
-        let ext = name.rsplit_once('.')?.1.to_ascii_lowercase();
-        Format::from_name(&ext).or((ext == "ndjson").then_some(Format::JsonLines))
+        Format::from_name(&name.rsplit_once('.')?.1.to_ascii_lowercase())
     }
 
-    /// The format of this name: `csv`, `json` or `jsonl`.
+    /// The format of this name: `csv`, `json`, or `jsonl` (also `ndjson`).
     pub fn from_name(name: &str) -> Option<Format> {
         match name {
             "csv" => Some(Format::Csv),
             "json" => Some(Format::Json),
-            "jsonl" => Some(Format::JsonLines),
+            "jsonl" | "ndjson" => Some(Format::JsonLines),
             _ => None,
         }
     }

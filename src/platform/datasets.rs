@@ -513,15 +513,12 @@ pub(super) struct DatasetUpload {
 /// The format an upload's options name: `csv`, `json`, `jsonl` (or `ndjson`); anything else
 /// is an error at `field`.
 pub(super) fn format_named(name: &str, field: &str) -> Result<Format, FieldError> {
-    match name {
-        "ndjson" => Ok(Format::JsonLines),
-        name => Format::from_name(name).ok_or_else(|| {
-            FieldError::new(
-                field,
-                format!("`{name}` is not a format: csv, json or jsonl"),
-            )
-        }),
-    }
+    Format::from_name(name).ok_or_else(|| {
+        FieldError::new(
+            field,
+            format!("`{name}` is not a format: csv, json or jsonl"),
+        )
+    })
 }
 
 /// Whether an upload's options ask for the standard endpoints: `default` yes, `none` or

@@ -212,7 +212,7 @@ impl Client {
             let format = match file.format.as_deref() {
                 Some("csv") => Format::Csv,
                 Some("json") => Format::Json,
-                Some("jsonl") => Format::JsonLines,
+                Some("jsonl" | "ndjson") => Format::JsonLines,
                 _ => Format::from_path(&file.file)
                     .ok_or_else(|| RemoteError::UnknownFormat(path.clone()))?,
             };
