@@ -252,6 +252,22 @@ impl Accounts {
         self.hasher.hash(password).await
     }
 
+    /// Hashes the passwords a `basic` policy was given, so that only hashes are stored or
+    /// shown (the admin API, a push and a folder node all seal a policy before a change).
+    pub async fn seal_passwords(
+        &self,
+        policy: &mut crate::model::AuthPolicy,
+    ) -> Result<(), AccountError> {
+        if let crate::model::AuthPolicy::Basic { users, .. } = policy {
+            for user in users.iter_mut() {
+                if let Some(password) = user.password.take() {
+                    user.password_hash = Some(self.hash_password(password).await?);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a password of a project's `basic` policy from `client`, with the login's
     /// failure counters: `name` is the user as the counters know it (`owner/project/user`,
     /// apart from platform users), `hash` its stored hash (`None`: an unknown user, checked

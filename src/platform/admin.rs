@@ -428,7 +428,7 @@ pub(super) async fn create_project(
     }
     let mut settings = settings;
     if let Some(auth) = &mut settings.auth {
-        seal_passwords(&state, auth).await?;
+        state.accounts.seal_passwords(auth).await?;
     }
     let owner_name = body.owner.unwrap_or_else(|| principal.username.clone());
     let (owner_id, owner_name, owner_admin) = resolve_owner(&state, &principal, owner_name).await?;
@@ -561,7 +561,7 @@ pub(super) async fn update_project(
         return Err(ApiError::validation(errors));
     }
     if let Some(auth) = &mut settings.auth {
-        seal_passwords(&state, auth).await?;
+        state.accounts.seal_passwords(auth).await?;
     }
     let outcome = state
         .changes
@@ -790,22 +790,6 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipKeys<A> {
     }
 }
 
-/// Hashes the passwords a `basic` policy was given (argon2id, on the hashing threads), so
-/// that only hashes are stored or shown.
-pub(super) async fn seal_passwords(
-    state: &AppState,
-    policy: &mut crate::model::AuthPolicy,
-) -> Result<(), ApiError> {
-    if let crate::model::AuthPolicy::Basic { users, .. } = policy {
-        for user in users.iter_mut() {
-            if let Some(password) = user.password.take() {
-                user.password_hash = Some(state.accounts.hash_password(password).await?);
-            }
-        }
-    }
-    Ok(())
-}
-
 /// What is wrong with a whole definition for the project `name` of the URL, as a project
 /// `PUT` (and a push) checks it before the change path: the URL's name, the settings, and a
 /// `name` in the body, which must be the URL's. Endpoints and backends are checked by the
@@ -842,7 +826,7 @@ async fn replace_or_create(
         return Err(ApiError::validation(errors));
     }
     let mut definition = definition;
-    seal_passwords(state, &mut definition.auth).await?;
+    state.accounts.seal_passwords(&mut definition.auth).await?;
     let key = format!("{owner}/{name}");
     let exists = state.changes.routes().load().get(&key).is_some();
     if !exists {

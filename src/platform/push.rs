@@ -4,7 +4,7 @@
 //!
 //! The form's first part, `project`, is JSON of at most the admin body limit: the definition
 //! a project `PUT` takes (checked the same way: `admin::definition_errors`,
-//! `admin::seal_passwords`), the script's source or `null`, and every dataset the project is
+//! `Accounts::seal_passwords`), the script's source or `null`, and every dataset the project is
 //! to have, each with the SHA-256 of its file. Then come the files the server lacks, as
 //! parts `dataset:{name}`: each is streamed into the store beside the live version and
 //! parsed as a dataset upload is (`datasets::receive`), and must hash to what the list says.
@@ -31,7 +31,6 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::admin::{
     ProjectPut, actor, authorize, change_reply, definition_errors, project_json, resolve_owner,
-    seal_passwords,
 };
 use super::datasets::{declared_types, format_named, standard_endpoints, upload_error};
 use super::extract::{DryRun, IfMatch, Path, ProjectPath, Query, parse_json};
@@ -191,7 +190,7 @@ pub(super) async fn push_folder(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    seal_passwords(&state, &mut definition.auth).await?;
+    state.accounts.seal_passwords(&mut definition.auth).await?;
 
     let key = format!("{owner}/{name}");
     let live = state.changes.routes().load().get(&key).cloned();

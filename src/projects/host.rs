@@ -262,16 +262,10 @@ impl Host {
         };
         let mut definition = folder.definition.clone();
         // As the admin API does: only hashes of a `basic` policy's passwords are kept.
-        if let crate::model::AuthPolicy::Basic { users, .. } = &mut definition.auth {
-            for user in users.iter_mut() {
-                if let Some(password) = user.password.take() {
-                    let hash = self.accounts.hash_password(password).await.map_err(|e| {
-                        HostError::Refused(format!("{}: auth: {e}", folder.dir.display()))
-                    })?;
-                    user.password_hash = Some(hash);
-                }
-            }
-        }
+        self.accounts
+            .seal_passwords(&mut definition.auth)
+            .await
+            .map_err(|e| HostError::Refused(format!("{}: auth: {e}", folder.dir.display())))?;
         let previous = self
             .served
             .get(&folder.dir)
