@@ -751,16 +751,8 @@ impl Connection {
 /// Whether `path` is for the platform: `/`, or a reserved first segment.
 /// Names gateway mode keeps for itself.
 const GATEWAY_RESERVED: &[&str] = &["health", "ready", "stats", "metrics"];
-/// Names `serve --projects` keeps for itself.
-const FOLDERS_RESERVED: &[&str] = &[
-    "health",
-    "ready",
-    "stats",
-    "metrics",
-    "openapi.json",
-    "docs",
-    "redoc",
-];
+/// Names `serve --projects` keeps for itself besides gateway mode's: the combined docs.
+const FOLDERS_DOCS: &[&str] = &["openapi.json", "docs", "redoc"];
 
 impl App {
     /// Does the node answer this path itself (rather than a project)?
@@ -773,7 +765,7 @@ impl App {
         match self.reserved {
             Reserved::Platform => first.is_empty() || is_reserved_root(first),
             Reserved::Gateway => GATEWAY_RESERVED.contains(&first),
-            Reserved::Folders => FOLDERS_RESERVED.contains(&first),
+            Reserved::Folders => GATEWAY_RESERVED.contains(&first) || FOLDERS_DOCS.contains(&first),
             // The docs pages' assets: the project's `/docs` loads them.
             Reserved::Nothing => path.starts_with(crate::openapi::pages::ASSETS),
         }

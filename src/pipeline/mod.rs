@@ -108,12 +108,7 @@ fn project_docs(
             "mode": mode.as_str(),
             "debug": mode == Mode::Development,
         });
-        let mut response = Response::new(Body::full(bytes::Bytes::from(body.to_string())));
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        return Some(Ok(Reply::Now(response)));
+        return Some(Ok(Reply::Now(json_answer(body.to_string().into()))));
     }
     let page = match inside(rest) {
         "/openapi.json" => None,
@@ -124,15 +119,7 @@ fn project_docs(
     let prefix = pages::forwarded_prefix(&head.headers);
     let mount = project.def.mount();
     let response = match page {
-        None => {
-            let text = project.docs.get(project).text(prefix, &mount);
-            let mut response = Response::new(Body::full(text));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            response
-        }
+        None => json_answer(project.docs.get(project).text(prefix, &mount)),
         Some(page) => {
             let title = crate::openapi::document::title(&project.def);
             let spec = format!("{mount}/openapi.json");
@@ -140,6 +127,16 @@ fn project_docs(
         }
     };
     Some(Ok(Reply::Now(response)))
+}
+
+/// A `200` of JSON text.
+fn json_answer(text: bytes::Bytes) -> Response<Body> {
+    let mut response = Response::new(Body::full(text));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// The endpoint's checks of a request's head (its OpenAPI schemas), before the handler: a
