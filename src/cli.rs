@@ -1010,15 +1010,9 @@ fn validate(args: ValidateArgs) -> anyhow::Result<()> {
     let mut bad = 0;
     let mut read = Vec::new();
     for dir in &folders {
-        match crate::projects::read(dir) {
+        match read_reporting(dir) {
             Ok(folder) => read.push((dir, folder)),
-            Err(errors) => {
-                bad += 1;
-                for error in errors {
-                    // Paths from where the command was run.
-                    eprintln!("{}", error.under(dir));
-                }
-            }
+            Err(_) => bad += 1,
         }
     }
     // What reads is compiled as a server would compile it (route conflicts, the script,
@@ -1126,21 +1120,27 @@ fn run_folder(args: RunArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Reads the folder at `dir`; when it has problems, prints each on stderr (its file named
+/// from where the command was run) and answers how many.
+fn read_reporting(dir: &std::path::Path) -> Result<crate::projects::Folder, usize> {
+    crate::projects::read(dir).map_err(|errors| {
+        let problems = errors.len();
+        for error in errors {
+            eprintln!("{}", error.under(dir));
+        }
+        problems
+    })
+}
+
 /// `switchyard push DIR`.
 fn push(args: PushArgs) -> anyhow::Result<()> {
-    let folder = match crate::projects::read(&args.dir) {
+    let folder = match read_reporting(&args.dir) {
         Ok(folder) => folder,
-        Err(errors) => {
-            for error in &errors {
-                eprintln!("{}", error.clone().under(&args.dir));
-            }
-            anyhow::bail!(
-                "{} has {} problem{}; nothing was sent",
-                args.dir.display(),
-                errors.len(),
-                if errors.len() == 1 { "" } else { "s" }
-            );
-        }
+        Err(problems) => anyhow::bail!(
+            "{} has {problems} problem{}; nothing was sent",
+            args.dir.display(),
+            if problems == 1 { "" } else { "s" }
+        ),
     };
     let client = args.remote.client()?;
     let runtime = client_runtime()?;
