@@ -81,7 +81,7 @@ const METHODS: [&str; 8] = [
 ];
 
 /// One document of `projects` (in this order), as the module's doc says.
-pub fn combined(projects: &[&Arc<CompiledProject>]) -> Value {
+fn combined(projects: &[&Arc<CompiledProject>]) -> Value {
     let mut paths = Map::new();
     let mut components: Map<String, Value> = Map::new();
     let mut tags = Vec::new();
